@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Set-up and entry point for the two README commands.
+#
+#   scripts/sigrace-env.sh repro [ARGS...]  install, build default+tsan, run
+#                                           `sigrace repro`
+#   scripts/sigrace-env.sh test             install, then every test suite
+#                                           (default and tsan workflows)
+#
+# Installs missing Debian packages with apt-get (as root; idempotent, and it
+# does not touch the network when every package is already present).
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+
+PACKAGES=(
+  clang-14 libclang-rt-14-dev cmake ninja-build pkg-config
+  libssl-dev openssl libgtest-dev libgmock-dev libbenchmark-dev
+  libunwind-dev libcli11-dev nlohmann-json3-dev
+  gdb elfutils binutils python3 python3-jwt
+)
+
+install_packages() {
+  local missing=()
+  local p
+  for p in "${PACKAGES[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null |
+        grep -q 'install ok installed'; then
+      missing+=("$p")
+    fi
+  done
+  if ((${#missing[@]} == 0)); then
+    return 0
+  fi
+  echo "sigrace: installing ${missing[*]}" >&2
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "sigrace: missing packages and not root; run as root or install:" \
+      "${missing[*]}" >&2
+    exit 2
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+}
+
+build() {
+  local preset=$1
+  cmake --preset "$preset" >/dev/null
+  cmake --build --preset "$preset"
+}
+
+cmd=${1:-}
+shift || true
+case "$cmd" in
+  repro)
+    install_packages
+    build default
+    build tsan
+    exec build/default/stress/sigrace repro "$@"
+    ;;
+  test)
+    install_packages
+    cmake --workflow --preset default
+    cmake --workflow --preset tsan
+    ;;
+  setup)
+    install_packages
+    ;;
+  *)
+    echo "usage: scripts/sigrace-env.sh repro|test|setup [ARGS...]" >&2
+    exit 2
+    ;;
+esac
