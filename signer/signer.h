@@ -1,0 +1,167 @@
+// The model signer: JWS compact tokens (RS256, EdDSA) signed with real
+// OpenSSL 3 keys that live in a protected key vault, with a redaction path
+// chosen at run time (`fixed` or one of the race variants).
+//
+// Key lifecycle: keys are generated per run (never read from or written to
+// disk), wrapped at rest under a key-encryption key in the vault, and
+// unwrapped only to load or rotate. Signing uses the loaded key object; it
+// takes no global lock and unwraps nothing per token.
+//
+// Regions this module publishes to crashdump's registry (labels):
+//   "signer.vault"        KEK and wrapped keys (guarded, mlock'd, DONTDUMP)
+//   "signer.working"      a working page while it holds unwrapped key bytes
+//   "signer.oracle"       the page TEST_VisitKeys unwraps into
+//   "signer.heap"         each chunk of the arena that receives OpenSSL's
+//                         allocations made inside a key scope
+//   "openssl.secure_heap" OpenSSL's secure heap arena
+// plus crashdump::SecretScope (registers and stack) around every signature.
+//
+// Thread safety: a Signer is thread-safe. Sign() may run on any number of
+// threads at once and concurrently with Rotate(); Rotate() calls serialise
+// among themselves. PublicJwks(), Keys(), Stats() and TEST_VisitKeys() may
+// run at any time. The destructor must not race any other call.
+// Not async-signal-safe: nothing here may be called from the crash path.
+
+#ifndef SIGRACE_SIGNER_SIGNER_H_
+#define SIGRACE_SIGNER_SIGNER_H_
+
+#include <openssl/types.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/status.h"
+
+namespace sigrace::signer {
+
+enum class Alg { kRs256, kEdDsa };
+
+// The JWS "alg" value: "RS256" or "EdDSA".
+const char* AlgName(Alg alg);
+// Accepts "rs256" and "eddsa" (any case; also the JWS names).
+StatusOr<Alg> ParseAlg(std::string_view name);
+
+// The redaction-path variant. Every race variant is the fixed code with one
+// window opened at one spot; the spot carries a failpoint (see
+// VariantInfo::failpoint) that fires in every variant, so a test can fault
+// at the same instant in `fixed` (no leak expected) and in the race variant
+// (leak expected).
+enum class Variant {
+  kFixed,
+  kPublishLate,     // unwrapped key bytes land before the page is published
+  kUnpublishEarly,  // working page unpublished before it is wiped
+  kTornUpdate,      // working range moved with a torn registry update
+  kStaleStack,      // signing stack not scrubbed before the scope ends
+  kHeapMontgomery,  // RSA Montgomery contexts built on the ordinary heap
+};
+
+struct VariantInfo {
+  Variant variant;
+  const char* name;       // "fixed", "publish-late", ...
+  const char* window;     // one line: what is uncovered, and when
+  const char* failpoint;  // the failpoint inside the window ("" for fixed)
+  const char* path;       // where the window is: "load", "rotate", "sign"
+};
+
+StatusOr<Variant> ParseVariant(std::string_view name);
+const char* VariantName(Variant variant);
+// `fixed` first, then every race variant.
+std::vector<VariantInfo> ListVariants();
+
+// Registered claims come from the fields; `extra_json` (a JSON object, may
+// be empty) is merged in and must not name iss, aud, iat or exp.
+struct Claims {
+  std::string iss = "sigrace";
+  std::string aud = "sigrace-verifier";
+  int64_t iat = 0;  // 0 means now
+  int64_t ttl_seconds = 300;
+  std::string extra_json;
+};
+
+struct SignerOptions {
+  Variant variant = Variant::kFixed;
+  // Keys provisioned at Create(); Sign() with another alg is an error.
+  std::vector<Alg> algs = {Alg::kRs256, Alg::kEdDsa};
+  // Size of OpenSSL's secure heap (power of two). It is process-wide: the
+  // first Signer of the process sets it up.
+  size_t secure_heap_bytes = size_t{1} << 20;
+};
+
+// Public facts about one key of the run (no key bytes).
+struct KeyInfo {
+  Alg alg;
+  std::string kid;
+  uint64_t generation;  // 0 for the key made at Create(), +1 per Rotate()
+  bool active;
+  bool retired;  // retirement complete: key object freed and wiped
+};
+
+struct SignerStats {
+  bool vault_mlocked;        // mlock succeeded (EPERM/ENOMEM are recorded)
+  bool secure_heap_enabled;  // CRYPTO_secure_malloc_init succeeded
+  uint64_t tokens_signed;
+  uint64_t rotations;
+  uint64_t keys_retired;
+  uint64_t heap_chunks;  // "signer.heap" chunks mapped so far
+};
+
+// TEST-ONLY ORACLE view of one private key. Every pointer is borrowed for
+// the duration of the visit callback only; the DER sits in the published
+// "signer.oracle" page and is wiped when the callback returns. Never print,
+// log or write any of it.
+struct OracleKey {
+  Alg alg;
+  std::string_view kid;
+  uint64_t generation;
+  bool retired;
+  const EVP_PKEY* pkey;       // built inside a key scope
+  const uint8_t* pkcs8_der;   // PKCS#8 PrivateKeyInfo
+  size_t pkcs8_len;
+};
+
+class Signer {
+ public:
+  // Sets up the vault, generates and loads one key per opts.algs.
+  static StatusOr<std::unique_ptr<Signer>> Create(const SignerOptions& opts);
+  ~Signer();
+  Signer(const Signer&) = delete;
+  Signer& operator=(const Signer&) = delete;
+
+  // Signs one token with the active key of `alg`.
+  StatusOr<std::string> Sign(Alg alg, const Claims& claims);
+
+  // Generates a new key for `alg`, loads it, makes it active, then waits
+  // for every in-flight signature on the old key to finish and retires it
+  // (frees and wipes the key object). Returns after retirement completes.
+  Status Rotate(Alg alg);
+
+  // {"keys":[...]} with every key of the run (active and retired, since
+  // tokens signed before a rotation stay valid until they expire).
+  std::string PublicJwks() const;
+  StatusOr<std::string> ActiveKid(Alg alg) const;
+  std::vector<KeyInfo> Keys() const;
+  SignerStats Stats() const;
+  Variant variant() const;
+
+  // TEST-ONLY ORACLE: visits every private key that has existed in this
+  // Signer (the active ones and every retired one), for the dump scanner.
+  // Retired keys are unwrapped again from their wrapped copy at rest.
+  // Stops at the first non-ok status from `visit` and returns it.
+  Status TEST_VisitKeys(
+      const std::function<Status(const OracleKey&)>& visit) const;
+
+  class Impl;
+
+ private:
+  explicit Signer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace sigrace::signer
+
+#endif  // SIGRACE_SIGNER_SIGNER_H_
