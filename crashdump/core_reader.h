@@ -19,6 +19,10 @@
 // The format of sigrace's own notes and of the seal trailer is
 // crashdump/core_format.h.
 //
+// Open() maps the file; a file that shrinks while mapped makes later reads
+// fault (SIGBUS). Dumps are renamed into place complete, and the gate hands
+// out sealed dumps only, so nothing truncates a file a reader holds.
+//
 // Thread safety: a CoreReader is immutable after Open()/FromBuffer(); any
 // number of threads may call its const methods at once.
 // Not async-signal-safe (allocates, mmap); never use it on the crash path.
@@ -126,6 +130,14 @@ struct Redaction {
 // "unknown(N)".
 std::string RedactionKindName(RedactionKind kind);
 
+// From NT_PRPSINFO.
+struct ProcessInfo {
+  int32_t pid = 0;
+  int32_t ppid = 0;
+  std::string name;  // pr_fname, up to 16 bytes
+  std::string args;  // pr_psargs, up to 80 bytes
+};
+
 struct SigInfo {
   int32_t signo = 0;
   int32_t errnum = 0;
@@ -188,6 +200,7 @@ class CoreReader {
   // kNoteBacktrace text, verbatim (concatenated if several notes).
   const std::string& backtrace() const { return backtrace_; }
   const std::optional<SigInfo>& siginfo() const { return siginfo_; }
+  const std::optional<ProcessInfo>& process() const { return process_; }
   // True if the dump carries at least one SIGRACE note.
   bool has_sigrace_notes() const { return has_sigrace_notes_; }
 
@@ -246,11 +259,13 @@ class CoreReader {
   std::vector<std::pair<std::string, std::string>> meta_;
   std::string backtrace_;
   std::optional<SigInfo> siginfo_;
+  std::optional<ProcessInfo> process_;
   bool has_sigrace_notes_ = false;
 
   // Sorted indices for the lookups above (built once, at parse time).
   std::vector<size_t> by_file_offset_;  // mappings with filesz > 0
   std::vector<size_t> by_vaddr_;        // mappings with memsz > 0
+  std::vector<size_t> notes_by_offset_;
   // Merged, sorted [start, end) ranges of address-bearing redactions.
   std::vector<std::pair<uint64_t, uint64_t>> redacted_ranges_;
   uint64_t phoff_ = 0;
