@@ -10,6 +10,8 @@
 #include <string>
 #include <string_view>
 
+#include "crashdump/dump_info_main.h"
+
 namespace {
 
 struct Command {
@@ -19,6 +21,8 @@ struct Command {
 };
 
 constexpr Command kCommands[] = {
+    {"dump-info", "print what a dump holds: seal, threads, mappings, "
+                  "redactions", sigrace::crashdump::DumpInfoMain},
     {nullptr, nullptr, nullptr},
 };
 
