@@ -69,6 +69,9 @@ class SyntheticCore {
   uint64_t fault_addr = 0;
   int32_t pid = 4242;
   std::vector<RawNote> extra_notes;  // appended after the sigrace notes
+  // Alignment of each load's file bytes; the kernel uses the page size.
+  // Fuzz seeds use a small one to stay small.
+  uint64_t load_align = 4096;
 
   void AddRedaction(RedactionKind kind, uint64_t vaddr, uint64_t len,
                     int32_t tid, const std::string& label) {
@@ -132,7 +135,7 @@ class SyntheticCore {
     lay.notes_size = note_bytes.size();
     uint64_t off = lay.notes_offset + note_bytes.size();
     for (const Load& l : loads) {
-      off = (off + 4095) & ~uint64_t{4095};
+      off = (off + load_align - 1) & ~(load_align - 1);
       lay.load_offsets.push_back(off);
       off += l.bytes.size();
     }
