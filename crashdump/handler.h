@@ -167,6 +167,11 @@ DumpResult LastDump();
 int DumpRequestSignal();
 int FreezeSignal();
 
+// Crashing threads now waiting for another thread's dump (they lost the
+// owner CAS). For tests that make a second thread crash mid-dump.
+// Safe to call from a signal handler.
+uint32_t TEST_CrashWaiters();
+
 }  // namespace sigrace::crashdump
 
 #endif  // SIGRACE_CRASHDUMP_HANDLER_H_
