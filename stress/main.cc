@@ -11,6 +11,7 @@
 #include <string_view>
 
 #include "crashdump/dump_info_main.h"
+#include "signer/token_main.h"
 
 namespace {
 
@@ -23,6 +24,8 @@ struct Command {
 constexpr Command kCommands[] = {
     {"dump-info", "print what a dump holds: seal, threads, mappings, "
                   "redactions", sigrace::crashdump::DumpInfoMain},
+    {"token", "sign one JWS token (rs256|eddsa) and print it with the "
+              "public JWK set", sigrace::signer::TokenMain},
     {nullptr, nullptr, nullptr},
 };
 

@@ -1,0 +1,346 @@
+#include "signer/key_heap.h"
+
+#include <openssl/crypto.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <utility>
+#include <vector>
+
+#include "base/mutex.h"
+#include "crashdump/registry.h"
+
+namespace sigrace::signer {
+namespace {
+
+constexpr size_t kPage = 4096;
+constexpr size_t kReserveBytes = size_t{512} << 20;
+// A chunk is one guard page followed by its usable pages.
+constexpr size_t kChunkBytes = size_t{1} << 20;
+constexpr size_t kHeaderBytes = 16;
+constexpr int kClasses = 12;  // 32 B .. 64 KiB
+constexpr size_t kMinClassBytes = 32;
+constexpr uint32_t kMagic = 0x6b686561;  // "khea"
+constexpr uint32_t kLargeClass = 0xffff;
+
+const char kHeapLabel[] = "signer.heap";
+
+struct Arena;
+
+// Lives in the first 16 bytes of every block.
+struct Header {
+  uint32_t cls;
+  uint32_t magic;
+  union {
+    Arena* owner;        // size-class blocks
+    size_t large_bytes;  // large runs: bytes from the header to the end
+  };
+};
+static_assert(sizeof(Header) == kHeaderBytes);
+
+struct FreeBlock {
+  FreeBlock* next;
+  uint32_t cls;
+};
+
+struct Arena {
+  FreeBlock* local[kClasses] = {};  // owner thread only
+  std::atomic<FreeBlock*> remote{nullptr};
+  uint8_t* bump = nullptr;  // owner thread only
+  uint8_t* bump_end = nullptr;
+  Arena* pool_next = nullptr;
+};
+
+std::atomic<uintptr_t> g_base{0};
+std::atomic<size_t> g_next{0};  // bytes of the reservation carved so far
+std::atomic<bool> g_installed{false};
+std::atomic<uint64_t> g_chunks{0};
+std::atomic<uint64_t> g_mlock_failures{0};
+std::atomic<int64_t> g_live{0};
+std::atomic<uint64_t> g_arenas{0};
+
+Mutex g_pool_mu;
+Arena* g_pool GUARDED_BY(g_pool_mu) = nullptr;
+
+Mutex g_large_mu;
+// Freed large runs, wiped, kept for reuse: (header address, bytes).
+std::vector<std::pair<uint8_t*, size_t>>* g_large_free GUARDED_BY(g_large_mu) =
+    nullptr;
+
+thread_local int t_scope_depth = 0;
+thread_local Arena* t_arena = nullptr;
+
+bool InReserve(const void* p) {
+  const uintptr_t base = g_base.load(std::memory_order_relaxed);
+  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+  return base != 0 && a >= base && a < base + kReserveBytes;
+}
+
+size_t RoundUp(size_t n, size_t to) { return (n + to - 1) / to * to; }
+
+// Carves `usable` bytes (page multiple) below a fresh guard page, makes them
+// usable and publishes them. Returns nullptr when the reservation is spent.
+uint8_t* CarveRun(size_t usable) {
+  const uintptr_t base = g_base.load(std::memory_order_relaxed);
+  if (base == 0) return nullptr;
+  const size_t span = kPage + usable;
+  const size_t off = g_next.fetch_add(span, std::memory_order_relaxed);
+  if (off + span > kReserveBytes) return nullptr;
+  uint8_t* p = reinterpret_cast<uint8_t*>(base + off + kPage);
+  if (mprotect(p, usable, PROT_READ | PROT_WRITE) != 0) return nullptr;
+  madvise(p, usable, MADV_DONTDUMP);
+  if (mlock(p, usable) != 0) {
+    g_mlock_failures.fetch_add(1, std::memory_order_relaxed);
+  }
+  // Published for the life of the process: chunks are never returned.
+  crashdump::PublishRegion(p, usable, kHeapLabel);
+  g_chunks.fetch_add(1, std::memory_order_relaxed);
+  return p;
+}
+
+struct ArenaReleaser {
+  ~ArenaReleaser() {
+    if (t_arena == nullptr) return;
+    MutexLock l(&g_pool_mu);
+    t_arena->pool_next = g_pool;
+    g_pool = t_arena;
+    t_arena = nullptr;
+  }
+};
+thread_local ArenaReleaser t_releaser;
+
+Arena* ThisArena() {
+  if (t_arena != nullptr) return t_arena;
+  (void)&t_releaser;  // registers the thread-exit hand-back
+  {
+    MutexLock l(&g_pool_mu);
+    if (g_pool != nullptr) {
+      t_arena = g_pool;
+      g_pool = g_pool->pool_next;
+      t_arena->pool_next = nullptr;
+      return t_arena;
+    }
+  }
+  t_arena = new (std::nothrow) Arena;
+  if (t_arena != nullptr) g_arenas.fetch_add(1, std::memory_order_relaxed);
+  return t_arena;
+}
+
+int ClassFor(size_t n) {
+  size_t c = kMinClassBytes;
+  for (int i = 0; i < kClasses; ++i, c <<= 1) {
+    if (n + kHeaderBytes <= c) return i;
+  }
+  return -1;
+}
+
+size_t ClassBytes(int cls) { return kMinClassBytes << cls; }
+
+void DrainRemote(Arena* a) {
+  FreeBlock* b = a->remote.exchange(nullptr, std::memory_order_acquire);
+  while (b != nullptr) {
+    FreeBlock* next = b->next;
+    b->next = a->local[b->cls];
+    a->local[b->cls] = b;
+    b = next;
+  }
+}
+
+void* LargeAlloc(size_t n) {
+  const size_t need = RoundUp(n + kHeaderBytes, kPage);
+  uint8_t* p = nullptr;
+  size_t got = 0;
+  {
+    MutexLock l(&g_large_mu);
+    if (g_large_free != nullptr) {
+      for (size_t i = 0; i < g_large_free->size(); ++i) {
+        if ((*g_large_free)[i].second >= need) {
+          p = (*g_large_free)[i].first;
+          got = (*g_large_free)[i].second;
+          g_large_free->erase(g_large_free->begin() +
+                              static_cast<ptrdiff_t>(i));
+          break;
+        }
+      }
+    }
+  }
+  if (p == nullptr) {
+    p = CarveRun(need);
+    got = need;
+  }
+  if (p == nullptr) return nullptr;
+  Header* h = reinterpret_cast<Header*>(p);
+  h->cls = kLargeClass;
+  h->magic = kMagic;
+  h->large_bytes = got;
+  g_live.fetch_add(1, std::memory_order_relaxed);
+  return p + kHeaderBytes;
+}
+
+void* HeapAlloc(size_t n) {
+  if (n == 0) n = 1;
+  const int cls = ClassFor(n);
+  if (cls < 0) return LargeAlloc(n);
+  Arena* a = ThisArena();
+  if (a == nullptr) return nullptr;
+  FreeBlock* b = a->local[cls];
+  if (b == nullptr) {
+    DrainRemote(a);
+    b = a->local[cls];
+  }
+  uint8_t* p;
+  if (b != nullptr) {
+    a->local[cls] = b->next;
+    p = reinterpret_cast<uint8_t*>(b);
+  } else {
+    const size_t bytes = ClassBytes(cls);
+    if (a->bump == nullptr ||
+        static_cast<size_t>(a->bump_end - a->bump) < bytes) {
+      uint8_t* chunk = CarveRun(kChunkBytes - kPage);
+      if (chunk == nullptr) return nullptr;
+      a->bump = chunk;
+      a->bump_end = chunk + (kChunkBytes - kPage);
+    }
+    p = a->bump;
+    a->bump += bytes;
+  }
+  Header* h = reinterpret_cast<Header*>(p);
+  h->cls = static_cast<uint32_t>(cls);
+  h->magic = kMagic;
+  h->owner = a;
+  g_live.fetch_add(1, std::memory_order_relaxed);
+  return p + kHeaderBytes;
+}
+
+// Usable bytes of a key-heap block.
+size_t BlockUsable(const Header* h) {
+  if (h->cls == kLargeClass) return h->large_bytes - kHeaderBytes;
+  return ClassBytes(static_cast<int>(h->cls)) - kHeaderBytes;
+}
+
+void HeapFree(void* ptr) {
+  uint8_t* p = static_cast<uint8_t*>(ptr) - kHeaderBytes;
+  Header* h = reinterpret_cast<Header*>(p);
+  if (h->magic != kMagic) abort();  // broken invariant: not our block
+  g_live.fetch_sub(1, std::memory_order_relaxed);
+  if (h->cls == kLargeClass) {
+    const size_t bytes = h->large_bytes;
+    OPENSSL_cleanse(p, bytes);
+    MutexLock l(&g_large_mu);
+    if (g_large_free == nullptr) {
+      g_large_free = new std::vector<std::pair<uint8_t*, size_t>>;
+    }
+    g_large_free->emplace_back(p, bytes);
+    return;
+  }
+  const uint32_t cls = h->cls;
+  Arena* owner = h->owner;
+  // Every freed block is wiped, whoever frees it: OpenSSL frees many key
+  // copies with a plain free (Montgomery contexts, BN_CTX pools).
+  OPENSSL_cleanse(p, ClassBytes(static_cast<int>(cls)));
+  FreeBlock* b = reinterpret_cast<FreeBlock*>(p);
+  b->cls = cls;
+  if (owner == t_arena) {
+    b->next = owner->local[cls];
+    owner->local[cls] = b;
+    return;
+  }
+  FreeBlock* head = owner->remote.load(std::memory_order_relaxed);
+  do {
+    b->next = head;
+  } while (!owner->remote.compare_exchange_weak(
+      head, b, std::memory_order_release, std::memory_order_relaxed));
+}
+
+void* MallocFn(size_t n, const char* /*file*/, int /*line*/) {
+  if (t_scope_depth > 0) return HeapAlloc(n);
+  return malloc(n);
+}
+
+void FreeFn(void* p, const char* /*file*/, int /*line*/) {
+  if (p == nullptr) return;
+  if (InReserve(p)) {
+    HeapFree(p);
+    return;
+  }
+  free(p);
+}
+
+void* ReallocFn(void* p, size_t n, const char* file, int line) {
+  if (p == nullptr) return MallocFn(n, file, line);
+  if (n == 0) {
+    FreeFn(p, file, line);
+    return nullptr;
+  }
+  if (!InReserve(p)) return realloc(p, n);
+  // A key-heap block stays in the key heap, in or out of a scope.
+  const Header* h =
+      reinterpret_cast<const Header*>(static_cast<uint8_t*>(p) - kHeaderBytes);
+  const size_t old = BlockUsable(h);
+  if (n <= old) return p;
+  void* q = HeapAlloc(n);
+  if (q == nullptr) return nullptr;
+  memcpy(q, p, old);
+  HeapFree(p);
+  return q;
+}
+
+Mutex g_install_mu;
+
+Status DoInstall() {
+  MutexLock l(&g_install_mu);
+  if (g_installed.load(std::memory_order_acquire)) return Status::Ok();
+  if (CRYPTO_set_mem_functions(MallocFn, ReallocFn, FreeFn) != 1) {
+    return FailedPreconditionError(
+        "OpenSSL allocated memory before the signer could install its key "
+        "heap (CRYPTO_set_mem_functions refused)");
+  }
+  void* base = mmap(nullptr, kReserveBytes, PROT_NONE,
+                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (base == MAP_FAILED) {
+    // The routing functions are in; with no reservation they serve every
+    // request from malloc. Not fixed any more, so say so.
+    return ErrnoError("mmap key heap reservation", errno);
+  }
+  g_base.store(reinterpret_cast<uintptr_t>(base), std::memory_order_relaxed);
+  g_installed.store(true, std::memory_order_release);
+  return Status::Ok();
+}
+
+// Installs before main(), ahead of any OpenSSL allocation the program makes.
+__attribute__((constructor)) void InstallAtLoad() { (void)DoInstall(); }
+
+}  // namespace
+
+Status InstallKeyHeap() { return DoInstall(); }
+
+bool KeyHeapInstalled() { return g_installed.load(std::memory_order_acquire); }
+
+KeyAllocScope::KeyAllocScope() { ++t_scope_depth; }
+KeyAllocScope::~KeyAllocScope() { --t_scope_depth; }
+
+KeyAllocSuspend::KeyAllocSuspend() : saved_(t_scope_depth) {
+  t_scope_depth = 0;
+}
+KeyAllocSuspend::~KeyAllocSuspend() { t_scope_depth = saved_; }
+
+bool InKeyAllocScope() { return t_scope_depth > 0; }
+
+KeyHeapStats GetKeyHeapStats() {
+  KeyHeapStats s;
+  s.chunks = g_chunks.load(std::memory_order_relaxed);
+  s.mlock_failures = g_mlock_failures.load(std::memory_order_relaxed);
+  const int64_t live = g_live.load(std::memory_order_relaxed);
+  s.live_blocks = live > 0 ? static_cast<uint64_t>(live) : 0;
+  s.arenas = g_arenas.load(std::memory_order_relaxed);
+  return s;
+}
+
+bool TEST_InKeyHeap(const void* p) { return InReserve(p); }
+
+}  // namespace sigrace::signer

@@ -1,0 +1,82 @@
+// The key heap: where OpenSSL's ordinary allocations go while the calling
+// thread is inside a KeyAllocScope.
+//
+// OpenSSL copies key material onto its ordinary heap on its own: the RSA
+// Montgomery contexts copy p and q on first use, keygen and parsing keep
+// BN_CTX temporaries, a signature keeps digest and provider contexts, the
+// KEK's AES key schedule lives in an EVP_CIPHER_CTX. Its secure heap takes
+// only the BIGNUMs flagged secure, so those copies escape it. The signer
+// therefore installs CRYPTO_set_mem_functions once per process: an
+// allocation made inside a KeyAllocScope is served from the key heap, every
+// other one goes to malloc. Frees and reallocs route by address.
+//
+// Layout: one PROT_NONE reservation; chunks are carved from it, each with a
+// PROT_NONE guard page below it, made read-write, mlock'd where allowed,
+// MADV_DONTDUMP, and published to the crashdump registry as "signer.heap"
+// for the life of the process. Each thread takes its own arena (size-class
+// free lists over its chunks), so the signing hot path takes no lock: a
+// free from the owning thread goes to its local list, a free from another
+// thread to the owner's lock-free remote stack. Every block is wiped when
+// freed. Requests above the largest class take a dedicated run of chunks
+// under a mutex (rare: keygen only).
+//
+// Thread safety: every function is thread-safe. KeyAllocScope is per
+// thread. Not async-signal-safe.
+
+#ifndef SIGRACE_SIGNER_KEY_HEAP_H_
+#define SIGRACE_SIGNER_KEY_HEAP_H_
+
+#include <cstddef>
+#include <cstdint>
+
+#include "base/status.h"
+
+namespace sigrace::signer {
+
+// Installs the routing allocator into OpenSSL. Idempotent. Fails with
+// FailedPrecondition when OpenSSL allocated before it could be installed
+// (CRYPTO_set_mem_functions refuses once the first allocation happened);
+// the signer library also tries from a static constructor, so this only
+// fails if something allocated through OpenSSL even earlier.
+Status InstallKeyHeap();
+bool KeyHeapInstalled();
+
+// While an object lives, OpenSSL allocations made by this thread land in
+// the key heap. Scopes nest.
+class KeyAllocScope {
+ public:
+  KeyAllocScope();
+  ~KeyAllocScope();
+  KeyAllocScope(const KeyAllocScope&) = delete;
+  KeyAllocScope& operator=(const KeyAllocScope&) = delete;
+};
+
+// Suspends the calling thread's KeyAllocScope (all nesting levels) while it
+// lives. Used only by the `heap-montgomery` race variant.
+class KeyAllocSuspend {
+ public:
+  KeyAllocSuspend();
+  ~KeyAllocSuspend();
+  KeyAllocSuspend(const KeyAllocSuspend&) = delete;
+  KeyAllocSuspend& operator=(const KeyAllocSuspend&) = delete;
+
+ private:
+  int saved_;
+};
+
+bool InKeyAllocScope();
+
+struct KeyHeapStats {
+  uint64_t chunks;          // chunks mapped (each published)
+  uint64_t mlock_failures;  // chunks mlock refused (EPERM/ENOMEM)
+  uint64_t live_blocks;     // allocated and not yet freed
+  uint64_t arenas;          // per-thread arenas created
+};
+KeyHeapStats GetKeyHeapStats();
+
+// True if p points into the key heap reservation.
+bool TEST_InKeyHeap(const void* p);
+
+}  // namespace sigrace::signer
+
+#endif  // SIGRACE_SIGNER_KEY_HEAP_H_

@@ -1,0 +1,713 @@
+#include "signer/signer.h"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <openssl/x509.h>
+#include <sched.h>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <cctype>
+#include <cstring>
+#include <ctime>
+#include <optional>
+#include <thread>
+
+#include "base/failpoint.h"
+#include "base/mutex.h"
+#include "crashdump/registry.h"
+#include "signer/jws.h"
+#include "signer/key_heap.h"
+#include "signer/vault.h"
+
+// WHERE PLAINTEXT KEY MATERIAL LIVES, and what `fixed` does about each.
+//
+// Load (Create and Rotate unwrap a wrapped key; TEST_VisitKeys the same):
+//  1. KEK: "signer.vault" ProtectedPages (guard pages, mlock, DONTDUMP,
+//     published for the Signer's life, OPENSSL_cleanse on release).
+//  2. KEK key schedule and GCM state: the EVP_CIPHER_CTX that Wrap/Unwrap
+//     allocate inside a KeyAllocScope, so in the published key heap
+//     ("signer.heap"); OpenSSL clear-frees it and the key heap wipes every
+//     freed block again.
+//  3. Unwrapped PKCS#8 DER: a "signer.working" page. fixed publishes the
+//     staging slot BEFORE the unwrap writes to it [publish-late opens
+//     this], moves the cover with UpdateRegion, which covers old and new
+//     until it returns [torn-update opens this], and wipes the page BEFORE
+//     unpublishing it [unpublish-early opens this].
+//  4. Parsed key: the private BIGNUMs (RSA d, p, q, dP, dQ, qInv) and the
+//     Ed25519 private key come from OpenSSL's secure heap (flagged
+//     sensitive by the decoder), published as "openssl.secure_heap".
+//  5. Decoder scratch and BN_CTX temporaries: ordinary OpenSSL
+//     allocations inside the load's KeyAllocScope, so in the key heap.
+//  6. RSA Montgomery contexts: OpenSSL builds mont_p/mont_q lazily on the
+//     first private operation and copies p and q into them with plain
+//     OPENSSL_malloc (not the secure heap). fixed runs a warm-up signature
+//     inside the load's KeyAllocScope so they are built in the key heap
+//     for the key's whole life [heap-montgomery opens this]. The RSA
+//     blinding values are built by the same warm-up.
+//  7. Registers and stack of the loading thread: the load runs inside a
+//     crashdump::SecretScope.
+//
+// Keygen (Create and Rotate, before the wrap):
+//  8. The fresh EVP_PKEY and keygen temporaries (prime candidates,
+//     BN_CTX): secure heap and key heap (KeyAllocScope). The PKCS#8
+//     encoding (and the PKCS8_PRIV_KEY_INFO holding the inner key DER): a
+//     published "signer.working" page and the key heap. The freshly made
+//     key object is freed after the wrap; the key heap wipes its blocks.
+//  9. The DRBG that produced the key: OpenSSL's heap, outside our cover.
+//     It is not key material: the DRBG reseeds its state after every
+//     generate (backtracking resistance), so it cannot reproduce the key.
+//
+// Signing:
+// 10. The key object: as 4 and 6; read only.
+// 11. Per-signature OpenSSL state: EVP_MD_CTX, the provider's signature
+//     context, SHA-512 contexts (Ed25519 hashes the seed and then the
+//     nonce prefix through a heap digest context), BN_CTX temporaries and
+//     the modexp power table (RSA CRT): all allocated inside the
+//     signature's KeyAllocScope, so in the signing thread's key-heap arena
+//     (no lock), wiped on free.
+// 12. Stack: ossl_ed25519_sign keeps the expanded key (clamped scalar and
+//     nonce prefix, az[64]) and SHA-512 message schedules on the stack;
+//     RSA's modexp keeps CRT values and the prime in radix-2^29/2^52 form
+//     on the stack (rsaz). The signature runs inside a SecretScope
+//     (registers and 64 KiB of stack covered), and fixed scrubs the stack
+//     below the signing frame and the vector registers BEFORE the scope
+//     ends [stale-stack opens this].
+// 13. Registers: covered by the SecretScope while signing; the scrub
+//     zeroes ymm registers (vzeroall) since SHA-512 and AES leave
+//     key-derived words there; general registers are caller-saved junk
+//     overwritten by the next calls or restored callee-saved values.
+//
+// Rotation:
+// 14. Two key objects live at once (new active, old draining): both as 4
+//     and 6. The old one is freed only after its in-flight count drops to
+//     zero; the secure heap clear-frees its BIGNUMs and the key heap wipes
+//     its Montgomery contexts. The wrapped copy at rest (ciphertext) is
+//     kept for TEST_VisitKeys.
+//
+// Not key material, on the ordinary heap: wrapped keys (ciphertext), kids,
+// JWKs, tokens, signatures.
+
+namespace sigrace::signer {
+namespace {
+
+// Key load.
+SIGRACE_FAILPOINT_DEFINE(kFpLoadBeforeUnwrap, "load.before_unwrap");
+SIGRACE_FAILPOINT_DEFINE(kFpLoadAfterUnwrap, "load.after_unwrap");
+SIGRACE_FAILPOINT_DEFINE(kFpLoadAfterMove, "load.after_move");
+SIGRACE_FAILPOINT_DEFINE(kFpLoadAfterParse, "load.after_parse");
+SIGRACE_FAILPOINT_DEFINE(kFpLoadAfterWarmup, "load.after_warmup");
+SIGRACE_FAILPOINT_DEFINE(kFpLoadAfterWipe, "load.after_wipe");
+// Key generation.
+SIGRACE_FAILPOINT_DEFINE(kFpKeygenAfterGenerate, "keygen.after_generate");
+SIGRACE_FAILPOINT_DEFINE(kFpKeygenAfterEncode, "keygen.after_encode");
+SIGRACE_FAILPOINT_DEFINE(kFpKeygenAfterWrap, "keygen.after_wrap");
+// Rotation.
+SIGRACE_FAILPOINT_DEFINE(kFpRotateBegin, "rotate.begin");
+SIGRACE_FAILPOINT_DEFINE(kFpRotateAfterLoad, "rotate.after_load");
+SIGRACE_FAILPOINT_DEFINE(kFpRotateAfterSwap, "rotate.after_swap");
+SIGRACE_FAILPOINT_DEFINE(kFpRotateBeforeRetire, "rotate.before_retire");
+SIGRACE_FAILPOINT_DEFINE(kFpRotateAfterRetire, "rotate.after_retire");
+// Signing.
+SIGRACE_FAILPOINT_DEFINE(kFpSignBegin, "sign.begin");
+SIGRACE_FAILPOINT_DEFINE(kFpSignAfterAcquire, "sign.after_acquire");
+SIGRACE_FAILPOINT_DEFINE(kFpSignBeforeDigest, "sign.before_digest");
+SIGRACE_FAILPOINT_DEFINE(kFpSignAfterDigest, "sign.after_digest");
+SIGRACE_FAILPOINT_DEFINE(kFpSignAfterRelease, "sign.after_release");
+// Race windows. Each is evaluated in every variant at the same instant;
+// only in its own variant is key material uncovered there.
+SIGRACE_FAILPOINT_DEFINE(kFpWindowPublishLate, "window.publish_late");
+SIGRACE_FAILPOINT_DEFINE(kFpWindowTornUpdate, "window.torn_update");
+SIGRACE_FAILPOINT_DEFINE(kFpWindowHeapMontgomery, "window.heap_montgomery");
+SIGRACE_FAILPOINT_DEFINE(kFpWindowUnpublishEarly, "window.unpublish_early");
+SIGRACE_FAILPOINT_DEFINE(kFpWindowStaleStack, "window.stale_stack");
+
+constexpr VariantInfo kVariants[] = {
+    {Variant::kFixed, "fixed",
+     "none: key material is covered from before it is written until after "
+     "it is wiped",
+     "", "-"},
+    {Variant::kPublishLate, "publish-late",
+     "load: unwrapped PKCS#8 bytes sit in the working page before the page "
+     "is published",
+     "window.publish_late", "load"},
+    {Variant::kUnpublishEarly, "unpublish-early",
+     "load: the working page is unpublished before it is wiped",
+     "window.unpublish_early", "load"},
+    {Variant::kTornUpdate, "torn-update",
+     "load: the cover moves to the whole working page by a torn update; "
+     "between its address and length stores the staging slot is uncovered",
+     "window.torn_update", "load"},
+    {Variant::kStaleStack, "stale-stack",
+     "sign: the signing stack is not scrubbed before the SecretScope ends, "
+     "so OpenSSL's frames stay below sp",
+     "window.stale_stack", "sign"},
+    {Variant::kHeapMontgomery, "heap-montgomery",
+     "load: the warm-up signature runs outside the key heap, so the RSA "
+     "Montgomery contexts copy p and q to the ordinary heap for the key's "
+     "life",
+     "window.heap_montgomery", "load"},
+};
+
+constexpr size_t kWorkingBytes = 4096;
+constexpr size_t kSlotBytes = kWorkingBytes / 2;  // parse slot, staging slot
+// Deeper than any OpenSSL signing frame chain measured here (see
+// signer_test's StackDepth test); the SecretScope covers 64 KiB.
+constexpr size_t kScrubBytes = 32 * 1024;
+constexpr char kWarmupInput[] = "sigrace warm-up";
+
+struct PkeyDeleter {
+  void operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); }
+};
+using Pkey = std::unique_ptr<EVP_PKEY, PkeyDeleter>;
+struct P8Deleter {
+  void operator()(PKCS8_PRIV_KEY_INFO* p) const {
+    PKCS8_PRIV_KEY_INFO_free(p);
+  }
+};
+
+size_t AlgIndex(Alg alg) { return alg == Alg::kRs256 ? 0 : 1; }
+
+std::string Lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::tolower(
+                          static_cast<unsigned char>(c)));
+  return out;
+}
+
+Status Injected(const char* name) {
+  return InternalError(std::string("failpoint ") + name + " injected an error");
+}
+
+// Zeroes the stack a signature used below the caller's frame, and the
+// vector registers. noinline so its frame starts where the signing frames
+// started.
+__attribute__((noinline)) void ScrubStackAndRegisters() {
+  uint8_t area[kScrubBytes];
+  OPENSSL_cleanse(area, sizeof(area));
+  asm volatile("" : : "r"(area) : "memory");
+#if defined(__x86_64__)
+  if (__builtin_cpu_supports("avx")) {
+    asm volatile("vzeroall" : : : "memory");
+  }
+#endif
+}
+
+void TornBetween() { (void)SIGRACE_FAILPOINT(kFpWindowTornUpdate); }
+
+}  // namespace
+
+const char* AlgName(Alg alg) {
+  return alg == Alg::kRs256 ? "RS256" : "EdDSA";
+}
+
+StatusOr<Alg> ParseAlg(std::string_view name) {
+  const std::string l = Lower(name);
+  if (l == "rs256") return Alg::kRs256;
+  if (l == "eddsa") return Alg::kEdDsa;
+  return InvalidArgumentError("unknown alg '" + std::string(name) +
+                              "' (rs256, eddsa)");
+}
+
+StatusOr<Variant> ParseVariant(std::string_view name) {
+  for (const VariantInfo& v : kVariants) {
+    if (name == v.name) return v.variant;
+  }
+  std::string names;
+  for (const VariantInfo& v : kVariants) {
+    if (!names.empty()) names += ", ";
+    names += v.name;
+  }
+  return NotFoundError("unknown variant '" + std::string(name) + "' (" +
+                       names + ")");
+}
+
+const char* VariantName(Variant variant) {
+  for (const VariantInfo& v : kVariants) {
+    if (v.variant == variant) return v.name;
+  }
+  return nullptr;
+}
+
+std::vector<VariantInfo> ListVariants() {
+  return std::vector<VariantInfo>(std::begin(kVariants), std::end(kVariants));
+}
+
+// One key of the run. Never freed while the Signer lives, so a signer that
+// loses the acquire race may still touch `inflight`.
+struct KeyRecord {
+  Alg alg;
+  std::string kid;
+  uint64_t generation = 0;
+  std::vector<uint8_t> wrapped;  // ciphertext under the KEK
+  std::string jwk;               // public JWK JSON
+  // Written before the record is published through Impl::active_; freed by
+  // the rotator only once inflight reads zero after the swap.
+  EVP_PKEY* pkey = nullptr;
+  std::atomic<int64_t> inflight{0};
+  std::atomic<bool> retired{false};
+};
+static_assert(std::atomic<int64_t>::is_always_lock_free);
+
+class Signer::Impl {
+ public:
+  explicit Impl(const SignerOptions& opts) : variant_(opts.variant) {}
+  ~Impl();
+
+  Status Init(const SignerOptions& opts);
+  StatusOr<std::string> Sign(Alg alg, const Claims& claims);
+  Status Rotate(Alg alg);
+  std::string PublicJwks() const;
+  StatusOr<std::string> ActiveKid(Alg alg) const;
+  std::vector<KeyInfo> Keys() const;
+  SignerStats Stats() const;
+  Status VisitKeys(const std::function<Status(const OracleKey&)>& visit) const;
+  Variant variant() const { return variant_; }
+
+ private:
+  StatusOr<std::unique_ptr<KeyRecord>> Generate(Alg alg, uint64_t generation);
+  Status Load(KeyRecord* rec);
+  StatusOr<Pkey> UnwrapToKey(const KeyRecord& rec, ProtectedPages* page,
+                             size_t* der_len) const;
+  KeyRecord* Acquire(Alg alg);
+  Status SignInScope(Alg alg, EVP_PKEY* pkey, std::string_view input,
+                     std::string* sig);
+  void Retire(KeyRecord* rec);
+  // Records are kept from the moment their key is wrapped, so the oracle
+  // knows a key even if its load then fails.
+  void AddRecord(std::unique_ptr<KeyRecord> rec) {
+    MutexLock l(&records_mu_);
+    records_.push_back(std::move(rec));
+  }
+  bool Provisioned(Alg alg) const {
+    return active_[AlgIndex(alg)].load(std::memory_order_acquire) != nullptr;
+  }
+
+  const Variant variant_;
+  std::unique_ptr<Vault> vault_;
+  SecureHeapInfo secure_heap_;
+  std::string run_id_;
+
+  std::array<std::atomic<KeyRecord*>, 2> active_{};
+  Mutex rotate_mu_;  // serialises Rotate()
+  mutable Mutex records_mu_;
+  std::vector<std::unique_ptr<KeyRecord>> records_ GUARDED_BY(records_mu_);
+  std::array<uint64_t, 2> next_generation_ GUARDED_BY(rotate_mu_) = {0, 0};
+
+  std::atomic<uint64_t> tokens_{0};
+  std::atomic<uint64_t> rotations_{0};
+  std::atomic<uint64_t> retired_{0};
+};
+
+Signer::Impl::~Impl() {
+  MutexLock l(&records_mu_);
+  for (auto& rec : records_) {
+    if (rec->pkey != nullptr) {
+      EVP_PKEY_free(rec->pkey);
+      rec->pkey = nullptr;
+    }
+  }
+}
+
+Status Signer::Impl::Init(const SignerOptions& opts) {
+  SIGRACE_RETURN_IF_ERROR(InstallKeyHeap());
+  auto sh = EnableSecureHeap(opts.secure_heap_bytes);
+  if (!sh.ok()) return sh.status();
+  secure_heap_ = *sh;
+  auto vault = Vault::Create();
+  if (!vault.ok()) return vault.status();
+  vault_ = std::move(*vault);
+  uint8_t id[4];
+  if (RAND_bytes(id, sizeof(id)) != 1) {
+    return InternalError("RAND_bytes failed for the run id");
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  for (uint8_t b : id) {
+    run_id_.push_back(kHex[b >> 4]);
+    run_id_.push_back(kHex[b & 15]);
+  }
+  MutexLock rl(&rotate_mu_);
+  for (Alg alg : opts.algs) {
+    if (Provisioned(alg)) continue;
+    const uint64_t gen = next_generation_[AlgIndex(alg)]++;
+    auto rec = Generate(alg, gen);
+    if (!rec.ok()) return rec.status();
+    KeyRecord* raw = rec->get();
+    AddRecord(std::move(*rec));
+    SIGRACE_RETURN_IF_ERROR(Load(raw));
+    active_[AlgIndex(alg)].store(raw, std::memory_order_seq_cst);
+  }
+  return Status::Ok();
+}
+
+StatusOr<std::unique_ptr<KeyRecord>> Signer::Impl::Generate(
+    Alg alg, uint64_t generation) {
+  auto rec = std::make_unique<KeyRecord>();
+  rec->alg = alg;
+  rec->generation = generation;
+  rec->kid = Lower(AlgName(alg)) + "-" + run_id_ + "-" +
+             std::to_string(generation);
+
+  KeyAllocScope alloc;
+  crashdump::SecretScope secret;
+  Pkey pkey(alg == Alg::kRs256
+                ? EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", size_t{2048})
+                : EVP_PKEY_Q_keygen(nullptr, nullptr, "ED25519"));
+  if (!pkey) return InternalError("key generation failed");
+  if (SIGRACE_FAILPOINT(kFpKeygenAfterGenerate)) {
+    return Injected("keygen.after_generate");
+  }
+  auto page = ProtectedPages::Map(kWorkingBytes, "signer.working");
+  if (!page.ok()) return page.status();
+  std::unique_ptr<PKCS8_PRIV_KEY_INFO, P8Deleter> p8(EVP_PKEY2PKCS8(pkey.get()));
+  const int len = p8 ? i2d_PKCS8_PRIV_KEY_INFO(p8.get(), nullptr) : -1;
+  if (len <= 0 || static_cast<size_t>(len) > kSlotBytes) {
+    return InternalError("PKCS#8 encoding failed");
+  }
+  uint8_t* out = (*page)->data();
+  if (i2d_PKCS8_PRIV_KEY_INFO(p8.get(), &out) != len) {
+    return InternalError("PKCS#8 encoding failed");
+  }
+  p8.reset();
+  if (SIGRACE_FAILPOINT(kFpKeygenAfterEncode)) {
+    return Injected("keygen.after_encode");
+  }
+  auto wrapped =
+      vault_->Wrap((*page)->data(), static_cast<size_t>(len), rec->kid);
+  if (!wrapped.ok()) return wrapped.status();
+  rec->wrapped = std::move(*wrapped);
+  if (SIGRACE_FAILPOINT(kFpKeygenAfterWrap)) {
+    return Injected("keygen.after_wrap");
+  }
+  auto jwk = jws::PublicJwk(alg, pkey.get(), rec->kid);
+  if (!jwk.ok()) return jwk.status();
+  rec->jwk = std::move(*jwk);
+  return rec;
+}
+
+// Unwraps rec into the fixed-layout working page and parses it. Used by the
+// oracle, which always runs the fixed sequence.
+StatusOr<Pkey> Signer::Impl::UnwrapToKey(const KeyRecord& rec,
+                                         ProtectedPages* page,
+                                         size_t* der_len) const {
+  auto n = vault_->Unwrap(rec.wrapped, rec.kid, page->data(), page->size());
+  if (!n.ok()) return n.status();
+  const uint8_t* p = page->data();
+  Pkey pkey(d2i_AutoPrivateKey(nullptr, &p, static_cast<long>(*n)));
+  if (!pkey) return InternalError("wrapped key does not parse");
+  SIGRACE_RETURN_IF_ERROR(jws::CheckKeyMatches(rec.alg, pkey.get()));
+  *der_len = *n;
+  return pkey;
+}
+
+Status Signer::Impl::Load(KeyRecord* rec) {
+  KeyAllocScope alloc;
+  crashdump::SecretScope secret;
+  if (SIGRACE_FAILPOINT(kFpLoadBeforeUnwrap)) {
+    return Injected("load.before_unwrap");
+  }
+  auto mapped = ProtectedPages::Map(kWorkingBytes, "signer.working",
+                                    /*publish=*/false);
+  if (!mapped.ok()) return mapped.status();
+  std::unique_ptr<ProtectedPages> page = std::move(*mapped);
+  uint8_t* const parse_slot = page->data();
+  uint8_t* const staging = page->data() + kSlotBytes;
+
+  // The cover follows the bytes: it starts on the staging slot, where GCM
+  // writes plaintext it has not authenticated yet.
+  const bool publish_late = variant_ == Variant::kPublishLate;
+  if (!publish_late) page->PublishRange(staging, kSlotBytes);
+  auto n = vault_->Unwrap(rec->wrapped, rec->kid, staging, kSlotBytes);
+  if (!n.ok()) return n.status();
+  // WINDOW (publish-late): the unwrapped PKCS#8 bytes are in the staging
+  // slot, and the page is not published until the line after the failpoint.
+  if (SIGRACE_FAILPOINT(kFpWindowPublishLate)) {
+    return Injected("window.publish_late");
+  }
+  if (publish_late) page->PublishRange(staging, kSlotBytes);
+  if (SIGRACE_FAILPOINT(kFpLoadAfterUnwrap)) {
+    return Injected("load.after_unwrap");
+  }
+
+  // Authenticated bytes move to the parse slot: widen the cover to the
+  // whole page, copy, wipe the staging slot, narrow the cover.
+  // WINDOW (torn-update): the widening is a torn update; between its
+  // address and length stores the cover is [page, page + slot), which
+  // leaves the staging slot and its plaintext uncovered.
+  const bool torn = variant_ == Variant::kTornUpdate;
+  page->MoveRegion(page->data(), page->size(), torn, &TornBetween);
+  if (!torn) TornBetween();
+  memcpy(parse_slot, staging, *n);
+  OPENSSL_cleanse(staging, kSlotBytes);
+  page->MoveRegion(parse_slot, kSlotBytes, /*torn=*/false, nullptr);
+  if (SIGRACE_FAILPOINT(kFpLoadAfterMove)) return Injected("load.after_move");
+
+  const uint8_t* p = parse_slot;
+  Pkey pkey(d2i_AutoPrivateKey(nullptr, &p, static_cast<long>(*n)));
+  if (!pkey) return InternalError("wrapped key does not parse");
+  SIGRACE_RETURN_IF_ERROR(jws::CheckKeyMatches(rec->alg, pkey.get()));
+  if (SIGRACE_FAILPOINT(kFpLoadAfterParse)) {
+    return Injected("load.after_parse");
+  }
+
+  {
+    // WINDOW (heap-montgomery): the warm-up runs with the key heap
+    // suspended, so the Montgomery contexts OpenSSL builds on this first
+    // private operation copy p and q to the ordinary heap, uncovered for
+    // the key's whole life.
+    std::optional<KeyAllocSuspend> suspend;
+    if (variant_ == Variant::kHeapMontgomery) suspend.emplace();
+    std::string sig;
+    SIGRACE_RETURN_IF_ERROR(
+        jws::SignRaw(rec->alg, pkey.get(), kWarmupInput, &sig));
+    SIGRACE_RETURN_IF_ERROR(
+        jws::VerifyRaw(rec->alg, pkey.get(), kWarmupInput, sig));
+  }
+  if (SIGRACE_FAILPOINT(kFpWindowHeapMontgomery)) {
+    return Injected("window.heap_montgomery");
+  }
+  if (SIGRACE_FAILPOINT(kFpLoadAfterWarmup)) {
+    return Injected("load.after_warmup");
+  }
+
+  // WINDOW (unpublish-early): the working page is unpublished while its
+  // parse slot still holds the PKCS#8 bytes; the wipe comes after the
+  // failpoint.
+  if (variant_ == Variant::kUnpublishEarly) page->Unpublish();
+  if (SIGRACE_FAILPOINT(kFpWindowUnpublishEarly)) {
+    return Injected("window.unpublish_early");
+  }
+  page->Wipe();
+  page.reset();
+  if (SIGRACE_FAILPOINT(kFpLoadAfterWipe)) return Injected("load.after_wipe");
+
+  rec->pkey = pkey.release();
+  return Status::Ok();
+}
+
+KeyRecord* Signer::Impl::Acquire(Alg alg) {
+  std::atomic<KeyRecord*>& slot = active_[AlgIndex(alg)];
+  for (;;) {
+    KeyRecord* k = slot.load(std::memory_order_seq_cst);
+    k->inflight.fetch_add(1, std::memory_order_seq_cst);
+    // Still active after the increment: the rotator has not swapped yet, or
+    // swapped later and will see the increment before it retires k.
+    if (slot.load(std::memory_order_seq_cst) == k) return k;
+    k->inflight.fetch_sub(1, std::memory_order_release);
+  }
+}
+
+__attribute__((noinline)) Status Signer::Impl::SignInScope(
+    Alg alg, EVP_PKEY* pkey, std::string_view input, std::string* sig) {
+  crashdump::SecretScope secret;
+  KeyAllocScope alloc;
+  if (SIGRACE_FAILPOINT(kFpSignBeforeDigest)) {
+    return Injected("sign.before_digest");
+  }
+  Status st = jws::SignRaw(alg, pkey, input, sig);
+  if (st.ok() && SIGRACE_FAILPOINT(kFpSignAfterDigest)) {
+    st = Injected("sign.after_digest");
+  }
+  if (variant_ != Variant::kStaleStack) ScrubStackAndRegisters();
+  return st;
+}
+
+StatusOr<std::string> Signer::Impl::Sign(Alg alg, const Claims& claims) {
+  if (alg != Alg::kRs256 && alg != Alg::kEdDsa) {
+    return InvalidArgumentError("unknown alg");
+  }
+  if (!Provisioned(alg)) {
+    return FailedPreconditionError(std::string("no ") + AlgName(alg) +
+                                   " key in this signer");
+  }
+  if (SIGRACE_FAILPOINT(kFpSignBegin)) return Injected("sign.begin");
+  auto payload = jws::PayloadJson(claims, static_cast<int64_t>(time(nullptr)));
+  if (!payload.ok()) return payload.status();
+
+  KeyRecord* k = Acquire(alg);
+  struct Release {
+    KeyRecord* k;
+    ~Release() { k->inflight.fetch_sub(1, std::memory_order_release); }
+  } release{k};
+  if (SIGRACE_FAILPOINT(kFpSignAfterAcquire)) {
+    return Injected("sign.after_acquire");
+  }
+  std::string token = jws::SigningInput(jws::HeaderJson(alg, k->kid), *payload);
+  std::string sig;
+  sig.reserve(256);
+  Status st = SignInScope(alg, k->pkey, token, &sig);
+  // WINDOW (stale-stack): the SecretScope has ended; unless the scope
+  // scrubbed, the signing frames below this one still hold key material.
+  if (SIGRACE_FAILPOINT(kFpWindowStaleStack)) {
+    return Injected("window.stale_stack");
+  }
+  if (!st.ok()) return st;
+  tokens_.fetch_add(1, std::memory_order_relaxed);
+  token.push_back('.');
+  token += jws::Base64UrlEncode(reinterpret_cast<const uint8_t*>(sig.data()),
+                                sig.size());
+  return token;
+}
+
+void Signer::Impl::Retire(KeyRecord* rec) {
+  while (rec->inflight.load(std::memory_order_seq_cst) != 0) {
+    std::this_thread::yield();
+  }
+  EVP_PKEY_free(rec->pkey);
+  rec->pkey = nullptr;
+  rec->retired.store(true, std::memory_order_release);
+  retired_.fetch_add(1, std::memory_order_relaxed);
+}
+
+Status Signer::Impl::Rotate(Alg alg) {
+  if (alg != Alg::kRs256 && alg != Alg::kEdDsa) {
+    return InvalidArgumentError("unknown alg");
+  }
+  MutexLock l(&rotate_mu_);
+  if (!Provisioned(alg)) {
+    return FailedPreconditionError(std::string("no ") + AlgName(alg) +
+                                   " key in this signer");
+  }
+  if (SIGRACE_FAILPOINT(kFpRotateBegin)) return Injected("rotate.begin");
+  const uint64_t gen = next_generation_[AlgIndex(alg)]++;
+  auto rec = Generate(alg, gen);
+  if (!rec.ok()) return rec.status();
+  KeyRecord* fresh = rec->get();
+  AddRecord(std::move(*rec));
+  SIGRACE_RETURN_IF_ERROR(Load(fresh));
+  if (SIGRACE_FAILPOINT(kFpRotateAfterLoad)) {
+    // The new key stays loaded but inactive; it is freed with the Signer.
+    return Injected("rotate.after_load");
+  }
+  KeyRecord* old =
+      active_[AlgIndex(alg)].exchange(fresh, std::memory_order_seq_cst);
+  rotations_.fetch_add(1, std::memory_order_relaxed);
+  // From here on the old key must be retired whatever a failpoint says, or
+  // an error return would leave it loaded forever.
+  const bool fail_after_swap = SIGRACE_FAILPOINT(kFpRotateAfterSwap);
+  const bool fail_before_retire = SIGRACE_FAILPOINT(kFpRotateBeforeRetire);
+  Retire(old);
+  if (fail_after_swap) return Injected("rotate.after_swap");
+  if (fail_before_retire) return Injected("rotate.before_retire");
+  if (SIGRACE_FAILPOINT(kFpRotateAfterRetire)) {
+    return Injected("rotate.after_retire");
+  }
+  return Status::Ok();
+}
+
+std::string Signer::Impl::PublicJwks() const {
+  std::string out = "{\"keys\":[";
+  MutexLock l(&records_mu_);
+  bool first = true;
+  for (const auto& rec : records_) {
+    if (!first) out.push_back(',');
+    first = false;
+    out += rec->jwk;
+  }
+  out += "]}";
+  return out;
+}
+
+StatusOr<std::string> Signer::Impl::ActiveKid(Alg alg) const {
+  if (alg != Alg::kRs256 && alg != Alg::kEdDsa) {
+    return InvalidArgumentError("unknown alg");
+  }
+  KeyRecord* k = active_[AlgIndex(alg)].load(std::memory_order_acquire);
+  if (k == nullptr) {
+    return FailedPreconditionError(std::string("no ") + AlgName(alg) +
+                                   " key in this signer");
+  }
+  return k->kid;
+}
+
+std::vector<KeyInfo> Signer::Impl::Keys() const {
+  std::vector<KeyInfo> out;
+  MutexLock l(&records_mu_);
+  for (const auto& rec : records_) {
+    const bool active =
+        active_[AlgIndex(rec->alg)].load(std::memory_order_acquire) ==
+        rec.get();
+    out.push_back(KeyInfo{rec->alg, rec->kid, rec->generation, active,
+                          rec->retired.load(std::memory_order_acquire)});
+  }
+  return out;
+}
+
+SignerStats Signer::Impl::Stats() const {
+  SignerStats s;
+  s.vault_mlocked = vault_ != nullptr && vault_->mlocked();
+  s.secure_heap_enabled = secure_heap_.enabled;
+  s.tokens_signed = tokens_.load(std::memory_order_relaxed);
+  s.rotations = rotations_.load(std::memory_order_relaxed);
+  s.keys_retired = retired_.load(std::memory_order_relaxed);
+  s.heap_chunks = GetKeyHeapStats().chunks;
+  return s;
+}
+
+Status Signer::Impl::VisitKeys(
+    const std::function<Status(const OracleKey&)>& visit) const {
+  if (!visit) return InvalidArgumentError("TEST_VisitKeys: no visitor");
+  std::vector<const KeyRecord*> recs;
+  {
+    MutexLock l(&records_mu_);
+    for (const auto& r : records_) recs.push_back(r.get());
+  }
+  for (const KeyRecord* rec : recs) {
+    KeyAllocScope alloc;
+    crashdump::SecretScope secret;
+    auto page = ProtectedPages::Map(kWorkingBytes, "signer.oracle");
+    if (!page.ok()) return page.status();
+    size_t len = 0;
+    auto pkey = UnwrapToKey(*rec, page->get(), &len);
+    if (!pkey.ok()) return pkey.status();
+    OracleKey key{rec->alg,
+                  rec->kid,
+                  rec->generation,
+                  rec->retired.load(std::memory_order_acquire),
+                  pkey->get(),
+                  (*page)->data(),
+                  len};
+    SIGRACE_RETURN_IF_ERROR(visit(key));
+  }
+  return Status::Ok();
+}
+
+Signer::Signer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Signer::~Signer() = default;
+
+StatusOr<std::unique_ptr<Signer>> Signer::Create(const SignerOptions& opts) {
+  if (VariantName(opts.variant) == nullptr) {
+    return InvalidArgumentError("unknown variant value");
+  }
+  if (opts.algs.empty()) {
+    return InvalidArgumentError("signer options name no algorithm");
+  }
+  for (Alg a : opts.algs) {
+    if (a != Alg::kRs256 && a != Alg::kEdDsa) {
+      return InvalidArgumentError("unknown alg value in signer options");
+    }
+  }
+  auto impl = std::make_unique<Impl>(opts);
+  SIGRACE_RETURN_IF_ERROR(impl->Init(opts));
+  return std::unique_ptr<Signer>(new Signer(std::move(impl)));
+}
+
+StatusOr<std::string> Signer::Sign(Alg alg, const Claims& claims) {
+  return impl_->Sign(alg, claims);
+}
+Status Signer::Rotate(Alg alg) { return impl_->Rotate(alg); }
+std::string Signer::PublicJwks() const { return impl_->PublicJwks(); }
+StatusOr<std::string> Signer::ActiveKid(Alg alg) const {
+  return impl_->ActiveKid(alg);
+}
+std::vector<KeyInfo> Signer::Keys() const { return impl_->Keys(); }
+SignerStats Signer::Stats() const { return impl_->Stats(); }
+Variant Signer::variant() const { return impl_->variant(); }
+Status Signer::TEST_VisitKeys(
+    const std::function<Status(const OracleKey&)>& visit) const {
+  return impl_->VisitKeys(visit);
+}
+
+}  // namespace sigrace::signer
