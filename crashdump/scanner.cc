@@ -1,0 +1,701 @@
+#include "crashdump/scanner.h"
+
+#include <emmintrin.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <thread>
+#include <utility>
+
+#include "crashdump/core_reader.h"
+
+namespace sigrace::crashdump {
+
+const char* FindingKindName(FindingKind kind) {
+  switch (kind) {
+    case FindingKind::kLeak:
+      return "leak";
+    case FindingKind::kRedacted:
+      return "redacted";
+    case FindingKind::kAnchor:
+      return "anchor";
+  }
+  return "?";
+}
+
+const char* FileKindName(FileKind kind) {
+  switch (kind) {
+    case FileKind::kRaw:
+      return "raw";
+    case FileKind::kElfCore:
+      return "elf-core";
+    case FileKind::kSigraceDump:
+      return "sigrace-dump";
+  }
+  return "?";
+}
+
+namespace {
+
+constexpr uint64_t kHashMul = 0x9E3779B97F4A7C15ULL;
+constexpr uint64_t kHighBits = 0x8080808080808080ULL;
+constexpr uint64_t kOddBytes = 0xFF00FF00FF00FF00ULL;
+constexpr uint64_t kEvenBytes = 0x00FF00FF00FF00FFULL;
+constexpr int kSlots = 8;
+
+struct alignas(16) Bucket {
+  uint16_t fp[kSlots];
+};
+
+struct Entry {
+  uint64_t value;
+  uint32_t form;    // global form id
+  uint32_t offset;  // window start within the form
+};
+
+// One hash table: 2^bits buckets of eight 16-bit fingerprints (a filter
+// that fits in cache), plus the exact entries grouped by bucket.
+class Table {
+ public:
+  bool Build(std::vector<Entry> entries, int bits) {
+    bits_ = bits;
+    shift_ = 64 - bits;
+    const size_t nb = size_t{1} << bits;
+    buckets_.assign(nb, Bucket{});
+    for (Entry& e : entries) e.offset = e.offset;  // keep layout explicit
+    std::sort(entries.begin(), entries.end(),
+              [this](const Entry& a, const Entry& b) {
+                const uint64_t ba = BucketOf(a.value), bb = BucketOf(b.value);
+                if (ba != bb) return ba < bb;
+                if (a.value != b.value) return a.value < b.value;
+                if (a.form != b.form) return a.form < b.form;
+                return a.offset < b.offset;
+              });
+    start_.assign(nb + 1, 0);
+    for (const Entry& e : entries) ++start_[BucketOf(e.value) + 1];
+    for (size_t i = 0; i < nb; ++i) start_[i + 1] += start_[i];
+    // Distinct fingerprints per bucket; more than kSlots distinct values in
+    // one bucket means the table is too small.
+    for (size_t i = 0; i < entries.size(); ++i) {
+      if (i > 0 && entries[i].value == entries[i - 1].value) continue;
+      const uint64_t b = BucketOf(entries[i].value);
+      const uint16_t fp = FingerprintOf(entries[i].value);
+      Bucket& bk = buckets_[b];
+      int slot = 0;
+      while (slot < kSlots && bk.fp[slot] != 0 && bk.fp[slot] != fp) ++slot;
+      if (slot == kSlots) return false;
+      bk.fp[slot] = fp;
+    }
+    entries_ = std::move(entries);
+    return true;
+  }
+
+  uint64_t BucketOf(uint64_t v) const { return (v * kHashMul) >> shift_; }
+  uint16_t FingerprintOf(uint64_t v) const {
+    const uint16_t fp = static_cast<uint16_t>((v * kHashMul) >> (shift_ - 16));
+    return fp == 0 ? 1 : fp;
+  }
+
+  // True when the bucket of `v` holds v's fingerprint.
+  bool MayContain(uint64_t v) const {
+    const uint64_t m = v * kHashMul;
+    const uint64_t b = m >> shift_;
+    uint16_t fp = static_cast<uint16_t>(m >> (shift_ - 16));
+    fp = fp == 0 ? 1 : fp;
+    const __m128i bucket =
+        _mm_load_si128(reinterpret_cast<const __m128i*>(&buckets_[b]));
+    const __m128i eq = _mm_cmpeq_epi16(bucket, _mm_set1_epi16(fp));
+    return _mm_movemask_epi8(eq) != 0;
+  }
+
+  // The exact entries whose value is v.
+  std::pair<const Entry*, const Entry*> Lookup(uint64_t v) const {
+    const uint64_t b = BucketOf(v);
+    const Entry* lo = entries_.data() + start_[b];
+    const Entry* hi = entries_.data() + start_[b + 1];
+    while (lo < hi && lo->value != v) ++lo;
+    const Entry* end = lo;
+    while (end < hi && end->value == v) ++end;
+    return {lo, end};
+  }
+
+  bool empty() const { return entries_.empty(); }
+  size_t entries() const { return entries_.size(); }
+  size_t bytes() const {
+    return buckets_.size() * sizeof(Bucket) + start_.size() * 4 +
+           entries_.size() * sizeof(Entry);
+  }
+  size_t filter_bytes() const { return buckets_.size() * sizeof(Bucket); }
+
+ private:
+  int bits_ = 0;
+  int shift_ = 64;
+  std::vector<Bucket> buckets_;
+  std::vector<uint32_t> start_;
+  std::vector<Entry> entries_;
+};
+
+// A match already reported by this worker, so later probes on the same
+// diagonal inside it are skipped.
+struct Active {
+  uint32_t form;
+  int64_t diag;  // data position minus form position
+  uint64_t end;  // one past the last matching data byte
+};
+
+}  // namespace
+
+namespace internal {
+
+struct ScanIndex {
+  size_t w = 8;       // window bytes
+  size_t stride = 9;  // probe spacing
+  uint64_t mask = ~uint64_t{0};
+  bool routed = true;  // three tables; false: everything in tables[0]
+  bool zero_indexed = false;
+  Table tables[3];  // binary, ascii, utf16
+  struct FormRef {
+    uint32_t key;
+    uint32_t form;
+    const Form* f;
+  };
+  std::vector<FormRef> forms;
+  size_t windows = 0;
+};
+
+}  // namespace internal
+
+using internal::ScanIndex;
+
+Scanner::Scanner(std::vector<KeyForms> keys, ScanOptions options)
+    : keys_(std::move(keys)), options_(options) {}
+
+Scanner::~Scanner() = default;
+
+size_t Scanner::window_size() const { return index_->w; }
+size_t Scanner::probe_stride() const { return index_->stride; }
+size_t Scanner::indexed_windows() const { return index_->windows; }
+size_t Scanner::index_bytes() const {
+  return index_->tables[0].bytes() + index_->tables[1].bytes() +
+         index_->tables[2].bytes();
+}
+
+StatusOr<std::unique_ptr<Scanner>> Scanner::Create(std::vector<KeyForms> keys,
+                                                   ScanOptions options) {
+  if (keys.empty()) return InvalidArgumentError("scanner needs a key");
+  if (options.min_fragment < 8 || options.min_fragment > (1u << 20)) {
+    return InvalidArgumentError("min fragment must be between 8 and 1048576");
+  }
+  if (options.chunk_size < (1u << 16)) options.chunk_size = 1u << 16;
+  std::unique_ptr<Scanner> s(new Scanner(std::move(keys), options));
+  auto idx = std::make_unique<ScanIndex>();
+  const size_t f = options.min_fragment;
+  idx->w = std::min<size_t>(8, (f + 1) / 2);
+  idx->stride = f - idx->w + 1;
+  idx->mask = idx->w == 8 ? ~uint64_t{0} : ((uint64_t{1} << (8 * idx->w)) - 1);
+  idx->routed = idx->w == 8;
+
+  std::vector<Entry> per_table[3];
+  for (uint32_t k = 0; k < s->keys_.size(); ++k) {
+    const std::vector<Form>& forms = s->keys_[k].forms();
+    for (uint32_t fi = 0; fi < forms.size(); ++fi) {
+      const Form& form = forms[fi];
+      const uint32_t gid = static_cast<uint32_t>(idx->forms.size());
+      idx->forms.push_back({k, fi, &form});
+      if (form.size() < idx->w) continue;
+      const int t = idx->routed ? static_cast<int>(form.encoding()) : 0;
+      for (size_t o = 0; o + idx->w <= form.size(); ++o) {
+        uint64_t v = 0;
+        std::memcpy(&v, form.data() + o, idx->w);
+        if (v == 0) idx->zero_indexed = true;
+        per_table[t].push_back({v, gid, static_cast<uint32_t>(o)});
+      }
+    }
+  }
+  for (int t = 0; t < 3; ++t) {
+    idx->windows += per_table[t].size();
+    // About two distinct values per bucket; grow on overflow.
+    size_t distinct = per_table[t].size();
+    int bits = 4;
+    while ((size_t{1} << bits) * 2 < distinct && bits < 24) ++bits;
+    while (!idx->tables[t].Build(per_table[t], bits)) {
+      if (++bits > 26) return InternalError("scanner index overflow");
+    }
+    for (Entry& e : per_table[t]) e.value = 0;  // window bytes are key bytes
+    std::vector<Entry>().swap(per_table[t]);
+  }
+  s->index_ = std::move(idx);
+  return s;
+}
+
+namespace {
+
+struct Worker {
+  const ScanIndex* idx;  // NOLINT: borrowed
+  const uint8_t* data;
+  size_t size;
+  uint64_t base;
+  size_t min_fragment;
+  bool report_anchors;
+  std::vector<Finding>* out;
+  std::vector<Active> active;
+
+  void Verify(size_t p, uint64_t v, const Table& t);
+  void Probe(size_t begin, size_t end);
+};
+
+}  // namespace
+
+// Out of line from the probe loop: runs only on a fingerprint hit.
+__attribute__((noinline)) void Worker::Verify(size_t p, uint64_t v,
+                                              const Table& t) {
+  const auto [lo, hi] = t.Lookup(v);
+  const size_t w = idx->w;
+  for (const Entry* e = lo; e < hi; ++e) {
+    const int64_t diag = static_cast<int64_t>(p) - e->offset;
+    bool seen = false;
+    for (const Active& a : active) {
+      if (a.form == e->form && a.diag == diag && a.end >= p + w) {
+        seen = true;
+        break;
+      }
+    }
+    if (seen) continue;
+    const auto& ref = idx->forms[e->form];
+    const Form& form = *ref.f;
+    const uint8_t* fd = form.data();
+    // Extend left, then right, to the maximal match.
+    size_t l = 0;
+    while (l < e->offset && l < p && data[p - 1 - l] == fd[e->offset - 1 - l]) {
+      ++l;
+    }
+    size_t r = 0;
+    const size_t fmax = form.size() - e->offset - w;
+    const size_t dmax = size - p - w;
+    const uint8_t* dr = data + p + w;
+    const uint8_t* fr = fd + e->offset + w;
+    const size_t rmax = std::min(fmax, dmax);
+    while (r < rmax && dr[r] == fr[r]) ++r;
+    const size_t start = p - l;
+    const size_t len = l + w + r;
+    active.push_back({e->form, diag, start + len});
+    if (len < min_fragment) continue;
+    const size_t fo = e->offset - l;
+    const size_t secret = form.SecretBytesIn(fo, fo + len);
+    FindingKind kind;
+    if (secret >= min_fragment) {
+      kind = FindingKind::kLeak;
+    } else if (secret + form.PublicBytesIn(fo, fo + len) >= min_fragment) {
+      if (!report_anchors) continue;
+      kind = FindingKind::kAnchor;
+    } else {
+      continue;  // encoding scaffolding only
+    }
+    Finding fnd;
+    fnd.kind = kind;
+    fnd.file_offset = base + start;
+    fnd.length = len;
+    fnd.key_index = ref.key;
+    fnd.form_index = ref.form;
+    fnd.form_offset = fo;
+    fnd.secret_bytes = secret;
+    out->push_back(std::move(fnd));
+  }
+}
+
+void Worker::Probe(size_t begin, size_t end) {
+  // Probes at begin, begin + stride, ... while the window fits in the data
+  // and the probe starts before `end`.
+  const size_t w = idx->w;
+  const size_t stride = idx->stride;
+  if (size < w) return;
+  const size_t last = std::min(end, size - w + 1);  // exclusive
+  const Table& bin = idx->tables[0];
+  const Table& asc = idx->tables[1];
+  const Table& u16 = idx->tables[2];
+  const bool skip_zero = !idx->zero_indexed;
+  const uint64_t mask = idx->mask;
+  size_t p = begin;
+  if (idx->routed) {
+    for (; p < last; p += stride) {
+      uint64_t v;
+      std::memcpy(&v, data + p, 8);
+      if (v == 0 && skip_zero) continue;
+      if (bin.MayContain(v)) [[unlikely]] {
+        Verify(p, v, bin);
+      }
+      if ((v & kHighBits) == 0) [[unlikely]] {
+        if ((v & kOddBytes) == 0 || (v & kEvenBytes) == 0) {
+          if (u16.MayContain(v)) Verify(p, v, u16);
+        } else if (asc.MayContain(v)) {
+          Verify(p, v, asc);
+        }
+      }
+      if (!active.empty() && active.size() > 64) {
+        std::erase_if(active, [p](const Active& a) { return a.end <= p; });
+      }
+    }
+  } else {
+    for (; p < last; p += stride) {
+      uint64_t v = 0;
+      std::memcpy(&v, data + p, w);
+      v &= mask;
+      if (v == 0 && skip_zero) continue;
+      if (bin.MayContain(v)) [[unlikely]] {
+        Verify(p, v, bin);
+      }
+      if (active.size() > 64) {
+        std::erase_if(active, [p](const Active& a) { return a.end <= p; });
+      }
+    }
+  }
+}
+
+std::vector<Finding> Scanner::Scan(const uint8_t* data, size_t size,
+                                   uint64_t base_offset) const {
+  const ScanIndex& idx = *index_;
+  int threads = options_.threads;
+  if (threads <= 0) {
+    threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  }
+  // Chunk starts are multiples of the stride, so the probe grid is the same
+  // however the data is cut.
+  size_t chunk = options_.chunk_size / idx.stride * idx.stride;
+  const size_t nchunks = size == 0 ? 0 : (size + chunk - 1) / chunk;
+  threads = static_cast<int>(std::min<size_t>(threads, std::max<size_t>(1, nchunks)));
+  std::vector<std::vector<Finding>> results(threads);
+  std::atomic<size_t> next{0};
+  auto run = [&](int t) {
+    Worker wk{&idx,  data, size, base_offset, options_.min_fragment,
+              options_.report_anchors, &results[t], {}};
+    for (size_t c = next.fetch_add(1, std::memory_order_relaxed); c < nchunks;
+         c = next.fetch_add(1, std::memory_order_relaxed)) {
+      wk.active.clear();
+      const size_t b = c * chunk;
+      wk.Probe(b, std::min(size, b + chunk));
+    }
+  };
+  if (threads <= 1) {
+    run(0);
+  } else {
+    std::vector<std::thread> pool;
+    pool.reserve(threads - 1);
+    for (int t = 1; t < threads; ++t) pool.emplace_back(run, t);
+    run(0);
+    for (std::thread& th : pool) th.join();
+  }
+  std::vector<Finding> all;
+  for (auto& r : results) {
+    for (Finding& f : r) all.push_back(std::move(f));
+  }
+  // One finding per distinct byte range: the same maximal match seen from
+  // two chunks, or by two forms holding the same bytes (the first form in
+  // table order names it).
+  std::sort(all.begin(), all.end(), [](const Finding& a, const Finding& b) {
+    if (a.file_offset != b.file_offset) return a.file_offset < b.file_offset;
+    if (a.length != b.length) return a.length > b.length;
+    if (a.key_index != b.key_index) return a.key_index < b.key_index;
+    if (a.form_index != b.form_index) return a.form_index < b.form_index;
+    return a.form_offset < b.form_offset;
+  });
+  std::vector<Finding> out;
+  for (size_t i = 0; i < all.size(); ++i) {
+    if (!out.empty() && out.back().file_offset == all[i].file_offset &&
+        out.back().length == all[i].length) {
+      const Finding& prev = out.back();
+      if (prev.key_index != all[i].key_index ||
+          prev.form_index != all[i].form_index) {
+        // Count each other form once even if seen from several chunks.
+        bool dup = i > 0 && all[i - 1].key_index == all[i].key_index &&
+                   all[i - 1].form_index == all[i].form_index &&
+                   all[i - 1].file_offset == all[i].file_offset &&
+                   all[i - 1].length == all[i].length;
+        if (!dup) ++out.back().other_forms;
+      }
+      // A leak outranks an anchor for the same bytes.
+      if (all[i].kind == FindingKind::kLeak &&
+          out.back().kind != FindingKind::kLeak) {
+        const uint32_t others = out.back().other_forms;
+        out.back() = std::move(all[i]);
+        out.back().other_forms = others;
+      }
+      continue;
+    }
+    out.push_back(std::move(all[i]));
+  }
+  // A match lying inside a longer one (a PKCS#1 DER inside the PKCS#8
+  // around it, one base64 line inside a whole PEM) is the same copy of the
+  // key: it is folded into the longer finding.
+  std::vector<Finding> kept;
+  uint64_t cover_end = 0;
+  size_t cover = 0;
+  for (Finding& f : out) {
+    const uint64_t end = f.file_offset + f.length;
+    if (!kept.empty() && end <= cover_end &&
+        (kept[cover].kind == FindingKind::kLeak || kept[cover].kind == f.kind)) {
+      kept[cover].other_forms += 1 + f.other_forms;
+      continue;
+    }
+    kept.push_back(std::move(f));
+    if (end > cover_end) {
+      cover_end = end;
+      cover = kept.size() - 1;
+    }
+  }
+  out = std::move(kept);
+  for (Finding& f : out) {
+    const Form& form = keys_[f.key_index].forms()[f.form_index];
+    f.form = form.name();
+    f.part = std::string(form.PartIn(f.form_offset, f.form_offset + f.length));
+  }
+  return out;
+}
+
+namespace {
+
+// A read-only mapping of a whole file, unmapped on destruction.
+class MappedFile {
+ public:
+  static StatusOr<std::unique_ptr<MappedFile>> Open(const std::string& path) {
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      if (errno == ENOENT) return NotFoundError("no such file " + path);
+      return ErrnoError("open " + path, errno);
+    }
+    struct stat st;
+    if (::fstat(fd, &st) != 0) {
+      const int e = errno;
+      ::close(fd);
+      return ErrnoError("stat " + path, e);
+    }
+    if (!S_ISREG(st.st_mode)) {
+      ::close(fd);
+      return InvalidArgumentError(path + " is not a regular file");
+    }
+    std::unique_ptr<MappedFile> m(new MappedFile);
+    m->size_ = static_cast<uint64_t>(st.st_size);
+    if (m->size_ > 0) {
+      void* p = ::mmap(nullptr, m->size_, PROT_READ, MAP_PRIVATE, fd, 0);
+      if (p == MAP_FAILED) {
+        const int e = errno;
+        ::close(fd);
+        return ErrnoError("mmap " + path, e);
+      }
+      ::madvise(p, m->size_, MADV_SEQUENTIAL);
+      m->data_ = static_cast<const uint8_t*>(p);
+    }
+    ::close(fd);
+    return m;
+  }
+  ~MappedFile() {
+    if (data_ != nullptr) ::munmap(const_cast<uint8_t*>(data_), size_);
+  }
+  const uint8_t* data() const { return data_; }
+  uint64_t size() const { return size_; }
+
+ private:
+  MappedFile() = default;
+  const uint8_t* data_ = nullptr;
+  uint64_t size_ = 0;
+};
+
+std::string Hex(uint64_t v) {
+  char buf[24];
+  std::snprintf(buf, sizeof(buf), "0x%llx", static_cast<unsigned long long>(v));
+  return buf;
+}
+
+std::string NoteTypeName(const NoteInfo& n) {
+  if (n.owner == kSigraceNoteOwner) {
+    switch (n.type) {
+      case kNoteRedactions:
+        return "SIGRACE redactions";
+      case kNoteMeta:
+        return "SIGRACE meta";
+      case kNoteBacktrace:
+        return "SIGRACE backtrace";
+    }
+    return "SIGRACE " + Hex(n.type);
+  }
+  switch (n.type) {
+    case 1:
+      return "NT_PRSTATUS";
+    case 2:
+      return "NT_FPREGSET";
+    case 3:
+      return "NT_PRPSINFO";
+    case 6:
+      return "NT_AUXV";
+    case 0x202:
+      return "NT_X86_XSTATE";
+    case 0x53494749:
+      return "NT_SIGINFO";
+    case 0x46494c45:
+      return "NT_FILE";
+  }
+  return n.owner + " " + Hex(n.type);
+}
+
+bool IsElfCore(const uint8_t* d, uint64_t size) {
+  return size >= 18 && d[0] == 0x7f && d[1] == 'E' && d[2] == 'L' &&
+         d[3] == 'F' && d[16] == 4 && d[17] == 0;  // e_type ET_CORE (LE)
+}
+
+}  // namespace
+
+void Scanner::Attribute(const CoreReader& reader,
+                        std::vector<Finding>* findings) const {
+  const size_t f_min = options_.min_fragment;
+  for (Finding& f : *findings) {
+    const FileLocation loc = reader.Locate(f.file_offset);
+    switch (loc.kind) {
+      case FileLocation::Kind::kElfHeader:
+        f.region = "elf header";
+        break;
+      case FileLocation::Kind::kProgramHeaders:
+        f.region = "program headers";
+        break;
+      case FileLocation::Kind::kTrailer:
+        f.region = "seal trailer";
+        break;
+      case FileLocation::Kind::kOther:
+        f.region = "unclaimed file bytes";
+        break;
+      case FileLocation::Kind::kNote: {
+        const NoteInfo& n = reader.notes()[loc.note_index];
+        f.region = "note " + NoteTypeName(n);
+        if (n.thread_index >= 0) {
+          f.tid = reader.threads()[n.thread_index].tid;
+          f.region += " tid " + std::to_string(f.tid);
+          // Register notes of a thread whose registers were redacted.
+          if (f.kind == FindingKind::kLeak) {
+            for (const Redaction& r : reader.redactions()) {
+              if (r.kind == RedactionKind::kRegisters && r.tid == f.tid) {
+                f.kind = FindingKind::kRedacted;
+                f.redaction = r.label;
+                break;
+              }
+            }
+          }
+        }
+        break;
+      }
+      case FileLocation::Kind::kLoad: {
+        const Mapping& m = reader.mappings()[loc.mapping_index];
+        f.has_address = true;
+        f.address = loc.vaddr;
+        f.region = "load " + Hex(m.vaddr) + "-" + Hex(m.end()) + " " +
+                   m.Perms() + (m.name.empty() ? "" : " " + m.name);
+        // The part of the match inside this mapping's file bytes.
+        const uint64_t in_map =
+            std::min<uint64_t>(f.length, m.offset + m.filesz - f.file_offset);
+        const std::vector<size_t> over =
+            reader.RedactionsOverlapping(f.address, in_map);
+        if (over.empty()) break;
+        f.redaction = reader.redactions()[over[0]].label;
+        if (f.kind != FindingKind::kLeak) break;
+        // A leak stays a leak when a stretch outside every redaction still
+        // holds F secret bytes.
+        const Form& form = keys_[f.key_index].forms()[f.form_index];
+        std::vector<std::pair<uint64_t, uint64_t>> cover;
+        for (size_t i : over) {
+          const Redaction& r = reader.redactions()[i];
+          const uint64_t b = std::max(r.vaddr, f.address) - f.address;
+          const uint64_t e = std::min(r.vaddr + r.len, f.address + in_map) -
+                             f.address;
+          cover.emplace_back(b, e);
+        }
+        std::sort(cover.begin(), cover.end());
+        bool leak = false;
+        uint64_t pos = 0;
+        auto check = [&](uint64_t b, uint64_t e) {
+          if (e > b && form.SecretBytesIn(f.form_offset + b,
+                                          f.form_offset + e) >= f_min) {
+            leak = true;
+          }
+        };
+        for (const auto& [b, e] : cover) {
+          check(pos, b);
+          pos = std::max(pos, e);
+        }
+        check(pos, f.length);  // includes any part past the mapping
+        if (!leak) {
+          f.kind = FindingKind::kRedacted;
+        } else {
+          f.redaction += " (partial)";
+        }
+        break;
+      }
+    }
+  }
+}
+
+StatusOr<ScanReport> Scanner::ScanFile(const std::string& path) const {
+  StatusOr<std::unique_ptr<MappedFile>> file = MappedFile::Open(path);
+  if (!file.ok()) return file.status();
+  const uint8_t* data = (*file)->data();
+  const uint64_t size = (*file)->size();
+  ScanReport report;
+  report.path = path;
+  report.file_size = size;
+  std::unique_ptr<CoreReader> reader;
+  if (IsElfCore(data, size)) {
+    // The checksum is checked below, only for sigrace dumps: a kernel or
+    // gcore core has no seal to check.
+    ReaderOptions ro;
+    ro.verify_checksum = false;
+    StatusOr<std::unique_ptr<CoreReader>> r =
+        CoreReader::FromBuffer(data, size, ro);
+    if (!r.ok()) {
+      return DataLossError(path + ": " + r.status().message());
+    }
+    reader = std::move(r).value();
+    const bool sigrace = reader->has_sigrace_notes() ||
+                         reader->seal().state != SealState::kUnsealed;
+    if (sigrace) {
+      ReaderOptions strict;
+      strict.require_seal = true;
+      StatusOr<std::unique_ptr<CoreReader>> sealed =
+          CoreReader::FromBuffer(data, size, strict);
+      if (!sealed.ok()) {
+        return DataLossError(path + ": torn or unsealed sigrace dump (" +
+                             sealed.status().message() +
+                             "); it is never scanned as clean");
+      }
+      reader = std::move(sealed).value();
+      report.file_kind = FileKind::kSigraceDump;
+    } else {
+      report.file_kind = FileKind::kElfCore;
+    }
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  report.findings = Scan(data, size, 0);
+  report.seconds = std::chrono::duration<double>(
+                       std::chrono::steady_clock::now() - t0)
+                       .count();
+  if (reader) Attribute(*reader, &report.findings);
+  for (const Finding& f : report.findings) {
+    switch (f.kind) {
+      case FindingKind::kLeak:
+        ++report.leaks;
+        break;
+      case FindingKind::kRedacted:
+        ++report.redacted;
+        break;
+      case FindingKind::kAnchor:
+        ++report.anchors;
+        break;
+    }
+  }
+  return report;
+}
+
+}  // namespace sigrace::crashdump

@@ -1,0 +1,21 @@
+# The dump scanner (the oracle), its key-form table and `sigrace scan`.
+# include()d from crashdump/CMakeLists.txt.
+
+sigrace_cc_library(
+  NAME crashdump_scanner
+  SRCS key_forms.cc scanner.cc
+  HDRS key_forms.h scanner.h
+  DEPS sigrace::base sigrace::crashdump_reader OpenSSL::Crypto
+       Threads::Threads)
+
+sigrace_cc_test(
+  NAME key_forms_test
+  SRCS key_forms_test.cc
+  DEPS sigrace::crashdump_scanner
+  LABELS unit)
+
+sigrace_cc_test(
+  NAME scanner_test
+  SRCS scanner_test.cc
+  DEPS sigrace::crashdump_scanner
+  LABELS unit)

@@ -1,0 +1,162 @@
+// The dump scanner: the oracle that judges every dump. It knows the key
+// exactly (KeyForms) and finds every fragment of at least F bytes of any
+// form, anywhere in a file, at any alignment: ELF load segments, notes and
+// register blocks, headers, slack, or a raw non-ELF file alike.
+//
+// Search (raw bytes, independent of any file format): every window of
+// W = min(8, ceil(F/2)) bytes of every form goes into a hash index; the
+// data is probed with one W-byte load every S = F - W + 1 bytes (S = 9 for
+// F = 16). A run of L >= F matching bytes spans S + W - 1 = F bytes, so it
+// always covers one whole probed window. Each probe that hits the index is
+// verified against the form and extended both ways to the maximal match;
+// only maximal matches of F bytes or more are reported, so a run of F - 1
+// bytes never is. The index is three tables (binary forms; ASCII text
+// forms; UTF-16LE forms) of 16-byte buckets holding eight 16-bit
+// fingerprints, so the common probe costs one multiply and one
+// cache-resident 16-byte compare. Text tables are consulted only when the
+// probed bytes look like text (all high bits clear, or every other byte
+// zero), and an all-zero probe is skipped unless some form holds eight zero
+// bytes, so zero pages and random data stay fast.
+//
+// Parallel scan: the data is cut into chunks scanned by worker threads;
+// probes stay inside their chunk but verification reads across chunk
+// borders (the chunks overlap by whatever the match needs), so a fragment
+// that crosses a border is found. Offsets are 64-bit; files over 4 GiB work.
+//
+// Classification: a maximal match is a LEAK when at least F of its bytes
+// are secret-class bytes of the form (see key_forms.h), an ANCHOR when it
+// is not a leak but holds F or more key-specific (secret or public) bytes,
+// and is dropped otherwise (DER headers, PEM armour: identical for every
+// key). The ELF layer (ScanFile) turns a leak lying inside a range the
+// dump records as redacted into REDACTED.
+//
+// Findings carry offsets, lengths, form names and region names, never key
+// bytes.
+//
+// Thread safety: a Scanner is immutable after Create(); Scan() and
+// ScanFile() are const and may run concurrently from several threads.
+// Not async-signal-safe.
+
+#ifndef SIGRACE_CRASHDUMP_SCANNER_H_
+#define SIGRACE_CRASHDUMP_SCANNER_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "base/status.h"
+#include "crashdump/key_forms.h"
+
+namespace sigrace::crashdump {
+
+class CoreReader;
+
+namespace internal {
+struct ScanIndex;  // the window index; defined in scanner.cc
+}  // namespace internal
+
+struct ScanOptions {
+  // F: the shortest run of form bytes that counts. At least 8.
+  size_t min_fragment = 16;
+  // Worker threads; 0 = one per online CPU.
+  int threads = 0;
+  // Bytes of probes per work item handed to a thread.
+  size_t chunk_size = size_t{16} << 20;
+  // Report anchor matches (public n, public keys). Leaks are always
+  // reported.
+  bool report_anchors = true;
+};
+
+enum class FindingKind {
+  kLeak,      // secret bytes outside any recorded redaction
+  kRedacted,  // secret bytes inside a range the dump marks as redacted
+  kAnchor,    // public key material (n, e, the public key): never a leak
+};
+const char* FindingKindName(FindingKind kind);
+
+struct Finding {
+  FindingKind kind = FindingKind::kLeak;
+  uint64_t file_offset = 0;  // first matching byte in the file
+  uint64_t length = 0;       // length of the maximal match
+  uint32_t key_index = 0;    // into Scanner::keys()
+  uint32_t form_index = 0;   // into keys()[key_index].forms()
+  std::string form;          // form name, e.g. "rsa.p.le64"
+  std::string part;          // key component, e.g. "p", "seed", "n"
+  uint64_t form_offset = 0;  // offset of the fragment within the form
+  uint64_t secret_bytes = 0;  // secret-class bytes in the match
+  // Other matches folded into this one: other forms holding exactly these
+  // bytes (the finding names the first in table order), and shorter
+  // matches lying inside it (the PKCS#1 DER inside a PKCS#8 DER, the
+  // base64 lines inside a PEM).
+  uint32_t other_forms = 0;
+
+  // ELF attribution (ScanFile on an ELF core; zero/empty otherwise).
+  bool has_address = false;
+  uint64_t address = 0;  // virtual address of file_offset
+  std::string region;    // "load 0x7f..-0x7f.. rw-p /path", "note
+                         // NT_PRSTATUS", "elf header", ...
+  int32_t tid = 0;       // thread of a register note, or of a redaction
+  std::string redaction;  // label of the covering redaction record
+};
+
+// What ScanFile learned about the file itself.
+enum class FileKind { kRaw, kElfCore, kSigraceDump };
+const char* FileKindName(FileKind kind);
+
+struct ScanReport {
+  std::string path;
+  uint64_t file_size = 0;
+  FileKind file_kind = FileKind::kRaw;
+  std::vector<Finding> findings;  // sorted by file_offset
+  size_t leaks = 0;
+  size_t redacted = 0;
+  size_t anchors = 0;
+  double seconds = 0;  // wall time of the byte search
+};
+
+class Scanner {
+ public:
+  // Builds the index over every form of every key. Fails on an empty key
+  // list or min_fragment < 8.
+  static StatusOr<std::unique_ptr<Scanner>> Create(std::vector<KeyForms> keys,
+                                                   ScanOptions options);
+  ~Scanner();
+  Scanner(const Scanner&) = delete;
+  Scanner& operator=(const Scanner&) = delete;
+
+  // Raw search of [data, data + size). Offsets in findings are
+  // base_offset + position. No ELF attribution; kinds are kLeak/kAnchor.
+  std::vector<Finding> Scan(const uint8_t* data, size_t size,
+                            uint64_t base_offset = 0) const;
+
+  // mmaps `path` read-only and scans all of it. For an ELF core it adds
+  // addresses, regions and redactions. A sigrace dump (it carries SIGRACE
+  // notes or a seal) must carry a valid seal trailer, else DataLoss: a torn
+  // dump is never scanned as clean. A kernel core whose segments run past
+  // the end of the file is truncated: DataLoss.
+  StatusOr<ScanReport> ScanFile(const std::string& path) const;
+
+  const std::vector<KeyForms>& keys() const { return keys_; }
+  const ScanOptions& options() const { return options_; }
+  // Index statistics for benchmarks and --list-forms.
+  size_t window_size() const;
+  size_t probe_stride() const;
+  size_t indexed_windows() const;
+  size_t index_bytes() const;
+
+ private:
+  Scanner(std::vector<KeyForms> keys, ScanOptions options);
+  // Reclassifies findings with what an ELF core records.
+  void Attribute(const CoreReader& reader,
+                 std::vector<Finding>* findings) const;
+
+  std::vector<KeyForms> keys_;
+  ScanOptions options_;
+  std::unique_ptr<internal::ScanIndex> index_;
+};
+
+}  // namespace sigrace::crashdump
+
+#endif  // SIGRACE_CRASHDUMP_SCANNER_H_

@@ -1,0 +1,457 @@
+// Scanner: a generated corpus. Fragments of every form are planted at
+// seeded-random offsets and alignments in seeded-random data; every
+// fragment of F bytes or more must be reported at its exact offset and
+// length, none of F - 1 bytes, and nothing else (no false positives).
+// Keys are generated per run; the corpus layout comes from a fixed seed.
+// Key bytes are compared only through bool results.
+
+#include "crashdump/scanner.h"
+
+#include <openssl/evp.h>
+#include <openssl/rsa.h>
+
+#include <algorithm>
+#include <cstring>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "crashdump/core_format.h"
+#include "crashdump/fuzz/synthetic_core.h"
+#include "gtest/gtest.h"
+
+namespace sigrace::crashdump {
+namespace {
+
+struct PkeyFree {
+  void operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); }
+};
+using PkeyPtr = std::unique_ptr<EVP_PKEY, PkeyFree>;
+
+std::vector<KeyForms> TestKeys() {
+  std::vector<KeyForms> keys;
+  PkeyPtr rsa(EVP_RSA_gen(2048));
+  PkeyPtr ed(EVP_PKEY_Q_keygen(nullptr, nullptr, "ED25519"));
+  PkeyPtr ec(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256"));
+  for (EVP_PKEY* k : {rsa.get(), ed.get(), ec.get()}) {
+    StatusOr<KeyForms> f = KeyForms::FromPkey(k, "test");
+    EXPECT_TRUE(f.ok()) << f.status().ToString();
+    if (f.ok()) keys.push_back(std::move(f).value());
+  }
+  return keys;
+}
+
+// Expected class of a planted run of `form`.
+FindingKind Expect(const Form& f, size_t off, size_t len, size_t fmin,
+                   bool* reported) {
+  const size_t sec = f.SecretBytesIn(off, off + len);
+  const size_t pub = f.PublicBytesIn(off, off + len);
+  *reported = sec + pub >= fmin;
+  return sec >= fmin ? FindingKind::kLeak : FindingKind::kAnchor;
+}
+
+struct Plant {
+  size_t pos;
+  size_t len;
+  uint32_t key;
+  uint32_t form;
+  size_t form_off;
+};
+
+class Corpus {
+ public:
+  Corpus(const std::vector<KeyForms>& keys, size_t size, uint64_t seed)
+      : keys_(keys), rng_(seed), data_(size) {
+    for (size_t i = 0; i < size; i += 8) {
+      const uint64_t v = rng_();
+      std::memcpy(data_.data() + i, &v, std::min<size_t>(8, size - i));
+    }
+  }
+
+  // Plants form bytes [off, off+len) at pos, with the bytes around them
+  // chosen so no form continues the run: the match is exactly the plant.
+  void PlantAt(size_t pos, uint32_t key, uint32_t form, size_t off,
+               size_t len) {
+    const Form& f = keys_[key].forms()[form];
+    std::memcpy(data_.data() + pos, f.data() + off, len);
+    if (pos > 0) data_[pos - 1] = Breaker(f.data() + off, len, /*before=*/true);
+    if (pos + len < data_.size()) {
+      data_[pos + len] = Breaker(f.data() + off, len, /*before=*/false);
+    }
+    plants_.push_back({pos, len, key, form, off});
+  }
+
+  std::vector<uint8_t>& data() { return data_; }
+  const std::vector<Plant>& plants() const { return plants_; }
+  std::mt19937_64& rng() { return rng_; }
+
+ private:
+  // A byte that differs from the byte next to every occurrence of the run
+  // in every form.
+  uint8_t Breaker(const uint8_t* run, size_t len, bool before) {
+    bool used[256] = {};
+    for (const KeyForms& k : keys_) {
+      for (const Form& g : k.forms()) {
+        for (size_t i = 0; i + len <= g.size(); ++i) {
+          if (std::memcmp(g.data() + i, run, len) != 0) continue;
+          if (before && i > 0) used[g.data()[i - 1]] = true;
+          if (!before && i + len < g.size()) used[g.data()[i + len]] = true;
+        }
+      }
+    }
+    uint8_t b = static_cast<uint8_t>(rng_());
+    while (used[b]) ++b;
+    return b;
+  }
+
+  const std::vector<KeyForms>& keys_;
+  std::mt19937_64 rng_;
+  std::vector<uint8_t> data_;
+  std::vector<Plant> plants_;
+};
+
+const Finding* FindAt(const std::vector<Finding>& fs, uint64_t off,
+                      uint64_t len) {
+  for (const Finding& f : fs) {
+    if (f.file_offset == off && f.length == len) return &f;
+  }
+  return nullptr;
+}
+
+class ScannerCorpusTest : public ::testing::TestWithParam<size_t> {};
+
+TEST_P(ScannerCorpusTest, EveryFragmentFoundExactlyAndNothingElse) {
+  const size_t fmin = GetParam();
+  std::vector<KeyForms> keys = TestKeys();
+  ASSERT_EQ(keys.size(), 3u);
+  Corpus corpus(keys, size_t{4} << 20, /*seed=*/20260401 + fmin);
+  // Every form of every key, twice: one fragment of exactly F bytes and one
+  // of random length, at random form offsets and random (any alignment)
+  // data positions, 96+ bytes apart.
+  size_t pos = 40;
+  for (uint32_t k = 0; k < keys.size(); ++k) {
+    for (uint32_t fi = 0; fi < keys[k].forms().size(); ++fi) {
+      const Form& f = keys[k].forms()[fi];
+      if (f.size() < fmin) continue;
+      for (int rep = 0; rep < 2; ++rep) {
+        const size_t len =
+            rep == 0 ? fmin
+                     : fmin + corpus.rng()() % (std::min<size_t>(f.size(), 600) -
+                                                fmin + 1);
+        const size_t off = corpus.rng()() % (f.size() - len + 1);
+        pos += 96 + corpus.rng()() % 4000;
+        ASSERT_LT(pos + len + 1, corpus.data().size());
+        corpus.PlantAt(pos, k, fi, off, len);
+        pos += len;
+      }
+    }
+  }
+  ScanOptions opt;
+  opt.min_fragment = fmin;
+  opt.threads = 2;
+  opt.chunk_size = 1 << 16;  // many chunk borders
+  StatusOr<std::unique_ptr<Scanner>> s = Scanner::Create(keys, opt);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  const std::vector<Finding> fs =
+      (*s)->Scan(corpus.data().data(), corpus.data().size());
+
+  size_t expected = 0;
+  for (const Plant& p : corpus.plants()) {
+    const Form& f = keys[p.key].forms()[p.form];
+    bool reported = false;
+    const FindingKind kind = Expect(f, p.form_off, p.len, fmin, &reported);
+    const Finding* hit = FindAt(fs, p.pos, p.len);
+    if (!reported) {
+      // Encoding scaffolding only (a DER header, PEM armour): never
+      // reported, so an unrelated key file is not a finding.
+      EXPECT_EQ(hit, nullptr) << f.name() << " off " << p.form_off;
+      continue;
+    }
+    ++expected;
+    ASSERT_NE(hit, nullptr) << f.name() << " off " << p.form_off << " len "
+                            << p.len << " at " << p.pos;
+    EXPECT_EQ(hit->kind, kind) << f.name();
+    // The named form holds exactly these bytes at form_offset.
+    const Form& named = keys[hit->key_index].forms()[hit->form_index];
+    EXPECT_EQ(hit->form, named.name());
+    EXPECT_TRUE(hit->form_offset + hit->length <= named.size() &&
+                std::memcmp(named.data() + hit->form_offset,
+                            corpus.data().data() + p.pos, p.len) == 0)
+        << f.name() << " reported as " << hit->form;
+  }
+  // No false positives: every finding is a plant.
+  EXPECT_EQ(fs.size(), expected);
+  EXPECT_GT(expected, 150u);
+}
+
+INSTANTIATE_TEST_SUITE_P(MinFragments, ScannerCorpusTest,
+                         ::testing::Values(16, 13, 24, 64));
+
+TEST(Scanner, FragmentOneShortOfMinimumIsNotReported) {
+  std::vector<KeyForms> keys = TestKeys();
+  for (size_t fmin : {16u, 24u}) {
+    Corpus corpus(keys, 1 << 20, /*seed=*/7 + fmin);
+    const int p_le = keys[0].FindForm("rsa.p.le64");
+    const int seed = keys[1].FindForm("ed25519.seed");
+    const int b64 = keys[0].FindForm("rsa.pkcs8.b64@1");
+    ASSERT_GE(p_le, 0);
+    ASSERT_GE(seed, 0);
+    ASSERT_GE(b64, 0);
+    // F - 1 bytes at every alignment mod 16.
+    size_t pos = 1000;
+    for (int a = 0; a < 16; ++a) {
+      pos = (pos + 200) / 16 * 16 + a;
+      corpus.PlantAt(pos, 0, p_le, 3 + a, fmin - 1);
+      pos += 300;
+      corpus.PlantAt(pos, 1, seed, a % (32 - fmin + 1), fmin - 1);
+      pos += 300;
+      corpus.PlantAt(pos, 0, b64, 100 + a, fmin - 1);
+    }
+    ScanOptions opt;
+    opt.min_fragment = fmin;
+    StatusOr<std::unique_ptr<Scanner>> s = Scanner::Create(keys, opt);
+    ASSERT_TRUE(s.ok());
+    EXPECT_TRUE((*s)->Scan(corpus.data().data(), corpus.data().size()).empty())
+        << "F=" << fmin;
+    // The same places with F bytes are all found: the test can fail.
+    Corpus full(keys, 1 << 20, /*seed=*/7 + fmin);
+    for (const Plant& p : corpus.plants()) {
+      full.PlantAt(p.pos, p.key, p.form, p.form_off, fmin);
+    }
+    const std::vector<Finding> fs =
+        (*s)->Scan(full.data().data(), full.data().size());
+    EXPECT_EQ(fs.size(), full.plants().size()) << "F=" << fmin;
+    for (const Plant& p : full.plants()) {
+      EXPECT_NE(FindAt(fs, p.pos, fmin), nullptr) << p.pos;
+    }
+  }
+}
+
+TEST(Scanner, FragmentAcrossChunkBorderIsFound) {
+  std::vector<KeyForms> keys = TestKeys();
+  Corpus corpus(keys, 2 << 20, /*seed=*/99);
+  ScanOptions opt;
+  opt.chunk_size = 1 << 16;
+  opt.threads = 2;
+  StatusOr<std::unique_ptr<Scanner>> s = Scanner::Create(keys, opt);
+  ASSERT_TRUE(s.ok());
+  const size_t chunk = (1 << 16) / (*s)->probe_stride() * (*s)->probe_stride();
+  const int q = keys[0].FindForm("rsa.q.le64");
+  // 16 bytes straddling borders at every split point 1..15, and a long one.
+  ASSERT_GT(corpus.data().size(), 21 * chunk);
+  for (int k = 1; k < 16; ++k) {
+    corpus.PlantAt(k * chunk - k, 0, q, k, 16);
+  }
+  corpus.PlantAt(20 * chunk - 64, 0, q, 0, 128);
+  // Fragments touching the very start and end of the data.
+  corpus.PlantAt(0, 0, q, 50, 16);
+  corpus.PlantAt(corpus.data().size() - 16, 0, q, 60, 16);
+  const std::vector<Finding> fs =
+      (*s)->Scan(corpus.data().data(), corpus.data().size());
+  EXPECT_EQ(fs.size(), corpus.plants().size());
+  for (const Plant& p : corpus.plants()) {
+    const Finding* f = FindAt(fs, p.pos, p.len);
+    ASSERT_NE(f, nullptr) << "at " << p.pos;
+    EXPECT_EQ(f->form, "rsa.q.le64");
+    EXPECT_EQ(f->part, "q");
+    EXPECT_EQ(f->form_offset, p.form_off);
+  }
+  // One thread and one big chunk give the same answer.
+  ScanOptions one;
+  one.threads = 1;
+  StatusOr<std::unique_ptr<Scanner>> s1 = Scanner::Create(keys, one);
+  ASSERT_TRUE(s1.ok());
+  EXPECT_EQ((*s1)->Scan(corpus.data().data(), corpus.data().size()).size(),
+            fs.size());
+  // Offsets carry base_offset (64-bit, past 4 GiB).
+  const uint64_t base = uint64_t{5} << 30;
+  const std::vector<Finding> shifted =
+      (*s)->Scan(corpus.data().data(), corpus.data().size(), base);
+  ASSERT_EQ(shifted.size(), fs.size());
+  EXPECT_EQ(shifted[0].file_offset, fs[0].file_offset + base);
+}
+
+TEST(Scanner, ModulusIsAnAnchorNeverALeak) {
+  std::vector<KeyForms> keys = TestKeys();
+  Corpus corpus(keys, 1 << 20, /*seed=*/5);
+  corpus.PlantAt(4096, 0, keys[0].FindForm("rsa.n.le64"), 0, 256);
+  corpus.PlantAt(20000, 0, keys[0].FindForm("rsa.n.be"), 17, 40);
+  corpus.PlantAt(40000, 1, keys[1].FindForm("ed25519.pub"), 0, 32);
+  StatusOr<std::unique_ptr<Scanner>> s = Scanner::Create(keys, {});
+  ASSERT_TRUE(s.ok());
+  std::vector<Finding> fs =
+      (*s)->Scan(corpus.data().data(), corpus.data().size());
+  ASSERT_EQ(fs.size(), 3u);
+  for (const Finding& f : fs) {
+    EXPECT_EQ(f.kind, FindingKind::kAnchor) << f.form;
+    EXPECT_EQ(f.secret_bytes, 0u);
+  }
+  EXPECT_EQ(fs[0].part, "n");
+  ScanOptions quiet;
+  quiet.report_anchors = false;
+  StatusOr<std::unique_ptr<Scanner>> sq = Scanner::Create(keys, quiet);
+  ASSERT_TRUE(sq.ok());
+  EXPECT_TRUE((*sq)->Scan(corpus.data().data(), corpus.data().size()).empty());
+}
+
+TEST(Scanner, ZeroAndRepeatedPagesAreClean) {
+  std::vector<KeyForms> keys = TestKeys();
+  std::vector<uint8_t> data(size_t{8} << 20, 0);
+  for (size_t i = 0; i < data.size(); i += 4096) {
+    std::memset(data.data() + i, static_cast<int>((i / 4096) % 256), 2048);
+  }
+  StatusOr<std::unique_ptr<Scanner>> s = Scanner::Create(keys, {});
+  ASSERT_TRUE(s.ok());
+  EXPECT_TRUE((*s)->Scan(data.data(), data.size()).empty());
+  // A fragment inside a zero page is still found.
+  const int d = keys[0].FindForm("rsa.d.le64");
+  const Form& f = keys[0].forms()[d];
+  std::memcpy(data.data() + 3 * 4096 + 3000, f.data() + 8, 16);
+  const std::vector<Finding> fs = (*s)->Scan(data.data(), data.size());
+  ASSERT_EQ(fs.size(), 1u);
+  EXPECT_EQ(fs[0].file_offset, 3u * 4096 + 3000);
+  EXPECT_EQ(fs[0].kind, FindingKind::kLeak);
+}
+
+TEST(Scanner, RejectsBadOptions) {
+  EXPECT_FALSE(Scanner::Create({}, {}).ok());
+  ScanOptions tiny;
+  tiny.min_fragment = 7;
+  EXPECT_FALSE(Scanner::Create(TestKeys(), tiny).ok());
+}
+
+// ELF layer: a synthetic sigrace dump holding p's limbs in a load segment,
+// in pairs: found as a leak without a redaction record, as redacted with
+// one, and as a leak again when the record misses part of it.
+class ScannerElfTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    keys_ = TestKeys();
+    StatusOr<std::unique_ptr<Scanner>> s = Scanner::Create(keys_, {});
+    ASSERT_TRUE(s.ok());
+    scanner_ = std::move(s).value();
+    p_ = keys_[0].FindForm("rsa.p.le64");
+    core_.threads.push_back({1234, 11, 0x401000, 0x7ffd0000, 0x7ffd0100});
+    testing::SyntheticCore::Load heap;
+    heap.vaddr = kHeap;
+    heap.bytes.assign(8192, 0);
+    heap.name = "[heap]";
+    const Form& f = keys_[0].forms()[p_];
+    std::memcpy(heap.bytes.data() + 0x100, f.data(), f.size());
+    core_.loads.push_back(heap);
+  }
+
+  StatusOr<ScanReport> ScanCore(bool seal = true, size_t cut = 0) {
+    std::vector<uint8_t> bytes = core_.Build(seal);
+    if (cut) bytes.resize(bytes.size() - cut);
+    path_ = ::testing::TempDir() + "/scanner_elf_test.core";
+    FILE* fp = std::fopen(path_.c_str(), "wb");
+    EXPECT_NE(fp, nullptr);
+    std::fwrite(bytes.data(), 1, bytes.size(), fp);
+    std::fclose(fp);
+    return scanner_->ScanFile(path_);
+  }
+  void TearDown() override { std::remove(path_.c_str()); }
+
+  static constexpr uint64_t kHeap = 0x555500000000;
+  std::vector<KeyForms> keys_;
+  std::unique_ptr<Scanner> scanner_;
+  int p_ = -1;
+  testing::SyntheticCore core_;
+  std::string path_;
+};
+
+TEST_F(ScannerElfTest, KeyInLoadSegmentIsALeakWithAddress) {
+  core_.meta = "variant=test\n";
+  StatusOr<ScanReport> r = ScanCore();
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->file_kind, FileKind::kSigraceDump);
+  ASSERT_EQ(r->leaks, 1u);
+  const Finding& f = r->findings[0];
+  EXPECT_EQ(f.form, "rsa.p.le64");
+  EXPECT_TRUE(f.has_address);
+  EXPECT_EQ(f.address, kHeap + 0x100);
+  EXPECT_EQ(f.length, 128u);
+  EXPECT_NE(f.region.find("[heap]"), std::string::npos) << f.region;
+}
+
+TEST_F(ScannerElfTest, KeyInsideRecordedRedactionIsRedacted) {
+  core_.AddRedaction(RedactionKind::kRange, kHeap + 0x100, 128, 0, "vault");
+  StatusOr<ScanReport> r = ScanCore();
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->leaks, 0u);
+  ASSERT_EQ(r->redacted, 1u);
+  EXPECT_EQ(r->findings[0].redaction, "vault");
+}
+
+TEST_F(ScannerElfTest, RedactionMissingPartOfTheKeyIsStillALeak) {
+  // The record stops 16 bytes short: those 16 bytes are a leak.
+  core_.AddRedaction(RedactionKind::kRange, kHeap + 0x100, 112, 0, "vault");
+  StatusOr<ScanReport> r = ScanCore();
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->leaks, 1u);
+  // 15 bytes uncovered are not.
+  core_.redactions.clear();
+  core_.AddRedaction(RedactionKind::kRange, kHeap + 0x100, 113, 0, "vault");
+  r = ScanCore();
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->leaks, 0u);
+  EXPECT_EQ(r->redacted, 1u);
+}
+
+TEST_F(ScannerElfTest, KeyInNoteIsFound) {
+  const int seed = keys_[1].FindForm("ed25519.seed");
+  const Form& f = keys_[1].forms()[seed];
+  testing::SyntheticCore::RawNote note{"CORE", 0x202,
+                                       std::vector<uint8_t>(600, 0)};
+  std::memcpy(note.desc.data() + 77, f.data(), 32);
+  core_.extra_notes.push_back(note);
+  StatusOr<ScanReport> r = ScanCore();
+  ASSERT_TRUE(r.ok());
+  ASSERT_EQ(r->leaks, 2u);
+  bool in_note = false;
+  for (const Finding& x : r->findings) {
+    if (x.form == "ed25519.seed") {
+      in_note = x.region.rfind("note", 0) == 0 && !x.has_address;
+    }
+  }
+  EXPECT_TRUE(in_note);
+}
+
+TEST_F(ScannerElfTest, UnsealedOrTruncatedSigraceDumpIsAnError) {
+  core_.AddRedaction(RedactionKind::kRange, kHeap + 0x100, 128, 0, "vault");
+  StatusOr<ScanReport> unsealed = ScanCore(/*seal=*/false);
+  ASSERT_FALSE(unsealed.ok());
+  EXPECT_EQ(unsealed.status().code(), StatusCode::kDataLoss);
+  EXPECT_NE(unsealed.status().message().find("unsealed"), std::string::npos)
+      << unsealed.status().message();
+  StatusOr<ScanReport> cut = ScanCore(/*seal=*/true, /*cut=*/100);
+  ASSERT_FALSE(cut.ok());
+  EXPECT_EQ(cut.status().code(), StatusCode::kDataLoss);
+}
+
+TEST(ScannerFile, RawFileAndMissingFile) {
+  std::vector<KeyForms> keys = TestKeys();
+  StatusOr<std::unique_ptr<Scanner>> s = Scanner::Create(keys, {});
+  ASSERT_TRUE(s.ok());
+  const std::string path = ::testing::TempDir() + "/scanner_raw.bin";
+  std::vector<uint8_t> data(100000, 'x');
+  const Form& f = keys[0].forms()[keys[0].FindForm("rsa.pkcs8.pem")];
+  std::memcpy(data.data() + 5000, f.data(), f.size());
+  FILE* fp = std::fopen(path.c_str(), "wb");
+  std::fwrite(data.data(), 1, data.size(), fp);
+  std::fclose(fp);
+  StatusOr<ScanReport> r = (*s)->ScanFile(path);
+  std::remove(path.c_str());
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->file_kind, FileKind::kRaw);
+  ASSERT_GE(r->leaks, 1u);
+  EXPECT_EQ(r->findings[0].form, "rsa.pkcs8.pem");
+  EXPECT_EQ(r->findings[0].length, f.size());
+  StatusOr<ScanReport> missing = (*s)->ScanFile("/nonexistent/dump");
+  EXPECT_FALSE(missing.ok());
+}
+
+}  // namespace
+}  // namespace sigrace::crashdump
