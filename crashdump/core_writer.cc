@@ -75,6 +75,22 @@ class Sink {
     memcpy(buf_ + used_, data, n);
     used_ += n;
   }
+  // n zero bytes as a hole (lseek), so untouched pages cost no I/O. The
+  // checksum still covers them: FNV-1a over a zero byte is one multiply,
+  // so n zeros multiply the state by prime^n.
+  void Hole(size_t n) {
+    if (error_ != 0 || n == 0) return;
+    Flush();
+    uint64_t f = 1, b = 0x100000001b3ULL;
+    for (uint64_t e = n; e != 0; e >>= 1) {
+      if (e & 1) f *= b;
+      b *= b;
+    }
+    checksum_ *= f;
+    written_ += n;
+    const long r = RawSyscall6(SYS_lseek, fd_, static_cast<long>(n), SEEK_CUR);
+    if (r < 0) error_ = static_cast<int>(-r);
+  }
   void Zeros(size_t n) {
     static const char kZero[512] = {};
     while (n > 0) {
@@ -148,6 +164,8 @@ class NoteBuf {
   size_t len_ = 0;
   bool overflow_ = false;
 };
+
+void ZeroUnusedXstate(char* d, size_t size);
 
 void FillRegs(const ThreadCapture& t, user_regs_struct* r) {
   const greg_t* g = t.uc->uc_mcontext.gregs;
@@ -289,6 +307,16 @@ void AddThreadNotes(NoteBuf& nb, const CoreInput& in, const ThreadCapture& t,
   if (char* d = nb.Add("CORE", NT_FPREGSET, kFxsaveSize)) {
     memcpy(d, fp, kFxsaveSize);
     if (t.redact_registers) FillMarker(d + 32, 0, 416 - 32);  // st0-7, xmm
+    memset(d + 416, 0, kSwBytesOffset - 416);  // unused; stale in a frame
+    uint32_t m1;
+    memcpy(&m1, fp + kSwBytesOffset, 4);
+    if (m1 == kFpXstateMagic1) {
+      // Legacy components in their initial state may be stale in a frame.
+      uint64_t bv;
+      memcpy(&bv, fp + kFxsaveSize, 8);
+      if ((bv & 1) == 0) memset(d + 32, 0, 160 - 32);
+      if ((bv & 2) == 0) memset(d + 160, 0, 416 - 160);
+    }
     // The sw_reserved bytes of a signal frame describe the frame, not the
     // registers; ptrace and the kernel's core leave them zero here.
     memset(d + kSwBytesOffset, 0, kFxsaveSize - kSwBytesOffset);
@@ -309,10 +337,68 @@ void AddThreadNotes(NoteBuf& nb, const CoreInput& in, const ThreadCapture& t,
     // frame carries _fpx_sw_bytes there instead. Rewrite as the kernel does.
     memset(d + kSwBytesOffset, 0, kFxsaveSize - kSwBytesOffset);
     memcpy(d + kSwBytesOffset, &xfeatures, 8);
+    ZeroUnusedXstate(d, xstate_size);
     if (t.redact_registers) {
       FillMarker(d + 32, 0, 416 - 32);
       FillMarker(d + kXsaveHeaderEnd, 0, xstate_size - kXsaveHeaderEnd);
     }
+  }
+}
+
+bool PageIsZero(const char* p, size_t n) {
+  uint64_t acc = 0;
+  for (size_t i = 0; i + 8 <= n; i += 8) {
+    uint64_t w;
+    memcpy(&w, p + i, 8);
+    acc |= w;
+  }
+  for (size_t i = n & ~size_t{7}; i < n; ++i) acc |= static_cast<uint8_t>(p[i]);
+  return acc == 0;
+}
+
+// Writes a chunk, turning runs of all-zero pages into holes (the kernel
+// leaves untouched pages as holes too, via FOLL_DUMP).
+void PutWithHoles(Sink& sink, const char* buf, size_t n) {
+  size_t i = 0;
+  while (i < n) {
+    const size_t len = n - i < kPage ? n - i : kPage;
+    const bool zero = PageIsZero(buf + i, len);
+    size_t j = i + len;
+    while (j < n) {
+      const size_t l2 = n - j < kPage ? n - j : kPage;
+      if (PageIsZero(buf + j, l2) != zero) break;
+      j += l2;
+    }
+    if (zero) {
+      sink.Hole(j - i);
+    } else {
+      sink.Put(buf + i, j - i);
+    }
+    i = j;
+  }
+}
+
+// Components of the XSAVE area that XSTATE_BV marks as in their initial
+// state are not written by XSAVE: in a signal frame they hold whatever
+// the stack held before (stale data, maybe secrets). The kernel's note
+// carries init values (zeros) there; so does ours. Offsets from CPUID 0xD
+// (standard, non-compacted format, as signal frames use).
+void ZeroUnusedXstate(char* d, size_t size) {
+  uint64_t bv;
+  memcpy(&bv, d + kFxsaveSize, 8);
+  memset(d + 416, 0, kSwBytesOffset - 416);  // unused legacy bytes
+  if ((bv & 1) == 0) memset(d + 32, 0, 160 - 32);   // x87 st0-7
+  if ((bv & 2) == 0) memset(d + 160, 0, 416 - 160);  // xmm0-15
+  memset(d + kFxsaveSize + 16, 0, kXsaveHeaderEnd - kFxsaveSize - 16);
+  for (unsigned i = 2; i < 64; ++i) {
+    if (bv & (1ull << i)) continue;
+    unsigned a, b, c, dd;
+    __asm__ volatile("cpuid"
+                     : "=a"(a), "=b"(b), "=c"(c), "=d"(dd)
+                     : "a"(0xd), "c"(i));
+    if (a == 0 || b < kXsaveHeaderEnd || b >= size) continue;
+    const size_t len = b + a <= size ? a : size - b;
+    memset(d + b, 0, len);
   }
 }
 
@@ -473,7 +559,7 @@ bool WriteCore(const CoreInput& in, int fd, CoreOutput* out) {
                                           : in.copy_cap;
       ReadOwnMemory(pid, in.copy_buf, va, n);
       ApplyRedactions(in, in.copy_buf, va, n);
-      sink.Put(in.copy_buf, n);
+      PutWithHoles(sink, in.copy_buf, n);
       va += n;
       left -= n;
     }
