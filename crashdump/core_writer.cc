@@ -1,6 +1,7 @@
 #include "crashdump/core_writer.h"
 
 #include <elf.h>
+#include <fcntl.h>
 #include <sys/procfs.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -402,6 +403,15 @@ void ZeroUnusedXstate(char* d, size_t size) {
   }
 }
 
+bool Overlaps(const CoreInput& in, uint64_t va, uint64_t n) {
+  for (size_t i = 0; i < in.redaction_count; ++i) {
+    const RedactionRecord& r = in.redactions[i];
+    if (r.len == 0) continue;
+    if (r.vaddr < va + n && va < r.vaddr + r.len) return true;
+  }
+  return false;
+}
+
 void ApplyRedactions(const CoreInput& in, char* buf, uint64_t va, size_t n) {
   const uint64_t end = va + n;
   for (size_t i = 0; i < in.redaction_count; ++i) {
@@ -551,12 +561,45 @@ bool WriteCore(const CoreInput& in, int fd, CoreOutput* out) {
   sink.Zeros(static_cast<size_t>(data_off - notes_off - nb.size()));
 
   const pid_t pid = ss::Getpid();
+  // Pages of a private anonymous mapping that were never touched (neither
+  // present nor swapped, per /proc/self/pagemap) are zeros: they become
+  // holes without being read, as the kernel's FOLL_DUMP skips them.
+  const long pagemap = RawSyscall6(
+      SYS_open, reinterpret_cast<long>("/proc/self/pagemap"),
+      O_RDONLY | O_CLOEXEC);
   for (size_t i = 0; i < nloads && sink.error() == 0; ++i) {
-    uint64_t va = mt.maps[i].start;
+    const ProcMapping& m = mt.maps[i];
+    const bool anon_private = m.inode == 0 && !m.shared &&
+                              m.special != ProcMappingSpecial::kVdso;
+    uint64_t va = m.start;
     uint64_t left = in.dump_len[i];
     while (left > 0 && sink.error() == 0) {
       const size_t n = left < in.copy_cap ? static_cast<size_t>(left)
                                           : in.copy_cap;
+      size_t absent = 0;  // leading untouched bytes of this chunk
+      if (anon_private && pagemap >= 0) {
+        uint64_t entries[256];
+        size_t want = n / kPage;
+        if (want > 256) want = 256;
+        const long r = RawSyscall6(SYS_pread64, pagemap,
+                                   reinterpret_cast<long>(entries),
+                                   static_cast<long>(want * 8),
+                                   static_cast<long>(va / kPage * 8));
+        const size_t got = r > 0 ? static_cast<size_t>(r) / 8 : 0;
+        while (absent / kPage < got &&
+               (entries[absent / kPage] & (3ull << 62)) == 0) {
+          absent += kPage;
+        }
+        if (absent > 0 && Overlaps(in, va, absent)) absent = 0;
+      }
+      if (absent > 0) {
+        sink.Hole(absent);
+        va += absent;
+        left -= absent;
+        continue;
+      }
+      // Read up to the next untouched run boundary is not needed: a chunk
+      // read of untouched pages still yields zeros (then holes).
       ReadOwnMemory(pid, in.copy_buf, va, n);
       ApplyRedactions(in, in.copy_buf, va, n);
       PutWithHoles(sink, in.copy_buf, n);
@@ -564,6 +607,7 @@ bool WriteCore(const CoreInput& in, int fd, CoreOutput* out) {
       left -= n;
     }
   }
+  if (pagemap >= 0) RawSyscall6(SYS_close, pagemap);
   sink.Flush();
   if (sink.error() != 0) {
     out->error = sink.error();

@@ -35,6 +35,7 @@ using ss::RawSyscall6;
 // signal handler). Armed: they take the failpoint table's lock, so only
 // tests that fault the handler on purpose arm them.
 SIGRACE_FAILPOINT_DEFINE(kFpEntered, "handler.entered");
+SIGRACE_FAILPOINT_DEFINE(kFpFreezePass, "handler.after_freeze_pass");
 SIGRACE_FAILPOINT_DEFINE(kFpAfterFreeze, "handler.after_freeze");
 SIGRACE_FAILPOINT_DEFINE(kFpAfterSnapshot, "handler.after_registry_snapshot");
 SIGRACE_FAILPOINT_DEFINE(kFpBeforeWrite, "handler.before_write");
@@ -362,6 +363,7 @@ void FreezeOthers(pid_t pid, pid_t self, FreezeStats* st) {
     ++st->passes;
     const int found = ScanAndSignal(pid, self);
     WaitForAcks(pass_ns, st);
+    (void)SIGRACE_FAILPOINT(kFpFreezePass);
     if (found == 0) break;
   }
 }

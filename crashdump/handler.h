@@ -30,7 +30,8 @@
 // one control thread). LastDump/DumpCount/RequestLiveDump may be called
 // from any thread at any time.
 //
-// Failpoints inside the handler ("handler.after_freeze",
+// Failpoints inside the handler ("handler.entered",
+// "handler.after_freeze_pass", "handler.after_freeze",
 // "handler.after_registry_snapshot", "handler.before_write",
 // "handler.before_seal") are evaluated on the crash path. A disarmed
 // failpoint is one relaxed load and is async-signal-safe; an ARMED one is

@@ -208,6 +208,96 @@ TEST(HandlerRedaction, ThreadOutsideSecretScopeKeepsRegisters) {
   EXPECT_FALSE(marker);
 }
 
+// MADV_DONTDUMP pages (the `dd` VmFlag) stay out of the dump, as with the
+// kernel. Paired: the same secret in an ordinary page is in the dump.
+int DontDumpChild(const TempDir& dir, bool dontdump) {
+  if (!InstallHandler(DirOptions(dir, false)).ok()) return 10;
+  void* page = mmap(nullptr, 4096, PROT_READ | PROT_WRITE,
+                    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (page == MAP_FAILED) return 11;
+  if (dontdump && madvise(page, 4096, MADV_DONTDUMP) != 0) return 12;
+  FillSecret(static_cast<uint8_t*>(page) + 64, kSecretLen, kSeed + 1);
+  if (!RequestLiveDump().ok()) return 13;
+  return LastDump().ok ? 0 : 14;
+}
+
+bool DumpHoldsSecret(const TempDir& dir, uint64_t seed) {
+  const auto cores = dir.Files(".core");
+  EXPECT_EQ(cores.size(), 1u);
+  if (cores.size() != 1) return false;
+  uint8_t secret[kSecretLen];
+  FillSecret(secret, sizeof(secret), seed);
+  return Contains(testing::ReadWholeFile(cores[0]), secret, sizeof(secret));
+}
+
+TEST(HandlerCapture, DontDumpPageLeftOut) {
+  TempDir dir;
+  ChildResult c = RunInChild([&] { return DontDumpChild(dir, true); });
+  ASSERT_TRUE(c.exited && c.exit_code == 0) << c.stderr_text;
+  EXPECT_FALSE(DumpHoldsSecret(dir, kSeed + 1));
+}
+
+TEST(HandlerCapture, OrdinaryPageCaptured) {
+  TempDir dir;
+  ChildResult c = RunInChild([&] { return DontDumpChild(dir, false); });
+  ASSERT_TRUE(c.exited && c.exit_code == 0) << c.stderr_text;
+  EXPECT_TRUE(DumpHoldsSecret(dir, kSeed + 1));
+}
+
+// A thread created after the first /proc/self/task pass (here: by a
+// failpoint callback between passes) is found by the next pass and frozen:
+// the multi-pass scan closes the thread-creation race.
+std::atomic<bool> g_late_stop{false};
+std::atomic<uint64_t> g_late_counter{0};
+
+int LateThreadChild(const TempDir& dir) {
+  if (!InstallHandler(DirOptions(dir, false)).ok()) return 10;
+  static std::thread* late = nullptr;
+  if (!failpoint::SetCallback("handler.after_freeze_pass", [] {
+         late = new std::thread([] {
+           // Created inside the handler, it inherits the handler's mask;
+           // an ordinary thread would not have the freeze signal blocked.
+           sigset_t none;
+           sigemptyset(&none);
+           pthread_sigmask(SIG_SETMASK, &none, nullptr);
+           (void)InstallAltStackForThisThread();
+           testing::BusyWorker(&g_late_counter, &g_late_stop);
+         });
+       }).ok() ||
+      !failpoint::Configure("handler.after_freeze_pass=callback@1").ok()) {
+    return 11;
+  }
+  std::atomic<bool> stop{false};
+  std::atomic<uint64_t> n{0};
+  std::thread t([&] {
+    (void)InstallAltStackForThisThread();
+    testing::BusyWorker(&n, &stop);
+  });
+  if (!RequestLiveDump().ok()) return 12;
+  const DumpResult r = LastDump();
+  stop = true;
+  g_late_stop = true;
+  t.join();
+  if (late != nullptr) late->join();
+  if (!r.ok) return 13;
+  if (late == nullptr) return 14;
+  if (r.threads_unfrozen != 0) return 15;
+  return r.threads == 3 && r.freeze_passes >= 2 ? 0 : 16;
+}
+
+TEST(HandlerFreeze, ThreadCreatedDuringFreezeIsInDump) {
+  TempDir dir;
+  ChildResult c = RunInChild([&] { return LateThreadChild(dir); });
+  ASSERT_FALSE(c.timed_out) << c.stderr_text;
+  ASSERT_TRUE(c.exited) << c.stderr_text;
+  EXPECT_EQ(c.exit_code, 0) << c.stderr_text;
+  const auto cores = dir.Files(".core");
+  ASSERT_EQ(cores.size(), 1u);
+  auto reader = OpenSealed(cores[0]);
+  ASSERT_NE(reader, nullptr);
+  EXPECT_EQ(reader->threads().size(), 3u);
+}
+
 // A fatal crash: the child must die by SIGSEGV and leave one sealed dump
 // holding every thread.
 int FatalChild(const TempDir& dir, int workers) {
