@@ -12,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "base/failpoint.h"
 #include "base/mutex.h"
 #include "crashdump/registry.h"
 
@@ -72,7 +73,11 @@ Mutex g_large_mu;
 std::vector<std::pair<uint8_t*, size_t>>* g_large_free GUARDED_BY(g_large_mu) =
     nullptr;
 
+// Inside OpenSSL's signing code; see SignatureMark.
+SIGRACE_FAILPOINT_DEFINE(kFpWindowShallowScope, "window.shallow_scope");
+
 thread_local int t_scope_depth = 0;
+thread_local int t_signature_depth = 0;
 thread_local Arena* t_arena = nullptr;
 
 bool InReserve(const void* p) {
@@ -258,6 +263,7 @@ void HeapFree(void* ptr) {
 }
 
 void* MallocFn(size_t n, const char* /*file*/, int /*line*/) {
+  if (t_signature_depth > 0) (void)SIGRACE_FAILPOINT(kFpWindowShallowScope);
   if (t_scope_depth > 0) return HeapAlloc(n);
   return malloc(n);
 }
@@ -330,6 +336,9 @@ KeyAllocSuspend::KeyAllocSuspend() : saved_(t_scope_depth) {
 KeyAllocSuspend::~KeyAllocSuspend() { t_scope_depth = saved_; }
 
 bool InKeyAllocScope() { return t_scope_depth > 0; }
+
+SignatureMark::SignatureMark() { ++t_signature_depth; }
+SignatureMark::~SignatureMark() { --t_signature_depth; }
 
 KeyHeapStats GetKeyHeapStats() {
   KeyHeapStats s;

@@ -66,6 +66,19 @@ class KeyAllocSuspend {
 
 bool InKeyAllocScope();
 
+// Marks the calling thread as inside a signature while it lives. Every
+// OpenSSL allocation the thread makes meanwhile evaluates the failpoint
+// "window.shallow_scope", so a test or the stress driver can fault inside
+// OpenSSL's signing code, where the Ed25519 expanded key (az[64]) is on the
+// stack; `@N` picks the N-th allocation.
+class SignatureMark {
+ public:
+  SignatureMark();
+  ~SignatureMark();
+  SignatureMark(const SignatureMark&) = delete;
+  SignatureMark& operator=(const SignatureMark&) = delete;
+};
+
 struct KeyHeapStats {
   uint64_t chunks;          // chunks mapped (each published)
   uint64_t mlock_failures;  // chunks mlock refused (EPERM/ENOMEM)

@@ -72,9 +72,12 @@
 //     nonce prefix, az[64]) and SHA-512 message schedules on the stack;
 //     RSA's modexp keeps CRT values and the prime in radix-2^29/2^52 form
 //     on the stack (rsaz). The signature runs inside a SecretScope
-//     (registers and 64 KiB of stack covered), and fixed scrubs the stack
-//     below the signing frame and the vector registers BEFORE the scope
-//     ends [stale-stack opens this].
+//     covering registers and 64 KiB of stack, deep enough for OpenSSL's
+//     frames [shallow-scope opens this: it covers only the signer's own
+//     frame]. OpenSSL wipes az[] before it returns; fixed also scrubs the
+//     stack below the signing frame and the vector registers BEFORE the
+//     scope ends, for the key-derived values OpenSSL leaves (radix-16
+//     scalar digits, message schedules).
 // 13. Registers: covered by the SecretScope while signing; the scrub
 //     zeroes ymm registers (vzeroall) since SHA-512 and AES leave
 //     key-derived words there; general registers are caller-saved junk
@@ -122,40 +125,48 @@ SIGRACE_FAILPOINT_DEFINE(kFpWindowPublishLate, "window.publish_late");
 SIGRACE_FAILPOINT_DEFINE(kFpWindowTornUpdate, "window.torn_update");
 SIGRACE_FAILPOINT_DEFINE(kFpWindowHeapMontgomery, "window.heap_montgomery");
 SIGRACE_FAILPOINT_DEFINE(kFpWindowUnpublishEarly, "window.unpublish_early");
-SIGRACE_FAILPOINT_DEFINE(kFpWindowStaleStack, "window.stale_stack");
+// "window.shallow_scope" is defined in key_heap.cc: it sits in the
+// allocation hook, inside OpenSSL's signing code.
+
+// OpenSSL 3.0's ossl_ed25519_sign makes its 12th and 13th allocations of a
+// signature (the digest re-inits for the nonce and for H(R,A,M)) while
+// az[64] is on its stack. window_test pins this number.
+constexpr int kShallowScopeHit = 12;
 
 constexpr VariantInfo kVariants[] = {
     {Variant::kFixed, "fixed",
      "none: key material is covered from before it is written until after "
      "it is wiped",
-     "", "-"},
+     "", "-", "", 0},
     {Variant::kPublishLate, "publish-late",
      "load: unwrapped PKCS#8 bytes sit in the working page before the page "
      "is published",
-     "window.publish_late", "load"},
+     "window.publish_late", "load", "rotate", 1},
     {Variant::kUnpublishEarly, "unpublish-early",
      "load: the working page is unpublished before it is wiped",
-     "window.unpublish_early", "load"},
+     "window.unpublish_early", "load", "rotate", 1},
     {Variant::kTornUpdate, "torn-update",
      "load: the cover moves to the whole working page by a torn update; "
      "between its address and length stores the staging slot is uncovered",
-     "window.torn_update", "load"},
-    {Variant::kStaleStack, "stale-stack",
-     "sign: the signing stack is not scrubbed before the SecretScope ends, "
-     "so OpenSSL's frames stay below sp",
-     "window.stale_stack", "sign"},
+     "window.torn_update", "load", "rotate", 1},
+    {Variant::kShallowScope, "shallow-scope",
+     "sign: the signature's SecretScope covers only the signer's own frame, "
+     "not OpenSSL's frames below it, where Ed25519 keeps the expanded key "
+     "during the signature",
+     "window.shallow_scope", "sign", "sign-eddsa", kShallowScopeHit},
     {Variant::kHeapMontgomery, "heap-montgomery",
      "load: the warm-up signature runs outside the key heap, so the RSA "
      "Montgomery contexts copy p and q to the ordinary heap for the key's "
      "life",
-     "window.heap_montgomery", "load"},
+     "window.heap_montgomery", "load", "rotate-rs256", 1},
 };
 
 constexpr size_t kWorkingBytes = 4096;
 constexpr size_t kSlotBytes = kWorkingBytes / 2;  // parse slot, staging slot
-// Deeper than any OpenSSL signing frame chain measured here (see
-// signer_test's StackDepth test); the SecretScope covers 64 KiB.
+// Deeper than OpenSSL's signing frame chain; the SecretScope covers 64 KiB.
 constexpr size_t kScrubBytes = 32 * 1024;
+// What the shallow-scope variant covers: this module's own frame only.
+constexpr size_t kShallowScopeBytes = 256;
 constexpr char kWarmupInput[] = "sigrace warm-up";
 
 struct PkeyDeleter {
@@ -501,16 +512,30 @@ KeyRecord* Signer::Impl::Acquire(Alg alg) {
 
 __attribute__((noinline)) Status Signer::Impl::SignInScope(
     Alg alg, EVP_PKEY* pkey, std::string_view input, std::string* sig) {
-  crashdump::SecretScope secret;
+  // WINDOW (shallow-scope): the scope covers only kShallowScopeBytes below
+  // this frame, so OpenSSL's signing frames further down (ossl_ed25519_sign
+  // keeps the expanded key az[64] there until it returns) are uncovered.
+  // The window's failpoint fires on OpenSSL's allocations during the
+  // signature (SignatureMark, key_heap.cc).
+  crashdump::SecretScope secret(variant_ == Variant::kShallowScope
+                                    ? kShallowScopeBytes
+                                    : crashdump::kDefaultSecretStackDepth);
   KeyAllocScope alloc;
   if (SIGRACE_FAILPOINT(kFpSignBeforeDigest)) {
     return Injected("sign.before_digest");
   }
-  Status st = jws::SignRaw(alg, pkey, input, sig);
+  Status st;
+  {
+    SignatureMark mark;
+    st = jws::SignRaw(alg, pkey, input, sig);
+  }
   if (st.ok() && SIGRACE_FAILPOINT(kFpSignAfterDigest)) {
     st = Injected("sign.after_digest");
   }
-  if (variant_ != Variant::kStaleStack) ScrubStackAndRegisters();
+  // OpenSSL wipes az[] itself, but its frames keep other key-derived
+  // values (ge_scalarmult_base's signed radix-16 digits, SHA-512 message
+  // schedules): scrub them while the scope still covers them.
+  ScrubStackAndRegisters();
   return st;
 }
 
@@ -538,11 +563,6 @@ StatusOr<std::string> Signer::Impl::Sign(Alg alg, const Claims& claims) {
   std::string sig;
   sig.reserve(256);
   Status st = SignInScope(alg, k->pkey, token, &sig);
-  // WINDOW (stale-stack): the SecretScope has ended; unless the scope
-  // scrubbed, the signing frames below this one still hold key material.
-  if (SIGRACE_FAILPOINT(kFpWindowStaleStack)) {
-    return Injected("window.stale_stack");
-  }
   if (!st.ok()) return st;
   tokens_.fetch_add(1, std::memory_order_relaxed);
   token.push_back('.');

@@ -56,16 +56,27 @@ enum class Variant {
   kPublishLate,     // unwrapped key bytes land before the page is published
   kUnpublishEarly,  // working page unpublished before it is wiped
   kTornUpdate,      // working range moved with a torn registry update
-  kStaleStack,      // signing stack not scrubbed before the scope ends
+  kShallowScope,    // signature's SecretScope too shallow for OpenSSL
   kHeapMontgomery,  // RSA Montgomery contexts built on the ordinary heap
 };
 
+// How to fault inside a variant's window deterministically: arm
+// `failpoint` as "<failpoint>=raise(SIGSEGV)@<hit>" (or any action), then
+// run `trigger` once on one thread:
+//   "rotate"        Rotate(alg) for either alg (the window is in the load
+//                   of the new key; Create's loads pass it too)
+//   "rotate-rs256"  Rotate(Alg::kRs256)
+//   "sign-eddsa"    Sign(Alg::kEdDsa, ...)
+// The same failpoint fires at the same instant under `fixed`, where
+// nothing may leak.
 struct VariantInfo {
   Variant variant;
   const char* name;       // "fixed", "publish-late", ...
   const char* window;     // one line: what is uncovered, and when
   const char* failpoint;  // the failpoint inside the window ("" for fixed)
-  const char* path;       // where the window is: "load", "rotate", "sign"
+  const char* path;       // where the window is: "load" or "sign"
+  const char* trigger;    // see above ("" for fixed)
+  int hit;                // evaluation of `failpoint` inside the window
 };
 
 StatusOr<Variant> ParseVariant(std::string_view name);

@@ -212,6 +212,10 @@ bool FindMapping(uintptr_t p, uintptr_t* lo, uintptr_t* hi) {
 }  // namespace
 
 StatusOr<SecureHeapInfo> EnableSecureHeap(size_t bytes) {
+  if (bytes < 4096 || (bytes & (bytes - 1)) != 0) {
+    return InvalidArgumentError(
+        "secure heap size must be a power of two of at least 4096");
+  }
   MutexLock l(&g_secure_mu);
   if (g_secure_tried) {
     if (g_secure_code != StatusCode::kOk) {
@@ -225,10 +229,6 @@ StatusOr<SecureHeapInfo> EnableSecureHeap(size_t bytes) {
     g_secure_error = new std::string(s.message());
     return s;
   };
-  if (bytes < 4096 || (bytes & (bytes - 1)) != 0) {
-    return fail(InvalidArgumentError(
-        "secure heap size must be a power of two of at least 4096"));
-  }
   const int r = CRYPTO_secure_malloc_init(bytes, 16);
   if (r == 0) {
     return fail(UnavailableError("CRYPTO_secure_malloc_init failed"));
