@@ -48,7 +48,7 @@ if(SIGRACE_FUZZ)
   set(_fuzz_artifacts ${CMAKE_CURRENT_BINARY_DIR}/fuzz-artifacts)
   file(MAKE_DIRECTORY ${_fuzz_work} ${_fuzz_artifacts})
   add_test(NAME core_reader_fuzz
-           COMMAND core_reader_fuzz -runs=200000 -max_total_time=60
+           COMMAND core_reader_fuzz -runs=100000 -max_total_time=30
                    -max_len=65536 -artifact_prefix=${_fuzz_artifacts}/
                    ${_fuzz_work} ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/corpus)
   set_tests_properties(core_reader_fuzz PROPERTIES LABELS fuzz TIMEOUT 300)
