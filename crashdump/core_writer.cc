@@ -89,8 +89,7 @@ class Sink {
     }
     checksum_ *= f;
     written_ += n;
-    const long r = RawSyscall6(SYS_lseek, fd_, static_cast<long>(n), SEEK_CUR);
-    if (r < 0) error_ = static_cast<int>(-r);
+    pending_hole_ += n;  // one lseek for a run of holes, at the next write
   }
   void Zeros(size_t n) {
     static const char kZero[512] = {};
@@ -118,6 +117,15 @@ class Sink {
  private:
   void Raw(const void* data, size_t n) {
     if (error_ != 0) return;
+    if (pending_hole_ > 0) {
+      const long r = RawSyscall6(SYS_lseek, fd_,
+                                 static_cast<long>(pending_hole_), SEEK_CUR);
+      pending_hole_ = 0;
+      if (r < 0) {
+        error_ = static_cast<int>(-r);
+        return;
+      }
+    }
     const long r = ss::WriteAll(fd_, data, n);
     if (r < 0) error_ = static_cast<int>(-r);
   }
@@ -127,6 +135,7 @@ class Sink {
   uint64_t written_ = 0;
   uint64_t trailer_ = 0;
   uint64_t checksum_ = kSealChecksumInit;
+  uint64_t pending_hole_ = 0;
   size_t used_ = 0;
   char buf_[8192];
 };
@@ -285,17 +294,18 @@ void AddThreadNotes(NoteBuf& nb, const CoreInput& in, const ThreadCapture& t,
     }
     const size_t desc = 16 + nfiles * 24 + names;
     if (char* d = nb.Add("CORE", NT_FILE, desc)) {
-      uint64_t* w = reinterpret_cast<uint64_t*>(d);
-      w[0] = nfiles;
-      w[1] = kPage;
+      // Note descriptors are only 4-byte aligned: store words by memcpy.
+      auto put = [d](size_t word, uint64_t v) { memcpy(d + word * 8, &v, 8); };
+      put(0, nfiles);
+      put(1, kPage);
       size_t k = 0;
       char* s = d + 16 + nfiles * 24;
       for (size_t i = 0; i < nloads; ++i) {
         const ProcMapping& m = maps[i];
         if (m.path_len == 0 || pool[m.path_off] != '/') continue;
-        w[2 + k * 3] = m.start;
-        w[2 + k * 3 + 1] = m.end;
-        w[2 + k * 3 + 2] = m.offset / kPage;
+        put(2 + k * 3, m.start);
+        put(2 + k * 3 + 1, m.end);
+        put(2 + k * 3 + 2, m.offset / kPage);
         ++k;
         memcpy(s, pool + m.path_off, m.path_len);
         s[m.path_len] = '\0';
@@ -570,41 +580,53 @@ bool WriteCore(const CoreInput& in, int fd, CoreOutput* out) {
   for (size_t i = 0; i < nloads && sink.error() == 0; ++i) {
     const ProcMapping& m = mt.maps[i];
     const bool anon_private = m.inode == 0 && !m.shared &&
-                              m.special != ProcMappingSpecial::kVdso;
+                              m.special != ProcMappingSpecial::kVdso &&
+                              pagemap >= 0 && in.pagemap_cap > 0;
     uint64_t va = m.start;
-    uint64_t left = in.dump_len[i];
-    while (left > 0 && sink.error() == 0) {
-      const size_t n = left < in.copy_cap ? static_cast<size_t>(left)
-                                          : in.copy_cap;
-      size_t absent = 0;  // leading untouched bytes of this chunk
-      if (anon_private && pagemap >= 0) {
-        uint64_t entries[256];
-        size_t want = n / kPage;
-        if (want > 256) want = 256;
-        const long r = RawSyscall6(SYS_pread64, pagemap,
-                                   reinterpret_cast<long>(entries),
-                                   static_cast<long>(want * 8),
-                                   static_cast<long>(va / kPage * 8));
-        const size_t got = r > 0 ? static_cast<size_t>(r) / 8 : 0;
-        while (absent / kPage < got &&
-               (entries[absent / kPage] & (3ull << 62)) == 0) {
-          absent += kPage;
+    const uint64_t end = m.start + in.dump_len[i];
+    uint64_t win_start = 0;  // pagemap window [win_start, +win_n pages)
+    size_t win_n = 0;
+    while (va < end && sink.error() == 0) {
+      uint64_t run = end - va < in.copy_cap ? end - va : in.copy_cap;
+      bool absent = false;
+      if (anon_private) {
+        if (va < win_start || va >= win_start + win_n * kPage) {
+          size_t want = static_cast<size_t>((end - va) / kPage);
+          if (want > in.pagemap_cap) want = in.pagemap_cap;
+          const long r = RawSyscall6(SYS_pread64, pagemap,
+                                     reinterpret_cast<long>(in.pagemap_buf),
+                                     static_cast<long>(want * 8),
+                                     static_cast<long>(va / kPage * 8));
+          win_start = va;
+          win_n = r > 0 ? static_cast<size_t>(r) / 8 : 0;
         }
-        if (absent > 0 && Overlaps(in, va, absent)) absent = 0;
+        size_t idx = static_cast<size_t>((va - win_start) / kPage);
+        if (idx < win_n) {
+          absent = (in.pagemap_buf[idx] & (3ull << 62)) == 0;
+          size_t j = idx + 1;
+          const size_t limit = absent ? win_n : idx + in.copy_cap / kPage;
+          while (j < win_n && j < limit &&
+                 ((in.pagemap_buf[j] & (3ull << 62)) == 0) == absent) {
+            ++j;
+          }
+          run = (j - idx) * kPage;
+          if (run > end - va) run = end - va;
+          // A redacted range must read as the marker, never as a hole.
+          if (absent && Overlaps(in, va, run)) {
+            absent = false;
+            if (run > in.copy_cap) run = in.copy_cap;
+          }
+        }
       }
-      if (absent > 0) {
-        sink.Hole(absent);
-        va += absent;
-        left -= absent;
-        continue;
+      if (absent) {
+        sink.Hole(static_cast<size_t>(run));
+      } else {
+        const size_t n = static_cast<size_t>(run);
+        ReadOwnMemory(pid, in.copy_buf, va, n);
+        ApplyRedactions(in, in.copy_buf, va, n);
+        PutWithHoles(sink, in.copy_buf, n);
       }
-      // Read up to the next untouched run boundary is not needed: a chunk
-      // read of untouched pages still yields zeros (then holes).
-      ReadOwnMemory(pid, in.copy_buf, va, n);
-      ApplyRedactions(in, in.copy_buf, va, n);
-      PutWithHoles(sink, in.copy_buf, n);
-      va += n;
-      left -= n;
+      va += run;
     }
   }
   if (pagemap >= 0) RawSyscall6(SYS_close, pagemap);

@@ -62,6 +62,8 @@ struct CoreInput {
   char* copy_buf = nullptr;  // memory copy chunk, a multiple of 4096
   size_t copy_cap = 0;
   uint64_t* dump_len = nullptr;  // one per mapping (maps->cap entries)
+  uint64_t* pagemap_buf = nullptr;  // /proc/self/pagemap entries
+  size_t pagemap_cap = 0;           // in entries
   // Called between content and seal, so tests can fault there; may be null.
   void (*before_seal)() = nullptr;
 };

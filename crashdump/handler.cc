@@ -104,6 +104,7 @@ struct Scratch {
   char meta[kMetaCap];
   char backtrace[kBacktraceCap];
   char dirents[16384];
+  uint64_t pagemap[8192];
   char copy_buf[1 << 20];
   char note_buf[48 << 20];
 };
@@ -729,6 +730,8 @@ void RunDump(int sig, siginfo_t* info, ucontext_t* uc, bool live,
       in.copy_buf = sc.copy_buf;
       in.copy_cap = sizeof(sc.copy_buf);
       in.dump_len = sc.dump_len;
+      in.pagemap_buf = sc.pagemap;
+      in.pagemap_cap = sizeof(sc.pagemap) / sizeof(sc.pagemap[0]);
       in.before_seal = &BeforeSealHook;
       CoreOutput out;
       const bool ok = WriteCore(in, static_cast<int>(fd), &out);
