@@ -19,3 +19,10 @@ sigrace_cc_test(
   SRCS scanner_test.cc
   DEPS sigrace::crashdump_scanner
   LABELS unit)
+
+# `sigrace scan`; linked into the sigrace command by stress/.
+sigrace_cc_library(
+  NAME crashdump_scan_main
+  SRCS scan_main.cc
+  HDRS scan_main.h
+  DEPS sigrace::crashdump_scanner CLI11::CLI11 nlohmann_json::nlohmann_json)
