@@ -11,6 +11,7 @@
 #include <string_view>
 
 #include "crashdump/dump_info_main.h"
+#include "crashdump/scan_main.h"
 #include "signer/token_main.h"
 
 namespace {
@@ -26,6 +27,8 @@ constexpr Command kCommands[] = {
                   "redactions", sigrace::crashdump::DumpInfoMain},
     {"token", "sign one JWS token (rs256|eddsa) and print it with the "
               "public JWK set", sigrace::signer::TokenMain},
+    {"scan", "scan dumps for any fragment of a private key (exit 1 on a "
+             "leak)", sigrace::crashdump::ScanMain},
     {nullptr, nullptr, nullptr},
 };
 
