@@ -757,7 +757,8 @@ TEST(CoreReader, ReadsKernelCore) {
   EXPECT_EQ(core.seal().reason, "unsealed (no sigrace trailer)");
   EXPECT_FALSE(core.has_sigrace_notes());
   EXPECT_FALSE(CoreReader::Open(path, {.require_seal = true}).ok());
-  ASSERT_EQ(core.threads().size(), 2u);
+  // The child's two threads, plus any a sanitizer runtime started.
+  ASSERT_GE(core.threads().size(), 2u);
   EXPECT_EQ(core.threads()[0].tid, pid);
   EXPECT_EQ(core.threads()[0].signal, SIGSEGV);
   EXPECT_NE(core.threads()[0].pc, 0u);
