@@ -26,3 +26,14 @@ sigrace_cc_library(
   SRCS scan_main.cc
   HDRS scan_main.h
   DEPS sigrace::crashdump_scanner CLI11::CLI11 nlohmann_json::nlohmann_json)
+
+# Real dumps of a child that loaded a key: kernel core, gcore, sigrace
+# handler; each paired with a child holding another key (clean).
+sigrace_cc_test(
+  NAME scanner_core_test
+  SRCS scanner_core_test.cc
+  DEPS sigrace::crashdump_scanner sigrace::crashdump_handler
+       sigrace::crashdump_crash_test_util OpenSSL::Crypto
+  LABELS unit notsan
+  TIMEOUT 600
+  ENVIRONMENT ASAN_OPTIONS=handle_segv=0:handle_abort=0)
