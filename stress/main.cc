@@ -13,6 +13,8 @@
 #include "crashdump/dump_info_main.h"
 #include "crashdump/scan_main.h"
 #include "signer/token_main.h"
+#include "stress/stress_main.h"
+#include "stress/worker.h"
 
 namespace {
 
@@ -29,6 +31,14 @@ constexpr Command kCommands[] = {
               "public JWK set", sigrace::signer::TokenMain},
     {"scan", "scan dumps for any fragment of a private key (exit 1 on a "
              "leak)", sigrace::crashdump::ScanMain},
+    {"stress", "run signing threads and fault injectors; scan every dump "
+               "for the key", sigrace::stress::StressMain},
+    {"repro", "the main job: reproduce every race variant, confirm fixed",
+     sigrace::stress::ReproMain},
+    {"variants", "list the redaction-path variants and their windows",
+     sigrace::stress::VariantsMain},
+    // Hidden (summary nullptr): the worker process `sigrace stress` starts.
+    {"stress-child", nullptr, sigrace::stress::StressChildMain},
     {nullptr, nullptr, nullptr},
 };
 
@@ -41,7 +51,7 @@ void PrintUsage(FILE* out) {
                "\n"
                "Commands:\n");
   for (const Command& c : kCommands) {
-    if (c.name == nullptr) continue;
+    if (c.name == nullptr || c.summary == nullptr) continue;
     std::fprintf(out, "  %-10s %s\n", c.name, c.summary);
   }
   std::fprintf(out,

@@ -1,0 +1,694 @@
+#include "stress/driver.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <openssl/crypto.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "crashdump/key_forms.h"
+#include "crashdump/scanner.h"
+#include "stress/channel.h"
+#include "stress/progress.h"
+#include "stress/worker.h"
+#include "tsan/report_counter.h"
+
+extern char** environ;
+
+namespace sigrace::stress {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Bound on a worker's set-up (key generation, handler install).
+constexpr int kHelloTimeoutMs = 60000;
+
+// A worker process and the driver's end of its control channel.
+class WorkerProcess {
+ public:
+  static StatusOr<std::unique_ptr<WorkerProcess>> Spawn(
+      const std::vector<std::string>& args);
+  ~WorkerProcess() {
+    if (pid_ > 0) {
+      kill(pid_, SIGKILL);
+      int st;
+      while (waitpid(pid_, &st, 0) < 0 && errno == EINTR) {
+      }
+    }
+  }
+  Channel& channel() { return *channel_; }
+  pid_t pid() const { return pid_; }
+  // Waits for the worker to end, at most timeout_ms, then kills it.
+  // Returns the wait status; `killed` says whether the bound was hit.
+  int Wait(int timeout_ms, bool* killed) {
+    *killed = false;
+    const auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
+    int st = 0;
+    while (true) {
+      const pid_t r = waitpid(pid_, &st, WNOHANG);
+      if (r == pid_) break;
+      if (r < 0 && errno != EINTR) break;
+      if (Clock::now() > deadline) {
+        kill(pid_, SIGKILL);
+        while (waitpid(pid_, &st, 0) < 0 && errno == EINTR) {
+        }
+        *killed = true;
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    pid_ = -1;
+    return st;
+  }
+
+ private:
+  pid_t pid_ = -1;
+  std::unique_ptr<Channel> channel_;
+};
+
+StatusOr<std::unique_ptr<WorkerProcess>> WorkerProcess::Spawn(
+    const std::vector<std::string>& args) {
+  int driver_end, worker_end;
+  SIGRACE_RETURN_IF_ERROR(MakeChannelPair(&driver_end, &worker_end));
+  // Move the worker's end clear of fd 3 so that dup2 onto 3 always clears
+  // close-on-exec.
+  const int high = fcntl(worker_end, F_DUPFD_CLOEXEC, 10);
+  close(worker_end);
+  if (high < 0) {
+    close(driver_end);
+    return ErrnoError("fcntl F_DUPFD_CLOEXEC", errno);
+  }
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_adddup2(&fa, high, kWorkerControlFd);
+  std::vector<char*> argv;
+  for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  auto w = std::unique_ptr<WorkerProcess>(new WorkerProcess());
+  const int rc = posix_spawn(&w->pid_, argv[0], &fa, nullptr, argv.data(),
+                             environ);
+  posix_spawn_file_actions_destroy(&fa);
+  close(high);
+  if (rc != 0) {
+    close(driver_end);
+    w->pid_ = -1;
+    return ErrnoError("spawn " + args[0], rc);
+  }
+  w->channel_ = std::make_unique<Channel>(driver_end);
+  return w;
+}
+
+// The oracle: every private key a worker's signer has held, and a scanner
+// over all of their forms. Keys arrive as PKCS#8 DER over the channel; the
+// received bytes are wiped once the forms are derived.
+class Oracle {
+ public:
+  explicit Oracle(uint32_t min_fragment) : min_fragment_(min_fragment) {}
+
+  Status AddKeyMessage(Message& m) {
+    Status st = AddKey(m.payload);
+    OPENSSL_cleanse(m.payload.data(), m.payload.size());
+    return st;
+  }
+
+  StatusOr<const crashdump::Scanner*> scanner() {
+    if (keys_.empty()) return InternalError("the worker handed over no key");
+    if (dirty_ || !scanner_) {
+      crashdump::ScanOptions so;
+      so.min_fragment = min_fragment_;
+      so.threads = 1;  // dumps are a few MiB; thread start-up would dominate
+      so.report_anchors = false;
+      StatusOr<std::unique_ptr<crashdump::Scanner>> s =
+          crashdump::Scanner::Create(keys_, so);
+      if (!s.ok()) return s.status();
+      scanner_ = std::move(*s);
+      dirty_ = false;
+    }
+    return scanner_.get();
+  }
+  size_t size() const { return keys_.size(); }
+
+ private:
+  Status AddKey(const std::string& p) {
+    if (p.size() < 2) return DataLossError("malformed key message");
+    const size_t kid_len = static_cast<uint8_t>(p[0]) |
+                           (static_cast<size_t>(static_cast<uint8_t>(p[1])) << 8);
+    if (p.size() < 2 + kid_len) return DataLossError("malformed key message");
+    const std::string kid = p.substr(2, kid_len);
+    if (!kids_.insert(kid).second) return Status::Ok();
+    StatusOr<crashdump::KeyForms> forms = crashdump::KeyForms::FromBytes(
+        reinterpret_cast<const uint8_t*>(p.data()) + 2 + kid_len,
+        p.size() - 2 - kid_len, kid);
+    if (!forms.ok()) return forms.status();
+    keys_.push_back(std::move(*forms));
+    dirty_ = true;
+    return Status::Ok();
+  }
+
+  uint32_t min_fragment_;
+  std::set<std::string> kids_;
+  std::vector<crashdump::KeyForms> keys_;
+  std::unique_ptr<crashdump::Scanner> scanner_;
+  bool dirty_ = false;
+};
+
+Status MakeDirs(const std::string& dir) {
+  std::string cur;
+  for (size_t i = 0; i <= dir.size(); ++i) {
+    if (i == dir.size() || (dir[i] == '/' && i > 0)) {
+      cur = dir.substr(0, i);
+      if (mkdir(cur.c_str(), 0700) != 0 && errno != EEXIST) {
+        return ErrnoError("mkdir " + cur, errno);
+      }
+    }
+  }
+  return Status::Ok();
+}
+
+// Copies all of `fd` to `path` (0600, temporary name, fsync, rename).
+Status CopyFdToFile(int fd, const std::string& path) {
+  const std::string tmp = path + ".tmp";
+  const int out = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+                       0600);
+  if (out < 0) return ErrnoError("open " + tmp, errno);
+  std::vector<char> buf(1 << 20);
+  off_t off = 0;
+  while (true) {
+    const ssize_t n = pread(fd, buf.data(), buf.size(), off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const int e = errno;
+      close(out);
+      unlink(tmp.c_str());
+      return ErrnoError("read dump", e);
+    }
+    if (n == 0) break;
+    ssize_t done = 0;
+    while (done < n) {
+      const ssize_t w = write(out, buf.data() + done,
+                              static_cast<size_t>(n - done));
+      if (w < 0 && errno == EINTR) continue;
+      if (w < 0) {
+        const int e = errno;
+        close(out);
+        unlink(tmp.c_str());
+        return ErrnoError("write " + tmp, e);
+      }
+      done += w;
+    }
+    off += n;
+  }
+  if (fsync(out) != 0 || close(out) != 0) {
+    unlink(tmp.c_str());
+    return ErrnoError("close " + tmp, errno);
+  }
+  if (rename(tmp.c_str(), path.c_str()) != 0) {
+    const int e = errno;
+    unlink(tmp.c_str());
+    return ErrnoError("rename " + path, e);
+  }
+  return Status::Ok();
+}
+
+std::string WaitStatusText(int st) {
+  if (WIFEXITED(st)) return "exited with code " + std::to_string(WEXITSTATUS(st));
+  if (WIFSIGNALED(st)) {
+    return std::string("died by signal ") + strsignal(WTERMSIG(st));
+  }
+  return "ended with wait status " + std::to_string(st);
+}
+
+class Driver {
+ public:
+  Driver(const StressOptions& opts, const VariantEntry& variant,
+         const std::string& command)
+      : opts_(opts), variant_(variant) {
+    report_.command = command;
+    report_.options = opts;
+    report_.window = variant.window;
+  }
+
+  StatusOr<RunReport> Run();
+
+ private:
+  std::vector<std::string> WorkerArgs(const std::string& dump_dir) const;
+  // Reads messages up to 'H'; keys go to `oracle`.
+  Status AwaitHello(WorkerProcess& w, Oracle& oracle);
+  StatusOr<RunReport> RunLive();
+  StatusOr<RunReport> RunFatal();
+  // Scans the dump at `path` (a file, or /proc/self/fd/N of a memfd),
+  // fills the verdict, keeps a leaking dump (copied from `fd`, or moved
+  // from `path`), deletes a clean fatal dump.
+  void Judge(Oracle& oracle, const std::string& path, int fd,
+             TrialResult* r);
+  bool Done(uint64_t trial_index) const;
+  void Record(TrialResult r);
+
+  const StressOptions opts_;
+  const VariantEntry variant_;
+  PlanInputs inputs_;
+  RunReport report_;
+  Clock::time_point start_;
+  uint32_t kept_ = 0;
+  std::unique_ptr<Progress> progress_;
+};
+
+std::vector<std::string> Driver::WorkerArgs(const std::string& dump_dir) const {
+  std::vector<std::string> a = {SelfExe(),
+                                "stress-child",
+                                "--variant",
+                                opts_.variant,
+                                "--alg",
+                                opts_.algs.size() == 1 ? opts_.algs[0] : "both",
+                                "--threads",
+                                std::to_string(opts_.threads),
+                                "--rotate-every",
+                                std::to_string(opts_.rotate_every_ms),
+                                "--injectors",
+                                InjectorListString(opts_.injectors),
+                                "--mode",
+                                ModeName(opts_.mode),
+                                "--seed",
+                                std::to_string(opts_.seed),
+                                "--max-delay-us",
+                                std::to_string(opts_.max_delay_us),
+                                "--trial-timeout-ms",
+                                std::to_string(opts_.trial_timeout_ms)};
+  if (!opts_.failpoint.empty()) {
+    a.push_back("--failpoint");
+    a.push_back(opts_.failpoint);
+  }
+  if (!dump_dir.empty()) {
+    a.push_back("--dump-dir");
+    a.push_back(dump_dir);
+  }
+  return a;
+}
+
+Status Driver::AwaitHello(WorkerProcess& w, Oracle& oracle) {
+  while (true) {
+    StatusOr<Message> m = w.channel().Recv(kHelloTimeoutMs);
+    if (!m.ok()) {
+      return InternalError("worker set-up: " + m.status().message());
+    }
+    if (m->fd >= 0) close(m->fd);
+    switch (m->type) {
+      case 'K':
+        SIGRACE_RETURN_IF_ERROR(oracle.AddKeyMessage(*m));
+        break;
+      case 'H':
+        return Status::Ok();
+      case 'E':
+        return InternalError(m->payload);
+      default:
+        return InternalError("unexpected message from worker");
+    }
+  }
+}
+
+bool Driver::Done(uint64_t index) const {
+  if (index >= opts_.TrialCount()) return true;
+  if (opts_.duration_s > 0 &&
+      std::chrono::duration<double>(Clock::now() - start_).count() >=
+          opts_.duration_s) {
+    return true;
+  }
+  if (opts_.expect == Expect::kLeak && !opts_.keep_going &&
+      report_.leaks > 0) {
+    // Stop once every algorithm of the run has leaked.
+    for (const std::string& alg : opts_.algs) {
+      bool leaked = false;
+      for (const CellStats& c : report_.cells) {
+        if (c.alg == alg && c.leaks > 0) leaked = true;
+      }
+      if (!leaked) return false;
+    }
+    return true;
+  }
+  return false;
+}
+
+void Driver::Record(TrialResult r) {
+  r.elapsed_s = std::chrono::duration<double>(Clock::now() - start_).count();
+  if (!opts_.quiet && r.verdict == Verdict::kLeak) {
+    std::string forms;
+    for (const std::string& f : r.Forms()) forms += (forms.empty() ? "" : ",") + f;
+    if (progress_) progress_->Done();
+    std::fprintf(stderr, "sigrace: LEAK %s: %llu fragment(s) [%s]%s%s\n",
+                 r.plan.Describe().c_str(),
+                 static_cast<unsigned long long>(r.findings_total),
+                 forms.c_str(), r.dump_path.empty() ? "" : " dump ",
+                 r.dump_path.c_str());
+  } else if (!opts_.quiet && r.verdict == Verdict::kHarnessError &&
+             report_.harness_errors < 5) {
+    if (progress_) progress_->Done();
+    std::fprintf(stderr, "sigrace: harness error: %s: %s\n",
+                 r.plan.Describe().c_str(), r.message.c_str());
+  }
+  report_.Add(r);
+  if (progress_) {
+    progress_->Update(report_.trials, report_.dumps, report_.leaks,
+                      report_.harness_errors);
+  }
+}
+
+void Driver::Judge(Oracle& oracle, const std::string& path, int fd,
+                   TrialResult* r) {
+  StatusOr<const crashdump::Scanner*> scanner = oracle.scanner();
+  if (!scanner.ok()) {
+    r->verdict = Verdict::kHarnessError;
+    r->message = "oracle: " + scanner.status().message();
+    return;
+  }
+  StatusOr<crashdump::ScanReport> scan = (*scanner)->ScanFile(path);
+  if (!scan.ok()) {
+    // A torn or unsealed dump is never scanned as clean.
+    r->verdict = Verdict::kHarnessError;
+    r->message = "scan: " + scan.status().message();
+    return;
+  }
+  r->dump_size = scan->file_size;
+  for (const crashdump::Finding& f : scan->findings) {
+    if (f.kind == crashdump::FindingKind::kRedacted) {
+      ++r->redacted_total;
+      continue;
+    }
+    if (f.kind != crashdump::FindingKind::kLeak) continue;
+    ++r->findings_total;
+    if (r->findings.size() >= 64) continue;
+    LeakFinding lf;
+    lf.file_offset = f.file_offset;
+    if (f.has_address) lf.vaddr = f.address;
+    lf.region = f.region.empty() ? "(raw)" : f.region;
+    if (f.tid != 0 && lf.region.find("tid") == std::string::npos) {
+      lf.region += " tid " + std::to_string(f.tid);
+    }
+    lf.form = f.form;
+    lf.form_offset = f.form_offset;
+    lf.length = f.length;
+    r->findings.push_back(lf);
+  }
+  r->verdict = r->findings_total > 0 ? Verdict::kLeak : Verdict::kClean;
+  if (r->verdict != Verdict::kLeak) return;
+  Status st = MakeDirs(opts_.out_dir);
+  const std::string base = opts_.out_dir + "/" + opts_.variant + "-" +
+                           r->plan.alg + "-" + ModeName(opts_.mode) + "-seed" +
+                           std::to_string(r->plan.seed) + "-trial" +
+                           std::to_string(r->plan.trial) + ".core";
+  if (st.ok() && kept_ < opts_.max_kept) {
+    st = fd >= 0 ? CopyFdToFile(fd, base) : Status::Ok();
+    if (st.ok() && fd < 0 && rename(path.c_str(), base.c_str()) != 0) {
+      // Another file system: copy, then remove the original.
+      const int in = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+      st = in >= 0 ? CopyFdToFile(in, base) : ErrnoError("open dump", errno);
+      if (in >= 0) close(in);
+    }
+    if (st.ok()) {
+      r->dump_path = base;
+      ++kept_;
+    }
+  }
+  if (st.ok()) {
+    st = WriteFileAtomic(base + ".json",
+                         SidecarJson(*r, opts_, variant_.window).dump(2) + "\n",
+                         0600);
+    if (st.ok()) r->sidecar_path = base + ".json";
+  }
+  if (!st.ok()) {
+    std::fprintf(stderr, "sigrace: keeping leaking dump: %s\n",
+                 st.message().c_str());
+  }
+}
+
+StatusOr<RunReport> Driver::RunLive() {
+  std::unique_ptr<WorkerProcess> worker;
+  std::unique_ptr<Oracle> oracle;
+  nlohmann::json worker_tsan;
+  auto start_worker = [&]() -> Status {
+    StatusOr<std::unique_ptr<WorkerProcess>> w =
+        WorkerProcess::Spawn(WorkerArgs(""));
+    if (!w.ok()) return w.status();
+    worker = std::move(*w);
+    oracle = std::make_unique<Oracle>(opts_.min_fragment);
+    return AwaitHello(*worker, *oracle);
+  };
+  SIGRACE_RETURN_IF_ERROR(start_worker());
+  start_ = Clock::now();
+  uint64_t index = 0;
+  uint32_t restarts = 0;
+  for (; !Done(index); ++index) {
+    const uint64_t trial = opts_.FirstTrial() + index;
+    TrialResult r;
+    r.plan = PlanTrial(inputs_, trial);
+    const auto t0 = Clock::now();
+    Status st = worker->channel().Send(
+        'T', nlohmann::json{{"trial", trial}}.dump());
+    bool lost = !st.ok();
+    while (!lost) {
+      StatusOr<Message> m =
+          worker->channel().Recv(static_cast<int>(opts_.trial_timeout_ms) +
+                                 30000);
+      if (!m.ok()) {
+        r.message = "worker: " + m.status().message();
+        lost = true;
+        break;
+      }
+      if (m->type == 'K') {
+        Status ks = oracle->AddKeyMessage(*m);
+        if (!ks.ok()) {
+          r.message = "oracle: " + ks.message();
+          lost = true;
+          break;
+        }
+        continue;
+      }
+      if (m->type == 'E') {
+        r.message = "worker: " + m->payload;
+        lost = true;
+        break;
+      }
+      if (m->type != 'R') {
+        r.message = "unexpected message from worker";
+        lost = true;
+        break;
+      }
+      const nlohmann::json j =
+          nlohmann::json::parse(m->payload, nullptr, false);
+      if (getenv("SIGRACE_STRESS_DEBUG") != nullptr) {
+        std::fprintf(stderr, "%s\n", m->payload.c_str());
+      }
+      if (!j.is_object()) {
+        r.message = "malformed result from worker";
+      } else if (j.value("plan", "") != r.plan.Describe()) {
+        r.message = "worker planned a different trial (" +
+                    j.value("plan", "") + ")";
+      } else if (!j.value("error", "").empty()) {
+        r.message = j.value("error", "");
+      } else if (m->fd < 0) {
+        r.message = "dump arrived without its memfd";
+      } else {
+        Judge(*oracle, "/proc/self/fd/" + std::to_string(m->fd), m->fd, &r);
+      }
+      if (j.is_object() && j.contains("tsan")) worker_tsan = j["tsan"];
+      if (m->fd >= 0) close(m->fd);
+      break;
+    }
+    if (!r.message.empty()) r.verdict = Verdict::kHarnessError;
+    r.trial_ms =
+        std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+    if (lost) {
+      // The worker is gone or out of step: say how it ended, start a new
+      // one for the next trial (a bounded number of times).
+      bool killed = false;
+      const int ws = worker->Wait(2000, &killed);
+      r.message += " (worker " +
+                   std::string(killed ? "hung, killed" : WaitStatusText(ws)) +
+                   ")";
+      Record(r);
+      if (++restarts > 3) {
+        return InternalError("worker lost " + std::to_string(restarts) +
+                             " times; last: " + r.message);
+      }
+      SIGRACE_RETURN_IF_ERROR(start_worker());
+      continue;
+    }
+    Record(r);
+  }
+  (void)worker->channel().Send('Q', "");
+  bool killed = false;
+  const int ws = worker->Wait(20000, &killed);
+  if (killed || !WIFEXITED(ws) || WEXITSTATUS(ws) != 0) {
+    TrialResult r;
+    r.plan = PlanTrial(inputs_, opts_.FirstTrial() + index);
+    r.verdict = Verdict::kHarnessError;
+    r.message = "worker did not exit cleanly: " +
+                (killed ? std::string("hung, killed") : WaitStatusText(ws));
+    report_.harness_errors++;
+    report_.error_list.push_back(r);
+  }
+  if (worker_tsan.is_object()) {
+    report_.tsan.enabled = worker_tsan.value("enabled", false);
+    report_.tsan.total += worker_tsan.value("total", uint64_t{0});
+    if (worker_tsan.contains("by_type")) {
+      for (auto& [k, v] : worker_tsan["by_type"].items()) {
+        report_.tsan.by_type[k] += v.get<uint64_t>();
+      }
+    }
+  }
+  return report_;
+}
+
+StatusOr<RunReport> Driver::RunFatal() {
+  const char* tmp = getenv("TMPDIR");
+  std::string templ = std::string(tmp && *tmp ? tmp : "/tmp") +
+                      "/sigrace-fatal-XXXXXX";
+  if (mkdtemp(templ.data()) == nullptr) {
+    return ErrnoError("mkdtemp " + templ, errno);
+  }
+  const std::string dir = templ;
+  start_ = Clock::now();
+  uint64_t index = 0;
+  for (; !Done(index); ++index) {
+    const uint64_t trial = opts_.FirstTrial() + index;
+    TrialResult r;
+    r.plan = PlanTrial(inputs_, trial);
+    const auto t0 = Clock::now();
+    Oracle oracle(opts_.min_fragment);
+    StatusOr<std::unique_ptr<WorkerProcess>> w =
+        WorkerProcess::Spawn(WorkerArgs(dir));
+    if (!w.ok()) {
+      rmdir(dir.c_str());
+      return w.status();
+    }
+    WorkerProcess& worker = **w;
+    Status st = AwaitHello(worker, oracle);
+    if (st.ok()) {
+      st = worker.channel().Send('T',
+                                 nlohmann::json{{"trial", trial}}.dump());
+    }
+    std::string worker_error;
+    // Keys keep coming (rotation) until the worker dies: EOF ends the
+    // trial.
+    while (st.ok()) {
+      StatusOr<Message> m = worker.channel().Recv(
+          static_cast<int>(opts_.trial_timeout_ms) + 10000);
+      if (!m.ok()) {
+        if (m.status().code() != StatusCode::kNotFound) st = m.status();
+        break;
+      }
+      if (m->fd >= 0) close(m->fd);
+      if (m->type == 'K') {
+        st = oracle.AddKeyMessage(*m);
+      } else if (m->type == 'E') {
+        worker_error = m->payload;
+      }
+    }
+    bool killed = false;
+    const int ws = worker.Wait(5000, &killed);
+    const std::string prefix = "sigrace-" + std::to_string(worker.pid()) + "-";
+    std::vector<std::string> dumps, partial;
+    if (DIR* d = opendir(dir.c_str())) {
+      while (dirent* e = readdir(d)) {
+        const std::string n = e->d_name;
+        if (n == "." || n == "..") continue;
+        (n.size() > 5 && n.compare(n.size() - 5, 5, ".core") == 0
+             ? dumps
+             : partial)
+            .push_back(dir + "/" + n);
+      }
+      closedir(d);
+    }
+    if (!st.ok()) {
+      r.message = st.message();
+    } else if (!worker_error.empty()) {
+      r.message = "worker: " + worker_error;
+    } else if (killed) {
+      r.message = "worker did not die within the bound (killed)";
+    } else if (!WIFSIGNALED(ws) || WTERMSIG(ws) != SIGSEGV) {
+      r.message = "worker " + WaitStatusText(ws) + ", expected death by " +
+                  "SIGSEGV";
+    } else if (!partial.empty()) {
+      r.message = "unsealed dump left behind (" +
+                  partial[0].substr(dir.size() + 1) + ")";
+    } else if (dumps.size() != 1) {
+      r.message = "expected exactly one dump, found " +
+                  std::to_string(dumps.size());
+    } else {
+      Judge(oracle, dumps[0], -1, &r);
+    }
+    if (!r.message.empty()) r.verdict = Verdict::kHarnessError;
+    for (const std::string& p : dumps) unlink(p.c_str());
+    for (const std::string& p : partial) unlink(p.c_str());
+    r.trial_ms =
+        std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+    Record(r);
+  }
+  rmdir(dir.c_str());
+  return report_;
+}
+
+StatusOr<RunReport> Driver::Run() {
+  StatusOr<PlanInputs> in = MakePlanInputs(opts_, variant_);
+  if (!in.ok()) return in.status();
+  inputs_ = *in;
+  progress_ = std::make_unique<Progress>(
+      opts_.progress && !opts_.quiet,
+      opts_.variant + " " + ModeName(opts_.mode), opts_.TrialCount(),
+      opts_.duration_s);
+  StatusOr<RunReport> r =
+      opts_.mode == Mode::kLive ? RunLive() : RunFatal();
+  progress_->Done();
+  if (!r.ok()) return r;
+  report_.elapsed_s =
+      std::chrono::duration<double>(Clock::now() - start_).count();
+  // The driver's own TSan reports count too (a TSan build of the driver).
+  if (tsan::Enabled()) {
+    const tsan::Counts c = tsan::Snapshot();
+    report_.tsan.enabled = true;
+    report_.tsan.total += c.total;
+    for (int i = 0; i < tsan::kNumReportTypes; ++i) {
+      if (c.by_type[i] > 0) {
+        report_.tsan.by_type[tsan::ReportTypeName(
+            static_cast<tsan::ReportType>(i))] += c.by_type[i];
+      }
+    }
+  }
+  report_.Finish();
+  return report_;
+}
+
+}  // namespace
+
+std::string SelfExe() {
+  char buf[4096];
+  const ssize_t n = readlink("/proc/self/exe", buf, sizeof(buf) - 1);
+  if (n <= 0) return "/proc/self/exe";
+  buf[n] = '\0';
+  return buf;
+}
+
+StatusOr<RunReport> RunStress(const StressOptions& opts,
+                              const VariantEntry& variant,
+                              const std::string& command) {
+  Driver d(opts, variant, command);
+  return d.Run();
+}
+
+}  // namespace sigrace::stress

@@ -1,0 +1,45 @@
+#include "stress/harness_thread.h"
+
+#include <unistd.h>
+
+#include <cstring>
+
+#include "base/failpoint.h"
+#include "crashdump/handler.h"
+
+namespace sigrace::stress {
+
+StatusOr<std::unique_ptr<HarnessThread>> HarnessThread::Start(
+    std::string name, std::function<void()> body, size_t stack_bytes) {
+  std::unique_ptr<HarnessThread> t(
+      new HarnessThread(std::move(name), std::move(body)));
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setstacksize(&attr, stack_bytes);
+  const int rc = pthread_create(&t->thread_, &attr, &Trampoline, t.get());
+  pthread_attr_destroy(&attr);
+  if (rc != 0) return ErrnoError("pthread_create " + t->name_, rc);
+  t->joinable_ = true;
+  return t;
+}
+
+HarnessThread::~HarnessThread() { Join(); }
+
+void HarnessThread::Join() {
+  if (!joinable_) return;
+  pthread_join(thread_, nullptr);
+  joinable_ = false;
+}
+
+void* HarnessThread::Trampoline(void* arg) {
+  HarnessThread* self = static_cast<HarnessThread*>(arg);
+  // Every thread the harness creates gets an alternate stack first, so the
+  // handler has room when the fault lands on it.
+  (void)crashdump::InstallAltStackForThisThread();
+  failpoint::SetThreadName(self->name_);
+  self->tid_.store(gettid(), std::memory_order_release);
+  self->body_();
+  return nullptr;
+}
+
+}  // namespace sigrace::stress

@@ -1,0 +1,54 @@
+// A harness thread: a pthread with a small stack (so live dumps stay small
+// and trials fast), an alternate signal stack for the crash handler, and a
+// failpoint thread name, set up before its body runs.
+//
+// Thread safety: Start/Join from one controlling thread; tid() from any.
+// Not async-signal-safe.
+
+#ifndef SIGRACE_STRESS_HARNESS_THREAD_H_
+#define SIGRACE_STRESS_HARNESS_THREAD_H_
+
+#include <pthread.h>
+#include <sys/types.h>
+
+#include <atomic>
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "base/status.h"
+
+namespace sigrace::stress {
+
+inline constexpr size_t kHarnessStackBytes = 256 * 1024;
+
+class HarnessThread {
+ public:
+  static StatusOr<std::unique_ptr<HarnessThread>> Start(
+      std::string name, std::function<void()> body,
+      size_t stack_bytes = kHarnessStackBytes);
+  ~HarnessThread();
+  HarnessThread(const HarnessThread&) = delete;
+  HarnessThread& operator=(const HarnessThread&) = delete;
+
+  void Join();
+  // The kernel thread id, once the thread runs (0 before).
+  pid_t tid() const { return tid_.load(std::memory_order_acquire); }
+  const std::string& name() const { return name_; }
+
+ private:
+  HarnessThread(std::string name, std::function<void()> body)
+      : name_(std::move(name)), body_(std::move(body)) {}
+  static void* Trampoline(void* self);
+
+  std::string name_;
+  std::function<void()> body_;
+  pthread_t thread_{};
+  bool joinable_ = false;
+  std::atomic<pid_t> tid_{0};
+};
+
+}  // namespace sigrace::stress
+
+#endif  // SIGRACE_STRESS_HARNESS_THREAD_H_

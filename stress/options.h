@@ -1,0 +1,93 @@
+// Flags of `sigrace stress` (and of its hidden worker, `sigrace
+// stress-child`), parsed with CLI11 into a StressOptions value.
+//
+// Thread safety: values; parse on one thread, then share read-only.
+// Not async-signal-safe.
+
+#ifndef SIGRACE_STRESS_OPTIONS_H_
+#define SIGRACE_STRESS_OPTIONS_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/status.h"
+#include "stress/trial.h"
+
+namespace CLI {
+class App;
+}
+
+namespace sigrace::stress {
+
+enum class Expect { kClean, kLeak };
+const char* ExpectName(Expect expect);
+
+inline constexpr uint32_t kDefaultThreads = 2;
+inline constexpr uint32_t kDefaultRotateEveryMs = 250;
+inline constexpr uint32_t kDefaultMinFragment = 16;
+inline constexpr uint64_t kDefaultTrials = 1000;
+inline constexpr const char* kDefaultInjectors = "failpoint,async,unrelated";
+
+struct StressOptions {
+  std::string variant = "fixed";
+  std::vector<std::string> algs = {"rs256", "eddsa"};  // "rs256", "eddsa"
+  uint32_t threads = kDefaultThreads;
+  uint32_t rotate_every_ms = kDefaultRotateEveryMs;  // 0: never rotate
+  std::vector<Injector> injectors = {Injector::kFailpoint, Injector::kAsync,
+                                     Injector::kUnrelated};
+  // --failpoint: fault only at this site (else the variant's window site,
+  // or for `fixed` a random signing/rotation site per trial).
+  std::string failpoint;
+  Mode mode = Mode::kLive;
+  uint64_t trials = kDefaultTrials;
+  double duration_s = 0;  // > 0: run until then (trials is then a cap)
+  bool trials_given = false;
+  uint64_t seed = 0;
+  bool seed_given = false;
+  std::optional<uint64_t> trial;  // replay exactly this trial
+  Expect expect = Expect::kClean;
+  bool expect_given = false;
+  uint32_t min_fragment = kDefaultMinFragment;
+  std::string out_dir = "sigrace-out";
+  std::string report_json;
+  std::string junit;
+  bool keep_going = false;  // --expect leak: go on after the first leak
+  uint32_t max_kept = 20;   // leaking dumps kept on disk at most
+  uint32_t trial_timeout_ms = 5000;
+  uint32_t max_delay_us = 20000;
+  bool progress = true;  // only when stderr is a terminal
+  bool quiet = false;
+
+  // First trial number and how many trials to run at most.
+  uint64_t FirstTrial() const { return trial ? *trial : 0; }
+  uint64_t TrialCount() const { return trial ? 1 : trials; }
+};
+
+// Registers every flag of `sigrace stress` on `app`, writing into `opts`.
+// Call Finish() after app.parse() to resolve what depends on several flags.
+void AddStressFlags(CLI::App& app, StressOptions* opts,
+                    std::string* injectors_text, std::string* alg_text,
+                    std::string* mode_text, std::string* expect_text);
+
+// Parses the textual flags, fills defaults (a random seed, --expect from
+// the variant), and checks combinations. InvalidArgument on any problem.
+Status FinishStressOptions(const std::string& injectors_text,
+                           const std::string& alg_text,
+                           const std::string& mode_text,
+                           const std::string& expect_text,
+                           bool variant_is_race, StressOptions* opts);
+
+// The one-line command that replays `plan` alone:
+// "sigrace stress --variant V --alg A --mode M --injectors I ... --seed S
+// --trial N". Flags that shape the trial's state (threads, rotation,
+// failpoint) are added when they differ from the defaults.
+std::string ReplayCommand(const StressOptions& opts, const TrialPlan& plan);
+
+// A seed from the system's entropy source.
+uint64_t RandomSeed();
+
+}  // namespace sigrace::stress
+
+#endif  // SIGRACE_STRESS_OPTIONS_H_

@@ -1,0 +1,165 @@
+// Verdicts and reports of `sigrace stress` and `sigrace repro`: the text
+// summary table, the JSON report, JUnit XML, and the JSON sidecar kept
+// next to each leaking dump.
+//
+// No key byte is ever part of any of these: a finding carries offsets,
+// form names, lengths and region names only.
+//
+// JSON report schema ("sigrace.stress.report/1"), written by
+// --report-json:
+//   {
+//     "schema": "sigrace.stress.report/1",
+//     "command": "sigrace stress ...",       // argv as given
+//     "seed": 123, "first_trial": 0,
+//     "variant": "fixed", "mode": "live" | "fatal",
+//     "algs": ["rs256", "eddsa"], "injectors": ["failpoint", ...],
+//     "failpoint": "" | "sign.after_unwrap",  // --failpoint
+//     "threads": 2, "rotate_every_ms": 250, "min_fragment": 16,
+//     "expect": "clean" | "leak",
+//     "window": "..." | "",                  // the variant's window
+//     "elapsed_s": 1.5, "trials_per_s": 120.0,
+//     "totals": {"trials": N, "clean": N, "leak": N, "harness_error": N,
+//                "dumps": N, "dump_bytes": N},
+//     "cells": [                             // one per variant x alg x mode
+//       {"variant": "...", "alg": "rs256", "mode": "live",
+//        "trials": N, "clean": N, "leaks": N, "harness_errors": N,
+//        "first_leak": null | {                // the first leaking trial
+//          "trial": N, "seed": S, "injector": "failpoint",
+//          "failpoint": "sign.after_unwrap", "hit": 3, "thread": "signer-1",
+//          "elapsed_s": 0.4,                   // since the run started
+//          "forms": ["rsa.p.le", ...], "regions": ["[heap]", ...],
+//          "findings": N, "dump": "out/..core" | "", "sidecar": "...",
+//          "replay": "sigrace stress ... --seed S --trial N"},
+//        "verdict": "pass" | "fail" | "error"}
+//     ],
+//     "leaks": [ {same fields as first_leak, plus "alg"} ],  // first 100
+//     "harness_errors": [ {"trial": N, "seed": S, "message": "..."} ],
+//     "tsan": {"enabled": bool, "total": N, "by_type": {"data-race": N}},
+//     "exit_code": 0 | 1 | 2,
+//     "verdict": "one line, as printed"
+//   }
+//
+// Leak sidecar ("sigrace.leak/1"), <dump>.json beside every kept dump:
+//   {"schema": "sigrace.leak/1", "seed", "trial", "variant", "alg",
+//    "mode", "injector", "failpoint", "hit", "thread", "delay_us",
+//    "window", "dump", "dump_size", "replay",
+//    "findings": [{"file_offset", "vaddr" (or null), "region", "form",
+//                  "form_offset", "length", "redacted"}],
+//    "findings_total": N}
+//
+// Thread safety: values and pure functions; a RunReport is built on one
+// thread. Not async-signal-safe.
+
+#ifndef SIGRACE_STRESS_REPORT_H_
+#define SIGRACE_STRESS_REPORT_H_
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "base/status.h"
+#include "stress/options.h"
+#include "stress/trial.h"
+
+namespace sigrace::stress {
+
+// One fragment of a private key form found in a dump.
+struct LeakFinding {
+  uint64_t file_offset = 0;
+  std::optional<uint64_t> vaddr;
+  std::string region;  // mapping name, "[stack tid N]", "note ...", ...
+  std::string form;    // the form's name, e.g. "rsa.p.le64"
+  uint64_t form_offset = 0;
+  uint64_t length = 0;
+  bool redacted = false;
+};
+
+enum class Verdict { kClean, kLeak, kHarnessError };
+const char* VerdictName(Verdict verdict);
+
+struct TrialResult {
+  TrialPlan plan;
+  Verdict verdict = Verdict::kHarnessError;
+  std::string message;  // kHarnessError: why; else empty
+  // Leaks only (redacted fragments are counted, not kept), first 64.
+  std::vector<LeakFinding> findings;
+  uint64_t findings_total = 0;
+  uint64_t redacted_total = 0;
+  uint64_t dump_size = 0;
+  std::string dump_path;     // kept dump, or "" (deleted / in memory)
+  std::string sidecar_path;  // leak sidecar, or ""
+  double elapsed_s = 0;      // since the run started, at the verdict
+  double trial_ms = 0;
+
+  // Distinct form and region names of the leaking findings, sorted.
+  std::vector<std::string> Forms() const;
+  std::vector<std::string> Regions() const;
+};
+
+struct CellStats {
+  std::string variant, alg, mode;
+  uint64_t trials = 0, clean = 0, leaks = 0, harness_errors = 0;
+  std::optional<TrialResult> first_leak;
+  std::string first_leak_replay;
+  std::string verdict;  // pass, fail, error
+};
+
+struct TsanCounts {
+  bool enabled = false;
+  uint64_t total = 0;
+  std::map<std::string, uint64_t> by_type;
+};
+
+struct RunReport {
+  std::string command;
+  StressOptions options;
+  std::string window;
+  double elapsed_s = 0;
+  uint64_t trials = 0, clean = 0, leaks = 0, harness_errors = 0;
+  uint64_t dumps = 0, dump_bytes = 0;
+  std::vector<CellStats> cells;
+  std::vector<TrialResult> leak_list;  // first 100
+  std::vector<TrialResult> error_list;  // first 20
+  TsanCounts tsan;
+  int exit_code = 2;
+  std::string verdict;
+
+  // Adds one trial's result to the totals, cells and lists.
+  void Add(const TrialResult& result);
+  // Sets exit_code, verdict and each cell's verdict from the expectation.
+  void Finish();
+  double TrialsPerSecond() const;
+};
+
+// The summary table, as printed at the end of `sigrace stress`.
+std::string TextSummary(const RunReport& report);
+nlohmann::json ReportJson(const RunReport& report);
+nlohmann::json LeakJson(const TrialResult& r, const StressOptions& o);
+nlohmann::json SidecarJson(const TrialResult& r, const StressOptions& o,
+                           const std::string& window);
+
+// One JUnit test case.
+struct JUnitCase {
+  std::string classname;
+  std::string name;
+  double time_s = 0;
+  std::string failure;  // non-empty: a <failure> with this message
+  std::string error;    // non-empty: an <error> with this message
+  std::string system_out;
+};
+std::string JUnitXml(const std::string& suite,
+                     const std::vector<JUnitCase>& cases);
+std::vector<JUnitCase> StressJUnitCases(const RunReport& report);
+
+// Writes `text` to `path` through a temporary name and rename; mode 0644
+// (reports) or 0600 (dumps, sidecars).
+Status WriteFileAtomic(const std::string& path, const std::string& text,
+                       int mode = 0644);
+
+}  // namespace sigrace::stress
+
+#endif  // SIGRACE_STRESS_REPORT_H_

@@ -1,0 +1,119 @@
+#include "stress/trial.h"
+
+#include <set>
+#include <string>
+
+namespace sigrace::stress {
+
+const char* InjectorName(Injector injector) {
+  switch (injector) {
+    case Injector::kFailpoint:
+      return "failpoint";
+    case Injector::kAsync:
+      return "async";
+    case Injector::kUnrelated:
+      return "unrelated";
+  }
+  return "?";
+}
+
+StatusOr<Injector> ParseInjector(std::string_view name) {
+  if (name == "failpoint") return Injector::kFailpoint;
+  if (name == "async") return Injector::kAsync;
+  if (name == "unrelated") return Injector::kUnrelated;
+  return InvalidArgumentError("unknown injector '" + std::string(name) +
+                              "' (failpoint, async, unrelated)");
+}
+
+StatusOr<std::vector<Injector>> ParseInjectorList(std::string_view list) {
+  std::vector<Injector> out;
+  std::set<Injector> seen;
+  std::string_view rest = list;
+  while (true) {
+    const size_t comma = rest.find(',');
+    const std::string_view one = rest.substr(0, comma);
+    StatusOr<Injector> inj = ParseInjector(one);
+    if (!inj.ok()) return inj.status();
+    if (!seen.insert(*inj).second) {
+      return InvalidArgumentError("injector '" + std::string(one) +
+                                  "' given twice");
+    }
+    out.push_back(*inj);
+    if (comma == std::string_view::npos) break;
+    rest = rest.substr(comma + 1);
+  }
+  return out;
+}
+
+std::string InjectorListString(const std::vector<Injector>& injectors) {
+  std::string s;
+  for (Injector i : injectors) {
+    if (!s.empty()) s += ',';
+    s += InjectorName(i);
+  }
+  return s;
+}
+
+const char* ModeName(Mode mode) {
+  return mode == Mode::kLive ? "live" : "fatal";
+}
+
+StatusOr<Mode> ParseMode(std::string_view name) {
+  if (name == "live") return Mode::kLive;
+  if (name == "fatal") return Mode::kFatal;
+  return InvalidArgumentError("unknown mode '" + std::string(name) +
+                              "' (live, fatal)");
+}
+
+std::string TrialPlan::FailpointSpec(const char* action) const {
+  std::string spec = failpoint + "=" + action + "@" + std::to_string(hit);
+  if (!thread.empty()) spec += "#" + thread;
+  return spec;
+}
+
+std::string TrialPlan::Describe() const {
+  std::string s = "seed " + std::to_string(seed) + " trial " +
+                  std::to_string(trial) + " alg " + alg + " injector " +
+                  InjectorName(injector);
+  if (injector == Injector::kFailpoint) {
+    s += " failpoint " + failpoint + "@" + std::to_string(hit);
+    if (!thread.empty()) s += "#" + thread;
+  } else {
+    if (injector == Injector::kAsync) {
+      s += " target signer-" + std::to_string(target_signer);
+    }
+    s += " delay " + std::to_string(delay_us) + "us";
+  }
+  return s;
+}
+
+TrialPlan PlanTrial(const PlanInputs& in, uint64_t trial) {
+  TrialPlan p;
+  p.seed = in.seed;
+  p.trial = trial;
+  // Each field from its own stream (see the header): the order of these
+  // draws does not matter, and must not.
+  p.alg = in.algs[TrialRng(in.seed, trial, Field::kAlg).Below(in.algs.size())];
+  p.injector = in.injectors[TrialRng(in.seed, trial, Field::kInjector)
+                                .Below(in.injectors.size())];
+  const uint32_t threads = in.signer_threads == 0 ? 1 : in.signer_threads;
+  p.target_signer = static_cast<uint32_t>(
+      TrialRng(in.seed, trial, Field::kThread).Below(threads));
+  p.delay_us = static_cast<uint32_t>(
+      TrialRng(in.seed, trial, Field::kDelay).Below(in.max_delay_us + 1));
+  p.claims_seed = TrialRng(in.seed, trial, Field::kClaims).Next();
+  if (p.injector == Injector::kFailpoint && !in.failpoints.empty()) {
+    const FailpointChoice& fp =
+        in.failpoints[TrialRng(in.seed, trial, Field::kFailpoint)
+                          .Below(in.failpoints.size())];
+    p.failpoint = fp.name;
+    p.hit = static_cast<uint32_t>(
+        TrialRng(in.seed, trial, Field::kHit)
+            .Between(1, fp.max_hit == 0 ? 1 : fp.max_hit));
+    p.thread = fp.on_signer ? "signer-" + std::to_string(p.target_signer)
+                            : fp.thread;
+  }
+  return p;
+}
+
+}  // namespace sigrace::stress

@@ -1,0 +1,138 @@
+// The trial model of `sigrace stress`: what one trial is, and how every
+// random choice of a trial derives from (seed, trial).
+//
+// A trial is one fault, one dump, one verdict. Its choices (algorithm,
+// injector, failpoint and hit count, target thread, delays, claims) are
+// drawn from a counter-based generator: value i of field f of trial t is
+// SplitMix64 of a hash of (seed, t, f, i). No state carries over from one
+// trial to the next, so `--seed S --trial N` replays trial N alone with the
+// same choices it had inside a long run, and each field draws from its own
+// stream: narrowing --injectors or --alg to the ones a trial used leaves
+// every other choice of that trial unchanged (the replay command relies on
+// this).
+//
+// Thread safety: values and pure functions; safe from any thread.
+// Not async-signal-safe (std::string).
+
+#ifndef SIGRACE_STRESS_TRIAL_H_
+#define SIGRACE_STRESS_TRIAL_H_
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/status.h"
+
+namespace sigrace::stress {
+
+// SplitMix64 finaliser (Steele, Lea, Flood 2014): a bijection with good
+// avalanche, used as a counter-based generator.
+constexpr uint64_t SplitMix64(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ULL;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
+// Independent draw streams of a trial. Never renumber: recorded seeds and
+// trial numbers replay only while these stay put.
+enum class Field : uint64_t {
+  kAlg = 1,
+  kInjector = 2,
+  kFailpoint = 3,
+  kHit = 4,
+  kThread = 5,
+  kDelay = 6,
+  kClaims = 7,
+  kWorkload = 8,
+};
+
+// Draws of one field of one trial. Copyable; each copy replays the same
+// sequence.
+class TrialRng {
+ public:
+  TrialRng(uint64_t seed, uint64_t trial, Field field)
+      : base_(SplitMix64(SplitMix64(seed ^ 0x5349475241434521ULL) ^
+                         SplitMix64(trial * 0x2545f4914f6cdd1dULL +
+                                    static_cast<uint64_t>(field)))) {}
+  uint64_t Next() { return SplitMix64(base_ + 0x9e3779b97f4a7c15ULL * i_++); }
+  // Uniform in [0, n); n > 0. Lemire's multiply-shift, bias < n / 2^64.
+  uint64_t Below(uint64_t n) {
+    return static_cast<uint64_t>(
+        (static_cast<unsigned __int128>(Next()) * n) >> 64);
+  }
+  // Uniform in [lo, hi], lo <= hi.
+  uint64_t Between(uint64_t lo, uint64_t hi) {
+    return lo + Below(hi - lo + 1);
+  }
+
+ private:
+  uint64_t base_;
+  uint64_t i_ = 0;
+};
+
+enum class Injector { kFailpoint, kAsync, kUnrelated };
+enum class Mode { kLive, kFatal };
+
+const char* InjectorName(Injector injector);
+StatusOr<Injector> ParseInjector(std::string_view name);
+// "failpoint,async" -> {kFailpoint, kAsync}; duplicates are an error.
+StatusOr<std::vector<Injector>> ParseInjectorList(std::string_view list);
+std::string InjectorListString(const std::vector<Injector>& injectors);
+const char* ModeName(Mode mode);
+StatusOr<Mode> ParseMode(std::string_view name);
+
+// A failpoint the driver may fault at, and the thread that evaluates it.
+struct FailpointChoice {
+  std::string name;
+  // Thread name filter for the spec ("signer-" + index is filled in per
+  // trial when `on_signer` is set; otherwise this exact name, e.g.
+  // "rotator"). Empty: any thread.
+  std::string thread;
+  bool on_signer = false;
+  // Largest hit count drawn for it: small for rare sites (rotation).
+  uint32_t max_hit = 1;
+};
+
+// What the plan draws from. `algs` and `injectors` are non-empty;
+// `failpoints` is non-empty when kFailpoint is among the injectors.
+struct PlanInputs {
+  uint64_t seed = 0;
+  std::vector<std::string> algs;  // "rs256", "eddsa"
+  std::vector<Injector> injectors;
+  std::vector<FailpointChoice> failpoints;
+  uint32_t signer_threads = 2;
+  // Upper bound of the async/unrelated delay, in microseconds.
+  uint32_t max_delay_us = 20000;
+};
+
+// Every choice of one trial.
+struct TrialPlan {
+  uint64_t seed = 0;
+  uint64_t trial = 0;
+  std::string alg;
+  Injector injector = Injector::kFailpoint;
+  // kFailpoint: the site, its hit count and thread filter.
+  std::string failpoint;
+  uint32_t hit = 0;
+  std::string thread;  // "signer-1", "rotator", or "" (any)
+  // kAsync: the signing thread to signal. kFailpoint: the signer index
+  // used for `thread` when the site is on a signing thread.
+  uint32_t target_signer = 0;
+  // kAsync/kUnrelated: how long after the trial starts the fault lands.
+  uint32_t delay_us = 0;
+  // Seeds the claims the signing threads put in tokens during the trial.
+  uint64_t claims_seed = 0;
+
+  // "name=raise(SIGSEGV)@H#thread" for failpoint::Configure.
+  std::string FailpointSpec(const char* action = "raise(SIGSEGV)") const;
+  // One line for logs and failure messages (no key material, ever).
+  std::string Describe() const;
+};
+
+TrialPlan PlanTrial(const PlanInputs& in, uint64_t trial);
+
+}  // namespace sigrace::stress
+
+#endif  // SIGRACE_STRESS_TRIAL_H_

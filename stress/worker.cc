@@ -1,0 +1,467 @@
+#include "stress/worker.h"
+
+#include <semaphore.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <memory>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "base/failpoint.h"
+#include "base/mutex.h"
+#include "crashdump/handler.h"
+#include "signer/signer.h"
+#include "stress/catalogue.h"
+#include "stress/channel.h"
+#include "stress/harness_thread.h"
+#include "stress/options.h"
+#include "stress/trial.h"
+#include "tsan/report_counter.h"
+
+namespace sigrace::stress {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+nlohmann::json TsanJson() {
+  const tsan::Counts c = tsan::Snapshot();
+  nlohmann::json by_type = nlohmann::json::object();
+  for (int i = 0; i < tsan::kNumReportTypes; ++i) {
+    if (c.by_type[i] > 0) {
+      by_type[tsan::ReportTypeName(static_cast<tsan::ReportType>(i))] =
+          c.by_type[i];
+    }
+  }
+  return {{"enabled", c.enabled}, {"total", c.total}, {"by_type", by_type}};
+}
+
+class Worker {
+ public:
+  Worker(StressOptions opts, VariantEntry variant, PlanInputs inputs,
+         std::string dump_dir)
+      : opts_(std::move(opts)),
+        variant_(std::move(variant)),
+        inputs_(std::move(inputs)),
+        dump_dir_(std::move(dump_dir)),
+        channel_(kWorkerControlFd) {}
+
+  ~Worker() { Stop(); }
+
+  Status Setup();
+  // Serves trials until 'Q' or EOF. Returns the exit code.
+  int Serve();
+
+ private:
+  Status StartThreads();
+  void Stop();
+  void SignLoop(int index);
+  void RotateLoop();
+  void UnrelatedLoop();
+  // Sends every key the driver has not seen yet. Cheap when nothing
+  // changed: the key list (public facts) is compared first.
+  Status SendNewKeys();
+  Status RunTrial(uint64_t trial);
+  bool SleepUnlessStopped(std::chrono::microseconds d);
+
+  const StressOptions opts_;
+  const VariantEntry variant_;
+  const PlanInputs inputs_;
+  const std::string dump_dir_;
+  Channel channel_;
+
+  std::unique_ptr<signer::Signer> signer_;
+  std::vector<signer::Alg> algs_;
+  std::vector<std::unique_ptr<HarnessThread>> signers_;
+  std::unique_ptr<HarnessThread> rotator_;
+  std::unique_ptr<HarnessThread> unrelated_;
+  sem_t unrelated_go_;
+  bool sem_ready_ = false;
+  std::atomic<uint32_t> unrelated_delay_us_{0};
+
+  std::atomic<bool> stop_{false};
+  std::atomic<int> alg_index_{0};
+  std::atomic<uint64_t> claims_seed_{0};
+  std::atomic<uint64_t> sign_errors_{0};
+  std::atomic<uint64_t> tokens_{0};
+  std::atomic<uint64_t> rotate_errors_{0};
+
+  Mutex keys_mu_;
+  std::set<std::string> sent_kids_ GUARDED_BY(keys_mu_);
+  size_t keys_seen_ GUARDED_BY(keys_mu_) = 0;
+  uint64_t rotations_seen_ GUARDED_BY(keys_mu_) = UINT64_MAX;
+};
+
+Status Worker::Setup() {
+  for (const std::string& a : opts_.algs) {
+    StatusOr<signer::Alg> alg = signer::ParseAlg(a);
+    if (!alg.ok()) return alg.status();
+    algs_.push_back(*alg);
+  }
+  signer::SignerOptions so;
+  so.variant = variant_.variant;
+  so.algs = algs_;
+  StatusOr<std::unique_ptr<signer::Signer>> s = signer::Signer::Create(so);
+  if (!s.ok()) return s.status();
+  signer_ = std::move(*s);
+
+  crashdump::HandlerOptions ho;
+  ho.fatal = opts_.mode == Mode::kFatal;
+  ho.target = ho.fatal ? crashdump::DumpTarget::Directory(dump_dir_)
+                       : crashdump::DumpTarget::Memfd();
+  ho.meta = "variant=" + variant_.name + "\nmode=" + ModeName(opts_.mode) +
+            "\nseed=" + std::to_string(opts_.seed) + "\n";
+  SIGRACE_RETURN_IF_ERROR(crashdump::InstallHandler(ho));
+
+  // Every key the worker holds reaches the driver before any fault.
+  SIGRACE_RETURN_IF_ERROR(SendNewKeys());
+  SIGRACE_RETURN_IF_ERROR(StartThreads());
+  nlohmann::json hello;
+  hello["pid"] = getpid();
+  hello["window"] = variant_.window;
+  nlohmann::json tids = nlohmann::json::array();
+  for (const auto& t : signers_) tids.push_back(t->tid());
+  hello["signer_tids"] = tids;
+  hello["tsan"] = tsan::Enabled();
+  return channel_.Send('H', hello.dump());
+}
+
+Status Worker::StartThreads() {
+  if (sem_init(&unrelated_go_, 0, 0) != 0) {
+    return ErrnoError("sem_init", errno);
+  }
+  sem_ready_ = true;
+  for (uint32_t i = 0; i < opts_.threads; ++i) {
+    StatusOr<std::unique_ptr<HarnessThread>> t = HarnessThread::Start(
+        "signer-" + std::to_string(i), [this, i] { SignLoop(i); });
+    if (!t.ok()) return t.status();
+    signers_.push_back(std::move(*t));
+  }
+  if (opts_.rotate_every_ms > 0) {
+    StatusOr<std::unique_ptr<HarnessThread>> t =
+        HarnessThread::Start("rotator", [this] { RotateLoop(); });
+    if (!t.ok()) return t.status();
+    rotator_ = std::move(*t);
+  }
+  StatusOr<std::unique_ptr<HarnessThread>> t =
+      HarnessThread::Start("unrelated", [this] { UnrelatedLoop(); });
+  if (!t.ok()) return t.status();
+  unrelated_ = std::move(*t);
+  // The driver needs every signing thread's tid for async faults.
+  const auto deadline = Clock::now() + std::chrono::seconds(10);
+  for (const auto& th : signers_) {
+    while (th->tid() == 0) {
+      if (Clock::now() > deadline) {
+        return InternalError("signing thread did not start");
+      }
+      std::this_thread::sleep_for(std::chrono::microseconds(100));
+    }
+  }
+  return Status::Ok();
+}
+
+void Worker::Stop() {
+  stop_.store(true);
+  if (sem_ready_) sem_post(&unrelated_go_);
+  for (auto& t : signers_) t->Join();
+  if (rotator_) rotator_->Join();
+  if (unrelated_) unrelated_->Join();
+  signers_.clear();
+  rotator_.reset();
+  unrelated_.reset();
+  if (sem_ready_) {
+    sem_destroy(&unrelated_go_);
+    sem_ready_ = false;
+  }
+  if (crashdump::HandlerInstalled()) crashdump::UninstallHandler();
+}
+
+bool Worker::SleepUnlessStopped(std::chrono::microseconds d) {
+  const auto end = Clock::now() + d;
+  while (!stop_.load(std::memory_order_relaxed)) {
+    const auto now = Clock::now();
+    if (now >= end) return true;
+    std::this_thread::sleep_for(
+        std::min<Clock::duration>(end - now, std::chrono::milliseconds(10)));
+  }
+  return false;
+}
+
+void Worker::SignLoop(int index) {
+  uint64_t n = 0;
+  while (!stop_.load(std::memory_order_relaxed)) {
+    const signer::Alg alg =
+        algs_[static_cast<size_t>(alg_index_.load(std::memory_order_relaxed)) %
+              algs_.size()];
+    // Varied claims: every token differs, from the trial's claims seed.
+    const uint64_t r = SplitMix64(claims_seed_.load(std::memory_order_relaxed) ^
+                                  (static_cast<uint64_t>(index) << 48) ^ n++);
+    signer::Claims c;
+    c.ttl_seconds = 60 + static_cast<int64_t>(r % 3600);
+    c.extra_json = "{\"sub\":\"user-" + std::to_string(r % 100000) +
+                   "\",\"scope\":\"" + ((r >> 20) % 2 ? "read" : "write") +
+                   "\",\"n\":" + std::to_string(n) + "}";
+    StatusOr<std::string> token = signer_->Sign(alg, c);
+    if (token.ok()) {
+      tokens_.fetch_add(1, std::memory_order_relaxed);
+    } else {
+      sign_errors_.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
+}
+
+void Worker::RotateLoop() {
+  while (SleepUnlessStopped(std::chrono::milliseconds(opts_.rotate_every_ms))) {
+    // Rotate the key the trial signs with, so a fault on the load or
+    // rotation path lands on the trial's algorithm.
+    const signer::Alg alg =
+        algs_[static_cast<size_t>(alg_index_.load(std::memory_order_relaxed)) %
+              algs_.size()];
+    if (!signer_->Rotate(alg).ok()) {
+      rotate_errors_.fetch_add(1, std::memory_order_relaxed);
+    }
+    // A fatal child dies with the trial: hand every new key over as soon
+    // as Rotate() returns. (A fault inside Rotate() after the new key is
+    // generated dies before this line; such a key never reaches the
+    // driver's oracle. Live mode has no such gap: it exports after each
+    // dump, and the process goes on.)
+    if (opts_.mode == Mode::kFatal) (void)SendNewKeys();
+  }
+}
+
+void Worker::UnrelatedLoop() {
+  while (true) {
+    while (sem_wait(&unrelated_go_) != 0 && errno == EINTR) {
+    }
+    if (stop_.load()) return;
+    SleepUnlessStopped(std::chrono::microseconds(
+        unrelated_delay_us_.load(std::memory_order_relaxed)));
+    if (stop_.load()) return;
+    // A crash on a thread that has nothing to do with signing, while the
+    // signing threads are mid-signature.
+    raise(SIGSEGV);
+  }
+}
+
+Status Worker::SendNewKeys() {
+  MutexLock lock(&keys_mu_);
+  const signer::SignerStats stats = signer_->Stats();
+  const std::vector<signer::KeyInfo> keys = signer_->Keys();
+  if (keys.size() == keys_seen_ && stats.rotations == rotations_seen_) {
+    return Status::Ok();
+  }
+  Status st = signer_->TEST_VisitKeys([&](const signer::OracleKey& k) {
+    keys_mu_.AssertHeld();  // the visit runs inside this call, under lock
+    const std::string kid(k.kid);
+    if (sent_kids_.count(kid) != 0) return Status::Ok();
+    if (kid.size() > 0xffff) return InternalError("kid too long");
+    std::string header(2, '\0');
+    header[0] = static_cast<char>(kid.size() & 0xff);
+    header[1] = static_cast<char>(kid.size() >> 8);
+    header += kid;
+    // The DER goes out straight from the signer's published oracle page:
+    // no copy of it is made in this process.
+    SIGRACE_RETURN_IF_ERROR(channel_.Send(
+        'K', header,
+        std::string_view(reinterpret_cast<const char*>(k.pkcs8_der),
+                         k.pkcs8_len)));
+    sent_kids_.insert(kid);
+    return Status::Ok();
+  });
+  if (st.ok()) {
+    keys_seen_ = keys.size();
+    rotations_seen_ = stats.rotations;
+  }
+  return st;
+}
+
+Status Worker::RunTrial(uint64_t trial) {
+  const TrialPlan plan = PlanTrial(inputs_, trial);
+  int alg_index = 0;
+  for (size_t i = 0; i < opts_.algs.size(); ++i) {
+    if (opts_.algs[i] == plan.alg) alg_index = static_cast<int>(i);
+  }
+  alg_index_.store(alg_index);
+  claims_seed_.store(plan.claims_seed);
+  std::string meta = "trial=" + std::to_string(trial) + "\nalg=" + plan.alg +
+                     "\ninjector=" + InjectorName(plan.injector) + "\n";
+  if (plan.injector == Injector::kFailpoint) {
+    meta += "failpoint=" + plan.failpoint + "@" + std::to_string(plan.hit) +
+            "#" + plan.thread + "\n";
+  }
+  SIGRACE_RETURN_IF_ERROR(crashdump::SetTrialMeta(meta));
+  if (opts_.mode == Mode::kFatal) SIGRACE_RETURN_IF_ERROR(SendNewKeys());
+
+  const uint64_t before = crashdump::DumpAttempts();
+  const auto start = Clock::now();
+  std::string error;
+  switch (plan.injector) {
+    case Injector::kFailpoint: {
+      Status st = failpoint::Configure(plan.FailpointSpec());
+      if (!st.ok()) error = "failpoint: " + st.message();
+      break;
+    }
+    case Injector::kAsync: {
+      std::this_thread::sleep_for(std::chrono::microseconds(plan.delay_us));
+      const pid_t tid = signers_[plan.target_signer]->tid();
+      if (opts_.mode == Mode::kLive) {
+        Status st = crashdump::RequestLiveDump(tid);
+        if (!st.ok()) error = "dump request: " + st.message();
+      } else if (syscall(SYS_tgkill, getpid(), tid, SIGSEGV) != 0) {
+        error = "tgkill: " + std::string(strerror(errno));
+      }
+      break;
+    }
+    case Injector::kUnrelated:
+      unrelated_delay_us_.store(plan.delay_us);
+      sem_post(&unrelated_go_);
+      break;
+  }
+  nlohmann::json r;
+  r["trial"] = trial;
+  r["plan"] = plan.Describe();
+  if (error.empty()) {
+    const auto deadline =
+        start + std::chrono::milliseconds(opts_.trial_timeout_ms);
+    // DumpAttempts() counts a dump when it starts; LastDump() shows it
+    // once it has ended (sealed or not).
+    auto pause = std::chrono::microseconds(20);
+    while (crashdump::LastDump().sequence <= before &&
+           Clock::now() < deadline) {
+      std::this_thread::sleep_for(pause);
+      pause = std::min<std::chrono::microseconds>(pause * 2,
+                                                  std::chrono::milliseconds(1));
+    }
+    if (crashdump::LastDump().sequence <= before) {
+      error = "no dump within " + std::to_string(opts_.trial_timeout_ms) +
+              " ms (fault never landed)";
+    }
+  }
+  if (plan.injector == Injector::kFailpoint) {
+    (void)failpoint::Clear(plan.failpoint);
+  }
+  if (opts_.mode == Mode::kFatal) {
+    // The process dies in the handler; reaching here means it did not.
+    return InternalError(error.empty() ? "fatal fault did not kill the "
+                                         "worker"
+                                       : error);
+  }
+  const crashdump::DumpResult d = crashdump::LastDump();
+  const uint64_t attempts = crashdump::DumpAttempts() - before;
+  r["wall_ms"] = std::chrono::duration<double, std::milli>(Clock::now() -
+                                                           start)
+                     .count();
+  r["attempts"] = attempts;
+  r["ok"] = d.ok;
+  r["sealed"] = d.sealed;
+  r["stage"] = d.stage;
+  r["errno"] = d.error;
+  r["size"] = d.size;
+  r["signal"] = d.signal;
+  r["si_code"] = d.si_code;
+  r["tid"] = d.tid;
+  r["threads"] = d.threads;
+  r["threads_unfrozen"] = d.threads_unfrozen;
+  r["handler_ms"] = static_cast<double>(d.total_ns) / 1e6;
+  r["freeze_us"] = static_cast<double>(d.freeze_ns) / 1e3;
+  r["tokens"] = tokens_.load();
+  r["sign_errors"] = sign_errors_.load();
+  r["rotate_errors"] = rotate_errors_.load();
+  r["tsan"] = TsanJson();
+  if (error.empty() && attempts != 1) {
+    error = "expected exactly one dump, got " + std::to_string(attempts);
+  }
+  if (error.empty() && !d.ok) {
+    error = std::string("dump failed at ") + d.stage + ": " +
+            (d.error != 0 ? strerror(d.error) : "no errno");
+  }
+  r["error"] = error;
+  // Keys born since the last trial (rotation) go out after the dump and
+  // before its verdict, so the oracle always covers the dump it judges.
+  SIGRACE_RETURN_IF_ERROR(SendNewKeys());
+  return channel_.Send('R', r.dump(), {},
+                       error.empty() && d.memfd >= 0 ? d.memfd : -1);
+}
+
+int Worker::Serve() {
+  while (true) {
+    StatusOr<Message> m = channel_.Recv(-1);
+    if (!m.ok()) return m.status().code() == StatusCode::kNotFound ? 0 : 2;
+    if (m->fd >= 0) close(m->fd);
+    if (m->type == 'Q') return 0;
+    if (m->type != 'T') {
+      (void)channel_.Send('E', "unexpected control message");
+      return 2;
+    }
+    const nlohmann::json j = nlohmann::json::parse(m->payload, nullptr,
+                                                   /*allow_exceptions=*/false);
+    if (!j.is_object() || !j.contains("trial") ||
+        !j["trial"].is_number_unsigned()) {
+      (void)channel_.Send('E', "malformed trial request");
+      return 2;
+    }
+    Status st = RunTrial(j["trial"].get<uint64_t>());
+    if (!st.ok()) {
+      (void)channel_.Send('E', st.message());
+      return 2;
+    }
+  }
+}
+
+}  // namespace
+
+int StressChildMain(int argc, char** argv) {
+  CLI::App app{"Worker process of `sigrace stress` (internal; started by "
+               "the driver with a control channel on fd 3)."};
+  StressOptions opts;
+  std::string injectors = kDefaultInjectors, alg = "both", mode = "live",
+              expect;
+  std::string dump_dir;
+  AddStressFlags(app, &opts, &injectors, &alg, &mode, &expect);
+  app.add_option("--dump-dir", dump_dir, "Fatal mode: directory for dumps");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;
+  }
+  opts.seed_given = app.count("--seed") > 0;
+  opts.trials_given = app.count("--trials") > 0;
+  StatusOr<VariantEntry> variant = FindVariant(opts.variant);
+  Status st = variant.ok() ? FinishStressOptions(injectors, alg, mode, expect,
+                                                 variant->race, &opts)
+                           : variant.status();
+  StatusOr<PlanInputs> inputs =
+      st.ok() ? MakePlanInputs(opts, *variant) : StatusOr<PlanInputs>(st);
+  if (!inputs.ok()) {
+    Channel ch(kWorkerControlFd);
+    (void)ch.Send('E', inputs.status().message());
+    std::fprintf(stderr, "sigrace: %s\n", inputs.status().message().c_str());
+    return 2;
+  }
+  if (opts.mode == Mode::kFatal && dump_dir.empty()) {
+    Channel ch(kWorkerControlFd);
+    (void)ch.Send('E', "fatal mode needs --dump-dir");
+    return 2;
+  }
+  Worker worker(opts, *variant, *inputs, dump_dir);
+  st = worker.Setup();
+  if (!st.ok()) {
+    Channel ch(dup(kWorkerControlFd));
+    (void)ch.Send('E', "worker set-up: " + st.message());
+    std::fprintf(stderr, "sigrace: worker set-up: %s\n",
+                 st.message().c_str());
+    return 2;
+  }
+  return worker.Serve();
+}
+
+}  // namespace sigrace::stress
