@@ -45,15 +45,15 @@ constexpr size_t kMaxThreads = 4096;
 constexpr size_t kMaxMappings = 32768;
 constexpr size_t kMaxRegionViews = 2 * kMaxRegions + kMaxScopeThreads;
 constexpr size_t kMaxRedactions = kMaxRegionViews + 3 * kMaxThreads + 8;
-constexpr size_t kAltStackSize = 256 * 1024;
+constexpr size_t kAltStackSize = size_t{256} * 1024;
 constexpr size_t kTrialMetaCap = 4096;
-constexpr size_t kMetaCap = 16 * 1024;
-constexpr size_t kBacktraceCap = 16 * 1024;
+constexpr size_t kMetaCap = size_t{16} * 1024;
+constexpr size_t kBacktraceCap = size_t{16} * 1024;
 constexpr int kMaxFreezePasses = 64;
 constexpr int kMaxBacktraceFrames = 64;
 // Below-entry stack bytes assumed used by the handler when it runs on a
 // thread's ordinary stack (a thread without an alternate stack).
-constexpr uintptr_t kOwnerStackUse = 128 * 1024;
+constexpr uintptr_t kOwnerStackUse = uintptr_t{128} * 1024;
 constexpr uintptr_t kParkStackUse = 2048;
 constexpr uintptr_t kRedZone = 128;
 
@@ -1072,7 +1072,9 @@ Status InstallHandler(const HandlerOptions& options) {
   g_dirfd = dirfd;
   g_memfd = memfd;
   CopyStr(g_dir, sizeof(g_dir), options.target.directory.c_str());
-  memcpy(g_static_meta, options.meta.data(), options.meta.size());
+  // Length-counted text, not a C string.
+  memcpy(g_static_meta, options.meta.data(),  // NOLINT(bugprone-not-null-terminated-result)
+         options.meta.size());
   g_static_meta_len = options.meta.size();
   g_owner.store(0);
   g_active_gen.store(0);

@@ -34,7 +34,7 @@ namespace sigrace::crashdump {
 
 inline constexpr size_t kMaxRegions = 1024;
 inline constexpr size_t kMaxScopeThreads = 512;
-inline constexpr size_t kDefaultSecretStackDepth = 64 * 1024;
+inline constexpr size_t kDefaultSecretStackDepth = size_t{64} * 1024;
 
 static_assert(std::atomic<uint64_t>::is_always_lock_free);
 static_assert(std::atomic<uintptr_t>::is_always_lock_free);
