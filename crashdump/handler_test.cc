@@ -7,7 +7,9 @@
 #include <fcntl.h>
 #include <malloc.h>
 #include <signal.h>
+#include <sched.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -361,6 +363,7 @@ int LiveEightChild(const TempDir& dir) {
     });
   }
   while (started.load() < kWorkers) sched_yield();
+  if (!SetTrialMeta("trial=7\nseed=42\n").ok()) return 11;
   if (!RequestLiveDump().ok()) return 12;
   const DumpResult r = LastDump();
   if (!r.ok) return 13;
@@ -392,6 +395,13 @@ TEST(HandlerLive, EveryThreadInDumpAndRunsOn) {
   }
   EXPECT_EQ(prstatus, 9u);
   EXPECT_EQ(reader->MetaValue("mode").value_or(""), "live");
+  EXPECT_EQ(reader->MetaValue("trial").value_or(""), "7");
+  EXPECT_EQ(reader->MetaValue("seed").value_or(""), "42");
+  EXPECT_FALSE(reader->MetaValue("meta_torn").has_value());
+  // Symbolized (mangled names: demangling allocates, so it is left to the
+  // reader): the dump request came through RequestLiveDump.
+  EXPECT_NE(reader->backtrace().find("RequestLiveDump"), std::string::npos)
+      << reader->backtrace();
 }
 
 // A fault inside the handler abandons that dump (nothing sealed, nothing
@@ -561,6 +571,42 @@ TEST(HandlerDisk, WithoutLimitTheSameDumpSeals) {
   ASSERT_EQ(stat(cores[0].c_str(), &st), 0);
   EXPECT_GT(st.st_size, 256 * 1024) << "dump too small to test the limit";
   EXPECT_NE(OpenSealed(cores[0]), nullptr);
+}
+
+// Out of space for real: a 256 KiB tmpfs (in a private mount namespace of
+// the child) fills up mid-dump. ENOSPC is reported, the temporary file is
+// removed, nothing is left that could pass for a dump. Skips where mount
+// namespaces are not allowed.
+constexpr int kSkipCode = 77;
+
+int TinyTmpfsChild(const TempDir& dir) {
+  if (unshare(CLONE_NEWNS) != 0) return kSkipCode;
+  if (mount("none", "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) {
+    return kSkipCode;
+  }
+  if (mount("tmpfs", dir.path().c_str(), "tmpfs", 0, "size=256k") != 0) {
+    return kSkipCode;
+  }
+  if (!InstallHandler(DirOptions(dir, false)).ok()) return 10;
+  if (!RequestLiveDump().ok()) return 12;
+  const DumpResult r = LastDump();
+  if (r.ok || r.sealed) return 13;
+  if (r.error != ENOSPC) return 14;
+  if (!dir.List().empty()) return 15;  // inside the namespace: the tmpfs
+  return 0;
+}
+
+TEST(HandlerDisk, FullFilesystemFailsClearlyAndLeavesNoFile) {
+  TempDir dir;
+  ChildResult c = RunInChild([&] { return TinyTmpfsChild(dir); });
+  ASSERT_TRUE(c.exited) << c.stderr_text;
+  if (c.exit_code == kSkipCode) {
+    GTEST_SKIP() << "cannot mount a tmpfs in a private mount namespace here";
+  }
+  EXPECT_EQ(c.exit_code, 0) << c.stderr_text;
+  EXPECT_NE(c.stderr_text.find("failed at write: no space left on device"),
+            std::string::npos)
+      << c.stderr_text;
 }
 
 // The watchdog bounds the handler: a handler stuck at a paused failpoint is
