@@ -6,7 +6,19 @@
 // The file follows the layout the Linux kernel writes (fs/binfmt_elf.c):
 // ELF header, program headers (PT_NOTE then one PT_LOAD per mapping), the
 // note data, the load data page-aligned, so gdb, readelf and eu-stack open
-// it. Deviations from the kernel are marked "DEVIATION" in core_writer.cc.
+// it. Deviations from the kernel are marked "DEVIATION" in core_writer.cc;
+// in short:
+//   - a seal trailer follows the ELF content (ELF readers ignore it);
+//   - PROT_NONE, [vvar] and [vsyscall] mappings get a PT_LOAD with no file
+//     bytes; beyond 65534 mappings the rest are dropped (no PN_XNUM);
+//   - shared memory counts as anonymous by name (memfd, /dev/zero, SysV);
+//   - orig_rax is -1, pr_utime/pr_stime and pr_sigpend are 0 (a signal
+//     frame does not carry them);
+//   - a thread that never answered the freeze signal (it blocks it) has no
+//     NT_PRSTATUS; meta "threads_unfrozen" counts them;
+//   - alternate signal stacks and the handler's scratch are MADV_DONTDUMP
+//     (they hold copies of registers) and so carry no bytes; the redaction
+//     note records them as kHandlerState.
 //
 // Memory is copied with process_vm_readv on our own pid, so a page that
 // vanished or cannot be read becomes zeros instead of a fault.
