@@ -507,9 +507,14 @@ void ReportFailure(const DumpResult& r) {
 // Opens the output. Returns the fd or -errno.
 long OpenOutput(uint64_t seq, pid_t pid) {
   if (g_kind == DumpTarget::Kind::kMemfd) {
-    if (g_memfd < 0) return -EBADF;
-    RawSyscall6(SYS_ftruncate, g_memfd, 0);
-    RawSyscall6(SYS_lseek, g_memfd, 0, SEEK_SET);
+    // A fresh memfd per dump: whoever holds a dup of the previous one (a
+    // driver that got it over a socket) keeps those bytes unchanged.
+    const long fd = RawSyscall6(SYS_memfd_create,
+                                reinterpret_cast<long>("sigrace-dump"),
+                                MFD_CLOEXEC);
+    if (fd < 0) return fd;
+    if (g_memfd >= 0) RawSyscall6(SYS_close, g_memfd);
+    g_memfd = static_cast<int>(fd);
     return g_memfd;
   }
   ss::Text tmp(g_tmp_name, sizeof(g_tmp_name));

@@ -58,7 +58,7 @@ namespace sigrace::crashdump {
 struct DumpTarget {
   enum class Kind {
     kDirectory,  // <directory>/sigrace-<pid>-<seq>.core, via a .tmp name
-    kMemfd,      // one memfd created at install, rewritten by each dump
+    kMemfd,      // a new memfd per dump; the previous one is closed
   };
   Kind kind = Kind::kDirectory;
   std::string directory;  // kDirectory only; must exist
@@ -159,8 +159,9 @@ uint64_t DumpCount();
 // Safe to call from a signal handler.
 uint64_t DumpAttempts();
 
-// The most recent dump attempt. In memfd mode the memfd stays valid (and
-// its contents unchanged) until the next dump starts.
+// The most recent dump attempt. In memfd mode the handler closes its memfd
+// when the next dump starts; dup() it (or pass it over a socket) to keep
+// it. Its bytes never change after the dump ends.
 // Not async-signal-safe.
 DumpResult LastDump();
 

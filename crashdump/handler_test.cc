@@ -651,6 +651,7 @@ int MemfdChild() {
   o.target = DumpTarget::Memfd();
   o.fatal = false;
   if (!InstallHandler(o).ok()) return 10;
+  std::vector<int> kept;
   for (int i = 0; i < 20; ++i) {
     if (!RequestLiveDump().ok()) return 11;
     const DumpResult r = LastDump();
@@ -660,6 +661,14 @@ int MemfdChild() {
         CoreReader::Open(path, ReaderOptions{.require_seal = true});
     if (!reader.ok()) return 13;
     if ((*reader)->size() != r.size) return 14;
+    kept.push_back(dup(r.memfd));
+  }
+  // Later dumps leave earlier ones alone: every kept dup is still sealed.
+  for (int fd : kept) {
+    auto reader = CoreReader::Open("/proc/self/fd/" + std::to_string(fd),
+                                   ReaderOptions{.require_seal = true});
+    if (!reader.ok()) return 16;
+    close(fd);
   }
   return DumpCount() == 20 ? 0 : 15;
 }
