@@ -3,6 +3,7 @@
 #include <cxxabi.h>
 #include <dlfcn.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <map>
@@ -422,7 +423,8 @@ bool RaceTouches(std::string_view needle) {
   return Snapshot().Touches(ReportType::kDataRace, needle);
 }
 
-std::string ToJson(const Counts& counts, size_t max_reports) {
+std::string ToJson(const Counts& counts, size_t max_reports,
+                   size_t max_frames) {
   nlohmann::json j;
   j["enabled"] = counts.enabled;
   j["total"] = counts.total;
@@ -438,10 +440,16 @@ std::string ToJson(const Counts& counts, size_t max_reports) {
                           : 0;
   for (size_t i = skip; i < counts.reports.size(); ++i) {
     const Report& r = counts.reports[i];
+    nlohmann::json stacks = nlohmann::json::array();
+    for (const auto& stack : r.stacks) {
+      const size_t n = std::min(stack.size(), max_frames);
+      stacks.push_back(std::vector<std::string>(stack.begin(),
+                                                stack.begin() + n));
+    }
     reports.push_back({{"seq", r.sequence},
                        {"type", ReportTypeName(r.type)},
                        {"description", r.description},
-                       {"stacks", r.stacks}});
+                       {"stacks", stacks}});
   }
   j["reports"] = reports;
   return j.dump();

@@ -120,8 +120,10 @@ bool RaceTouches(std::string_view needle);
 // {"enabled":true,"total":N,"by_type":{"data_race":N,...},
 //  "frames_dropped":N,"reports":[{"seq":N,"type":"data_race",
 //  "description":"data-race","stacks":[["fn",...],...]}]}
-// `max_reports` bounds the "reports" array (the newest are kept).
-std::string ToJson(const Counts& counts, size_t max_reports = 16);
+// `max_reports` bounds the "reports" array (the newest are kept) and
+// `max_frames` each stack (the innermost are kept).
+std::string ToJson(const Counts& counts, size_t max_reports = 16,
+                   size_t max_frames = 8);
 std::string CountsJson();
 
 // The option string compiled into this binary from tsan/tsan.options
