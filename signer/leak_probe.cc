@@ -29,6 +29,12 @@ __attribute__((noinline)) void ScrubBelow() {
   asm volatile("" : : "r"(area) : "memory");
 }
 
+constexpr int kFilterBits = 20;
+
+inline uint64_t FilterSlot(uint64_t v) {
+  return (v * 0x9e3779b97f4a7c15ull) >> (64 - kFilterBits);
+}
+
 struct Interval {
   uintptr_t lo;
   uintptr_t hi;
@@ -36,7 +42,7 @@ struct Interval {
 
 }  // namespace
 
-LeakProbe::LeakProbe() {
+LeakProbe::LeakProbe() : filter_((size_t{1} << kFilterBits) / 64) {
   void* m = mmap(nullptr, kBufBytes, PROT_READ | PROT_WRITE,
                  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (m != MAP_FAILED) {
@@ -65,6 +71,8 @@ Status LeakProbe::AddForm(const std::string& name, const uint8_t* bytes,
     uint64_t v;
     memcpy(&v, bytes + o, 8);
     index_[v].emplace_back(fi, static_cast<uint32_t>(o));
+    const uint64_t slot = FilterSlot(v);
+    filter_[slot >> 6] |= uint64_t{1} << (slot & 63);
   }
   used_ += len;
   return Status::Ok();
@@ -148,6 +156,11 @@ __attribute__((no_sanitize("address", "thread"))) void LeakProbe::ScanRange(
   uintptr_t q = (lo + 7) & ~uintptr_t{7};
   while (q + 8 <= hi) {
     const uint64_t v = *reinterpret_cast<const volatile uint64_t*>(q);
+    const uint64_t slot = FilterSlot(v);
+    if ((filter_[slot >> 6] & (uint64_t{1} << (slot & 63))) == 0) {
+      q += 8;
+      continue;
+    }
     auto it = index_.find(v);
     if (it == index_.end()) {
       q += 8;

@@ -78,6 +78,9 @@ class LeakProbe {
   // Every 8-byte window of every form: value -> (form, offset in form).
   std::unordered_map<uint64_t, std::vector<std::pair<uint32_t, uint32_t>>>
       index_;
+  // One bit per hashed 8-byte window: most memory words miss here and never
+  // reach the hash map, which keeps a scan of an ASan process fast.
+  std::vector<uint64_t> filter_;
 };
 
 }  // namespace sigrace::signer::testing

@@ -279,7 +279,7 @@ TEST(Signer, ExternalVerification) {
 TEST(Signer, RotationUnderConcurrentSigning) {
   auto s = MakeSigner();
   ASSERT_NE(s, nullptr);
-  constexpr int kRotations = 4;
+  constexpr int kRotations = 3;
   std::atomic<int> done[2] = {0, 0};
   std::atomic<bool> stop{false};
   struct Rec {
@@ -287,7 +287,7 @@ TEST(Signer, RotationUnderConcurrentSigning) {
     int before;
     std::string token;
   };
-  constexpr int kSigners = 3;
+  constexpr int kSigners = 2;
   std::vector<std::vector<Rec>> recs(kSigners);
   std::vector<std::thread> signers;
   for (int i = 0; i < kSigners; ++i) {
