@@ -1,6 +1,7 @@
 #include "crashdump/scanner.h"
 
 #include <emmintrin.h>
+#include <openssl/crypto.h>
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -95,31 +96,10 @@ class Table {
       if (slot == kSlots) return false;
       bk.fp[slot] = fp;
     }
-    // The bit filter: about 64 bits per distinct window (a 1.5% pass
-    // rate), at least 16 KiB.
-    size_t distinct = 0;
-    for (size_t i = 0; i < entries.size(); ++i) {
-      distinct += i == 0 || entries[i].value != entries[i - 1].value;
-    }
-    int mbits = 17;
-    while ((size_t{1} << mbits) < distinct * 64 && mbits < 24) ++mbits;
-    bit_shift_ = 64 - mbits;
-    bitmap_.assign((size_t{1} << mbits) / 64, 0);
-    for (const Entry& e : entries) {
-      const uint64_t h = (e.value * kBitMul) >> bit_shift_;
-      bitmap_[h >> 6] |= uint64_t{1} << (h & 63);
-    }
     entries_ = std::move(entries);
     return true;
   }
 
-  // The first, cheapest test: one bit.
-  const uint64_t* bitmap() const { return bitmap_.data(); }
-  int bit_shift() const { return bit_shift_; }
-  bool BitMayContain(uint64_t v) const {
-    const uint64_t h = (v * kBitMul) >> bit_shift_;
-    return (bitmap_[h >> 6] >> (h & 63)) & 1;
-  }
 
   uint64_t BucketOf(uint64_t v) const { return (v * kHashMul) >> shift_; }
   uint16_t FingerprintOf(uint64_t v) const {
@@ -153,18 +133,66 @@ class Table {
   bool empty() const { return entries_.empty(); }
   size_t entries() const { return entries_.size(); }
   size_t bytes() const {
-    return bitmap_.size() * 8 + buckets_.size() * sizeof(Bucket) +
+    return buckets_.size() * sizeof(Bucket) +
            start_.size() * 4 + entries_.size() * sizeof(Entry);
   }
 
  private:
   int bits_ = 0;
   int shift_ = 64;
-  int bit_shift_ = 64;
-  std::vector<uint64_t> bitmap_;
   std::vector<Bucket> buckets_;
   std::vector<uint32_t> start_;
   std::vector<Entry> entries_;
+};
+
+// The first, cheapest test, shared by all tables: a blocked Bloom filter,
+// two bits of one 64-bit word per distinct window, about 32 bits per window
+// (a random probe passes about 0.4% of the time). The hash input is XORed
+// with a seed chosen so that the fill patterns of real memory (zero pages,
+// 0xff, spaces, 0xcc/0xaa poison) do not pass unless a form holds them.
+class Filter {
+ public:
+  void Build(const std::vector<uint64_t>& distinct) {
+    int bits = 18;
+    while ((size_t{1} << bits) < distinct.size() * 32 && bits < 26) ++bits;
+    shift_ = 64 - (bits - 6);
+    static constexpr uint64_t kFills[] = {
+        0, ~uint64_t{0}, 0x2020202020202020ULL, 0xccccccccccccccccULL,
+        0xaaaaaaaaaaaaaaaaULL, 0x0101010101010101ULL};
+    for (uint64_t attempt = 0;; ++attempt) {
+      seed_ = attempt * 0xA0761D6478BD642FULL;
+      words_.assign((size_t{1} << bits) / 64, 0);
+      for (uint64_t v : distinct) Set(v);
+      bool clean = true;
+      for (uint64_t fill : kFills) {
+        if (Test(fill) &&
+            !std::binary_search(distinct.begin(), distinct.end(), fill)) {
+          clean = false;
+        }
+      }
+      if (clean || attempt == 64) break;
+    }
+  }
+  bool Test(uint64_t v) const {
+    const uint64_t h = (v ^ seed_) * kBitMul;
+    const uint64_t w = words_[h >> shift_];
+    return (w >> ((h >> (shift_ - 6)) & 63)) &
+           (w >> ((h >> (shift_ - 12)) & 63)) & 1;
+  }
+  const uint64_t* words() const { return words_.data(); }
+  int shift() const { return shift_; }
+  uint64_t seed() const { return seed_; }
+  size_t bytes() const { return words_.size() * 8; }
+
+ private:
+  void Set(uint64_t v) {
+    const uint64_t h = (v ^ seed_) * kBitMul;
+    words_[h >> shift_] |= (uint64_t{1} << ((h >> (shift_ - 6)) & 63)) |
+                           (uint64_t{1} << ((h >> (shift_ - 12)) & 63));
+  }
+  int shift_ = 64;
+  uint64_t seed_ = 0;
+  std::vector<uint64_t> words_;
 };
 
 // A match already reported by this worker, so later probes on the same
@@ -184,7 +212,7 @@ struct ScanIndex {
   size_t stride = 9;  // probe spacing
   uint64_t mask = ~uint64_t{0};
   bool routed = true;  // three tables; false: everything in tables[0]
-  bool zero_indexed = false;
+  Filter filter;     // in front of all three tables
   Table tables[3];  // binary, ascii, utf16
   struct FormRef {
     uint32_t key;
@@ -208,8 +236,8 @@ size_t Scanner::window_size() const { return index_->w; }
 size_t Scanner::probe_stride() const { return index_->stride; }
 size_t Scanner::indexed_windows() const { return index_->windows; }
 size_t Scanner::index_bytes() const {
-  return index_->tables[0].bytes() + index_->tables[1].bytes() +
-         index_->tables[2].bytes();
+  return index_->filter.bytes() + index_->tables[0].bytes() +
+         index_->tables[1].bytes() + index_->tables[2].bytes();
 }
 
 StatusOr<std::unique_ptr<Scanner>> Scanner::Create(std::vector<KeyForms> keys,
@@ -239,11 +267,19 @@ StatusOr<std::unique_ptr<Scanner>> Scanner::Create(std::vector<KeyForms> keys,
       for (size_t o = 0; o + idx->w <= form.size(); ++o) {
         uint64_t v = 0;
         std::memcpy(&v, form.data() + o, idx->w);
-        if (v == 0) idx->zero_indexed = true;
         per_table[t].push_back({v, gid, static_cast<uint32_t>(o)});
       }
     }
   }
+  std::vector<uint64_t> distinct;
+  for (int t = 0; t < 3; ++t) {
+    for (const Entry& e : per_table[t]) distinct.push_back(e.value);
+  }
+  std::sort(distinct.begin(), distinct.end());
+  distinct.erase(std::unique(distinct.begin(), distinct.end()),
+                 distinct.end());
+  idx->filter.Build(distinct);
+  OPENSSL_cleanse(distinct.data(), distinct.size() * sizeof(uint64_t));
   for (int t = 0; t < 3; ++t) {
     idx->windows += per_table[t].size();
     // About two distinct values per bucket; grow on overflow.
@@ -253,7 +289,8 @@ StatusOr<std::unique_ptr<Scanner>> Scanner::Create(std::vector<KeyForms> keys,
     while (!idx->tables[t].Build(per_table[t], bits)) {
       if (++bits > 26) return InternalError("scanner index overflow");
     }
-    for (Entry& e : per_table[t]) e.value = 0;  // window bytes are key bytes
+    // Window bytes are key bytes.
+    OPENSSL_cleanse(per_table[t].data(), per_table[t].size() * sizeof(Entry));
     std::vector<Entry>().swap(per_table[t]);
   }
   s->index_ = std::move(idx);
@@ -336,16 +373,18 @@ __attribute__((noinline)) void Worker::Verify(size_t p, uint64_t v,
   }
 }
 
+// A probe that passed the filter: the tables' fingerprint buckets, then
+// the exact windows.
 void Worker::Slow(size_t p, uint64_t v) {
   const Table& bin = idx->tables[0];
-  if (bin.BitMayContain(v) && bin.MayContain(v)) Verify(p, v, bin);
-  if (!idx->routed || (v & kHighBits) != 0) return;
-  if (v == 0 && !idx->zero_indexed) return;
-  // Text-looking bytes: UTF-16LE (every other byte zero) or ASCII.
-  const Table& t = ((v & kOddBytes) == 0 || (v & kEvenBytes) == 0)
-                       ? idx->tables[2]
-                       : idx->tables[1];
-  if (!t.empty() && t.BitMayContain(v) && t.MayContain(v)) Verify(p, v, t);
+  if (bin.MayContain(v)) Verify(p, v, bin);
+  if (idx->routed && (v & kHighBits) == 0) {
+    // Text-looking bytes: UTF-16LE (every other byte zero) or ASCII.
+    const Table& t = ((v & kOddBytes) == 0 || (v & kEvenBytes) == 0)
+                         ? idx->tables[2]
+                         : idx->tables[1];
+    if (!t.empty() && t.MayContain(v)) Verify(p, v, t);
+  }
   if (active.size() > 64) {
     std::erase_if(active, [p](const Active& a) { return a.end <= p; });
   }
@@ -353,16 +392,16 @@ void Worker::Slow(size_t p, uint64_t v) {
 
 // The hot loop, compiled twice: for any x86-64, and with BMI2 (shifts by
 // a register without the CL dance) for the CPUs that have it. Locals only;
-// four probes per branch. A probe leaves the loop when the binary table's
-// bit filter passes it (about 1.5% of random probes) or when it looks like
-// text and may hit a text table.
+// four probes per branch. A probe leaves the loop only when the filter
+// passes it.
 template <bool kRouted>
 __attribute__((always_inline)) inline void ProbeLoop(Worker* wk, size_t begin,
                                                      size_t end) {
   const ScanIndex* idx = wk->idx;
   const size_t stride = idx->stride;
-  const uint64_t* bits = idx->tables[0].bitmap();
-  const uint64_t bshift = static_cast<uint64_t>(idx->tables[0].bit_shift());
+  const uint64_t* words = idx->filter.words();
+  const uint64_t shift = static_cast<uint64_t>(idx->filter.shift());
+  const uint64_t seed = idx->filter.seed();
   const uint64_t mask = idx->mask;
   const uint8_t* d = wk->data;
   auto load = [&](size_t at) {
@@ -371,10 +410,12 @@ __attribute__((always_inline)) inline void ProbeLoop(Worker* wk, size_t begin,
     return kRouted ? v : (v & mask);
   };
   auto flag = [&](uint64_t v) -> uint64_t {
-    const uint64_t h = (v * kBitMul) >> bshift;
-    uint64_t f = (bits[h >> 6] >> (h & 63)) & 1;
-    if constexpr (kRouted) f |= ((v & kHighBits) == 0) & (v != 0);
-    return f;
+    const uint64_t h = (v ^ seed) * kBitMul;
+    const uint64_t w = words[h >> shift];
+    // Shifts take the count mod 64: the two bit positions are the six
+    // hash bits under the word index and the six under those.
+    return (w >> ((h >> (shift - 6)) & 63)) &
+           (w >> ((h >> (shift - 12)) & 63)) & 1;
   };
   size_t p = begin;
   for (; p + 3 * stride < end; p += 4 * stride) {
@@ -456,8 +497,14 @@ std::vector<Finding> Scanner::Scan(const uint8_t* data, size_t size,
   std::vector<std::vector<Finding>> results(threads);
   std::atomic<size_t> next{0};
   auto run = [&](int t) {
-    Worker wk{&idx,  data, size, base_offset, options_.min_fragment,
-              options_.report_anchors, &results[t], {}};
+    Worker wk{&idx,
+              data,
+              size,
+              base_offset,
+              options_.min_fragment,
+              options_.report_anchors,
+              &results[t],
+              {}};
     for (size_t c = next.fetch_add(1, std::memory_order_relaxed); c < nchunks;
          c = next.fetch_add(1, std::memory_order_relaxed)) {
       wk.active.clear();
