@@ -53,3 +53,14 @@ if(SIGRACE_FUZZ)
                    ${_fuzz_work} ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/corpus)
   set_tests_properties(core_reader_fuzz PROPERTIES LABELS fuzz TIMEOUT 300)
 endif()
+
+# The reader on a real sigrace dump: forks a child that installs the
+# handler (async signals in a forked child: notsan, like handler_test).
+sigrace_cc_test(
+  NAME core_reader_dump_test
+  SRCS core_reader_dump_test.cc
+  DEPS sigrace::crashdump_reader sigrace::crashdump_dump_info
+       sigrace::crashdump_handler sigrace::crashdump_crash_test_util
+       nlohmann_json::nlohmann_json
+  LABELS unit notsan
+  ENVIRONMENT ASAN_OPTIONS=handle_segv=0:handle_abort=0)
