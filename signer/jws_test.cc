@@ -61,6 +61,17 @@ TEST(Payload, RegisteredClaimsAndMerge) {
   EXPECT_EQ(*q, R"({"aud":"audience","exp":65,"iat":5,"iss":"issuer"})");
 }
 
+TEST(Payload, EscapesWhatTheFastPathCannotTake) {
+  Claims c;
+  c.iss = "a\"b";
+  c.aud = "caf\xc3\xa9";
+  c.iat = 7;
+  c.ttl_seconds = 1;
+  auto p = PayloadJson(c, 0);
+  ASSERT_TRUE(p.ok());
+  EXPECT_EQ(*p, "{\"aud\":\"caf\xc3\xa9\",\"exp\":8,\"iat\":7,\"iss\":\"a\\\"b\"}");
+}
+
 TEST(Payload, BadClaimsAreErrors) {
   Claims c;
   c.extra_json = "{";
