@@ -317,7 +317,6 @@ void AddThreadNotes(NoteBuf& nb, const CoreInput& in, const ThreadCapture& t,
   if (fp == nullptr) return;
   if (char* d = nb.Add("CORE", NT_FPREGSET, kFxsaveSize)) {
     memcpy(d, fp, kFxsaveSize);
-    if (t.redact_registers) FillMarker(d + 32, 0, 416 - 32);  // st0-7, xmm
     memset(d + 416, 0, kSwBytesOffset - 416);  // unused; stale in a frame
     uint32_t m1;
     memcpy(&m1, fp + kSwBytesOffset, 4);
@@ -328,6 +327,8 @@ void AddThreadNotes(NoteBuf& nb, const CoreInput& in, const ThreadCapture& t,
       if ((bv & 1) == 0) memset(d + 32, 0, 160 - 32);
       if ((bv & 2) == 0) memset(d + 160, 0, 416 - 160);
     }
+    const bool redact_simd = t.redact_registers || t.redact_simd;
+    if (redact_simd) FillMarker(d + 32, 0, 416 - 32);  // st0-7, xmm0-15
     // The sw_reserved bytes of a signal frame describe the frame, not the
     // registers; ptrace and the kernel's core leave them zero here.
     memset(d + kSwBytesOffset, 0, kFxsaveSize - kSwBytesOffset);
@@ -349,7 +350,7 @@ void AddThreadNotes(NoteBuf& nb, const CoreInput& in, const ThreadCapture& t,
     memset(d + kSwBytesOffset, 0, kFxsaveSize - kSwBytesOffset);
     memcpy(d + kSwBytesOffset, &xfeatures, 8);
     ZeroUnusedXstate(d, xstate_size);
-    if (t.redact_registers) {
+    if (t.redact_registers || t.redact_simd) {
       FillMarker(d + 32, 0, 416 - 32);
       FillMarker(d + kXsaveHeaderEnd, 0, xstate_size - kXsaveHeaderEnd);
     }

@@ -48,7 +48,8 @@ struct ThreadCapture {
   const ucontext_t* uc = nullptr;  // the interrupted context
   uint64_t fs_base = 0;
   uint64_t gs_base = 0;
-  bool redact_registers = false;  // inside a SecretScope
+  bool redact_registers = false;  // inside a SecretScope: GP and SIMD
+  bool redact_simd = false;       // SIMD/x87 data registers only
 };
 
 struct CoreInput {

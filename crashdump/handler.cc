@@ -127,6 +127,7 @@ std::atomic<uint64_t> g_attempts{0};
 // Options, copied at install.
 bool g_fatal = true;
 bool g_freeze = true;
+bool g_redact_simd = true;
 int g_req_sig = 0, g_freeze_sig = 0, g_watchdog_sig = 0;
 int g_watchdog_ms = 10000;
 int g_freeze_timeout_ms = 1000;
@@ -309,7 +310,7 @@ int ScanAndSignal(pid_t pid, pid_t self) {
       }
       if (!numeric || tid == self || FindSlot(tid) != nullptr) continue;
       const uint32_t i = g_nslots.load(std::memory_order_relaxed);
-      if (i >= kMaxThreads) continue;
+      if (i + 1 >= kMaxThreads) continue;  // captures[0] is the owner
       ThreadSlot& s = g_scratch->slots[i];
       s.uc.store(nullptr, std::memory_order_relaxed);
       s.state.store(kSlotSignaled, std::memory_order_relaxed);
@@ -614,6 +615,7 @@ void RunDump(int sig, siginfo_t* info, ucontext_t* uc, bool live,
     me.fs_base = ArchGetBase(0x1003);
     me.gs_base = ArchGetBase(0x1004);
     me.redact_registers = ThreadInSecretScope(self);
+    me.redact_simd = g_redact_simd;
     size_t nred = 0;
     const uint32_t nslots = g_nslots.load(std::memory_order_acquire);
     for (uint32_t i = 0; i < nslots; ++i) {
@@ -625,6 +627,7 @@ void RunDump(int sig, siginfo_t* info, ucontext_t* uc, bool live,
       c.fs_base = s.fs_base.load(std::memory_order_relaxed);
       c.gs_base = s.gs_base.load(std::memory_order_relaxed);
       c.redact_registers = ThreadInSecretScope(c.tid);
+      c.redact_simd = g_redact_simd;
       const uintptr_t psp = s.park_sp.load(std::memory_order_relaxed);
       AddHandlerStackRedaction(&nred, c.tid, c.uc,
                                psp > kParkStackUse ? psp - kParkStackUse : 0,
@@ -651,6 +654,9 @@ void RunDump(int sig, siginfo_t* info, ucontext_t* uc, bool live,
       if (sc.captures[i].redact_registers) {
         AddRedaction(&nred, 0, 0, RedactionKind::kRegisters,
                      sc.captures[i].tid, "registers");
+      } else if (sc.captures[i].redact_simd) {
+        AddRedaction(&nred, 0, 0, RedactionKind::kRegisters,
+                     sc.captures[i].tid, "simd-registers");
       }
     }
     for (size_t i = 0; i < kMaxThreads; ++i) {
@@ -1067,6 +1073,7 @@ Status InstallHandler(const HandlerOptions& options) {
 
   g_fatal = options.fatal;
   g_freeze = options.freeze_threads;
+  g_redact_simd = options.redact_simd_all_threads;
   g_req_sig = req;
   g_freeze_sig = frz;
   g_watchdog_sig = wd;

@@ -109,6 +109,16 @@ struct HandlerOptions {
   // snapshots the registry and reads memory while other threads run on.
   // WINDOW: only for the race variant that models an unfrozen dumper.
   bool freeze_threads = true;
+  // SIMD and x87 data registers (xmm/ymm/zmm, st) of EVERY thread become
+  // marker bytes, not only those of threads inside a SecretScope. String
+  // and memory functions (glibc's EVEX memcpy uses zmm16-31, which
+  // vzeroall does not clear) leave the last bytes they copied there, so a
+  // thread that left its scope long ago can still carry key bytes in them.
+  // General registers of threads outside a scope are kept (8 bytes each,
+  // shorter than any fragment the scanner counts) so gdb shows them.
+  // false: SIMD registers are redacted only inside a SecretScope, as the
+  // kernel would keep them (for studying register leaks).
+  bool redact_simd_all_threads = true;
   // Bound on the whole handler; on expiry the dump is abandoned unsealed.
   int watchdog_ms = 10000;
   // Bound on waiting for one freeze pass to be acknowledged.

@@ -178,7 +178,8 @@ std::pair<bool, bool> RegisterRedaction(const TempDir& dir) {
   const int tid = std::stoi(testing::ReadWholeFile(dir.path() + "/tid"));
   bool recorded = false;
   for (const auto& r : reader->redactions()) {
-    recorded |= r.kind == RedactionKind::kRegisters && r.tid == tid;
+    recorded |= r.kind == RedactionKind::kRegisters && r.tid == tid &&
+                r.label == "registers";
   }
   bool marker = false;
   for (const auto& t : reader->threads()) {
@@ -223,13 +224,14 @@ int DontDumpChild(const TempDir& dir, bool dontdump) {
   return LastDump().ok ? 0 : 14;
 }
 
-bool DumpHoldsSecret(const TempDir& dir, uint64_t seed) {
+bool DumpHoldsSecret(const TempDir& dir, uint64_t seed,
+                     size_t len = kSecretLen) {
   const auto cores = dir.Files(".core");
   EXPECT_EQ(cores.size(), 1u);
   if (cores.size() != 1) return false;
   uint8_t secret[kSecretLen];
-  FillSecret(secret, sizeof(secret), seed);
-  return Contains(testing::ReadWholeFile(cores[0]), secret, sizeof(secret));
+  FillSecret(secret, len, seed);
+  return Contains(testing::ReadWholeFile(cores[0]), secret, len);
 }
 
 TEST(HandlerCapture, DontDumpPageLeftOut) {
@@ -298,6 +300,56 @@ TEST(HandlerFreeze, ThreadCreatedDuringFreezeIsInDump) {
   auto reader = OpenSealed(cores[0]);
   ASSERT_NE(reader, nullptr);
   EXPECT_EQ(reader->threads().size(), 3u);
+}
+
+// SIMD registers of a thread OUTSIDE any SecretScope: a secret left in
+// xmm15 (as a memcpy leaves the last bytes it moved) is redacted by
+// default, and present when the option is off (so the capture is real).
+std::atomic<bool> g_simd_ready{false};
+std::atomic<bool> g_simd_stop{false};
+
+__attribute__((noinline)) void HoldSecretInXmm15() {
+  alignas(16) uint8_t buf[16];
+  FillSecret(buf, sizeof(buf), kSeed + 2);
+  __asm__ volatile("movdqu (%0), %%xmm15" : : "r"(buf) : "xmm15", "memory");
+  // Wipe without a call: a first call through the PLT runs the lazy
+  // binder, which XSAVEs every register (xmm15 too) onto this stack.
+  volatile uint8_t* v = buf;
+  for (size_t i = 0; i < sizeof(buf); ++i) v[i] = 0;
+  g_simd_ready.store(true);
+  // No calls from here on: nothing may reuse xmm15.
+  while (!g_simd_stop.load(std::memory_order_relaxed)) {
+  }
+  __asm__ volatile("pxor %%xmm15, %%xmm15" : : : "xmm15");
+}
+
+int SimdChild(const TempDir& dir, bool redact_all) {
+  HandlerOptions o = DirOptions(dir, false);
+  o.redact_simd_all_threads = redact_all;
+  if (!InstallHandler(o).ok()) return 10;
+  std::thread t([] {
+    (void)InstallAltStackForThisThread();
+    HoldSecretInXmm15();
+  });
+  while (!g_simd_ready.load()) sched_yield();
+  if (!RequestLiveDump().ok()) return 12;
+  g_simd_stop = true;
+  t.join();
+  return LastDump().ok ? 0 : 13;
+}
+
+TEST(HandlerRedaction, SimdSecretOutsideScopeRedactedByDefault) {
+  TempDir dir;
+  ChildResult c = RunInChild([&] { return SimdChild(dir, true); });
+  ASSERT_TRUE(c.exited && c.exit_code == 0) << c.stderr_text;
+  EXPECT_FALSE(DumpHoldsSecret(dir, kSeed + 2, 16));
+}
+
+TEST(HandlerRedaction, SimdSecretPresentWhenOptionOff) {
+  TempDir dir;
+  ChildResult c = RunInChild([&] { return SimdChild(dir, false); });
+  ASSERT_TRUE(c.exited && c.exit_code == 0) << c.stderr_text;
+  EXPECT_TRUE(DumpHoldsSecret(dir, kSeed + 2, 16));
 }
 
 // A fatal crash: the child must die by SIGSEGV and leave one sealed dump
