@@ -58,6 +58,11 @@ enum class Variant {
   kTornUpdate,      // working range moved with a torn registry update
   kShallowScope,    // signature's SecretScope too shallow for OpenSSL
   kHeapMontgomery,  // RSA Montgomery contexts built on the ordinary heap
+  // Old name, kept so callers still build: OpenSSL 3.0 wipes az[] before
+  // ossl_ed25519_sign returns and leaves no key form below sp afterwards,
+  // so a "stale stack after the scope" window has nothing to leak; the
+  // stack exposure is reproduced during the signature instead.
+  kStaleStack [[deprecated("use kShallowScope")]] = kShallowScope,
 };
 
 // How to fault inside a variant's window deterministically: arm
