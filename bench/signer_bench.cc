@@ -14,10 +14,8 @@
 // Thread safety: each benchmark shares one key or one Signer between its
 // threads, built once on first use.
 
-#include <openssl/evp.h>
-
 #include <benchmark/benchmark.h>
-
+#include <openssl/evp.h>
 #include <time.h>
 
 #include <cstdlib>
@@ -146,23 +144,35 @@ void BM_Interleaved(benchmark::State& state, Alg alg) {
       benchmark::Counter(raw_rate, benchmark::Counter::kAvgThreads);
   state.counters["fixed_per_s"] =
       benchmark::Counter(fixed_rate, benchmark::Counter::kAvgThreads);
-  state.counters["ratio"] = benchmark::Counter(
-      raw_rate > 0 ? fixed_rate / raw_rate : 0,
-      benchmark::Counter::kAvgThreads);
+  state.counters["ratio"] =
+      benchmark::Counter(raw_rate > 0 ? fixed_rate / raw_rate : 0,
+                         benchmark::Counter::kAvgThreads);
 }
 
 BENCHMARK_CAPTURE(BM_Raw, rs256, Alg::kRs256)
-    ->Threads(1)->Threads(2)->UseRealTime();
+    ->Threads(1)
+    ->Threads(2)
+    ->UseRealTime();
 BENCHMARK_CAPTURE(BM_Fixed, rs256, Alg::kRs256)
-    ->Threads(1)->Threads(2)->UseRealTime();
+    ->Threads(1)
+    ->Threads(2)
+    ->UseRealTime();
 BENCHMARK_CAPTURE(BM_Raw, eddsa, Alg::kEdDsa)
-    ->Threads(1)->Threads(2)->UseRealTime();
+    ->Threads(1)
+    ->Threads(2)
+    ->UseRealTime();
 BENCHMARK_CAPTURE(BM_Fixed, eddsa, Alg::kEdDsa)
-    ->Threads(1)->Threads(2)->UseRealTime();
+    ->Threads(1)
+    ->Threads(2)
+    ->UseRealTime();
 BENCHMARK_CAPTURE(BM_Interleaved, rs256, Alg::kRs256)
-    ->Threads(1)->Threads(2)->UseRealTime();
+    ->Threads(1)
+    ->Threads(2)
+    ->UseRealTime();
 BENCHMARK_CAPTURE(BM_Interleaved, eddsa, Alg::kEdDsa)
-    ->Threads(1)->Threads(2)->UseRealTime();
+    ->Threads(1)
+    ->Threads(2)
+    ->UseRealTime();
 
 }  // namespace
 }  // namespace sigrace::signer

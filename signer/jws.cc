@@ -62,8 +62,8 @@ std::string Base64UrlEncode(const uint8_t* data, size_t len) {
   out.reserve((len + 2) / 3 * 4);
   size_t i = 0;
   for (; i + 3 <= len; i += 3) {
-    const uint32_t v = (uint32_t{data[i]} << 16) | (uint32_t{data[i + 1]} << 8) |
-                       data[i + 2];
+    const uint32_t v =
+        (uint32_t{data[i]} << 16) | (uint32_t{data[i + 1]} << 8) | data[i + 2];
     out.push_back(kAlphabet[(v >> 18) & 63]);
     out.push_back(kAlphabet[(v >> 12) & 63]);
     out.push_back(kAlphabet[(v >> 6) & 63]);
@@ -220,14 +220,13 @@ Status VerifyRaw(Alg alg, EVP_PKEY* pkey, std::string_view input,
                  std::string_view sig) {
   if (pkey == nullptr) return InvalidArgumentError("verify: no key");
   MdCtx ctx(EVP_MD_CTX_new());
-  if (!ctx || EVP_DigestVerifyInit(ctx.get(), nullptr, DigestFor(alg),
-                                   nullptr, pkey) != 1) {
+  if (!ctx || EVP_DigestVerifyInit(ctx.get(), nullptr, DigestFor(alg), nullptr,
+                                   pkey) != 1) {
     return InternalError("verify: EVP_DigestVerifyInit failed");
   }
-  if (EVP_DigestVerify(ctx.get(), reinterpret_cast<const uint8_t*>(sig.data()),
-                       sig.size(),
-                       reinterpret_cast<const uint8_t*>(input.data()),
-                       input.size()) != 1) {
+  if (EVP_DigestVerify(
+          ctx.get(), reinterpret_cast<const uint8_t*>(sig.data()), sig.size(),
+          reinterpret_cast<const uint8_t*>(input.data()), input.size()) != 1) {
     return InvalidArgumentError("verify: bad signature");
   }
   return Status::Ok();
@@ -252,7 +251,8 @@ StatusOr<std::string> PublicJwk(Alg alg, const EVP_PKEY* pkey,
     std::string eb(static_cast<size_t>(BN_num_bytes(e.get())), '\0');
     BN_bn2bin(n.get(), reinterpret_cast<uint8_t*>(nb.data()));
     BN_bn2bin(e.get(), reinterpret_cast<uint8_t*>(eb.data()));
-    k = {{"kty", "RSA"}, {"n", Base64UrlEncode(nb)}, {"e", Base64UrlEncode(eb)}};
+    k = {
+        {"kty", "RSA"}, {"n", Base64UrlEncode(nb)}, {"e", Base64UrlEncode(eb)}};
   } else {
     uint8_t pub[32];
     size_t len = sizeof(pub);

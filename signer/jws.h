@@ -27,8 +27,7 @@ namespace sigrace::signer::jws {
 
 std::string Base64UrlEncode(const uint8_t* data, size_t len);
 inline std::string Base64UrlEncode(std::string_view s) {
-  return Base64UrlEncode(reinterpret_cast<const uint8_t*>(s.data()),
-                         s.size());
+  return Base64UrlEncode(reinterpret_cast<const uint8_t*>(s.data()), s.size());
 }
 // Rejects padding, characters outside the URL-safe alphabet, and a length
 // of 1 mod 4.

@@ -1,10 +1,9 @@
 #include "signer/jws.h"
 
+#include <gtest/gtest.h>
 #include <openssl/evp.h>
 
 #include <string>
-
-#include <gtest/gtest.h>
 
 namespace sigrace::signer::jws {
 namespace {
@@ -37,8 +36,8 @@ TEST(Base64Url, RejectsMalformedInput) {
   EXPECT_FALSE(Base64UrlDecode("Zg==").ok());   // padding
   EXPECT_FALSE(Base64UrlDecode("Zm9v+").ok());  // standard alphabet
   EXPECT_FALSE(Base64UrlDecode("Zm9v/w").ok());
-  EXPECT_FALSE(Base64UrlDecode("Z").ok());      // 1 mod 4
-  EXPECT_FALSE(Base64UrlDecode("Zh").ok());     // non-canonical bits
+  EXPECT_FALSE(Base64UrlDecode("Z").ok());   // 1 mod 4
+  EXPECT_FALSE(Base64UrlDecode("Zh").ok());  // non-canonical bits
   EXPECT_FALSE(Base64UrlDecode(std::string("Zm\0v", 4)).ok());
 }
 
@@ -51,9 +50,8 @@ TEST(Payload, RegisteredClaimsAndMerge) {
   c.extra_json = R"({"sub":"alice","n":1})";
   auto p = PayloadJson(c, 5);
   ASSERT_TRUE(p.ok()) << p.status().ToString();
-  EXPECT_EQ(*p,
-            R"({"aud":"audience","exp":1060,"iat":1000,"iss":"issuer",)"
-            R"("n":1,"sub":"alice"})");
+  EXPECT_EQ(*p, R"({"aud":"audience","exp":1060,"iat":1000,"iss":"issuer",)"
+                R"("n":1,"sub":"alice"})");
   c.iat = 0;
   c.extra_json.clear();
   auto q = PayloadJson(c, 5);
@@ -69,7 +67,8 @@ TEST(Payload, EscapesWhatTheFastPathCannotTake) {
   c.ttl_seconds = 1;
   auto p = PayloadJson(c, 0);
   ASSERT_TRUE(p.ok());
-  EXPECT_EQ(*p, "{\"aud\":\"caf\xc3\xa9\",\"exp\":8,\"iat\":7,\"iss\":\"a\\\"b\"}");
+  EXPECT_EQ(*p,
+            "{\"aud\":\"caf\xc3\xa9\",\"exp\":8,\"iat\":7,\"iss\":\"a\\\"b\"}");
 }
 
 TEST(Payload, BadClaimsAreErrors) {
@@ -80,8 +79,7 @@ TEST(Payload, BadClaimsAreErrors) {
   EXPECT_EQ(PayloadJson(c, 1).status().code(), StatusCode::kInvalidArgument);
   for (const char* reserved : {"iss", "aud", "iat", "exp"}) {
     c.extra_json = std::string("{\"") + reserved + "\":1}";
-    EXPECT_EQ(PayloadJson(c, 1).status().code(),
-              StatusCode::kInvalidArgument)
+    EXPECT_EQ(PayloadJson(c, 1).status().code(), StatusCode::kInvalidArgument)
         << reserved;
   }
   c.extra_json.clear();

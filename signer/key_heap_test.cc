@@ -1,12 +1,11 @@
 #include "signer/key_heap.h"
 
+#include <gtest/gtest.h>
 #include <openssl/crypto.h>
 
 #include <cstring>
 #include <thread>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "crashdump/registry.h"
 

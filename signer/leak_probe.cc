@@ -144,8 +144,8 @@ __attribute__((noinline)) Status LeakProbe::AddKey(const OracleKey& key) {
 }
 
 Status LeakProbe::AddSigner(const Signer& signer) {
-  Status st = signer.TEST_VisitKeys(
-      [this](const OracleKey& k) { return AddKey(k); });
+  Status st =
+      signer.TEST_VisitKeys([this](const OracleKey& k) { return AddKey(k); });
   ScrubBelow();
   return st;
 }
@@ -243,9 +243,8 @@ std::vector<ProbeHit> LeakProbe::ScanUncovered(size_t min_len) const {
 
   for (const Mapping& m : maps) {
     std::vector<unsigned char> resident((m.hi - m.lo) / kPage);
-    const bool have_residency =
-        mincore(reinterpret_cast<void*>(m.lo), m.hi - m.lo,
-                resident.data()) == 0;
+    const bool have_residency = mincore(reinterpret_cast<void*>(m.lo),
+                                        m.hi - m.lo, resident.data()) == 0;
     // Uncovered pieces of this mapping.
     std::vector<Interval> pieces;
     uintptr_t cur = m.lo;

@@ -68,8 +68,7 @@ class LeakProbe {
   Status AddForm(const std::string& name, const uint8_t* bytes, size_t len);
   Status AddKey(const OracleKey& key);
   void ScanRange(uintptr_t lo, uintptr_t hi, size_t min_len,
-                 const std::string& mapping,
-                 std::vector<ProbeHit>* hits) const;
+                 const std::string& mapping, std::vector<ProbeHit>* hits) const;
 
   uint8_t* buf_ = nullptr;
   size_t cap_ = 0;

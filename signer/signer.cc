@@ -175,17 +175,15 @@ struct PkeyDeleter {
 };
 using Pkey = std::unique_ptr<EVP_PKEY, PkeyDeleter>;
 struct P8Deleter {
-  void operator()(PKCS8_PRIV_KEY_INFO* p) const {
-    PKCS8_PRIV_KEY_INFO_free(p);
-  }
+  void operator()(PKCS8_PRIV_KEY_INFO* p) const { PKCS8_PRIV_KEY_INFO_free(p); }
 };
 
 size_t AlgIndex(Alg alg) { return alg == Alg::kRs256 ? 0 : 1; }
 
 std::string Lower(std::string_view s) {
   std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(
-                          static_cast<unsigned char>(c)));
+  for (char& c : out)
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return out;
 }
 
@@ -213,9 +211,7 @@ void TornBetween() { (void)SIGRACE_FAILPOINT(kFpWindowTornUpdate); }
 
 }  // namespace
 
-const char* AlgName(Alg alg) {
-  return alg == Alg::kRs256 ? "RS256" : "EdDSA";
-}
+const char* AlgName(Alg alg) { return alg == Alg::kRs256 ? "RS256" : "EdDSA"; }
 
 StatusOr<Alg> ParseAlg(std::string_view name) {
   const std::string l = Lower(name);
@@ -234,8 +230,8 @@ StatusOr<Variant> ParseVariant(std::string_view name) {
     if (!names.empty()) names += ", ";
     names += v.name;
   }
-  return NotFoundError("unknown variant '" + std::string(name) + "' (" +
-                       names + ")");
+  return NotFoundError("unknown variant '" + std::string(name) + "' (" + names +
+                       ")");
 }
 
 const char* VariantName(Variant variant) {
@@ -377,8 +373,8 @@ StatusOr<std::unique_ptr<KeyRecord>> Signer::Impl::Generate(
   auto rec = std::make_unique<KeyRecord>();
   rec->alg = alg;
   rec->generation = generation;
-  rec->kid = Lower(AlgName(alg)) + "-" + run_id_ + "-" +
-             std::to_string(generation);
+  rec->kid =
+      Lower(AlgName(alg)) + "-" + run_id_ + "-" + std::to_string(generation);
   rec->header_b64 = jws::Base64UrlEncode(jws::HeaderJson(alg, rec->kid));
 
   KeyAllocScope alloc;
@@ -392,7 +388,8 @@ StatusOr<std::unique_ptr<KeyRecord>> Signer::Impl::Generate(
   }
   auto page = ProtectedPages::Map(kWorkingBytes, "signer.working");
   if (!page.ok()) return page.status();
-  std::unique_ptr<PKCS8_PRIV_KEY_INFO, P8Deleter> p8(EVP_PKEY2PKCS8(pkey.get()));
+  std::unique_ptr<PKCS8_PRIV_KEY_INFO, P8Deleter> p8(
+      EVP_PKEY2PKCS8(pkey.get()));
   const int len = p8 ? i2d_PKCS8_PRIV_KEY_INFO(p8.get(), nullptr) : -1;
   if (len <= 0 || static_cast<size_t>(len) > kSlotBytes) {
     return InternalError("PKCS#8 encoding failed");
@@ -681,9 +678,8 @@ std::vector<KeyInfo> Signer::Impl::Keys() const {
   std::vector<KeyInfo> out;
   MutexLock l(&records_mu_);
   for (const auto& rec : records_) {
-    const bool active =
-        active_[AlgIndex(rec->alg)].load(std::memory_order_acquire) ==
-        rec.get();
+    const bool active = active_[AlgIndex(rec->alg)].load(
+                            std::memory_order_acquire) == rec.get();
     out.push_back(KeyInfo{rec->alg, rec->kid, rec->generation, active,
                           rec->retired.load(std::memory_order_acquire)});
   }
@@ -696,7 +692,8 @@ SignerStats Signer::Impl::Stats() const {
   s.secure_heap_enabled = secure_heap_.enabled;
   s.tokens_signed = 0;
   for (const PaddedCounter& c : tokens_) {
-    s.tokens_signed += static_cast<uint64_t>(c.v.load(std::memory_order_relaxed));
+    s.tokens_signed +=
+        static_cast<uint64_t>(c.v.load(std::memory_order_relaxed));
   }
   s.rotations = rotations_.load(std::memory_order_relaxed);
   s.keys_retired = retired_.load(std::memory_order_relaxed);

@@ -135,8 +135,8 @@ struct OracleKey {
   std::string_view kid;
   uint64_t generation;
   bool retired;
-  const EVP_PKEY* pkey;       // built inside a key scope
-  const uint8_t* pkcs8_der;   // PKCS#8 PrivateKeyInfo
+  const EVP_PKEY* pkey;      // built inside a key scope
+  const uint8_t* pkcs8_der;  // PKCS#8 PrivateKeyInfo
   size_t pkcs8_len;
 };
 

@@ -1,5 +1,6 @@
 #include "signer/signer.h"
 
+#include <gtest/gtest.h>
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
 #include <openssl/param_build.h>
@@ -19,8 +20,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "base/failpoint.h"
 #include "signer/jws.h"
@@ -137,9 +136,9 @@ TEST(Signer, RoundTripEachAlgorithm) {
     EXPECT_EQ(t.payload.at("iss"), "sigrace");
     EXPECT_EQ(t.payload.at("aud"), "sigrace-verifier");
     EXPECT_EQ(t.payload.at("sub"), "alice");
-    EXPECT_EQ(t.payload.at("exp").get<int64_t>() -
-                  t.payload.at("iat").get<int64_t>(),
-              300);
+    EXPECT_EQ(
+        t.payload.at("exp").get<int64_t>() - t.payload.at("iat").get<int64_t>(),
+        300);
     EXPECT_EQ(t.sig.size(), alg == Alg::kRs256 ? 256u : 64u);
     EXPECT_TRUE(VerifyToken(*tok, s->PublicJwks()).ok());
     // The pair: a token with one flipped signature bit does not verify.
@@ -208,7 +207,7 @@ int PyJwtVerify(const std::string& dir, const std::string& token,
   WriteFile(dir + "/token", token);
   WriteFile(dir + "/jwks.json", jwks);
   return RunShell("/usr/bin/python3 " + dir + "/verify.py " + dir + "/token " +
-             dir + "/jwks.json 2>/dev/null");
+                  dir + "/jwks.json 2>/dev/null");
 }
 
 int OpensslVerify(const std::string& dir, Alg alg, const std::string& token,
@@ -229,12 +228,13 @@ int OpensslVerify(const std::string& dir, Alg alg, const std::string& token,
   WriteFile(dir + "/sig", t.sig);
   const std::string q = " >/dev/null 2>&1";
   if (alg == Alg::kRs256) {
-    return RunShell("openssl dgst -sha256 -verify " + dir + "/pub.pem -signature " +
-               dir + "/sig " + dir + "/input" + q);
+    return RunShell("openssl dgst -sha256 -verify " + dir +
+                    "/pub.pem -signature " + dir + "/sig " + dir + "/input" +
+                    q);
   }
   return RunShell("openssl pkeyutl -verify -pubin -inkey " + dir +
-             "/pub.pem -rawin -in " + dir + "/input -sigfile " + dir + "/sig" +
-             q);
+                  "/pub.pem -rawin -in " + dir + "/input -sigfile " + dir +
+                  "/sig" + q);
 }
 
 TEST(Signer, ExternalVerification) {
@@ -397,8 +397,8 @@ TEST(Signer, OracleVisitsEveryKeyOfTheRun) {
     // The DER parses to the same key as the borrowed EVP_PKEY, and its
     // public half is the JWK published under the kid.
     const uint8_t* p = k.pkcs8_der;
-    Pkey from_der(d2i_AutoPrivateKey(nullptr, &p, static_cast<long>(
-                                                      k.pkcs8_len)));
+    Pkey from_der(
+        d2i_AutoPrivateKey(nullptr, &p, static_cast<long>(k.pkcs8_len)));
     EXPECT_TRUE(from_der != nullptr);
     EXPECT_EQ(EVP_PKEY_eq(from_der.get(), k.pkey), 1);
     for (const json& j : jwks.at("keys")) {
@@ -464,8 +464,7 @@ TEST(Signer, BadInputsAreStatusErrors) {
   bad.extra_json = "not json";
   EXPECT_EQ((*s)->Sign(Alg::kEdDsa, bad).status().code(),
             StatusCode::kInvalidArgument);
-  EXPECT_EQ((*s)->TEST_VisitKeys(nullptr).code(),
-            StatusCode::kInvalidArgument);
+  EXPECT_EQ((*s)->TEST_VisitKeys(nullptr).code(), StatusCode::kInvalidArgument);
   EXPECT_TRUE((*s)->Sign(Alg::kEdDsa, Claims{}).ok());
 }
 
@@ -475,12 +474,15 @@ TEST(Signer, InjectedErrorAtEveryStepIsAStatus) {
   auto s = MakeSigner();
   ASSERT_NE(s, nullptr);
   const char* rotate_steps[] = {
-      "rotate.begin",        "keygen.after_generate", "keygen.after_encode",
-      "keygen.after_wrap",   "load.before_unwrap",    "window.publish_late",
-      "load.after_unwrap",   "load.after_move",       "load.after_parse",
-      "window.heap_montgomery", "load.after_warmup",  "window.unpublish_early",
-      "load.after_wipe",     "rotate.after_load",     "rotate.after_swap",
-      "rotate.before_retire", "rotate.after_retire",
+      "rotate.begin",        "keygen.after_generate",
+      "keygen.after_encode", "keygen.after_wrap",
+      "load.before_unwrap",  "window.publish_late",
+      "load.after_unwrap",   "load.after_move",
+      "load.after_parse",    "window.heap_montgomery",
+      "load.after_warmup",   "window.unpublish_early",
+      "load.after_wipe",     "rotate.after_load",
+      "rotate.after_swap",   "rotate.before_retire",
+      "rotate.after_retire",
   };
   for (const char* fp : rotate_steps) {
     ASSERT_TRUE(failpoint::Configure(std::string(fp) + "=error@1").ok()) << fp;

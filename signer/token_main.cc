@@ -26,9 +26,10 @@ std::string OneLine(std::string s) {
 }  // namespace
 
 int TokenMain(int argc, char** argv) {
-  CLI::App app("Sign one JWS token with a fresh key and print it, then the "
-               "public JWK set.",
-               argc > 0 ? argv[0] : "sigrace token");
+  CLI::App app(
+      "Sign one JWS token with a fresh key and print it, then the "
+      "public JWK set.",
+      argc > 0 ? argv[0] : "sigrace token");
   std::string alg_name;
   std::string claims_json;
   std::string variant_name = "fixed";

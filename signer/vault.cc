@@ -34,13 +34,14 @@ using CipherCtx = std::unique_ptr<EVP_CIPHER_CTX, CipherCtxDeleter>;
 
 }  // namespace
 
-StatusOr<std::unique_ptr<ProtectedPages>> ProtectedPages::Map(
-    size_t bytes, const char* label, bool publish) {
+StatusOr<std::unique_ptr<ProtectedPages>> ProtectedPages::Map(size_t bytes,
+                                                              const char* label,
+                                                              bool publish) {
   if (bytes == 0) return InvalidArgumentError("protected pages: zero size");
   const size_t size = (bytes + kPage - 1) / kPage * kPage;
   const size_t map_len = size + 2 * kPage;
-  void* m = mmap(nullptr, map_len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
-                 0);
+  void* m =
+      mmap(nullptr, map_len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (m == MAP_FAILED) return ErrnoError("mmap protected pages", errno);
   uint8_t* map = static_cast<uint8_t*>(m);
   uint8_t* data = map + kPage;
@@ -130,8 +131,8 @@ StatusOr<std::vector<uint8_t>> Vault::Wrap(const uint8_t* plain, size_t len,
   int n = 0;
   int fin = 0;
   if (!ctx ||
-      EVP_EncryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr,
-                         pages_->data(), out.data()) != 1 ||
+      EVP_EncryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, pages_->data(),
+                         out.data()) != 1 ||
       EVP_EncryptUpdate(ctx.get(), nullptr, &n,
                         reinterpret_cast<const uint8_t*>(aad.data()),
                         static_cast<int>(aad.size())) != 1 ||
@@ -163,8 +164,8 @@ StatusOr<size_t> Vault::Unwrap(const std::vector<uint8_t>& wrapped,
   memcpy(tag, wrapped.data() + kIvBytes + len, kTagBytes);
   const bool ok =
       ctx &&
-      EVP_DecryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr,
-                         pages_->data(), wrapped.data()) == 1 &&
+      EVP_DecryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, pages_->data(),
+                         wrapped.data()) == 1 &&
       EVP_DecryptUpdate(ctx.get(), nullptr, &n,
                         reinterpret_cast<const uint8_t*>(aad.data()),
                         static_cast<int>(aad.size())) == 1 &&

@@ -101,8 +101,7 @@ class Vault {
   // Writes the plaintext to out[0..cap) and returns its length. A wrong
   // tag, aad or a short buffer is an error and leaves out wiped.
   StatusOr<size_t> Unwrap(const std::vector<uint8_t>& wrapped,
-                          std::string_view aad, uint8_t* out,
-                          size_t cap) const;
+                          std::string_view aad, uint8_t* out, size_t cap) const;
 
   bool mlocked() const { return pages_->mlocked(); }
   // Test hook: where the KEK lives.

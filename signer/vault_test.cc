@@ -1,12 +1,11 @@
 #include "signer/vault.h"
 
+#include <gtest/gtest.h>
 #include <openssl/crypto.h>
 
 #include <cstring>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "crashdump/registry.h"
 #include "signer/key_heap.h"

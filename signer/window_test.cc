@@ -6,11 +6,11 @@
 // none at the same failpoint and hit. No dump and no timing: the failpoint
 // decides the instant.
 
+#include <gtest/gtest.h>
+
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "base/failpoint.h"
 #include "signer/leak_probe.h"
@@ -69,8 +69,8 @@ std::vector<ProbeHit> ProbeWindow(const VariantInfo& info, Variant variant,
                 }
                 *fired = true;
               }).ok());
-  const std::string spec = std::string(info.failpoint) + "=callback@" +
-                           std::to_string(info.hit);
+  const std::string spec =
+      std::string(info.failpoint) + "=callback@" + std::to_string(info.hit);
   EXPECT_TRUE(failpoint::Configure(spec).ok()) << spec;
   if (sign) {
     auto t = s->Sign(alg, Claims{});
@@ -108,9 +108,9 @@ TEST_P(WindowTest, FixedCoversKeyAtTheSameInstant) {
     bool fired = false;
     auto hits = ProbeWindow(info, Variant::kFixed, alg, &fired);
     ASSERT_TRUE(fired) << info.failpoint << " did not fire";
-    EXPECT_TRUE(hits.empty()) << "fixed/" << AlgName(alg) << " at "
-                              << info.failpoint << ":\n"
-                              << LeakProbe::Describe(hits);
+    EXPECT_TRUE(hits.empty())
+        << "fixed/" << AlgName(alg) << " at " << info.failpoint << ":\n"
+        << LeakProbe::Describe(hits);
   }
 }
 
@@ -122,15 +122,15 @@ std::vector<VariantInfo> RaceVariants() {
   return out;
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Variants, WindowTest, ::testing::ValuesIn(RaceVariants()),
-    [](const ::testing::TestParamInfo<VariantInfo>& p) {
-      std::string n = p.param.name;
-      for (char& c : n) {
-        if (c == '-') c = '_';
-      }
-      return n;
-    });
+INSTANTIATE_TEST_SUITE_P(Variants, WindowTest,
+                         ::testing::ValuesIn(RaceVariants()),
+                         [](const ::testing::TestParamInfo<VariantInfo>& p) {
+                           std::string n = p.param.name;
+                           for (char& c : n) {
+                             if (c == '-') c = '_';
+                           }
+                           return n;
+                         });
 
 // `fixed` signing, probed at every OpenSSL allocation of an Ed25519 and an
 // RS256 signature: the cover holds for the whole signature, not only at the
