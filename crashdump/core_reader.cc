@@ -32,9 +32,9 @@ constexpr uint64_t kPrstatusCursig = 12;  // short pr_cursig
 constexpr uint64_t kPrstatusPid = 32;     // pid_t pr_pid
 constexpr uint64_t kPrstatusReg = 112;    // elf_gregset_t pr_reg
 // x86_64 user_regs_struct: 27 longs; rbp is 4, rip 16, rsp 19.
-constexpr uint64_t kX86RegsSize = 27 * 8;
+constexpr uint64_t kX86RegsSize = uint64_t{27} * 8;
 // aarch64 user_pt_regs: x0..x30, sp, pc, pstate.
-constexpr uint64_t kArm64RegsSize = 34 * 8;
+constexpr uint64_t kArm64RegsSize = uint64_t{34} * 8;
 
 // struct elf_prpsinfo on 64-bit Linux.
 constexpr uint64_t kPrpsinfoSize = 136;
@@ -207,9 +207,9 @@ class CoreReader::Parser {
     seal.checksum = t.checksum;
     if (t.content_size != trailer_off) {
       seal.state = SealState::kCorrupt;
-      seal.reason = "corrupt (trailer content_size " +
-                    std::to_string(t.content_size) + " != " +
-                    std::to_string(trailer_off) + " bytes before the trailer)";
+      seal.reason =
+          "corrupt (trailer content_size " + std::to_string(t.content_size) +
+          " != " + std::to_string(trailer_off) + " bytes before the trailer)";
       return;
     }
     if (options_.verify_checksum) {
@@ -260,8 +260,7 @@ class CoreReader::Parser {
     const uint64_t table = phnum_ * kPhdrSize;
     if (!InBounds(eh_.e_phoff, table, content_)) {
       return DataLossError("program header table (" + std::to_string(phnum_) +
-                           " entries at offset " +
-                           std::to_string(eh_.e_phoff) +
+                           " entries at offset " + std::to_string(eh_.e_phoff) +
                            ") extends beyond the end of the content (" +
                            std::to_string(content_) + " bytes)");
     }
@@ -284,8 +283,8 @@ class CoreReader::Parser {
   }
 
   Status AddLoad(uint64_t i, const Elf64_Phdr& ph) {
-    const std::string where = "PT_LOAD (program header " + std::to_string(i) +
-                              ")";
+    const std::string where =
+        "PT_LOAD (program header " + std::to_string(i) + ")";
     uint64_t end;
     if (!CheckedAdd(ph.p_vaddr, ph.p_memsz, &end)) {
       return DataLossError(where + ": address range " + Hex(ph.p_vaddr) +
@@ -314,8 +313,8 @@ class CoreReader::Parser {
   }
 
   Status ReadNoteSegment(uint64_t i, const Elf64_Phdr& ph) {
-    const std::string where = "PT_NOTE (program header " + std::to_string(i) +
-                              ")";
+    const std::string where =
+        "PT_NOTE (program header " + std::to_string(i) + ")";
     if (!InBounds(ph.p_offset, ph.p_filesz, content_)) {
       return DataLossError(where + ": file range [" +
                            std::to_string(ph.p_offset) + ", +" +
@@ -438,14 +437,14 @@ class CoreReader::Parser {
     const uint8_t* regs = d + kPrstatusReg;
     if (r_->machine_ == EM_X86_64) {
       t.regs_known = true;
-      t.bp = Load<uint64_t>(regs + 4 * 8);
-      t.pc = Load<uint64_t>(regs + 16 * 8);
-      t.sp = Load<uint64_t>(regs + 19 * 8);
+      t.bp = Load<uint64_t>(regs + uint64_t{4} * 8);
+      t.pc = Load<uint64_t>(regs + uint64_t{16} * 8);
+      t.sp = Load<uint64_t>(regs + uint64_t{19} * 8);
     } else if (r_->machine_ == EM_AARCH64) {
       t.regs_known = true;
-      t.bp = Load<uint64_t>(regs + 29 * 8);
-      t.sp = Load<uint64_t>(regs + 31 * 8);
-      t.pc = Load<uint64_t>(regs + 32 * 8);
+      t.bp = Load<uint64_t>(regs + uint64_t{29} * 8);
+      t.sp = Load<uint64_t>(regs + uint64_t{31} * 8);
+      t.pc = Load<uint64_t>(regs + uint64_t{32} * 8);
     }
     n.thread_index = static_cast<int>(r_->threads_.size());
     r_->threads_.push_back(std::move(t));
@@ -521,8 +520,7 @@ class CoreReader::Parser {
         return DataLossError(where + ": NT_FILE name " + std::to_string(i) +
                              " is not NUL-terminated");
       }
-      const uint64_t len =
-          static_cast<const uint8_t*>(nul) - (d + pos);
+      const uint64_t len = static_cast<const uint8_t*>(nul) - (d + pos);
       f.name.assign(reinterpret_cast<const char*>(d + pos), len);
       pos += len + 1;
       files_.push_back(std::move(f));
@@ -551,8 +549,7 @@ class CoreReader::Parser {
     }
     for (uint32_t i = 0; i < h.count; ++i) {
       RedactionRecord rec;
-      std::memcpy(&rec, d + sizeof(h) + uint64_t{i} * sizeof(rec),
-                  sizeof(rec));
+      std::memcpy(&rec, d + sizeof(h) + uint64_t{i} * sizeof(rec), sizeof(rec));
       uint64_t end;
       if (!CheckedAdd(rec.vaddr, rec.len, &end)) {
         return DataLossError(where + ": redaction record " + std::to_string(i) +
@@ -622,8 +619,9 @@ class CoreReader::Parser {
     }
     // Overlapping ranges would make offset <-> address ambiguous, and the
     // scanner's "where was it" answer with it; no real dumper writes them.
-    std::sort(r_->by_file_offset_.begin(), r_->by_file_offset_.end(),
-              [&](size_t a, size_t b) { return maps[a].offset < maps[b].offset; });
+    std::sort(
+        r_->by_file_offset_.begin(), r_->by_file_offset_.end(),
+        [&](size_t a, size_t b) { return maps[a].offset < maps[b].offset; });
     for (size_t k = 1; k < r_->by_file_offset_.size(); ++k) {
       const Mapping& prev = maps[r_->by_file_offset_[k - 1]];
       const Mapping& cur = maps[r_->by_file_offset_[k]];
@@ -634,8 +632,9 @@ class CoreReader::Parser {
                              std::to_string(prev.phdr_index));
       }
     }
-    std::sort(r_->by_vaddr_.begin(), r_->by_vaddr_.end(),
-              [&](size_t a, size_t b) { return maps[a].vaddr < maps[b].vaddr; });
+    std::sort(
+        r_->by_vaddr_.begin(), r_->by_vaddr_.end(),
+        [&](size_t a, size_t b) { return maps[a].vaddr < maps[b].vaddr; });
     for (size_t k = 1; k < r_->by_vaddr_.size(); ++k) {
       const Mapping& prev = maps[r_->by_vaddr_[k - 1]];
       const Mapping& cur = maps[r_->by_vaddr_[k]];
@@ -648,10 +647,9 @@ class CoreReader::Parser {
     }
     auto& notes = r_->notes_;
     for (size_t i = 0; i < notes.size(); ++i) r_->notes_by_offset_.push_back(i);
-    std::sort(r_->notes_by_offset_.begin(), r_->notes_by_offset_.end(),
-              [&](size_t a, size_t b) {
-                return notes[a].offset < notes[b].offset;
-              });
+    std::sort(
+        r_->notes_by_offset_.begin(), r_->notes_by_offset_.end(),
+        [&](size_t a, size_t b) { return notes[a].offset < notes[b].offset; });
     std::vector<std::pair<uint64_t, uint64_t>> ranges;
     for (const Redaction& red : r_->redactions_) {
       if (red.kind == RedactionKind::kRegisters || red.len == 0) continue;
@@ -745,10 +743,9 @@ std::optional<std::string> CoreReader::MetaValue(std::string_view key) const {
 
 std::optional<CoreReader::AddressAt> CoreReader::OffsetToAddress(
     uint64_t file_offset) const {
-  auto it = std::upper_bound(by_file_offset_.begin(), by_file_offset_.end(),
-                             file_offset, [&](uint64_t off, size_t i) {
-                               return off < mappings_[i].offset;
-                             });
+  auto it = std::upper_bound(
+      by_file_offset_.begin(), by_file_offset_.end(), file_offset,
+      [&](uint64_t off, size_t i) { return off < mappings_[i].offset; });
   if (it == by_file_offset_.begin()) return std::nullopt;
   const size_t i = *(it - 1);
   const Mapping& m = mappings_[i];
@@ -822,11 +819,11 @@ FileLocation CoreReader::Locate(uint64_t off) const {
 bool CoreReader::IsRedacted(uint64_t vaddr, uint64_t len) const {
   uint64_t end;
   if (len == 0 || !CheckedAdd(vaddr, len, &end)) return false;
-  auto it = std::upper_bound(
-      redacted_ranges_.begin(), redacted_ranges_.end(), vaddr,
-      [](uint64_t v, const std::pair<uint64_t, uint64_t>& r) {
-        return v < r.first;
-      });
+  auto it =
+      std::upper_bound(redacted_ranges_.begin(), redacted_ranges_.end(), vaddr,
+                       [](uint64_t v, const std::pair<uint64_t, uint64_t>& r) {
+                         return v < r.first;
+                       });
   if (it == redacted_ranges_.begin()) return false;
   --it;
   return end <= it->second;

@@ -80,9 +80,9 @@ struct SealInfo {
 
 // One ELF note, wherever it is. Offsets are file offsets.
 struct NoteInfo {
-  std::string owner;     // "CORE", "LINUX", "SIGRACE", ...
-  uint32_t type = 0;     // NT_PRSTATUS, kNoteMeta, ...
-  uint64_t offset = 0;   // of the note header
+  std::string owner;    // "CORE", "LINUX", "SIGRACE", ...
+  uint32_t type = 0;    // NT_PRSTATUS, kNoteMeta, ...
+  uint64_t offset = 0;  // of the note header
   uint64_t desc_offset = 0;
   uint64_t desc_size = 0;
   // Index into threads() of the thread this note describes (NT_PRSTATUS and
@@ -91,31 +91,31 @@ struct NoteInfo {
 };
 
 struct ThreadInfo {
-  int32_t tid = 0;     // pr_pid
-  int32_t signal = 0;  // pr_cursig: the signal that stopped this thread
+  int32_t tid = 0;          // pr_pid
+  int32_t signal = 0;       // pr_cursig: the signal that stopped this thread
   bool regs_known = false;  // false: machine not decoded, pc/sp/bp are 0
   uint64_t pc = 0;
   uint64_t sp = 0;
-  uint64_t bp = 0;  // rbp on x86_64, x29 on aarch64
-  size_t prstatus_note = 0;         // index into notes()
-  std::vector<size_t> reg_notes;    // NT_PRSTATUS, NT_FPREGSET, XSTATE...
-  uint64_t regs_offset = 0;  // file offset of pr_reg in NT_PRSTATUS
+  uint64_t bp = 0;                // rbp on x86_64, x29 on aarch64
+  size_t prstatus_note = 0;       // index into notes()
+  std::vector<size_t> reg_notes;  // NT_PRSTATUS, NT_FPREGSET, XSTATE...
+  uint64_t regs_offset = 0;       // file offset of pr_reg in NT_PRSTATUS
   uint64_t regs_size = 0;
 };
 
 struct Mapping {
   uint64_t vaddr = 0;
   uint64_t memsz = 0;
-  uint64_t filesz = 0;   // bytes present in the file; may be < memsz
-  uint64_t offset = 0;   // file offset of those bytes
-  uint32_t flags = 0;    // PF_R | PF_W | PF_X
+  uint64_t filesz = 0;  // bytes present in the file; may be < memsz
+  uint64_t offset = 0;  // file offset of those bytes
+  uint32_t flags = 0;   // PF_R | PF_W | PF_X
   size_t phdr_index = 0;
   // From NT_FILE when an entry covers vaddr; empty otherwise.
   std::string name;
   uint64_t name_offset = 0;  // offset into `name` the mapping starts at
 
   uint64_t end() const { return vaddr + memsz; }  // checked not to wrap
-  std::string Perms() const;  // "rwx", "r--", ...
+  std::string Perms() const;                      // "rwx", "r--", ...
 };
 
 struct Redaction {
@@ -167,8 +167,8 @@ class CoreReader {
   // (no such file), kIoError (open/stat/mmap failed), kDataLoss (anything
   // wrong with the content, or not sealed when options.require_seal).
   // Messages are one line and do not repeat the path.
-  static StatusOr<std::unique_ptr<CoreReader>> Open(
-      const std::string& path, ReaderOptions options = {});
+  static StatusOr<std::unique_ptr<CoreReader>> Open(const std::string& path,
+                                                    ReaderOptions options = {});
 
   // Parses bytes the caller owns; no copy. The buffer must outlive the
   // reader. For tests and the fuzzer.
@@ -238,8 +238,7 @@ class CoreReader {
   bool IsRedacted(uint64_t vaddr, uint64_t len) const;
   // Indices into redactions() of the address-bearing records that overlap
   // [vaddr, vaddr+len).
-  std::vector<size_t> RedactionsOverlapping(uint64_t vaddr,
-                                            uint64_t len) const;
+  std::vector<size_t> RedactionsOverlapping(uint64_t vaddr, uint64_t len) const;
 
  private:
   class Parser;

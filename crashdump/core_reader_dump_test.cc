@@ -110,8 +110,8 @@ TEST(CoreReaderRealDump, ReadsSealedSigraceDump) {
   ASSERT_NE(mem, nullptr) << "region not in the dump's file bytes";
   bool marker_in_phase = true;
   for (size_t i = 0; i < kRegionLen; ++i) {
-    marker_in_phase &= mem[i] == static_cast<uint8_t>(
-                                     kRedactionMarker[(d.region + i) % 16]);
+    marker_in_phase &=
+        mem[i] == static_cast<uint8_t>(kRedactionMarker[(d.region + i) % 16]);
   }
   EXPECT_TRUE(marker_in_phase);
 
@@ -154,8 +154,8 @@ TEST(CoreReaderRealDump, DamagedRealDumpIsCorruptOrRejected) {
     auto r = CoreReader::FromBuffer(f.data(), f.size());
     ASSERT_TRUE(r.ok()) << r.status().ToString();
     EXPECT_EQ((*r)->seal().state, SealState::kCorrupt);
-    auto sealed = CoreReader::FromBuffer(f.data(), f.size(),
-                                         {.require_seal = true});
+    auto sealed =
+        CoreReader::FromBuffer(f.data(), f.size(), {.require_seal = true});
     EXPECT_EQ(sealed.status().code(), StatusCode::kDataLoss);
   }
   // Cut anywhere before the end of the content: always an error, never a

@@ -186,8 +186,7 @@ TEST(CoreReader, MapsOffsetsAndAddressesBothWays) {
   EXPECT_EQ(r.MemoryAt(kTextAddr, 1), nullptr);
 
   EXPECT_EQ(r.Locate(3).kind, FileLocation::Kind::kElfHeader);
-  EXPECT_EQ(r.Locate(lay.phoff + 60).kind,
-            FileLocation::Kind::kProgramHeaders);
+  EXPECT_EQ(r.Locate(lay.phoff + 60).kind, FileLocation::Kind::kProgramHeaders);
   FileLocation n = r.Locate(lay.note_offsets[2] + 20);
   EXPECT_EQ(n.kind, FileLocation::Kind::kNote);
   EXPECT_EQ(n.note_index, 2u);
@@ -272,18 +271,18 @@ TEST(CoreReader, TruncatedAtEveryLengthIsAnError) {
   SyntheticCore::Layout lay;
   const std::vector<uint8_t> f = MakeCore().Build(true, &lay);
   for (size_t len = 0; len < lay.content_size; ++len) {
-    Parsed p = Parse(std::vector<uint8_t>(f.begin(), f.begin() + len));
+    Parsed p = Parse(std::vector<uint8_t>(f.data(), f.data() + len));
     ASSERT_FALSE(p.ok()) << "prefix of " << len << " bytes parsed";
     ASSERT_EQ(p.status().code(), StatusCode::kDataLoss) << len;
     ASSERT_EQ(p.status().message().find('\n'), std::string::npos);
   }
   // Cut exactly where the trailer starts: a complete but unsealed core.
-  Parsed p = Parse(std::vector<uint8_t>(f.begin(), f.begin() + lay.content_size));
+  Parsed p = Parse(std::vector<uint8_t>(f.data(), f.data() + lay.content_size));
   ASSERT_TRUE(p.ok()) << p.status().ToString();
   EXPECT_EQ(p.r().seal().state, SealState::kUnsealed);
   // A few boundaries with the message they must give.
   auto prefix = [&](size_t n) {
-    return Parse(std::vector<uint8_t>(f.begin(), f.begin() + n));
+    return Parse(std::vector<uint8_t>(f.data(), f.data() + n));
   };
   ExpectCleanError(prefix(0), "empty file");
   ExpectCleanError(prefix(3), "not an ELF file");
@@ -447,16 +446,15 @@ TEST(CoreReader, RejectsHostileNotes) {
   }
   {
     std::vector<uint8_t> f = base;  // the segment ends inside a note header
-    SyntheticCore::Put<uint64_t>(&f, lay.note_phdr + offsetof(Elf64_Phdr,
-                                                              p_filesz),
+    SyntheticCore::Put<uint64_t>(&f,
+                                 lay.note_phdr + offsetof(Elf64_Phdr, p_filesz),
                                  lay.note_offsets[1] - lay.notes_offset + 6);
     ExpectCleanError(Parse(f), "truncated note header");
   }
   {
     std::vector<uint8_t> f = base;  // PT_NOTE beyond EOF
-    SyntheticCore::Put<uint64_t>(&f, lay.note_phdr + offsetof(Elf64_Phdr,
-                                                              p_offset),
-                                 f.size() - 4);
+    SyntheticCore::Put<uint64_t>(
+        &f, lay.note_phdr + offsetof(Elf64_Phdr, p_offset), f.size() - 4);
     ExpectCleanError(Parse(f), "PT_NOTE (program header 0)");
   }
   {
@@ -537,10 +535,9 @@ TEST(CoreReader, RejectsHostileRedactionNotes) {
 
 TEST(CoreReader, RejectsHostileMetaAndFileNotes) {
   const std::string bad = "signal=11\nnot a pair\n";
-  ExpectCleanError(
-      ParseWithNote(kSigraceNoteOwner, kNoteMeta,
-                    std::vector<uint8_t>(bad.begin(), bad.end())),
-      "meta line 2 is not key=value");
+  ExpectCleanError(ParseWithNote(kSigraceNoteOwner, kNoteMeta,
+                                 std::vector<uint8_t>(bad.begin(), bad.end())),
+                   "meta line 2 is not key=value");
   {
     // Meta padded with NULs and without a final newline still parses.
     const std::string ok = std::string("seed=5\nvariant=fixed") + '\0' + '\0';
@@ -655,7 +652,8 @@ TEST(CoreReader, ReadsOffsetsBeyondFourGiB) {
   const std::string path = dir.path() + "/big";
   const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
   ASSERT_GE(fd, 0);
-  ASSERT_EQ(::pwrite(fd, f.data(), f.size(), 0), static_cast<ssize_t>(f.size()));
+  ASSERT_EQ(::pwrite(fd, f.data(), f.size(), 0),
+            static_cast<ssize_t>(f.size()));
   std::vector<uint8_t> page(0x1000, 0x5a);
   ASSERT_EQ(::pwrite(fd, page.data(), page.size(), far), 0x1000);
   ASSERT_EQ(::pwrite(fd, page.data(), page.size(), far + 0x1000), 0x1000);
@@ -713,8 +711,8 @@ void* Park(void*) {
 // A kernel-written core of a child that dies by SIGSEGV.
 TEST(CoreReader, ReadsKernelCore) {
   const std::string pattern = ReadProcFile("/proc/sys/kernel/core_pattern");
-  if (pattern.empty() || pattern[0] == '|' || pattern.find('/') !=
-                                                   std::string::npos ||
+  if (pattern.empty() || pattern[0] == '|' ||
+      pattern.find('/') != std::string::npos ||
       pattern.find('%') != std::string::npos) {
     GTEST_SKIP() << "kernel core_pattern '" << pattern
                  << "' does not write a plain file into the cwd";
@@ -786,6 +784,7 @@ TEST(CoreReader, ReadsGcoreOfLiveChild) {
                   "covered by the default build";
 #endif
   if (::access("/usr/bin/gcore", X_OK) != 0 &&
+      // NOLINTNEXTLINE(concurrency-mt-unsafe): the test is single-threaded
       std::system("command -v gcore >/dev/null 2>&1") != 0) {
     GTEST_SKIP() << "gcore (gdb) is not installed";
   }
@@ -817,8 +816,9 @@ TEST(CoreReader, ReadsGcoreOfLiveChild) {
   ASSERT_EQ(::read(ready[0], &c, 1), 1);
   ::close(ready[0]);
   const std::string out = dir.path() + "/gcore";
-  const std::string cmd = "gcore -o " + out + " " + std::to_string(pid) +
-                          " >" + dir.path() + "/gcore.log 2>&1";
+  const std::string cmd = "gcore -o " + out + " " + std::to_string(pid) + " >" +
+                          dir.path() + "/gcore.log 2>&1";
+  // NOLINTNEXTLINE(concurrency-mt-unsafe): the test is single-threaded
   const int rc = std::system(cmd.c_str());
   ::kill(pid, SIGKILL);
   ::waitpid(pid, nullptr, 0);

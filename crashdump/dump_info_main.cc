@@ -50,24 +50,42 @@ std::string Hex16(uint64_t v) {
 
 const char* SignalName(int sig) {
   switch (sig) {
-    case SIGHUP: return "SIGHUP";
-    case SIGINT: return "SIGINT";
-    case SIGQUIT: return "SIGQUIT";
-    case SIGILL: return "SIGILL";
-    case SIGTRAP: return "SIGTRAP";
-    case SIGABRT: return "SIGABRT";
-    case SIGBUS: return "SIGBUS";
-    case SIGFPE: return "SIGFPE";
-    case SIGKILL: return "SIGKILL";
-    case SIGUSR1: return "SIGUSR1";
-    case SIGSEGV: return "SIGSEGV";
-    case SIGUSR2: return "SIGUSR2";
-    case SIGPIPE: return "SIGPIPE";
-    case SIGALRM: return "SIGALRM";
-    case SIGTERM: return "SIGTERM";
-    case SIGSTOP: return "SIGSTOP";
-    case SIGSYS: return "SIGSYS";
-    default: return "";
+    case SIGHUP:
+      return "SIGHUP";
+    case SIGINT:
+      return "SIGINT";
+    case SIGQUIT:
+      return "SIGQUIT";
+    case SIGILL:
+      return "SIGILL";
+    case SIGTRAP:
+      return "SIGTRAP";
+    case SIGABRT:
+      return "SIGABRT";
+    case SIGBUS:
+      return "SIGBUS";
+    case SIGFPE:
+      return "SIGFPE";
+    case SIGKILL:
+      return "SIGKILL";
+    case SIGUSR1:
+      return "SIGUSR1";
+    case SIGSEGV:
+      return "SIGSEGV";
+    case SIGUSR2:
+      return "SIGUSR2";
+    case SIGPIPE:
+      return "SIGPIPE";
+    case SIGALRM:
+      return "SIGALRM";
+    case SIGTERM:
+      return "SIGTERM";
+    case SIGSTOP:
+      return "SIGSTOP";
+    case SIGSYS:
+      return "SIGSYS";
+    default:
+      return "";
   }
 }
 
@@ -83,9 +101,12 @@ std::string SignalLabel(int sig) {
 
 std::string MachineName(uint16_t m) {
   switch (m) {
-    case EM_X86_64: return "x86_64";
-    case EM_AARCH64: return "aarch64";
-    default: return "machine " + std::to_string(m);
+    case EM_X86_64:
+      return "x86_64";
+    case EM_AARCH64:
+      return "aarch64";
+    default:
+      return "machine " + std::to_string(m);
   }
 }
 
@@ -230,8 +251,8 @@ std::string ToText(const std::string& path, const CoreReader& r) {
     if (!m.name.empty() && m.name_offset != 0) {
       name += " @" + Hex(m.name_offset);
     }
-    std::snprintf(buf, sizeof(buf), "  %-37s %12" PRIu64 " %-4s %12" PRIu64
-                  " %12" PRIu64 "  ",
+    std::snprintf(buf, sizeof(buf),
+                  "  %-37s %12" PRIu64 " %-4s %12" PRIu64 " %12" PRIu64 "  ",
                   range.c_str(), m.memsz, m.Perms().c_str(), m.offset,
                   m.filesz);
     o += buf + name + "\n";
@@ -240,10 +261,10 @@ std::string ToText(const std::string& path, const CoreReader& r) {
   o += "\nredactions (" + std::to_string(r.redactions().size()) + "):\n";
   for (const Redaction& red : r.redactions()) {
     std::string range = red.kind == RedactionKind::kRegisters
-                             ? std::string("registers")
-                             : Hex16(red.vaddr) + "-" +
-                                   Hex16(red.vaddr + red.len) + " (" +
-                                   std::to_string(red.len) + " bytes)";
+                            ? std::string("registers")
+                            : Hex16(red.vaddr) + "-" +
+                                  Hex16(red.vaddr + red.len) + " (" +
+                                  std::to_string(red.len) + " bytes)";
     std::snprintf(buf, sizeof(buf), "  %-13s tid %-8d %-50s ",
                   RedactionKindName(red.kind).c_str(), red.tid, range.c_str());
     o += buf + std::string("\"") + Printable(red.label) + "\"\n";
@@ -280,8 +301,9 @@ int DumpInfoMain(int argc, char** argv) {
   bool json = false;
   bool require_seal = false;
   app.add_option("DUMP", path, "dump file (ELF core)")->required();
-  app.add_flag("--json", json, "one JSON object on stdout (schema in "
-                               "crashdump/dump_info_main.h)");
+  app.add_flag("--json", json,
+               "one JSON object on stdout (schema in "
+               "crashdump/dump_info_main.h)");
   app.add_flag("--require-seal", require_seal,
                "exit 2 unless the dump carries a valid seal trailer");
   try {
@@ -293,8 +315,7 @@ int DumpInfoMain(int argc, char** argv) {
     for (char& c : what) {
       if (c == '\n') c = ' ';
     }
-    std::fprintf(stderr, "sigrace: dump-info: %s (see --help)\n",
-                 what.c_str());
+    std::fprintf(stderr, "sigrace: dump-info: %s (see --help)\n", what.c_str());
     return 2;
   }
 

@@ -1,5 +1,3 @@
-#include "crashdump/dump_info_main.h"
-
 #include <elf.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -13,6 +11,7 @@
 #include <vector>
 
 #include "crashdump/core_format.h"
+#include "crashdump/dump_info_main.h"
 #include "crashdump/fuzz/synthetic_core.h"
 #include "gtest/gtest.h"
 
@@ -63,7 +62,8 @@ class DumpInfoTest : public ::testing::Test {
 
   static SyntheticCore Core() {
     SyntheticCore c;
-    c.threads.push_back({501, SIGSEGV, 0x401234, 0x7ffd00000f00, 0x7ffd00000f80});
+    c.threads.push_back(
+        {501, SIGSEGV, 0x401234, 0x7ffd00000f00, 0x7ffd00000f80});
     c.threads.push_back({502, 0, 0x401999, 0x7ffd00000800, 0});
     SyntheticCore::Load heap;
     heap.vaddr = 0x7f0000001000;

@@ -106,7 +106,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   Exercise(data, size, ReaderOptions{});
   // Without checksum verification a fuzzer-made trailer counts as a seal,
   // which reaches the sealed paths.
-  Exercise(data, size, ReaderOptions{.require_seal = true,
-                                     .verify_checksum = false});
+  Exercise(data, size,
+           ReaderOptions{.require_seal = true, .verify_checksum = false});
   return 0;
 }

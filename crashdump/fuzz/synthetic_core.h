@@ -222,9 +222,9 @@ class SyntheticCore {
     std::vector<uint8_t> d(336, 0);  // x86_64 struct elf_prstatus
     std::memcpy(d.data() + 12, &t.signal, 2);
     std::memcpy(d.data() + 32, &t.tid, 4);
-    std::memcpy(d.data() + 112 + 4 * 8, &t.bp, 8);
-    std::memcpy(d.data() + 112 + 16 * 8, &t.pc, 8);
-    std::memcpy(d.data() + 112 + 19 * 8, &t.sp, 8);
+    std::memcpy(d.data() + 112 + uint64_t{4} * 8, &t.bp, 8);
+    std::memcpy(d.data() + 112 + uint64_t{16} * 8, &t.pc, 8);
+    std::memcpy(d.data() + 112 + uint64_t{19} * 8, &t.sp, 8);
     return d;
   }
   std::vector<uint8_t> Prpsinfo() const {
