@@ -36,9 +36,12 @@
 //     this], moves the cover with UpdateRegion, which covers old and new
 //     until it returns [torn-update opens this], and wipes the page BEFORE
 //     unpublishing it [unpublish-early opens this].
-//  4. Parsed key: the private BIGNUMs (RSA d, p, q, dP, dQ, qInv) and the
-//     Ed25519 private key come from OpenSSL's secure heap (flagged
-//     sensitive by the decoder), published as "openssl.secure_heap".
+//  4. Parsed key: the Ed25519 private key is allocated from OpenSSL's
+//     secure heap (published as "openssl.secure_heap"). The RSA private
+//     BIGNUMs (d, p, q, dP, dQ, qInv) are NOT: measured with OpenSSL 3.0,
+//     neither keygen nor the PKCS#8 decoder sets BN_FLG_SECURE on them, so
+//     they are ordinary OpenSSL allocations, which the load's
+//     KeyAllocScope puts in the key heap.
 //  5. Decoder scratch and BN_CTX temporaries: ordinary OpenSSL
 //     allocations inside the load's KeyAllocScope, so in the key heap.
 //  6. RSA Montgomery contexts: OpenSSL builds mont_p/mont_q lazily on the
@@ -52,13 +55,16 @@
 //
 // Keygen (Create and Rotate, before the wrap):
 //  8. The fresh EVP_PKEY and keygen temporaries (prime candidates,
-//     BN_CTX): secure heap and key heap (KeyAllocScope). The PKCS#8
+//     BN_CTX): RSA keygen uses a secure BN_CTX for part of its work; the
+//     rest, and the resulting key, are ordinary allocations inside the
+//     keygen's KeyAllocScope, so in the key heap. The PKCS#8
 //     encoding (and the PKCS8_PRIV_KEY_INFO holding the inner key DER): a
 //     published "signer.working" page and the key heap. The freshly made
 //     key object is freed after the wrap; the key heap wipes its blocks.
 //  9. The DRBG that produced the key: OpenSSL's heap, outside our cover.
-//     It is not key material: the DRBG reseeds its state after every
-//     generate (backtracking resistance), so it cannot reproduce the key.
+//     It is not key material: the DRBG updates its state after every
+//     generate (SP 800-90A backtracking resistance), so the state left
+//     behind cannot reproduce the key.
 //
 // Signing:
 // 10. The key object: as 4 and 6; read only.
@@ -69,9 +75,11 @@
 //     signature's KeyAllocScope, so in the signing thread's key-heap arena
 //     (no lock), wiped on free.
 // 12. Stack: ossl_ed25519_sign keeps the expanded key (clamped scalar and
-//     nonce prefix, az[64]) and SHA-512 message schedules on the stack;
-//     RSA's modexp keeps CRT values and the prime in radix-2^29/2^52 form
-//     on the stack (rsaz). The signature runs inside a SecretScope
+//     nonce prefix, az[64]) on the stack for most of the signature
+//     (measured: present at its 12th and 13th allocations); RSA's modexp
+//     may keep CRT values in other radixes on the stack (rsaz); the
+//     deepest signing stack measured is 3.7 KiB (Ed25519) and 13 KiB
+//     (RSA-2048). The signature runs inside a SecretScope
 //     covering registers and 64 KiB of stack, deep enough for OpenSSL's
 //     frames [shallow-scope opens this: it covers only the signer's own
 //     frame]. OpenSSL wipes az[] before it returns; fixed also scrubs the
@@ -202,7 +210,12 @@ __attribute__((noinline)) void ScrubStackAndRegisters() {
   asm volatile("" : : "r"(area) : "memory");
 #if defined(__x86_64__)
   if (__builtin_cpu_supports("avx")) {
-    asm volatile("vzeroall" : : : "memory");
+    asm volatile("vzeroall"
+                 :
+                 :
+                 : "memory", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5",
+                   "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12",
+                   "xmm13", "xmm14", "xmm15");
   }
 #endif
 }
