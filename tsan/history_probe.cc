@@ -7,6 +7,9 @@
 //
 //   tsan_history_probe GAP                    prints 1 or 0, exits 0
 //   tsan_history_probe --expect-reported GAP  exits 0 iff reported
+//   tsan_history_probe --sign ALG N           the gap is N real signatures
+//                                             (and --rotate: N rotations)
+//                                             by the Signer, prints 1 or 0
 //
 // Measurement (tsan/tsan.options records the result):
 //   for h in 0 1 2 3 4 5 6 7; do
@@ -19,9 +22,11 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <thread>
 #include <vector>
 
+#include "signer/signer.h"
 #include "tsan/report_counter.h"
 
 // External linkage and volatile: the probe's stores are never read back,
@@ -44,11 +49,51 @@ __attribute__((noinline)) void TEST_ProbeGap(std::vector<char>* buf,
   }
 }
 
+// The gap as the harness makes it: N signatures (or rotations) on the
+// thread between its racy access and the other thread's.
+std::unique_ptr<sigrace::signer::Signer> g_signer;
+sigrace::signer::Alg g_alg = sigrace::signer::Alg::kEdDsa;
+bool g_rotate = false;
+
+__attribute__((noinline)) void TEST_ProbeSignGap(long n) {
+  sigrace::signer::Claims claims;
+  for (long i = 0; i < n; ++i) {
+    const bool ok = g_rotate ? g_signer->Rotate(g_alg).ok()
+                             : g_signer->Sign(g_alg, claims).ok();
+    if (!ok) {
+      std::fprintf(stderr, "tsan_history_probe: signer failed\n");
+      std::_Exit(2);
+    }
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   bool expect = false;
+  bool sign = false;
   int arg = 1;
+  if (argc > 3 && (std::strcmp(argv[1], "--sign") == 0 ||
+                   std::strcmp(argv[1], "--rotate") == 0)) {
+    sign = true;
+    g_rotate = std::strcmp(argv[1], "--rotate") == 0;
+    auto alg = sigrace::signer::ParseAlg(argv[2]);
+    if (!alg.ok()) {
+      std::fprintf(stderr, "tsan_history_probe: bad ALG\n");
+      return 2;
+    }
+    g_alg = *alg;
+    sigrace::signer::SignerOptions so;
+    so.algs = {g_alg};
+    auto s = sigrace::signer::Signer::Create(so);
+    if (!s.ok()) {
+      std::fprintf(stderr, "tsan_history_probe: %s\n",
+                   s.status().ToString().c_str());
+      return 2;
+    }
+    g_signer = std::move(s).value();
+    arg = 3;
+  }
   if (argc > 1 && std::strcmp(argv[1], "--expect-reported") == 0) {
     expect = true;
     arg = 2;
@@ -74,7 +119,11 @@ int main(int argc, char** argv) {
   sigrace::tsan::Reset();
   std::thread first([&] {
     TEST_ProbeFirstAccess();
-    TEST_ProbeGap(&buf, gap);
+    if (sign) {
+      TEST_ProbeSignGap(gap);
+    } else {
+      TEST_ProbeGap(&buf, gap);
+    }
     // Relaxed: no happens-before for TSan, so the two accesses race.
     done.store(1, std::memory_order_relaxed);
   });
