@@ -251,6 +251,11 @@ class CoreReader::Parser {
       phnum_ = sh.sh_info;
     }
     if (phnum_ == 0) return DataLossError("core file has no program headers");
+    if (phnum_ > options_.max_segments) {
+      return DataLossError("too many program headers (" +
+                           std::to_string(phnum_) + " > limit " +
+                           std::to_string(options_.max_segments) + ")");
+    }
     if (eh_.e_phentsize != kPhdrSize) {
       return DataLossError("bad e_phentsize " +
                            std::to_string(eh_.e_phentsize) + ", want " +
@@ -356,6 +361,10 @@ class CoreReader::Parser {
       n.offset = pos;
       n.desc_offset = desc_off;
       n.desc_size = nh.n_descsz;
+      if (r_->notes_.size() >= options_.max_notes) {
+        return DataLossError(nwhere + ": too many notes (limit " +
+                             std::to_string(options_.max_notes) + ")");
+      }
       r_->notes_.push_back(std::move(n));
       SIGRACE_RETURN_IF_ERROR(DecodeNote(r_->notes_.size() - 1, nwhere));
       // The last note's padding may run past the segment; nothing follows.
@@ -496,6 +505,11 @@ class CoreReader::Parser {
                            " does not fit in " + std::to_string(size) +
                            " bytes");
     }
+    if (count > options_.max_records - files_.size()) {
+      return DataLossError(where + ": too many NT_FILE entries (" +
+                           std::to_string(count) + ", limit " +
+                           std::to_string(options_.max_records) + ")");
+    }
     uint64_t pos = 16 + count * 24;
     for (uint64_t i = 0; i < count; ++i) {
       const uint8_t* e = d + 16 + i * 24;
@@ -546,6 +560,11 @@ class CoreReader::Parser {
       return DataLossError(where + ": redaction count " +
                            std::to_string(h.count) + " does not fit in " +
                            std::to_string(size) + " bytes");
+    }
+    if (h.count > options_.max_records - r_->redactions_.size()) {
+      return DataLossError(where + ": too many redaction records (" +
+                           std::to_string(h.count) + ", limit " +
+                           std::to_string(options_.max_records) + ")");
     }
     for (uint32_t i = 0; i < h.count; ++i) {
       RedactionRecord rec;

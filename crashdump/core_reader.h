@@ -54,6 +54,14 @@ struct ReaderOptions {
   // state is then kSealed on a matching magic and content_size alone, and
   // SealInfo::checksum_verified says so.
   bool verify_checksum = true;
+  // Bounds on what a file may make the reader allocate, so a small hostile
+  // file cannot claim millions of entries that each cost far more memory
+  // than the bytes describing them. The defaults are far above any real
+  // dump (the kernel's vm.max_map_count defaults to 65530). Exceeding one
+  // is a kDataLoss error.
+  uint64_t max_segments = uint64_t{1} << 20;  // program headers
+  uint64_t max_notes = uint64_t{1} << 21;
+  uint64_t max_records = uint64_t{1} << 20;  // NT_FILE entries, redactions
 };
 
 enum class SealState {

@@ -354,8 +354,25 @@ TEST(CoreReader, RejectsHostileProgramHeaderTable) {
     SyntheticCore::Put<uint64_t>(&f, offsetof(Elf64_Ehdr, e_shoff), shoff);
     SyntheticCore::Put<uint16_t>(&f, offsetof(Elf64_Ehdr, e_shentsize),
                                  sizeof(Elf64_Shdr));
-    ExpectCleanError(Parse(f), "4294967295 entries");
+    ExpectCleanError(Parse(f), "too many program headers (4294967295 > limit");
+    ExpectCleanError(Parse(f, {.max_segments = 0xffffffffu}),
+                     "program header table (4294967295 entries");
   }
+}
+
+// A small file must not make the reader allocate without bound.
+TEST(CoreReader, EnforcesAllocationLimits) {
+  const std::vector<uint8_t> f = MakeCore().Build(false);
+  ASSERT_TRUE(Parse(f).ok());
+  ExpectCleanError(Parse(f, {.max_segments = 2}),
+                   "too many program headers (4 > limit 2)");
+  ExpectCleanError(Parse(f, {.max_notes = 3}), "too many notes (limit 3)");
+  ExpectCleanError(Parse(f, {.max_records = 0}),
+                   "too many NT_FILE entries (1, limit 0)");
+  ExpectCleanError(Parse(f, {.max_records = 2}),
+                   "too many redaction records (4, limit 2)");
+  EXPECT_TRUE(
+      Parse(f, {.max_segments = 4, .max_notes = 10, .max_records = 4}).ok());
 }
 
 TEST(CoreReader, FollowsPnXnumToSectionHeaderZero) {
