@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "base/failpoint.h"
+#include "signer/signer.h"
 
 namespace sigrace::stress {
 
@@ -16,6 +17,15 @@ std::vector<VariantEntry> Catalogue() {
     e.failpoint = v.failpoint != nullptr ? v.failpoint : "";
     e.path = v.path != nullptr && std::string(v.path) != "-" ? v.path : "";
     e.race = v.variant != signer::Variant::kFixed;
+    e.trigger = v.trigger != nullptr ? v.trigger : "";
+    e.hit = v.hit > 0 ? static_cast<uint32_t>(v.hit) : 0;
+    if (e.trigger == "rotate-rs256") {
+      e.algs = {"rs256"};
+    } else if (e.trigger == "sign-eddsa") {
+      e.algs = {"eddsa"};
+    } else {
+      e.algs = {"rs256", "eddsa"};
+    }
     out.push_back(e);
   }
   return out;
@@ -58,6 +68,16 @@ FailpointChoice ChoiceFor(const std::string& name, const std::string& path) {
   return c;
 }
 
+FailpointChoice WindowChoice(const VariantEntry& v) {
+  FailpointChoice c = ChoiceFor(v.failpoint, v.path);
+  c.fixed_hit = v.hit;
+  c.max_hit = v.hit;
+  c.algs = v.algs;
+  // A signing window's hit counts evaluations inside one signature.
+  c.per_signature = c.on_signer && v.hit > 1;
+  return c;
+}
+
 StatusOr<std::vector<FailpointChoice>> FailpointChoices(
     const StressOptions& opts, const VariantEntry& variant) {
   const std::vector<std::string> names = failpoint::ListNames();
@@ -69,23 +89,31 @@ StatusOr<std::vector<FailpointChoice>> FailpointChoices(
                                   "' (sigrace variants --failpoints lists "
                                   "them)");
     }
-    std::string path;
+    bool window = false;
     for (const VariantEntry& e : Catalogue()) {
-      if (e.failpoint == opts.failpoint) path = e.path;
-    }
-    out.push_back(ChoiceFor(opts.failpoint, path));
-  } else if (variant.race) {
-    out.push_back(ChoiceFor(variant.failpoint, variant.path));
-  } else {
-    for (const std::string& n : names) {
-      std::string path;
-      for (const VariantEntry& e : Catalogue()) {
-        if (e.failpoint == n) path = e.path;
+      if (e.race && e.failpoint == opts.failpoint) {
+        out.push_back(WindowChoice(e));
+        window = true;
       }
-      if (!path.empty() || StartsWith(n, "sign.") ||
-          StartsWith(n, "rotate.") || StartsWith(n, "load.") ||
-          StartsWith(n, "keygen.")) {
-        out.push_back(ChoiceFor(n, path));
+    }
+    if (!window) out.push_back(ChoiceFor(opts.failpoint, ""));
+  } else if (variant.race) {
+    out.push_back(WindowChoice(variant));
+  } else {
+    // fixed: every window's site at its window hit (the same instants the
+    // race variants leak at), and every other signing, key-generation,
+    // load and rotation site at a random hit.
+    for (const std::string& n : names) {
+      bool window = false;
+      for (const VariantEntry& e : Catalogue()) {
+        if (e.race && e.failpoint == n) {
+          out.push_back(WindowChoice(e));
+          window = true;
+        }
+      }
+      if (!window && (StartsWith(n, "sign.") || StartsWith(n, "rotate.") ||
+                      StartsWith(n, "load.") || StartsWith(n, "keygen."))) {
+        out.push_back(ChoiceFor(n, ""));
       }
     }
     if (out.empty()) {
@@ -106,8 +134,67 @@ StatusOr<std::vector<FailpointChoice>> FailpointChoices(
   return out;
 }
 
+namespace {
+
+Status ProbeSites(const std::vector<std::string>& algs,
+                  std::vector<FailpointChoice>* sites) {
+  std::vector<signer::Alg> parsed;
+  for (const std::string& a : algs) {
+    StatusOr<signer::Alg> alg = signer::ParseAlg(a);
+    if (!alg.ok()) return alg.status();
+    parsed.push_back(*alg);
+  }
+  signer::SignerOptions so;
+  so.algs = parsed;
+  StatusOr<std::unique_ptr<signer::Signer>> s = signer::Signer::Create(so);
+  if (!s.ok()) return s.status();
+  std::vector<std::vector<std::string>> reached(sites->size());
+  for (size_t a = 0; a < parsed.size(); ++a) {
+    // `callback` with no callback set counts evaluations and does nothing.
+    std::string specs;
+    for (const FailpointChoice& c : *sites) {
+      specs += (specs.empty() ? "" : ";") + c.name + "=callback";
+    }
+    SIGRACE_RETURN_IF_ERROR(failpoint::Configure(specs));
+    for (int i = 0; i < 2; ++i) {
+      StatusOr<std::string> t = (*s)->Sign(parsed[a], signer::Claims{});
+      if (!t.ok()) {
+        failpoint::ClearAll();
+        return t.status();
+      }
+    }
+    Status rs = (*s)->Rotate(parsed[a]);
+    if (!rs.ok()) {
+      failpoint::ClearAll();
+      return rs;
+    }
+    for (size_t i = 0; i < sites->size(); ++i) {
+      if (failpoint::Hits((*sites)[i].name) > 0) reached[i].push_back(algs[a]);
+    }
+    failpoint::ClearAll();
+  }
+  std::vector<FailpointChoice> kept;
+  for (size_t i = 0; i < sites->size(); ++i) {
+    FailpointChoice c = (*sites)[i];
+    std::vector<std::string> both;
+    for (const std::string& a : reached[i]) {
+      if (c.algs.empty() ||
+          std::find(c.algs.begin(), c.algs.end(), a) != c.algs.end()) {
+        both.push_back(a);
+      }
+    }
+    if (both.empty()) continue;
+    c.algs = both;
+    kept.push_back(c);
+  }
+  *sites = kept;
+  return Status::Ok();
+}
+
+}  // namespace
+
 StatusOr<PlanInputs> MakePlanInputs(const StressOptions& opts,
-                                    const VariantEntry& variant) {
+                                    const VariantEntry& variant, bool probe) {
   PlanInputs in;
   in.seed = opts.seed;
   in.algs = opts.algs;
@@ -120,6 +207,13 @@ StatusOr<PlanInputs> MakePlanInputs(const StressOptions& opts,
         FailpointChoices(opts, variant);
     if (!fps.ok()) return fps.status();
     in.failpoints = *fps;
+    if (probe && !variant.race && opts.failpoint.empty()) {
+      SIGRACE_RETURN_IF_ERROR(ProbeSites(opts.algs, &in.failpoints));
+      if (in.failpoints.empty()) {
+        return InternalError("no failpoint is reachable on the signing or "
+                             "rotation path");
+      }
+    }
   }
   return in;
 }

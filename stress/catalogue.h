@@ -23,6 +23,10 @@ struct VariantEntry {
   std::string window;     // one line; "" for fixed
   std::string failpoint;  // the site inside the window; "" for fixed
   std::string path;       // "load", "rotate", "sign"
+  std::string trigger;    // "rotate", "rotate-rs256", "sign-eddsa"
+  uint32_t hit = 0;       // the failpoint's evaluation inside the window
+  // Algorithms whose path opens the window ("rs256", "eddsa").
+  std::vector<std::string> algs;
   bool race = false;
 };
 
@@ -35,6 +39,8 @@ StatusOr<VariantEntry> FindVariant(const std::string& name);
 // (keys are made and loaded at Create() before any fault is armed, then
 // only by Rotate()).
 FailpointChoice ChoiceFor(const std::string& name, const std::string& path);
+// The choice for a window's failpoint: its hit and algorithms too.
+FailpointChoice WindowChoice(const VariantEntry& v);
 
 // The sites a failpoint fault may land on in this run: --failpoint if
 // given; else the race variant's window site; else (fixed) every signing,
@@ -42,10 +48,16 @@ FailpointChoice ChoiceFor(const std::string& name, const std::string& path);
 StatusOr<std::vector<FailpointChoice>> FailpointChoices(
     const StressOptions& opts, const VariantEntry& variant);
 
-// Everything PlanTrial needs; the driver and the worker build it the same
-// way so that both derive the same plan for a trial.
+// Everything PlanTrial needs (the driver plans; the worker executes).
+//
+// With `probe`, fixed's random sites are first probed: a throw-away signer
+// (in this process, which is never dumped) signs and rotates once per
+// algorithm with every site armed to count only, and a site joins an
+// algorithm's list only if that algorithm's path evaluates it. A fault
+// armed where no thread ever passes would end its trial without a verdict.
 StatusOr<PlanInputs> MakePlanInputs(const StressOptions& opts,
-                                    const VariantEntry& variant);
+                                    const VariantEntry& variant,
+                                    bool probe = false);
 
 }  // namespace sigrace::stress
 

@@ -458,8 +458,7 @@ StatusOr<RunReport> Driver::RunLive() {
     TrialResult r;
     r.plan = PlanTrial(inputs_, trial);
     const auto t0 = Clock::now();
-    Status st = worker->channel().Send(
-        'T', nlohmann::json{{"trial", trial}}.dump());
+    Status st = worker->channel().Send('T', PlanToJson(r.plan));
     bool lost = !st.ok();
     while (!lost) {
       StatusOr<Message> m =
@@ -491,6 +490,8 @@ StatusOr<RunReport> Driver::RunLive() {
       }
       const nlohmann::json j =
           nlohmann::json::parse(m->payload, nullptr, false);
+      // SIGRACE_STRESS_DEBUG=1: each trial's result record (no key bytes:
+      // timings, dump size, threads) on stderr.
       if (getenv("SIGRACE_STRESS_DEBUG") != nullptr) {
         std::fprintf(stderr, "%s\n", m->payload.c_str());
       }
@@ -580,8 +581,7 @@ StatusOr<RunReport> Driver::RunFatal() {
     WorkerProcess& worker = **w;
     Status st = AwaitHello(worker, oracle);
     if (st.ok()) {
-      st = worker.channel().Send('T',
-                                 nlohmann::json{{"trial", trial}}.dump());
+      st = worker.channel().Send('T', PlanToJson(r.plan));
     }
     std::string worker_error;
     // Keys keep coming (rotation) until the worker dies: EOF ends the
@@ -645,7 +645,7 @@ StatusOr<RunReport> Driver::RunFatal() {
 }
 
 StatusOr<RunReport> Driver::Run() {
-  StatusOr<PlanInputs> in = MakePlanInputs(opts_, variant_);
+  StatusOr<PlanInputs> in = MakePlanInputs(opts_, variant_, /*probe=*/true);
   if (!in.ok()) return in.status();
   inputs_ = *in;
   progress_ = std::make_unique<Progress>(

@@ -21,7 +21,12 @@
 
 namespace sigrace::stress {
 
-inline constexpr size_t kHarnessStackBytes = 256 * 1024;
+// Every stack page of every thread goes into each dump, so stacks are
+// small: 128 KiB holds OpenSSL's deepest signing and key-generation chains
+// (the signer's SecretScope covers 64 KiB below its frame).
+inline constexpr size_t kHarnessStackBytes = 128 * 1024;
+// For threads that never sign (the unrelated-crash thread).
+inline constexpr size_t kSmallStackBytes = 64 * 1024;
 
 class HarnessThread {
  public:

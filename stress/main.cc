@@ -11,6 +11,7 @@
 #include <string_view>
 
 #include "crashdump/dump_info_main.h"
+#include "crashdump/gate_main.h"
 #include "crashdump/scan_main.h"
 #include "signer/token_main.h"
 #include "stress/stress_main.h"
@@ -31,6 +32,8 @@ constexpr Command kCommands[] = {
               "public JWK set", sigrace::signer::TokenMain},
     {"scan", "scan dumps for any fragment of a private key (exit 1 on a "
              "leak)", sigrace::crashdump::ScanMain},
+    {"gate", "release a dump only if sealed and clean, exactly as judged",
+     sigrace::crashdump::GateMain},
     {"stress", "run signing threads and fault injectors; scan every dump "
                "for the key", sigrace::stress::StressMain},
     {"repro", "the main job: reproduce every race variant, confirm fixed",

@@ -25,7 +25,7 @@ enum class Expect { kClean, kLeak };
 const char* ExpectName(Expect expect);
 
 inline constexpr uint32_t kDefaultThreads = 2;
-inline constexpr uint32_t kDefaultRotateEveryMs = 250;
+inline constexpr uint32_t kDefaultRotateEveryMs = 1000;
 inline constexpr uint32_t kDefaultMinFragment = 16;
 inline constexpr uint64_t kDefaultTrials = 1000;
 inline constexpr const char* kDefaultInjectors = "failpoint,async,unrelated";

@@ -23,6 +23,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <climits>
 #include <cstdio>
@@ -179,6 +180,7 @@ struct Row {
   nlohmann::json tsan;
   std::string verdict, note;
   bool ok = false, error = false;
+  bool na = false;  // the window is not on this algorithm's path
 };
 
 }  // namespace
@@ -334,6 +336,12 @@ int ReproMain(int argc, char** argv) {
         r.mode = mode;
         r.race = true;
         r.window = v.window;
+        if (std::find(v.algs.begin(), v.algs.end(), a) == v.algs.end()) {
+          // The window is on the other algorithm's path: nothing to run.
+          r.na = true;
+          rows.push_back(r);
+          continue;
+        }
         const bool live = std::string(mode) == "live";
         r.job = add_job(live ? JobKind::kRaceLive : JobKind::kRaceFatal, v, a,
                         mode,
@@ -366,7 +374,7 @@ int ReproMain(int argc, char** argv) {
   }
   if (!tsan.empty()) {
     for (Row& r : rows) {
-      if (r.mode != "live") continue;
+      if (r.mode != "live" || r.na) continue;
       StatusOr<VariantEntry> v = FindVariant(r.variant);
       const bool race = v->race;
       r.tsan_job = add_job(
@@ -438,6 +446,12 @@ int ReproMain(int argc, char** argv) {
   // Verdicts.
   bool any_fail = false, any_error = false;
   for (Row& r : rows) {
+    if (r.na) {
+      r.verdict = "n/a";
+      r.tsan_text = "-";
+      r.ok = true;
+      continue;
+    }
     const Job& j = jobs[r.job];
     const nlohmann::json& rep = j.report;
     if (rep.is_object() && rep.contains("totals")) {
@@ -588,11 +602,11 @@ int ReproMain(int argc, char** argv) {
                     {"tsan", r.tsan.is_null() ? nlohmann::json(nullptr) : r.tsan},
                     {"verdict", r.verdict},
                     {"note", r.note},
-                    {"command", jobs[r.job].command}});
+                    {"command", r.na ? "" : jobs[r.job].command}});
       JUnitCase c;
       c.classname = "sigrace.repro." + r.variant;
       c.name = r.variant + "/" + r.alg + "/" + r.mode;
-      c.time_s = jobs[r.job].seconds;
+      c.time_s = r.na ? 0 : jobs[r.job].seconds;
       const std::string where =
           "seed " + seed + (r.first_leak.is_object()
                                 ? " trial " + std::to_string(r.first_leak.value(
@@ -605,7 +619,7 @@ int ReproMain(int argc, char** argv) {
                     std::to_string(r.trials) + " trials): " +
                     (r.first_leak.is_object()
                          ? r.first_leak.value("replay", "")
-                         : jobs[r.job].command);
+                         : (r.na ? "" : jobs[r.job].command));
       }
       cases.push_back(c);
     }

@@ -62,6 +62,11 @@ int StressMain(int argc, char** argv) {
   opts.trials_given = app.count("--trials") > 0;
   StatusOr<VariantEntry> variant = FindVariant(opts.variant);
   if (!variant.ok()) return Usage(variant.status().message());
+  if (app.count("--alg") == 0 && variant->race &&
+      variant->algs.size() == 1) {
+    // The window opens on one algorithm's path only.
+    alg = variant->algs[0];
+  }
   Status st =
       FinishStressOptions(injectors, alg, mode, expect, variant->race, &opts);
   if (!st.ok()) return Usage(st.message());

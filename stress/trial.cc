@@ -1,7 +1,10 @@
 #include "stress/trial.h"
 
+#include <algorithm>
 #include <set>
 #include <string>
+
+#include <nlohmann/json.hpp>
 
 namespace sigrace::stress {
 
@@ -102,18 +105,67 @@ TrialPlan PlanTrial(const PlanInputs& in, uint64_t trial) {
   p.delay_us = static_cast<uint32_t>(
       TrialRng(in.seed, trial, Field::kDelay).Below(in.max_delay_us + 1));
   p.claims_seed = TrialRng(in.seed, trial, Field::kClaims).Next();
-  if (p.injector == Injector::kFailpoint && !in.failpoints.empty()) {
+  // Only the sites the trial's algorithm reaches.
+  std::vector<const FailpointChoice*> sites;
+  for (const FailpointChoice& fp : in.failpoints) {
+    if (fp.algs.empty() ||
+        std::find(fp.algs.begin(), fp.algs.end(), p.alg) != fp.algs.end()) {
+      sites.push_back(&fp);
+    }
+  }
+  if (p.injector == Injector::kFailpoint && !sites.empty()) {
     const FailpointChoice& fp =
-        in.failpoints[TrialRng(in.seed, trial, Field::kFailpoint)
-                          .Below(in.failpoints.size())];
+        *sites[TrialRng(in.seed, trial, Field::kFailpoint).Below(sites.size())];
     p.failpoint = fp.name;
-    p.hit = static_cast<uint32_t>(
-        TrialRng(in.seed, trial, Field::kHit)
-            .Between(1, fp.max_hit == 0 ? 1 : fp.max_hit));
+    p.per_signature = fp.per_signature;
+    p.hit = fp.fixed_hit != 0
+                ? fp.fixed_hit
+                : static_cast<uint32_t>(
+                      TrialRng(in.seed, trial, Field::kHit)
+                          .Between(1, fp.max_hit == 0 ? 1 : fp.max_hit));
     p.thread = fp.on_signer ? "signer-" + std::to_string(p.target_signer)
                             : fp.thread;
   }
   return p;
+}
+
+std::string PlanToJson(const TrialPlan& p) {
+  return nlohmann::json{{"seed", p.seed},
+                        {"trial", p.trial},
+                        {"alg", p.alg},
+                        {"injector", InjectorName(p.injector)},
+                        {"failpoint", p.failpoint},
+                        {"hit", p.hit},
+                        {"thread", p.thread},
+                        {"per_signature", p.per_signature},
+                        {"target_signer", p.target_signer},
+                        {"delay_us", p.delay_us},
+                        {"claims_seed", p.claims_seed}}
+      .dump();
+}
+
+StatusOr<TrialPlan> PlanFromJson(std::string_view json) {
+  const nlohmann::json j = nlohmann::json::parse(json, nullptr, false);
+  if (!j.is_object()) return InvalidArgumentError("malformed trial plan");
+  try {
+    TrialPlan p;
+    p.seed = j.at("seed").get<uint64_t>();
+    p.trial = j.at("trial").get<uint64_t>();
+    p.alg = j.at("alg").get<std::string>();
+    StatusOr<Injector> inj = ParseInjector(j.at("injector").get<std::string>());
+    if (!inj.ok()) return inj.status();
+    p.injector = *inj;
+    p.failpoint = j.at("failpoint").get<std::string>();
+    p.hit = j.at("hit").get<uint32_t>();
+    p.thread = j.at("thread").get<std::string>();
+    p.per_signature = j.at("per_signature").get<bool>();
+    p.target_signer = j.at("target_signer").get<uint32_t>();
+    p.delay_us = j.at("delay_us").get<uint32_t>();
+    p.claims_seed = j.at("claims_seed").get<uint64_t>();
+    return p;
+  } catch (const nlohmann::json::exception&) {
+    return InvalidArgumentError("malformed trial plan");
+  }
 }
 
 }  // namespace sigrace::stress

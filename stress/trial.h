@@ -93,6 +93,13 @@ struct FailpointChoice {
   bool on_signer = false;
   // Largest hit count drawn for it: small for rare sites (rotation).
   uint32_t max_hit = 1;
+  // Non-zero: always this hit (a window's evaluation inside the window).
+  uint32_t fixed_hit = 0;
+  // The hit counts evaluations within one signature, so the count starts
+  // at the beginning of a signature (armed from "sign.begin").
+  bool per_signature = false;
+  // Algorithms whose signing or load path evaluates it; empty: both.
+  std::vector<std::string> algs;
 };
 
 // What the plan draws from. `algs` and `injectors` are non-empty;
@@ -117,6 +124,7 @@ struct TrialPlan {
   std::string failpoint;
   uint32_t hit = 0;
   std::string thread;  // "signer-1", "rotator", or "" (any)
+  bool per_signature = false;  // see FailpointChoice
   // kAsync: the signing thread to signal. kFailpoint: the signer index
   // used for `thread` when the site is on a signing thread.
   uint32_t target_signer = 0;
@@ -132,6 +140,11 @@ struct TrialPlan {
 };
 
 TrialPlan PlanTrial(const PlanInputs& in, uint64_t trial);
+
+// The plan as the driver sends it to its worker ("T" message): the driver
+// is the one place plans are made. Parse errors are InvalidArgument.
+std::string PlanToJson(const TrialPlan& plan);
+StatusOr<TrialPlan> PlanFromJson(std::string_view json);
 
 }  // namespace sigrace::stress
 

@@ -33,6 +33,9 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+// Evaluated by Signer::Sign() before anything else of a signature.
+constexpr char kSignBegin[] = "sign.begin";
+
 nlohmann::json TsanJson() {
   const tsan::Counts c = tsan::Snapshot();
   nlohmann::json by_type = nlohmann::json::object();
@@ -47,11 +50,9 @@ nlohmann::json TsanJson() {
 
 class Worker {
  public:
-  Worker(StressOptions opts, VariantEntry variant, PlanInputs inputs,
-         std::string dump_dir)
+  Worker(StressOptions opts, VariantEntry variant, std::string dump_dir)
       : opts_(std::move(opts)),
         variant_(std::move(variant)),
-        inputs_(std::move(inputs)),
         dump_dir_(std::move(dump_dir)),
         channel_(kWorkerControlFd) {}
 
@@ -64,18 +65,22 @@ class Worker {
  private:
   Status StartThreads();
   void Stop();
+  void WaitForTrial();
   void SignLoop(int index);
   void RotateLoop();
   void UnrelatedLoop();
   // Sends every key the driver has not seen yet. Cheap when nothing
   // changed: the key list (public facts) is compared first.
   Status SendNewKeys();
-  Status RunTrial(uint64_t trial);
-  bool SleepUnlessStopped(std::chrono::microseconds d);
+  Status SendNewKeysLocked() REQUIRES(keys_mu_);
+  Status RunTrial(const TrialPlan& plan);
+  // Sleeps d, or less when *kick > 0 (then takes one from it). False when
+  // stopping.
+  bool SleepUnlessStopped(std::chrono::microseconds d,
+                          std::atomic<int>* kick = nullptr);
 
   const StressOptions opts_;
   const VariantEntry variant_;
-  const PlanInputs inputs_;
   const std::string dump_dir_;
   Channel channel_;
 
@@ -89,11 +94,17 @@ class Worker {
   std::atomic<uint32_t> unrelated_delay_us_{0};
 
   std::atomic<bool> stop_{false};
+  // The workload runs only while a trial is open, so the driver's scan of
+  // the previous dump does not compete with it for the CPU.
+  std::atomic<bool> running_{false};
   std::atomic<int> alg_index_{0};
   std::atomic<uint64_t> claims_seed_{0};
   std::atomic<uint64_t> sign_errors_{0};
   std::atomic<uint64_t> tokens_{0};
   std::atomic<uint64_t> rotate_errors_{0};
+  // Rotations asked for now: a fault armed on the rotation path need not
+  // wait for the next --rotate-every period.
+  std::atomic<int> rotate_now_{0};
 
   Mutex keys_mu_;
   std::set<std::string> sent_kids_ GUARDED_BY(keys_mu_);
@@ -152,8 +163,8 @@ Status Worker::StartThreads() {
     if (!t.ok()) return t.status();
     rotator_ = std::move(*t);
   }
-  StatusOr<std::unique_ptr<HarnessThread>> t =
-      HarnessThread::Start("unrelated", [this] { UnrelatedLoop(); });
+  StatusOr<std::unique_ptr<HarnessThread>> t = HarnessThread::Start(
+      "unrelated", [this] { UnrelatedLoop(); }, kSmallStackBytes);
   if (!t.ok()) return t.status();
   unrelated_ = std::move(*t);
   // The driver needs every signing thread's tid for async faults.
@@ -185,20 +196,33 @@ void Worker::Stop() {
   if (crashdump::HandlerInstalled()) crashdump::UninstallHandler();
 }
 
-bool Worker::SleepUnlessStopped(std::chrono::microseconds d) {
+bool Worker::SleepUnlessStopped(std::chrono::microseconds d,
+                                std::atomic<int>* kick) {
   const auto end = Clock::now() + d;
   while (!stop_.load(std::memory_order_relaxed)) {
     const auto now = Clock::now();
     if (now >= end) return true;
-    std::this_thread::sleep_for(
-        std::min<Clock::duration>(end - now, std::chrono::milliseconds(10)));
+    if (kick != nullptr && kick->load() > 0) {
+      kick->fetch_sub(1);
+      return true;
+    }
+    std::this_thread::sleep_for(std::min<Clock::duration>(
+        end - now, std::chrono::microseconds(kick ? 500 : 10000)));
   }
   return false;
+}
+
+void Worker::WaitForTrial() {
+  while (!running_.load(std::memory_order_acquire) &&
+         !stop_.load(std::memory_order_relaxed)) {
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
 }
 
 void Worker::SignLoop(int index) {
   uint64_t n = 0;
   while (!stop_.load(std::memory_order_relaxed)) {
+    WaitForTrial();
     const signer::Alg alg =
         algs_[static_cast<size_t>(alg_index_.load(std::memory_order_relaxed)) %
               algs_.size()];
@@ -220,9 +244,12 @@ void Worker::SignLoop(int index) {
 }
 
 void Worker::RotateLoop() {
-  while (SleepUnlessStopped(std::chrono::milliseconds(opts_.rotate_every_ms))) {
+  while (SleepUnlessStopped(std::chrono::milliseconds(opts_.rotate_every_ms),
+                            &rotate_now_)) {
     // Rotate the key the trial signs with, so a fault on the load or
     // rotation path lands on the trial's algorithm.
+    WaitForTrial();
+    if (stop_.load()) break;
     const signer::Alg alg =
         algs_[static_cast<size_t>(alg_index_.load(std::memory_order_relaxed)) %
               algs_.size()];
@@ -254,6 +281,22 @@ void Worker::UnrelatedLoop() {
 
 Status Worker::SendNewKeys() {
   MutexLock lock(&keys_mu_);
+  // The visit unwraps every key again and leaves whatever the signer leaves
+  // in the registers of the thread that runs it. A short-lived thread takes
+  // those registers with it when it exits, so the harness adds no residue
+  // of its own to later dumps.
+  Status result;
+  StatusOr<std::unique_ptr<HarnessThread>> t = HarnessThread::Start(
+      "oracle", [this, &result] {
+        keys_mu_.AssertHeld();  // held by the caller, which joins below
+        result = SendNewKeysLocked();
+      });
+  if (!t.ok()) return t.status();
+  (*t)->Join();
+  return result;
+}
+
+Status Worker::SendNewKeysLocked() {
   const signer::SignerStats stats = signer_->Stats();
   const std::vector<signer::KeyInfo> keys = signer_->Keys();
   if (keys.size() == keys_seen_ && stats.rotations == rotations_seen_) {
@@ -284,8 +327,13 @@ Status Worker::SendNewKeys() {
   return st;
 }
 
-Status Worker::RunTrial(uint64_t trial) {
-  const TrialPlan plan = PlanTrial(inputs_, trial);
+Status Worker::RunTrial(const TrialPlan& plan) {
+  const uint64_t trial = plan.trial;
+  if (plan.injector == Injector::kAsync &&
+      plan.target_signer >= signers_.size()) {
+    return InvalidArgumentError("plan targets a signing thread that does "
+                                "not exist");
+  }
   int alg_index = 0;
   for (size_t i = 0; i < opts_.algs.size(); ++i) {
     if (opts_.algs[i] == plan.alg) alg_index = static_cast<int>(i);
@@ -303,10 +351,28 @@ Status Worker::RunTrial(uint64_t trial) {
 
   const uint64_t before = crashdump::DumpAttempts();
   const auto start = Clock::now();
+  running_.store(true, std::memory_order_release);
   std::string error;
   switch (plan.injector) {
     case Injector::kFailpoint: {
-      Status st = failpoint::Configure(plan.FailpointSpec());
+      Status st;
+      if (plan.per_signature) {
+        // The window's hit counts evaluations inside one signature: arm it
+        // from the target thread at the start of its next signature, so
+        // the count starts there.
+        const std::string spec = plan.FailpointSpec();
+        st = failpoint::SetCallback(
+            kSignBegin, [spec] { (void)failpoint::Configure(spec); });
+        if (st.ok()) {
+          st = failpoint::Configure(std::string(kSignBegin) +
+                                    "=callback@1#" + plan.thread);
+        }
+      } else {
+        st = failpoint::Configure(plan.FailpointSpec());
+      }
+      if (st.ok() && plan.thread == "rotator") {
+        rotate_now_.store(static_cast<int>(plan.hit));
+      }
       if (!st.ok()) error = "failpoint: " + st.message();
       break;
     }
@@ -346,7 +412,10 @@ Status Worker::RunTrial(uint64_t trial) {
               " ms (fault never landed)";
     }
   }
+  running_.store(false, std::memory_order_release);
+  rotate_now_.store(0);
   if (plan.injector == Injector::kFailpoint) {
+    if (plan.per_signature) (void)failpoint::Clear(kSignBegin);
     (void)failpoint::Clear(plan.failpoint);
   }
   if (opts_.mode == Mode::kFatal) {
@@ -402,14 +471,12 @@ int Worker::Serve() {
       (void)channel_.Send('E', "unexpected control message");
       return 2;
     }
-    const nlohmann::json j = nlohmann::json::parse(m->payload, nullptr,
-                                                   /*allow_exceptions=*/false);
-    if (!j.is_object() || !j.contains("trial") ||
-        !j["trial"].is_number_unsigned()) {
-      (void)channel_.Send('E', "malformed trial request");
+    StatusOr<TrialPlan> plan = PlanFromJson(m->payload);
+    if (!plan.ok()) {
+      (void)channel_.Send('E', plan.status().message());
       return 2;
     }
-    Status st = RunTrial(j["trial"].get<uint64_t>());
+    Status st = RunTrial(*plan);
     if (!st.ok()) {
       (void)channel_.Send('E', st.message());
       return 2;
@@ -439,12 +506,10 @@ int StressChildMain(int argc, char** argv) {
   Status st = variant.ok() ? FinishStressOptions(injectors, alg, mode, expect,
                                                  variant->race, &opts)
                            : variant.status();
-  StatusOr<PlanInputs> inputs =
-      st.ok() ? MakePlanInputs(opts, *variant) : StatusOr<PlanInputs>(st);
-  if (!inputs.ok()) {
+  if (!st.ok()) {
     Channel ch(kWorkerControlFd);
-    (void)ch.Send('E', inputs.status().message());
-    std::fprintf(stderr, "sigrace: %s\n", inputs.status().message().c_str());
+    (void)ch.Send('E', st.message());
+    std::fprintf(stderr, "sigrace: %s\n", st.message().c_str());
     return 2;
   }
   if (opts.mode == Mode::kFatal && dump_dir.empty()) {
@@ -452,7 +517,7 @@ int StressChildMain(int argc, char** argv) {
     (void)ch.Send('E', "fatal mode needs --dump-dir");
     return 2;
   }
-  Worker worker(opts, *variant, *inputs, dump_dir);
+  Worker worker(opts, *variant, dump_dir);
   st = worker.Setup();
   if (!st.ok()) {
     Channel ch(dup(kWorkerControlFd));
