@@ -148,6 +148,12 @@ class Scanner {
 
  private:
   Scanner(std::vector<KeyForms> keys, ScanOptions options);
+  // The raw search of a whole file: chunks read with pread into per-thread
+  // huge-page buffers, overlapping by the longest form.
+  StatusOr<std::vector<Finding>> ScanFd(int fd, uint64_t size,
+                                        const std::string& path) const;
+  // Sorts and de-duplicates the workers' findings, names their forms.
+  std::vector<Finding> Merge(std::vector<std::vector<Finding>> results) const;
   // Reclassifies findings with what an ELF core records.
   void Attribute(const CoreReader& reader,
                  std::vector<Finding>* findings) const;

@@ -264,6 +264,22 @@ TEST(Scanner, FragmentAcrossChunkBorderIsFound) {
   ASSERT_TRUE(s1.ok());
   EXPECT_EQ((*s1)->Scan(corpus.data().data(), corpus.data().size()).size(),
             fs.size());
+  // The file path reads chunks into buffers that overlap by the longest
+  // form: the same findings, border plants included.
+  const std::string path = ::testing::TempDir() + "/scanner_chunks.bin";
+  FILE* fp = std::fopen(path.c_str(), "wb");
+  ASSERT_NE(fp, nullptr);
+  std::fwrite(corpus.data().data(), 1, corpus.data().size(), fp);
+  std::fclose(fp);
+  StatusOr<ScanReport> file = (*s)->ScanFile(path);
+  std::remove(path.c_str());
+  ASSERT_TRUE(file.ok()) << file.status().ToString();
+  ASSERT_EQ(file->findings.size(), fs.size());
+  for (size_t i = 0; i < fs.size(); ++i) {
+    EXPECT_EQ(file->findings[i].file_offset, fs[i].file_offset);
+    EXPECT_EQ(file->findings[i].length, fs[i].length);
+    EXPECT_EQ(file->findings[i].form, fs[i].form);
+  }
   // Offsets carry base_offset (64-bit, past 4 GiB).
   const uint64_t base = uint64_t{5} << 30;
   const std::vector<Finding> shifted =
