@@ -14,3 +14,10 @@ sigrace_cc_test(
        sigrace::crashdump_crash_test_util OpenSSL::Crypto
   LABELS unit notsan
   ENVIRONMENT ASAN_OPTIONS=handle_segv=0:handle_abort=0)
+
+# `sigrace gate`; linked into the sigrace command by stress/.
+sigrace_cc_library(
+  NAME crashdump_gate_main
+  SRCS gate_main.cc
+  HDRS gate_main.h
+  DEPS sigrace::crashdump_gate CLI11::CLI11 nlohmann_json::nlohmann_json)
