@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "base/failpoint.h"
+#include "crashdump/registry.h"
 #include "signer/jws.h"
 #include "signer/token_main.h"
 
@@ -379,6 +380,26 @@ TEST(Signer, RetirementWaitsForInFlightSignature) {
   ASSERT_TRUE(ParseToken(token, &t));
   EXPECT_EQ(t.header.at("kid"), old_kid);
   EXPECT_TRUE(VerifyToken(token, s->PublicJwks()).ok());
+}
+
+// Rotation frees what it built: many rotations do not grow the key heap
+// (freed blocks are wiped and reused), so a long stress run cannot exhaust
+// it or the registry's slots.
+TEST(Signer, RotationReusesTheKeyHeap) {
+  SignerOptions o;
+  o.algs = {Alg::kEdDsa};
+  auto s = Signer::Create(o);
+  ASSERT_TRUE(s.ok());
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE((*s)->Rotate(Alg::kEdDsa).ok());
+  const uint64_t chunks = (*s)->Stats().heap_chunks;
+  const size_t regions = crashdump::TEST_PublishedCount();
+  for (int i = 0; i < 200; ++i) {
+    ASSERT_TRUE((*s)->Rotate(Alg::kEdDsa).ok());
+    ASSERT_TRUE((*s)->Sign(Alg::kEdDsa, Claims{}).ok());
+  }
+  EXPECT_LE((*s)->Stats().heap_chunks, chunks + 1);
+  EXPECT_EQ(crashdump::TEST_PublishedCount(), regions);
+  EXPECT_EQ((*s)->Stats().keys_retired, 210u);
 }
 
 // --- the oracle -------------------------------------------------------------
