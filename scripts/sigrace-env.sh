@@ -4,7 +4,8 @@
 #   scripts/sigrace-env.sh repro [ARGS...]  install, build default+tsan, run
 #                                           `sigrace repro`
 #   scripts/sigrace-env.sh test             install, then every test suite
-#                                           (default and tsan workflows)
+#                                           (default, tsan and fuzz
+#                                           workflows)
 #
 # Installs missing Debian packages with apt-get (as root; idempotent, and it
 # does not touch the network when every package is already present).
@@ -61,6 +62,8 @@ case "$cmd" in
     install_packages
     cmake --workflow --preset default
     cmake --workflow --preset tsan
+    # The reader's libFuzzer target, briefly (about 30 s).
+    cmake --workflow --preset fuzz
     ;;
   setup)
     install_packages
