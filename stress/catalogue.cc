@@ -207,6 +207,23 @@ StatusOr<PlanInputs> MakePlanInputs(const StressOptions& opts,
         FailpointChoices(opts, variant);
     if (!fps.ok()) return fps.status();
     in.failpoints = *fps;
+    if (opts.injectors.size() == 1) {
+      // Failpoint faults only: every algorithm of the run needs a site.
+      for (const std::string& alg : opts.algs) {
+        bool any = false;
+        for (const FailpointChoice& c : in.failpoints) {
+          if (c.algs.empty() || std::find(c.algs.begin(), c.algs.end(),
+                                          alg) != c.algs.end()) {
+            any = true;
+          }
+        }
+        if (!any) {
+          return InvalidArgumentError(
+              "no failpoint of this run is on the " + alg +
+              " path (choose --alg accordingly)");
+        }
+      }
+    }
     if (probe && !variant.race && opts.failpoint.empty()) {
       SIGRACE_RETURN_IF_ERROR(ProbeSites(opts.algs, &in.failpoints));
       if (in.failpoints.empty()) {

@@ -30,9 +30,12 @@ inline constexpr size_t kSmallStackBytes = 64 * 1024;
 
 class HarnessThread {
  public:
+  // `private_stack`: the stack is this object's own mapping, unmapped at
+  // Join(), never handed back to glibc's cache of thread stacks (which
+  // would give a later thread whatever the body left on it).
   static StatusOr<std::unique_ptr<HarnessThread>> Start(
       std::string name, std::function<void()> body,
-      size_t stack_bytes = kHarnessStackBytes);
+      size_t stack_bytes = kHarnessStackBytes, bool private_stack = false);
   ~HarnessThread();
   HarnessThread(const HarnessThread&) = delete;
   HarnessThread& operator=(const HarnessThread&) = delete;
@@ -51,6 +54,8 @@ class HarnessThread {
   std::function<void()> body_;
   pthread_t thread_{};
   bool joinable_ = false;
+  void* stack_ = nullptr;
+  size_t stack_len_ = 0;
   std::atomic<pid_t> tid_{0};
 };
 

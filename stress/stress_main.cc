@@ -62,10 +62,14 @@ int StressMain(int argc, char** argv) {
   opts.trials_given = app.count("--trials") > 0;
   StatusOr<VariantEntry> variant = FindVariant(opts.variant);
   if (!variant.ok()) return Usage(variant.status().message());
-  if (app.count("--alg") == 0 && variant->race &&
-      variant->algs.size() == 1) {
-    // The window opens on one algorithm's path only.
-    alg = variant->algs[0];
+  if (app.count("--alg") == 0) {
+    // A window that opens on one algorithm's path only: run that one.
+    for (const VariantEntry& e : Catalogue()) {
+      const bool chosen = opts.failpoint.empty()
+                              ? variant->race && e.name == variant->name
+                              : e.race && e.failpoint == opts.failpoint;
+      if (chosen && e.algs.size() == 1) alg = e.algs[0];
+    }
   }
   Status st =
       FinishStressOptions(injectors, alg, mode, expect, variant->race, &opts);

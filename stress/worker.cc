@@ -282,15 +282,17 @@ void Worker::UnrelatedLoop() {
 Status Worker::SendNewKeys() {
   MutexLock lock(&keys_mu_);
   // The visit unwraps every key again and leaves whatever the signer leaves
-  // in the registers of the thread that runs it. A short-lived thread takes
-  // those registers with it when it exits, so the harness adds no residue
-  // of its own to later dumps.
+  // in the registers and on the stack of the thread that runs it (seen:
+  // RSA dQ/qInv/PKCS#1 fragments deep on that stack). A short-lived thread
+  // on a private stack takes both with it (exit, munmap), so the oracle
+  // adds no residue of its own to later dumps.
   Status result;
   StatusOr<std::unique_ptr<HarnessThread>> t = HarnessThread::Start(
       "oracle", [this, &result] {
         keys_mu_.AssertHeld();  // held by the caller, which joins below
         result = SendNewKeysLocked();
-      });
+      },
+      kHarnessStackBytes, /*private_stack=*/true);
   if (!t.ok()) return t.status();
   (*t)->Join();
   return result;
