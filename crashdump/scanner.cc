@@ -70,6 +70,16 @@ struct Entry {
 // that fits in cache), plus the exact entries grouped by bucket.
 class Table {
  public:
+  Table() = default;
+  Table(const Table&) = delete;
+  Table& operator=(const Table&) = delete;
+  // The exact windows are key bytes.
+  ~Table() {
+    if (!entries_.empty()) {
+      OPENSSL_cleanse(entries_.data(), entries_.size() * sizeof(Entry));
+    }
+  }
+
   bool Build(std::vector<Entry> entries, int bits) {
     bits_ = bits;
     shift_ = 64 - bits;
@@ -95,7 +105,10 @@ class Table {
       Bucket& bk = buckets_[b];
       int slot = 0;
       while (slot < kSlots && bk.fp[slot] != 0 && bk.fp[slot] != fp) ++slot;
-      if (slot == kSlots) return false;
+      if (slot == kSlots) {
+        OPENSSL_cleanse(entries.data(), entries.size() * sizeof(Entry));
+        return false;
+      }
       bk.fp[slot] = fp;
     }
     entries_ = std::move(entries);
