@@ -64,7 +64,7 @@ void AddStressFlags(CLI::App& app, StressOptions* o,
   app.add_option("--min-fragment", o->min_fragment,
                  "Shortest fragment of a key form that counts, in bytes")
       ->capture_default_str()
-      ->check(CLI::Range(4, 4096));
+      ->check(CLI::Range(8, 4096));
   app.add_option("--out", o->out_dir,
                  "Directory for leaking dumps and their JSON sidecars "
                  "(created when the first leak is kept)")
