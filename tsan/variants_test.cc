@@ -144,7 +144,7 @@ class TsanVariants : public ::testing::Test {
     Reset();
     // A bound on every wait below, so a broken build fails instead of
     // hanging; no assertion depends on it.
-    const auto deadline = Clock::now() + std::chrono::minutes(20);
+    const auto deadline = Clock::now() + std::chrono::minutes(10);
     auto wait_dumps = [&](uint64_t n) {
       while (crashdump::DumpAttempts() - dumps_before < n &&
              Clock::now() < deadline) {
