@@ -55,7 +55,9 @@ struct StressOptions {
   std::string junit;
   bool keep_going = false;  // --expect leak: go on after the first leak
   uint32_t max_kept = 20;   // leaking dumps kept on disk at most
-  uint32_t trial_timeout_ms = 5000;
+  // A fault on the rotation path waits for an RSA-2048 key generation,
+  // which takes seconds on a loaded 2-core machine.
+  uint32_t trial_timeout_ms = 15000;
   uint32_t max_delay_us = 20000;
   bool progress = true;  // only when stderr is a terminal
   bool quiet = false;
