@@ -101,6 +101,7 @@ class Worker {
   std::atomic<uint64_t> claims_seed_{0};
   std::atomic<uint64_t> sign_errors_{0};
   std::atomic<uint64_t> tokens_{0};
+  std::atomic<uint32_t> warmed_{0};  // signing threads past their first
   std::atomic<uint64_t> rotate_errors_{0};
   // Rotations asked for now: a fault armed on the rotation path need not
   // wait for the next --rotate-every period.
@@ -177,6 +178,12 @@ Status Worker::StartThreads() {
       std::this_thread::sleep_for(std::chrono::microseconds(100));
     }
   }
+  while (warmed_.load(std::memory_order_acquire) < signers_.size()) {
+    if (Clock::now() > deadline) {
+      return InternalError("signing thread did not sign its first token");
+    }
+    std::this_thread::sleep_for(std::chrono::microseconds(100));
+  }
   return Status::Ok();
 }
 
@@ -221,8 +228,12 @@ void Worker::WaitForTrial() {
 
 void Worker::SignLoop(int index) {
   uint64_t n = 0;
+  bool warm = false;
   while (!stop_.load(std::memory_order_relaxed)) {
-    WaitForTrial();
+    // One signature before the first trial: a thread's first signature
+    // makes allocations no later one makes (per-thread set-up), which
+    // would shift a window's per-signature hit count in trial 0 only.
+    if (warm) WaitForTrial();
     const signer::Alg alg =
         algs_[static_cast<size_t>(alg_index_.load(std::memory_order_relaxed)) %
               algs_.size()];
@@ -239,6 +250,10 @@ void Worker::SignLoop(int index) {
       tokens_.fetch_add(1, std::memory_order_relaxed);
     } else {
       sign_errors_.fetch_add(1, std::memory_order_relaxed);
+    }
+    if (!warm) {
+      warm = true;
+      warmed_.fetch_add(1, std::memory_order_release);
     }
   }
 }
