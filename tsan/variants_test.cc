@@ -277,9 +277,9 @@ constexpr Expectation kExpectations[] = {
     {Variant::kTornUpdate, false,
      "the torn update is two relaxed atomic stores; TSan reports no race "
      "between atomics"},
-    {Variant::kStaleStack, false,
-     "stale bytes below the stack pointer of the crashing thread itself; "
-     "no second thread touches them"},
+    {Variant::kShallowScope, false,
+     "the expanded Ed25519 key on the crashing thread's own stack; no "
+     "second thread touches it"},
     {Variant::kHeapMontgomery, false,
      "OpenSSL (uninstrumented) writes the Montgomery contexts; the dump "
      "reads them by syscall; no instrumented access on either side"},
@@ -292,8 +292,10 @@ void RunWindowTrial(const Expectation& e) {
       std::string(info.path) == "sign" ? "signer-0" : "rotator";
   TrialOptions t;
   t.variant = e.variant;
-  t.algs = {Alg::kRs256};  // heap-montgomery is an RSA window
-  t.phases = {std::string(info.failpoint) + "=raise(SIGSEGV)@1#" + thread};
+  // heap-montgomery is an RSA window, shallow-scope an Ed25519 one.
+  t.algs = {Alg::kRs256, Alg::kEdDsa};
+  t.phases = {std::string(info.failpoint) + "=raise(SIGSEGV)@" +
+              std::to_string(info.hit > 0 ? info.hit : 1) + "#" + thread};
   t.watch = {info.failpoint};
   const TrialResult r = TsanVariants::RunTrialForTest(t);
   ASSERT_TRUE(r.ran);
@@ -326,7 +328,7 @@ TEST_F(TsanVariants, UnpublishEarlyWindowCrash) {
 TEST_F(TsanVariants, TornUpdateWindowCrash) {
   RunWindowTrial(kExpectations[2]);
 }
-TEST_F(TsanVariants, StaleStackWindowCrash) {
+TEST_F(TsanVariants, ShallowScopeWindowCrash) {
   RunWindowTrial(kExpectations[3]);
 }
 TEST_F(TsanVariants, HeapMontgomeryWindowCrash) {
@@ -357,10 +359,10 @@ TEST_F(TsanFixed, StressWithRotationAndInjectorsHasZeroReports) {
   // dumps, not by time.
   t.phases = {
       "window.torn_update=raise(SIGSEGV)@1#rotator",
-      "window.stale_stack=raise(SIGSEGV)@1#signer-1",
+      "window.shallow_scope=raise(SIGSEGV)@12#signer-1",
   };
   t.dump_requests = 1;
-  t.watch = {"window.torn_update", "window.stale_stack"};
+  t.watch = {"window.torn_update", "window.shallow_scope"};
   const TrialResult r = RunTrial(t);
   ASSERT_TRUE(r.ran);
   PrintTrial("fixed", r);
