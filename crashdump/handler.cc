@@ -24,6 +24,7 @@
 #include "crashdump/proc_maps.h"
 #include "crashdump/registry.h"
 #include "crashdump/signal_safe.h"
+#include "crashdump/symbol_table.h"
 
 namespace sigrace::crashdump {
 namespace {
@@ -474,14 +475,14 @@ size_t Backtrace(const ucontext_t* uc, char* buf, size_t cap) {
   for (int i = 0; i < kMaxBacktraceFrames; ++i) {
     unw_word_t ip = 0;
     unw_get_reg(&cursor, UNW_REG_IP, &ip);
+    // unw_get_proc_name would read ELF images with malloc; the table built
+    // at install time is searched instead. Frames above the first hold
+    // return addresses, which may already lie past the caller's end.
     char name[256];
-    unw_word_t off = 0;
+    Symbolize(static_cast<uint64_t>(ip), name, sizeof(name),
+              /*return_address=*/i > 0);
     t.Ch('#').UDec(static_cast<uint64_t>(i)).Ch(' ').Hex(ip).Ch(' ');
-    if (unw_get_proc_name(&cursor, name, sizeof(name), &off) == 0) {
-      t.Str(name).Str("+").Hex(off);
-    } else {
-      t.Str("??");
-    }
+    t.Str(name);
     t.Ch('\n');
     if (unw_step(&cursor) <= 0) break;
   }
@@ -1096,6 +1097,9 @@ Status InstallHandler(const HandlerOptions& options) {
     UninstallHandler();
     return st;
   }
+  // Without a table the backtrace still prints module+offset (or ??), so a
+  // failure here does not stop the install.
+  (void)BuildSymbolTable();
   WarmUp();
 
   // Fault signals: SA_NODEFER so a fault inside the handler re-enters it
@@ -1155,6 +1159,7 @@ void UninstallHandler() {
     munmap(g_scratch, g_scratch_size);
     g_scratch = nullptr;
   }
+  FreeSymbolTable();
 }
 
 bool HandlerInstalled() { return g_installed.load(); }
