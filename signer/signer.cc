@@ -292,7 +292,8 @@ struct KeyRecord {
 
 class Signer::Impl {
  public:
-  explicit Impl(const SignerOptions& opts) : variant_(opts.variant) {}
+  explicit Impl(const SignerOptions& opts)
+      : variant_(opts.variant), on_key_added_(opts.TEST_on_key_added) {}
   ~Impl();
 
   Status Init(const SignerOptions& opts);
@@ -325,6 +326,7 @@ class Signer::Impl {
   }
 
   const Variant variant_;
+  const std::function<void()> on_key_added_;
   std::unique_ptr<Vault> vault_;
   SecureHeapInfo secure_heap_;
   std::string run_id_;
@@ -449,8 +451,12 @@ Status Signer::Impl::Load(KeyRecord* rec) {
   if (SIGRACE_FAILPOINT(kFpLoadBeforeUnwrap)) {
     return Injected("load.before_unwrap");
   }
+  // The working page stays in dumps (no MADV_DONTDUMP): like the buffers of
+  // the incident, redaction through the registry is its only cover, so a
+  // window in that redaction is a window in the dump. The vault and the
+  // oracle page keep DONTDUMP as defence in depth.
   auto mapped = ProtectedPages::Map(kWorkingBytes, "signer.working",
-                                    /*publish=*/false);
+                                    /*publish=*/false, /*dontdump=*/false);
   if (!mapped.ok()) return mapped.status();
   std::unique_ptr<ProtectedPages> page = std::move(*mapped);
   uint8_t* const parse_slot = page->data();
@@ -641,6 +647,7 @@ Status Signer::Impl::Rotate(Alg alg) {
   if (!rec.ok()) return rec.status();
   KeyRecord* fresh = rec->get();
   AddRecord(std::move(*rec));
+  if (on_key_added_) on_key_added_();
   SIGRACE_RETURN_IF_ERROR(Load(fresh));
   if (SIGRACE_FAILPOINT(kFpRotateAfterLoad)) {
     // The new key stays loaded but inactive; it is freed with the Signer.

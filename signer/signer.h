@@ -106,6 +106,11 @@ struct SignerOptions {
   // Size of OpenSSL's secure heap (power of two). It is process-wide: the
   // first Signer of the process sets it up.
   size_t secure_heap_bytes = size_t{1} << 20;
+  // TEST-ONLY ORACLE hook: runs on the rotating thread once a new key is
+  // generated and wrapped, before it is loaded, so an oracle in another
+  // process learns the key even if this process dies inside the load (a
+  // fatal fault in a load-path window). May call TEST_VisitKeys().
+  std::function<void()> TEST_on_key_added;
 };
 
 // Public facts about one key of the run (no key bytes).

@@ -36,7 +36,8 @@ using CipherCtx = std::unique_ptr<EVP_CIPHER_CTX, CipherCtxDeleter>;
 
 StatusOr<std::unique_ptr<ProtectedPages>> ProtectedPages::Map(size_t bytes,
                                                               const char* label,
-                                                              bool publish) {
+                                                              bool publish,
+                                                              bool dontdump) {
   if (bytes == 0) return InvalidArgumentError("protected pages: zero size");
   const size_t size = (bytes + kPage - 1) / kPage * kPage;
   const size_t map_len = size + 2 * kPage;
@@ -52,7 +53,7 @@ StatusOr<std::unique_ptr<ProtectedPages>> ProtectedPages::Map(size_t bytes,
   }
   // Kernel core dumps skip these pages; sigrace's own writer redacts them
   // through the registry instead.
-  madvise(data, size, MADV_DONTDUMP);
+  if (dontdump) madvise(data, size, MADV_DONTDUMP);
   // EPERM (no CAP_IPC_LOCK, RLIMIT_MEMLOCK) or ENOMEM: keep going, record.
   const bool locked = mlock(data, size) == 0;
   std::unique_ptr<ProtectedPages> p(

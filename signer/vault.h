@@ -43,9 +43,12 @@ class ProtectedPages {
  public:
   // Maps at least `bytes` (rounded up to pages). Publishes at once unless
   // `publish` is false (the caller then calls Publish()).
+  // `dontdump` false leaves the pages in core dumps, so redaction through
+  // the registry is their only cover (the working page: see signer.cc).
   static StatusOr<std::unique_ptr<ProtectedPages>> Map(size_t bytes,
                                                        const char* label,
-                                                       bool publish = true);
+                                                       bool publish = true,
+                                                       bool dontdump = true);
   // Wipes, unpublishes, unmaps.
   ~ProtectedPages();
   ProtectedPages(const ProtectedPages&) = delete;

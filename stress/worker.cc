@@ -122,6 +122,11 @@ Status Worker::Setup() {
   signer::SignerOptions so;
   so.variant = variant_.variant;
   so.algs = algs_;
+  // A fatal child dies inside the trial: a key born in a rotation that
+  // faults in a load-path window must reach the driver before the load.
+  if (opts_.mode == Mode::kFatal) {
+    so.TEST_on_key_added = [this] { (void)SendNewKeys(); };
+  }
   StatusOr<std::unique_ptr<signer::Signer>> s = signer::Signer::Create(so);
   if (!s.ok()) return s.status();
   signer_ = std::move(*s);
