@@ -95,6 +95,19 @@ StatusOr<uint64_t> Release(int from, const std::string& dir,
   return copied;
 }
 
+// Releases everything readable from `from` under the name of `path` and
+// records it in *d as a clean release.
+Status ReleaseInto(int from, const std::string& dir, const std::string& path,
+                   GateDecision* d) {
+  StatusOr<uint64_t> released = Release(from, dir, BaseName(path));
+  if (!released.ok()) return released.status();
+  d->released = true;
+  d->released_size = *released;
+  d->released_path = dir + "/" + BaseName(path);
+  d->reason = "clean";
+  return Status::Ok();
+}
+
 std::string Refusal(const ScanReport& report) {
   return "leak: " + std::to_string(report.leaks) + " fragment(s)";
 }
@@ -171,13 +184,8 @@ StatusOr<GateDecision> Gate::SubmitFixed(const std::string& path) const {
   if (lseek(copy.get(), 0, SEEK_SET) != 0) {
     return ErrnoError("gate: rewind the judged copy", errno);
   }
-  StatusOr<uint64_t> released =
-      Release(copy.get(), options_.release_dir, BaseName(path));
-  if (!released.ok()) return released.status();
-  d.released = true;
-  d.released_size = *released;
-  d.released_path = options_.release_dir + "/" + BaseName(path);
-  d.reason = "clean";
+  SIGRACE_RETURN_IF_ERROR(
+      ReleaseInto(copy.get(), options_.release_dir, path, &d));
   return d;
 }
 
@@ -224,13 +232,8 @@ StatusOr<GateDecision> Gate::SubmitInPlace(const std::string& path) const {
   // bytes that leave are whatever is there now, not what was judged.
   Fd again(open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (again.get() < 0) return ErrnoError("gate: reopen " + path, errno);
-  StatusOr<uint64_t> released =
-      Release(again.get(), options_.release_dir, BaseName(path));
-  if (!released.ok()) return released.status();
-  d.released = true;
-  d.released_size = *released;
-  d.released_path = options_.release_dir + "/" + BaseName(path);
-  d.reason = "clean";
+  SIGRACE_RETURN_IF_ERROR(
+      ReleaseInto(again.get(), options_.release_dir, path, &d));
   return d;
 }
 

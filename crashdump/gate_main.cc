@@ -9,7 +9,6 @@
 #include <nlohmann/json.hpp>
 
 #include "crashdump/gate.h"
-#include "crashdump/key_forms.h"
 #include "crashdump/scanner.h"
 
 namespace sigrace::crashdump {
@@ -65,16 +64,10 @@ int GateMain(int argc, char** argv) {
   if (release_dir.empty()) return Fail("--release-dir is required");
   if (dumps.empty()) return Fail("no DUMP given (see --help)");
 
-  std::vector<KeyForms> keys;
-  for (const std::string& path : key_paths) {
-    StatusOr<KeyForms> k = KeyForms::FromFile(path);
-    if (!k.ok()) return Fail(k.status().message());
-    keys.push_back(std::move(k).value());
-  }
   ScanOptions opt;
   opt.min_fragment = min_fragment;
   StatusOr<std::unique_ptr<Scanner>> scanner =
-      Scanner::Create(std::move(keys), opt);
+      Scanner::FromKeyFiles(key_paths, opt);
   if (!scanner.ok()) return Fail(scanner.status().message());
   Gate gate(scanner->get(), GateOptions{*mode, release_dir});
 

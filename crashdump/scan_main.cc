@@ -183,18 +183,12 @@ int ScanMain(int argc, char** argv) {
   if (dumps.empty()) return Fail("no DUMP given (see --help)");
   if (threads < 0) return Fail("--threads must be >= 0");
 
-  std::vector<KeyForms> keys;
-  for (const std::string& path : key_paths) {
-    StatusOr<KeyForms> k = KeyForms::FromFile(path);
-    if (!k.ok()) return Fail(k.status().message());
-    keys.push_back(std::move(k).value());
-  }
   ScanOptions opt;
   opt.min_fragment = min_fragment;
   opt.threads = threads;
   opt.report_anchors = !no_anchors;
   StatusOr<std::unique_ptr<Scanner>> scanner =
-      Scanner::Create(std::move(keys), opt);
+      Scanner::FromKeyFiles(key_paths, opt);
   if (!scanner.ok()) return Fail(scanner.status().message());
 
   nlohmann::json jdumps = nlohmann::json::array();

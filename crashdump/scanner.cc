@@ -256,6 +256,17 @@ size_t Scanner::index_bytes() const {
          index_->tables[1].bytes() + index_->tables[2].bytes();
 }
 
+StatusOr<std::unique_ptr<Scanner>> Scanner::FromKeyFiles(
+    const std::vector<std::string>& paths, ScanOptions options) {
+  std::vector<KeyForms> keys;
+  for (const std::string& path : paths) {
+    StatusOr<KeyForms> k = KeyForms::FromFile(path);
+    if (!k.ok()) return k.status();
+    keys.push_back(std::move(k).value());
+  }
+  return Create(std::move(keys), options);
+}
+
 StatusOr<std::unique_ptr<Scanner>> Scanner::Create(std::vector<KeyForms> keys,
                                                    ScanOptions options) {
   if (keys.empty()) return InvalidArgumentError("scanner needs a key");

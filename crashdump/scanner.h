@@ -122,6 +122,10 @@ class Scanner {
   // list or min_fragment < 8.
   static StatusOr<std::unique_ptr<Scanner>> Create(std::vector<KeyForms> keys,
                                                    ScanOptions options);
+  // Create() over the keys in `paths` (KeyForms::FromFile each). Fails on
+  // the first file that does not parse, or on an empty list.
+  static StatusOr<std::unique_ptr<Scanner>> FromKeyFiles(
+      const std::vector<std::string>& paths, ScanOptions options);
   ~Scanner();
   Scanner(const Scanner&) = delete;
   Scanner& operator=(const Scanner&) = delete;
