@@ -36,7 +36,12 @@ struct Arena;
 // Lives in the first 16 bytes of every block.
 struct Header {
   uint32_t cls;
-  uint32_t magic;
+  // Stored last with release, loaded first with acquire: a block is often
+  // freed on another thread, handed over through OpenSSL's uninstrumented
+  // reference counts, and this pairing is what orders the header (and the
+  // owner arena's construction) before the free, for the hardware and for
+  // TSan alike.
+  std::atomic<uint32_t> magic;
   union {
     Arena* owner;        // size-class blocks
     size_t large_bytes;  // large runs: bytes from the header to the end
@@ -181,8 +186,8 @@ void* LargeAlloc(size_t n) {
   if (p == nullptr) return nullptr;
   Header* h = reinterpret_cast<Header*>(p);
   h->cls = kLargeClass;
-  h->magic = kMagic;
   h->large_bytes = got;
+  h->magic.store(kMagic, std::memory_order_release);
   g_live.fetch_add(1, std::memory_order_relaxed);
   return p + kHeaderBytes;
 }
@@ -216,8 +221,8 @@ void* HeapAlloc(size_t n) {
   }
   Header* h = reinterpret_cast<Header*>(p);
   h->cls = static_cast<uint32_t>(cls);
-  h->magic = kMagic;
   h->owner = a;
+  h->magic.store(kMagic, std::memory_order_release);
   g_live.fetch_add(1, std::memory_order_relaxed);
   return p + kHeaderBytes;
 }
@@ -231,7 +236,7 @@ size_t BlockUsable(const Header* h) {
 void HeapFree(void* ptr) {
   uint8_t* p = static_cast<uint8_t*>(ptr) - kHeaderBytes;
   Header* h = reinterpret_cast<Header*>(p);
-  if (h->magic != kMagic) abort();  // broken invariant: not our block
+  if (h->magic.load(std::memory_order_acquire) != kMagic) abort();  // broken invariant: not our block
   g_live.fetch_sub(1, std::memory_order_relaxed);
   if (h->cls == kLargeClass) {
     const size_t bytes = h->large_bytes;
