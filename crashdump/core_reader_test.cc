@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -262,6 +263,105 @@ TEST(CoreReader, SealStates) {
     Parsed p = Parse(torn);
     ExpectCleanError(p, "extends beyond the end of the content");
   }
+}
+
+// Re-seals `f` (a sealed synthetic core) with a v2 trailer.
+std::vector<uint8_t> ResealV2(std::vector<uint8_t> f) {
+  f.resize(f.size() - sizeof(SealTrailer));
+  SealTrailer t{};
+  std::memcpy(t.magic, kSealMagicV2, sizeof(t.magic));
+  t.content_size = f.size();
+  t.checksum = SealChecksumV2(f.data(), f.size());
+  const uint8_t* p = reinterpret_cast<const uint8_t*>(&t);
+  f.insert(f.end(), p, p + sizeof(t));
+  return f;
+}
+
+TEST(CoreReader, SealVersionsOneAndTwoAreRead) {
+  const std::vector<uint8_t> v1 = MakeCore().Build(true);
+  {
+    Parsed p = Parse(v1, {.require_seal = true});
+    ASSERT_TRUE(p.ok()) << p.status().ToString();
+    EXPECT_EQ(p.r().seal().version, 1u);
+    EXPECT_TRUE(p.r().seal().checksum_verified);
+  }
+  std::vector<uint8_t> v2 = ResealV2(v1);
+  {
+    Parsed p = Parse(v2, {.require_seal = true});
+    ASSERT_TRUE(p.ok()) << p.status().ToString();
+    EXPECT_EQ(p.r().seal().version, 2u);
+    EXPECT_TRUE(p.r().seal().checksum_verified);
+  }
+  // One bit anywhere in the content, even the top bit of a word, breaks
+  // the v2 checksum; so do two top bits in the same lane.
+  const size_t content = v2.size() - sizeof(SealTrailer);
+  for (size_t off : {content / 2, content / 2 + 7, content - 1}) {
+    std::vector<uint8_t> f = v2;
+    f[off] ^= 0x80;
+    Parsed p = Parse(f);
+    ASSERT_TRUE(p.ok()) << off;
+    EXPECT_EQ(p.r().seal().reason, "corrupt (checksum mismatch)") << off;
+  }
+  {
+    std::vector<uint8_t> f = v2;
+    f[content - 33] ^= 0x80;
+    f[content - 1] ^= 0x80;
+    EXPECT_EQ(Parse(f).r().seal().state, SealState::kCorrupt);
+  }
+  {
+    // A v1 checksum under a v2 magic does not pass.
+    std::vector<uint8_t> f = v1;
+    std::memcpy(f.data() + f.size() - sizeof(SealTrailer), kSealMagicV2, 16);
+    EXPECT_EQ(Parse(f).r().seal().reason, "corrupt (checksum mismatch)");
+  }
+  {
+    std::vector<uint8_t> f = v2;
+    f[f.size() - sizeof(SealTrailer) + 14] = '9';
+    Parsed p = Parse(f);
+    ASSERT_TRUE(p.ok());
+    EXPECT_EQ(p.r().seal().state, SealState::kCorrupt);
+    EXPECT_EQ(p.r().seal().reason,
+              "corrupt (unknown seal version 'v9'; this reader knows v1 and "
+              "v2)");
+    ExpectCleanError(Parse(f, {.require_seal = true}),
+                     "unknown seal version 'v9'");
+  }
+}
+
+// The writer feeds the v2 checksum in arbitrary pieces and turns zero runs
+// into UpdateZeros(); every split must give the one-shot value.
+TEST(SealHasherV2, ChunkingAndZeroRunsGiveTheOneShotValue) {
+  std::vector<uint8_t> data(3 * 4096 + 77);
+  uint64_t x = 12345;
+  for (size_t i = 0; i < data.size(); ++i) {
+    x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+    data[i] = static_cast<uint8_t>(x >> 56);
+  }
+  // Zero runs at odd places and lengths.
+  std::memset(data.data() + 5, 0, 3);
+  std::memset(data.data() + 4096, 0, 4096);
+  std::memset(data.data() + 9000, 0, 33);
+  const uint64_t want = SealChecksumV2(data.data(), data.size());
+  for (size_t piece : {size_t{1}, size_t{3}, size_t{31}, size_t{32},
+                       size_t{33}, size_t{4096}, size_t{5000}}) {
+    SealHasherV2 h;
+    for (size_t i = 0; i < data.size(); i += piece) {
+      const size_t n = std::min(piece, data.size() - i);
+      bool zero = true;
+      for (size_t k = 0; k < n; ++k) zero = zero && data[i + k] == 0;
+      if (zero) {
+        h.UpdateZeros(n);
+      } else {
+        h.Update(data.data() + i, n);
+      }
+    }
+    EXPECT_EQ(h.bytes(), data.size());
+    EXPECT_EQ(h.Finish(), want) << "piece " << piece;
+  }
+  // Trailing zeros and length both count.
+  std::vector<uint8_t> longer = data;
+  longer.push_back(0);
+  EXPECT_NE(SealChecksumV2(longer.data(), longer.size()), want);
 }
 
 // Every prefix of a valid dump shorter than its content is an error, and

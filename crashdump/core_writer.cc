@@ -7,6 +7,7 @@
 #include <sys/uio.h>
 #include <sys/user.h>
 
+#include <atomic>
 #include <cstring>
 
 #include "crashdump/signal_safe.h"
@@ -65,7 +66,7 @@ class Sink {
   explicit Sink(int fd) : fd_(fd) {}
   void Put(const void* data, size_t n) {
     if (error_ != 0) return;
-    checksum_ = SealChecksumUpdate(checksum_, data, n);
+    hasher_.Update(data, n);
     written_ += n;
     if (n >= sizeof(buf_) / 2) {
       Flush();
@@ -77,17 +78,11 @@ class Sink {
     used_ += n;
   }
   // n zero bytes as a hole (lseek), so untouched pages cost no I/O. The
-  // checksum still covers them: FNV-1a over a zero byte is one multiply,
-  // so n zeros multiply the state by prime^n.
+  // checksum still covers them, without reading zeros (UpdateZeros).
   void Hole(size_t n) {
     if (error_ != 0 || n == 0) return;
     Flush();
-    uint64_t f = 1, b = 0x100000001b3ULL;
-    for (uint64_t e = n; e != 0; e >>= 1) {
-      if (e & 1) f *= b;
-      b *= b;
-    }
-    checksum_ *= f;
+    hasher_.UpdateZeros(n);
     written_ += n;
     pending_hole_ += n;  // one lseek for a run of holes, at the next write
   }
@@ -112,7 +107,7 @@ class Sink {
   int error() const { return error_; }
   uint64_t written() const { return written_; }
   uint64_t total() const { return written_ + trailer_; }
-  uint64_t checksum() const { return checksum_; }
+  uint64_t checksum() const { return hasher_.Finish(); }
 
  private:
   void Raw(const void* data, size_t n) {
@@ -134,7 +129,7 @@ class Sink {
   int error_ = 0;
   uint64_t written_ = 0;
   uint64_t trailer_ = 0;
-  uint64_t checksum_ = kSealChecksumInit;
+  SealHasherV2 hasher_;
   uint64_t pending_hole_ = 0;
   size_t used_ = 0;
   char buf_[8192];
@@ -395,6 +390,33 @@ void PutWithHoles(Sink& sink, const char* buf, size_t n) {
 // the stack held before (stale data, maybe secrets). The kernel's note
 // carries init values (zeros) there; so does ours. Offsets from CPUID 0xD
 // (standard, non-compacted format, as signal frames use).
+// CPUID leaf 0xD sub-leaf i: size (a) and offset (b) of XSAVE component i,
+// looked up once per process. In a VM every CPUID traps to the hypervisor
+// (measured: the lookups per thread per dump were most of the writer's
+// own CPU time), and the layout never changes while the process runs.
+// Lock-free: a dump racing the first lookup computes the same values.
+struct XstateComponent {
+  std::atomic<uint32_t> size{0};
+  std::atomic<uint32_t> offset{0};
+};
+static_assert(std::atomic<uint32_t>::is_always_lock_free);
+static_assert(std::atomic<bool>::is_always_lock_free);
+XstateComponent g_xstate[64];
+std::atomic<bool> g_xstate_ready{false};
+
+void LoadXstateLayout() {
+  if (g_xstate_ready.load(std::memory_order_acquire)) return;
+  for (unsigned i = 2; i < 64; ++i) {
+    unsigned a, b, c, dd;
+    __asm__ volatile("cpuid"
+                     : "=a"(a), "=b"(b), "=c"(c), "=d"(dd)
+                     : "a"(0xd), "c"(i));
+    g_xstate[i].size.store(a, std::memory_order_relaxed);
+    g_xstate[i].offset.store(b, std::memory_order_relaxed);
+  }
+  g_xstate_ready.store(true, std::memory_order_release);
+}
+
 void ZeroUnusedXstate(char* d, size_t size) {
   uint64_t bv;
   memcpy(&bv, d + kFxsaveSize, 8);
@@ -402,12 +424,11 @@ void ZeroUnusedXstate(char* d, size_t size) {
   if ((bv & 1) == 0) memset(d + 32, 0, 160 - 32);   // x87 st0-7
   if ((bv & 2) == 0) memset(d + 160, 0, 416 - 160);  // xmm0-15
   memset(d + kFxsaveSize + 16, 0, kXsaveHeaderEnd - kFxsaveSize - 16);
+  LoadXstateLayout();
   for (unsigned i = 2; i < 64; ++i) {
     if (bv & (1ull << i)) continue;
-    unsigned a, b, c, dd;
-    __asm__ volatile("cpuid"
-                     : "=a"(a), "=b"(b), "=c"(c), "=d"(dd)
-                     : "a"(0xd), "c"(i));
+    const uint32_t a = g_xstate[i].size.load(std::memory_order_relaxed);
+    const uint32_t b = g_xstate[i].offset.load(std::memory_order_relaxed);
     if (a == 0 || b < kXsaveHeaderEnd || b >= size) continue;
     const size_t len = b + a <= size ? a : size - b;
     memset(d + b, 0, len);
@@ -440,6 +461,8 @@ void ApplyRedactions(const CoreInput& in, char* buf, uint64_t va, size_t n) {
 }
 
 }  // namespace
+
+void WarmUpCoreWriter() { LoadXstateLayout(); }
 
 uint64_t DumpSizeForMapping(const ProcMapping& m, const char* pool) {
   const uint64_t size = m.end - m.start;
@@ -642,7 +665,7 @@ bool WriteCore(const CoreInput& in, int fd, CoreOutput* out) {
 
   SealTrailer tr;
   memset(&tr, 0, sizeof(tr));
-  memcpy(tr.magic, kSealMagic, sizeof(tr.magic));
+  memcpy(tr.magic, kSealMagicV2, sizeof(tr.magic));
   tr.content_size = sink.written();
   tr.checksum = sink.checksum();
   sink.PutUnchecked(&tr, sizeof(tr));

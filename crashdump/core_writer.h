@@ -89,6 +89,13 @@ struct CoreOutput {
   const char* stage = "";     // failing step
 };
 
+// Looks up what the writer needs from the CPU once (the XSAVE layout), so
+// the first dump does not pay for it. Optional: WriteCore looks it up on
+// first use otherwise.
+// Not async-signal-safe by contract (call it at install time), though it
+// only runs CPUID.
+void WarmUpCoreWriter();
+
 // Writes the core and its seal trailer to `fd` from the current offset.
 // Returns true if the file is complete and sealed.
 // Safe to call from a signal handler.

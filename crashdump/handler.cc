@@ -674,6 +674,7 @@ void RunDump(int sig, siginfo_t* info, ucontext_t* uc, bool live,
     r->redactions = static_cast<uint32_t>(nred);
 
     // Process facts.
+    const uint64_t maps_t0 = NowNs();
     ProcMapTable mt;
     mt.maps = sc.maps;
     mt.cap = kMaxMappings;
@@ -686,6 +687,7 @@ void RunDump(int sig, siginfo_t* info, ucontext_t* uc, bool live,
     long comm_len =
         ReadProcFile("/proc/self/comm", sc.comm, sizeof(sc.comm) - 1);
     sc.comm[comm_len > 0 ? comm_len : 0] = '\0';
+    r->maps_ns = NowNs() - maps_t0;
 
     // Meta note (key=value lines; never key material).
     ss::Text meta(sc.meta, sizeof(sc.meta));
@@ -746,7 +748,9 @@ void RunDump(int sig, siginfo_t* info, ucontext_t* uc, bool live,
       in.pagemap_cap = sizeof(sc.pagemap) / sizeof(sc.pagemap[0]);
       in.before_seal = &BeforeSealHook;
       CoreOutput out;
+      const uint64_t write_t0 = NowNs();
       const bool ok = WriteCore(in, static_cast<int>(fd), &out);
+      r->write_ns = NowNs() - write_t0;
       r->size = out.size;
       r->mappings = out.loads;
       if (!ok) {
@@ -938,6 +942,7 @@ void WarmUp() {
   (void)NowNs();
   (void)OnAltStack();
   (void)ArchGetBase(0x1003);
+  WarmUpCoreWriter();
   sigset_t set;
   sigemptyset(&set);
 }

@@ -88,6 +88,8 @@ struct DumpResult {
   uint32_t mappings = 0;     // PT_LOAD count
   uint32_t redactions = 0;   // records in the redaction note
   uint64_t freeze_ns = 0;    // time to freeze every other thread
+  uint64_t maps_ns = 0;      // reading /proc/self/smaps, auxv, cmdline
+  uint64_t write_ns = 0;     // writing and sealing the core
   uint64_t total_ns = 0;     // handler entry to sealed
 };
 

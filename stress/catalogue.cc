@@ -201,6 +201,7 @@ StatusOr<PlanInputs> MakePlanInputs(const StressOptions& opts,
   in.injectors = opts.injectors;
   in.signer_threads = opts.threads;
   in.max_delay_us = opts.max_delay_us;
+  in.rotation_share = opts.rotation_share;
   if (std::find(opts.injectors.begin(), opts.injectors.end(),
                 Injector::kFailpoint) != opts.injectors.end()) {
     StatusOr<std::vector<FailpointChoice>> fps =

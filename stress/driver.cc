@@ -135,15 +135,21 @@ class Oracle {
       so.min_fragment = min_fragment_;
       so.threads = 1;  // dumps are a few MiB; thread start-up would dominate
       so.report_anchors = false;
+      const auto t0 = Clock::now();
       StatusOr<std::unique_ptr<crashdump::Scanner>> s =
           crashdump::Scanner::Create(keys_, so);
       if (!s.ok()) return s.status();
       scanner_ = std::move(*s);
       dirty_ = false;
+      last_build_ms_ =
+          std::chrono::duration<double, std::milli>(Clock::now() - t0)
+              .count();
     }
     return scanner_.get();
   }
   size_t size() const { return keys_.size(); }
+  // Wall time of the last index build (every key's forms, from scratch).
+  double last_build_ms() const { return last_build_ms_; }
 
  private:
   Status AddKey(const std::string& p) {
@@ -167,6 +173,7 @@ class Oracle {
   std::vector<crashdump::KeyForms> keys_;
   std::unique_ptr<crashdump::Scanner> scanner_;
   bool dirty_ = false;
+  double last_build_ms_ = 0;
 };
 
 Status MakeDirs(const std::string& dir) {
@@ -268,6 +275,9 @@ class Driver {
   Clock::time_point start_;
   uint32_t kept_ = 0;
   std::unique_ptr<Progress> progress_;
+  // SIGRACE_STRESS_DEBUG=1: per-trial records (timings, sizes; never key
+  // bytes) on stderr.
+  const bool debug_ = getenv("SIGRACE_STRESS_DEBUG") != nullptr;
 };
 
 std::vector<std::string> Driver::WorkerArgs(const std::string& dump_dir) const {
@@ -371,13 +381,25 @@ void Driver::Record(TrialResult r) {
 
 void Driver::Judge(Oracle& oracle, const std::string& path, int fd,
                    TrialResult* r) {
+  const auto t0 = Clock::now();
   StatusOr<const crashdump::Scanner*> scanner = oracle.scanner();
   if (!scanner.ok()) {
     r->verdict = Verdict::kHarnessError;
     r->message = "oracle: " + scanner.status().message();
     return;
   }
+  const auto t1 = Clock::now();
   StatusOr<crashdump::ScanReport> scan = (*scanner)->ScanFile(path);
+  if (debug_) {
+    std::fprintf(stderr,
+                 "{\"driver\":1,\"trial\":%llu,\"index_ms\":%.3f,"
+                 "\"scanfile_ms\":%.3f,\"search_ms\":%.3f,\"keys\":%zu}\n",
+                 static_cast<unsigned long long>(r->plan.trial),
+                 std::chrono::duration<double, std::milli>(t1 - t0).count(),
+                 std::chrono::duration<double, std::milli>(Clock::now() - t1)
+                     .count(),
+                 scan.ok() ? scan->seconds * 1e3 : 0.0, oracle.size());
+  }
   if (!scan.ok()) {
     // A torn or unsealed dump is never scanned as clean.
     r->verdict = Verdict::kHarnessError;
@@ -437,17 +459,57 @@ void Driver::Judge(Oracle& oracle, const std::string& path, int fd,
   }
 }
 
+// Folds a finished worker's TSan counts (its last result) into the report.
+void FoldWorkerTsan(const nlohmann::json& t, RunReport* report) {
+  if (!t.is_object()) return;
+  report->tsan.enabled = t.value("enabled", false);
+  report->tsan.total += t.value("total", uint64_t{0});
+  if (t.contains("by_type")) {
+    for (auto& [k, v] : t["by_type"].items()) {
+      report->tsan.by_type[k] += v.get<uint64_t>();
+    }
+  }
+}
+
 StatusOr<RunReport> Driver::RunLive() {
   std::unique_ptr<WorkerProcess> worker;
   std::unique_ptr<Oracle> oracle;
   nlohmann::json worker_tsan;
+  double start_ms = 0;  // how long the last worker took to start
+  // What the last new key cost the worker to hand over (it unwraps every
+  // key it holds again; see Worker::SendNewKeys).
+  double handover_ms = 0;
   auto start_worker = [&]() -> Status {
+    const auto t0 = Clock::now();
     StatusOr<std::unique_ptr<WorkerProcess>> w =
         WorkerProcess::Spawn(WorkerArgs(""));
     if (!w.ok()) return w.status();
     worker = std::move(*w);
     oracle = std::make_unique<Oracle>(opts_.min_fragment);
-    return AwaitHello(*worker, *oracle);
+    worker_tsan = nlohmann::json();
+    handover_ms = 0;
+    Status st = AwaitHello(*worker, *oracle);
+    start_ms =
+        std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+    return st;
+  };
+  // Asks the worker to quit and checks that it did; a worker that does not
+  // exit cleanly is a harness error of the run.
+  auto finish_worker = [&](uint64_t next_trial) {
+    (void)worker->channel().Send('Q', "");
+    bool killed = false;
+    const int ws = worker->Wait(20000, &killed);
+    FoldWorkerTsan(worker_tsan, &report_);
+    worker_tsan = nlohmann::json();
+    if (killed || !WIFEXITED(ws) || WEXITSTATUS(ws) != 0) {
+      TrialResult r;
+      r.plan = PlanTrial(inputs_, next_trial);
+      r.verdict = Verdict::kHarnessError;
+      r.message = "worker did not exit cleanly: " +
+                  (killed ? std::string("hung, killed") : WaitStatusText(ws));
+      report_.harness_errors++;
+      report_.error_list.push_back(r);
+    }
   };
   SIGRACE_RETURN_IF_ERROR(start_worker());
   start_ = Clock::now();
@@ -458,6 +520,7 @@ StatusOr<RunReport> Driver::RunLive() {
     TrialResult r;
     r.plan = PlanTrial(inputs_, trial);
     const auto t0 = Clock::now();
+    const size_t keys_before = oracle->size();
     Status st = worker->channel().Send('T', PlanToJson(r.plan));
     bool lost = !st.ok();
     while (!lost) {
@@ -492,7 +555,7 @@ StatusOr<RunReport> Driver::RunLive() {
           nlohmann::json::parse(m->payload, nullptr, false);
       // SIGRACE_STRESS_DEBUG=1: each trial's result record (no key bytes:
       // timings, dump size, threads) on stderr.
-      if (getenv("SIGRACE_STRESS_DEBUG") != nullptr) {
+      if (debug_) {
         std::fprintf(stderr, "%s\n", m->payload.c_str());
       }
       if (!j.is_object()) {
@@ -508,17 +571,26 @@ StatusOr<RunReport> Driver::RunLive() {
         Judge(*oracle, "/proc/self/fd/" + std::to_string(m->fd), m->fd, &r);
       }
       if (j.is_object() && j.contains("tsan")) worker_tsan = j["tsan"];
+      if (j.is_object() && keys_before != oracle->size()) {
+        handover_ms = j.value("keys_ms", 0.0);
+      }
       if (m->fd >= 0) close(m->fd);
       break;
     }
     if (!r.message.empty()) r.verdict = Verdict::kHarnessError;
     r.trial_ms =
         std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+    if (debug_) {
+      std::fprintf(stderr,
+                   "{\"driver\":2,\"trial\":%llu,\"trial_ms\":%.3f}\n",
+                   static_cast<unsigned long long>(trial), r.trial_ms);
+    }
     if (lost) {
       // The worker is gone or out of step: say how it ended, start a new
       // one for the next trial (a bounded number of times).
       bool killed = false;
       const int ws = worker->Wait(2000, &killed);
+      FoldWorkerTsan(worker_tsan, &report_);
       r.message += " (worker " +
                    std::string(killed ? "hung, killed" : WaitStatusText(ws)) +
                    ")";
@@ -531,28 +603,29 @@ StatusOr<RunReport> Driver::RunLive() {
       continue;
     }
     Record(r);
-  }
-  (void)worker->channel().Send('Q', "");
-  bool killed = false;
-  const int ws = worker->Wait(20000, &killed);
-  if (killed || !WIFEXITED(ws) || WEXITSTATUS(ws) != 0) {
-    TrialResult r;
-    r.plan = PlanTrial(inputs_, opts_.FirstTrial() + index);
-    r.verdict = Verdict::kHarnessError;
-    r.message = "worker did not exit cleanly: " +
-                (killed ? std::string("hung, killed") : WaitStatusText(ws));
-    report_.harness_errors++;
-    report_.error_list.push_back(r);
-  }
-  if (worker_tsan.is_object()) {
-    report_.tsan.enabled = worker_tsan.value("enabled", false);
-    report_.tsan.total += worker_tsan.value("total", uint64_t{0});
-    if (worker_tsan.contains("by_type")) {
-      for (auto& [k, v] : worker_tsan["by_type"].items()) {
-        report_.tsan.by_type[k] += v.get<uint64_t>();
+    // Every key a worker ever held stays in its oracle (a retired key's
+    // residue may sit in any later dump of that process), so each new key
+    // costs work over all of them: the worker unwraps every key again to
+    // hand the new one over, and the driver rebuilds the index. Once that
+    // costs more than starting a fresh worker (a new exec: nothing of the
+    // old keys is in its memory, so its oracle starts from its own keys),
+    // start over.
+    if (oracle->last_build_ms() + handover_ms > start_ms &&
+        !Done(index + 1)) {
+      if (debug_) {
+        std::fprintf(stderr,
+                     "{\"driver\":3,\"recycle_after\":%llu,\"keys\":%zu,"
+                     "\"index_ms\":%.1f,\"handover_ms\":%.1f,"
+                     "\"start_ms\":%.1f}\n",
+                     static_cast<unsigned long long>(trial), oracle->size(),
+                     oracle->last_build_ms(), handover_ms, start_ms);
       }
+      finish_worker(trial + 1);
+      ++report_.worker_restarts;
+      SIGRACE_RETURN_IF_ERROR(start_worker());
     }
   }
+  finish_worker(opts_.FirstTrial() + index);
   return report_;
 }
 

@@ -3,6 +3,7 @@
 #include <sys/random.h>
 
 #include <chrono>
+#include <cstdio>
 #include <string>
 
 #include <CLI/CLI.hpp>
@@ -90,6 +91,13 @@ void AddStressFlags(CLI::App& app, StressOptions* o,
                  "Upper bound of the random delay before an async or "
                  "unrelated fault")
       ->capture_default_str();
+  app.add_option("--rotation-share", o->rotation_share,
+                 "Probability that a failpoint fault lands on the rotation "
+                 "path (key generation, load, rotate) rather than a "
+                 "signing thread; default: uniform over all sites of the "
+                 "trial's algorithm (most are on the rotation path). Each "
+                 "rotation-path fault costs a key generation")
+      ->check(CLI::Range(0.0, 1.0));
   app.add_flag("--no-progress{false}", o->progress,
                "No progress line on stderr (it is shown only on a "
                "terminal anyway)");
@@ -159,8 +167,15 @@ std::string ReplayCommand(const StressOptions& o, const TrialPlan& p) {
   if (!o.failpoint.empty() && p.injector == Injector::kFailpoint) {
     cmd += " --failpoint " + o.failpoint;
   }
-  if (o.max_delay_us != 20000 && p.injector != Injector::kFailpoint) {
+  if (o.max_delay_us != kDefaultMaxDelayUs &&
+      p.injector != Injector::kFailpoint) {
     cmd += " --max-delay-us " + std::to_string(o.max_delay_us);
+  }
+  if (o.rotation_share >= 0 && p.injector == Injector::kFailpoint &&
+      o.failpoint.empty()) {
+    char share[32];
+    std::snprintf(share, sizeof(share), "%.17g", o.rotation_share);
+    cmd += std::string(" --rotation-share ") + share;
   }
   if (o.min_fragment != kDefaultMinFragment) {
     cmd += " --min-fragment " + std::to_string(o.min_fragment);

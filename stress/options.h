@@ -29,6 +29,11 @@ inline constexpr uint32_t kDefaultRotateEveryMs = 1000;
 inline constexpr uint32_t kDefaultMinFragment = 16;
 inline constexpr uint64_t kDefaultTrials = 1000;
 inline constexpr const char* kDefaultInjectors = "failpoint,async,unrelated";
+// Upper bound of the async/unrelated delay. The signing threads burn both
+// cores for the whole delay, so it is what a live trial costs most; a few
+// RS256 signatures (about 1-2 ms each here) are enough for the fault to
+// land at a random point of one.
+inline constexpr uint32_t kDefaultMaxDelayUs = 4000;
 
 struct StressOptions {
   std::string variant = "fixed";
@@ -58,7 +63,8 @@ struct StressOptions {
   // A fault on the rotation path waits for an RSA-2048 key generation,
   // which takes seconds on a loaded 2-core machine.
   uint32_t trial_timeout_ms = 15000;
-  uint32_t max_delay_us = 20000;
+  uint32_t max_delay_us = kDefaultMaxDelayUs;
+  double rotation_share = -1;  // see PlanInputs::rotation_share
   bool progress = true;  // only when stderr is a terminal
   bool quiet = false;
 

@@ -273,7 +273,8 @@ nlohmann::json ReportJson(const RunReport& r) {
   j["trials_per_s"] = r.TrialsPerSecond();
   j["totals"] = {{"trials", r.trials},         {"clean", r.clean},
                  {"leak", r.leaks},            {"harness_error", r.harness_errors},
-                 {"dumps", r.dumps},           {"dump_bytes", r.dump_bytes}};
+                 {"dumps", r.dumps},           {"dump_bytes", r.dump_bytes},
+                 {"worker_restarts", r.worker_restarts}};
   nlohmann::json cells = nlohmann::json::array();
   for (const CellStats& c : r.cells) {
     nlohmann::json cj;

@@ -19,7 +19,7 @@
 //     "window": "..." | "",                  // the variant's window
 //     "elapsed_s": 1.5, "trials_per_s": 120.0,
 //     "totals": {"trials": N, "clean": N, "leak": N, "harness_error": N,
-//                "dumps": N, "dump_bytes": N},
+//                "dumps": N, "dump_bytes": N, "worker_restarts": N},
 //     "cells": [                             // one per variant x alg x mode
 //       {"variant": "...", "alg": "rs256", "mode": "live",
 //        "trials": N, "clean": N, "leaks": N, "harness_errors": N,
@@ -121,6 +121,9 @@ struct RunReport {
   double elapsed_s = 0;
   uint64_t trials = 0, clean = 0, leaks = 0, harness_errors = 0;
   uint64_t dumps = 0, dump_bytes = 0;
+  // Live mode: fresh worker processes started to bound the oracle's key
+  // count (not counting restarts after a lost worker).
+  uint64_t worker_restarts = 0;
   std::vector<CellStats> cells;
   std::vector<TrialResult> leak_list;  // first 100
   std::vector<TrialResult> error_list;  // first 20

@@ -113,6 +113,21 @@ TrialPlan PlanTrial(const PlanInputs& in, uint64_t trial) {
       sites.push_back(&fp);
     }
   }
+  if (p.injector == Injector::kFailpoint && in.rotation_share >= 0) {
+    std::vector<const FailpointChoice*> rotation, signing;
+    for (const FailpointChoice* fp : sites) {
+      (fp->on_signer ? signing : rotation).push_back(fp);
+    }
+    // 53 random bits -> [0, 1): the share is met to within 2^-53.
+    const double u =
+        static_cast<double>(TrialRng(in.seed, trial, Field::kPath).Next() >>
+                            11) *
+        0x1.0p-53;
+    const bool on_rotation = u < in.rotation_share;
+    std::vector<const FailpointChoice*>& group =
+        on_rotation ? rotation : signing;
+    if (!group.empty()) sites = group;
+  }
   if (p.injector == Injector::kFailpoint && !sites.empty()) {
     const FailpointChoice& fp =
         *sites[TrialRng(in.seed, trial, Field::kFailpoint).Below(sites.size())];

@@ -46,6 +46,7 @@ enum class Field : uint64_t {
   kDelay = 6,
   kClaims = 7,
   kWorkload = 8,
+  kPath = 9,  // signing or rotation path (with a rotation share only)
 };
 
 // Draws of one field of one trial. Copyable; each copy replays the same
@@ -111,7 +112,14 @@ struct PlanInputs {
   std::vector<FailpointChoice> failpoints;
   uint32_t signer_threads = 2;
   // Upper bound of the async/unrelated delay, in microseconds.
-  uint32_t max_delay_us = 20000;
+  uint32_t max_delay_us = 4000;
+  // < 0: a failpoint fault picks uniformly among the sites of the trial's
+  // algorithm (most are on the rotation path). In [0, 1]: it lands on the
+  // rotation path (rotation thread: keygen, load, rotate) with this
+  // probability, and uniformly among that path's sites. A rotation-path
+  // fault costs a key generation (RSA-2048: a few hundred ms here) and a
+  // new key for the oracle; long live runs lower the share to fit.
+  double rotation_share = -1;
 };
 
 // Every choice of one trial.

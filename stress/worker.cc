@@ -194,6 +194,9 @@ Status Worker::StartThreads() {
 
 void Worker::Stop() {
   stop_.store(true);
+  // A thread between its stop_ check and its wait sees the value change.
+  running_.store(true, std::memory_order_release);
+  running_.notify_all();
   if (sem_ready_) sem_post(&unrelated_go_);
   for (auto& t : signers_) t->Join();
   if (rotator_) rotator_->Join();
@@ -225,9 +228,11 @@ bool Worker::SleepUnlessStopped(std::chrono::microseconds d,
 }
 
 void Worker::WaitForTrial() {
+  // Blocks in the kernel (futex) between trials, so idle signing threads
+  // take no CPU from the driver's scan; Stop() and RunTrial() wake them.
   while (!running_.load(std::memory_order_acquire) &&
          !stop_.load(std::memory_order_relaxed)) {
-    std::this_thread::sleep_for(std::chrono::microseconds(200));
+    running_.wait(false, std::memory_order_acquire);
   }
 }
 
@@ -301,6 +306,11 @@ void Worker::UnrelatedLoop() {
 
 Status Worker::SendNewKeys() {
   MutexLock lock(&keys_mu_);
+  // Public facts first: most trials add no key, and then no thread starts.
+  if (signer_->Keys().size() == keys_seen_ &&
+      signer_->Stats().rotations == rotations_seen_) {
+    return Status::Ok();
+  }
   // The visit unwraps every key again and leaves whatever the signer leaves
   // in the registers and on the stack of the thread that runs it (seen:
   // RSA dQ/qInv/PKCS#1 fragments deep on that stack). A short-lived thread
@@ -374,6 +384,7 @@ Status Worker::RunTrial(const TrialPlan& plan) {
   const uint64_t before = crashdump::DumpAttempts();
   const auto start = Clock::now();
   running_.store(true, std::memory_order_release);
+  running_.notify_all();
   std::string error;
   switch (plan.injector) {
     case Injector::kFailpoint: {
@@ -426,8 +437,9 @@ Status Worker::RunTrial(const TrialPlan& plan) {
     while (crashdump::LastDump().sequence <= before &&
            Clock::now() < deadline) {
       std::this_thread::sleep_for(pause);
-      pause = std::min<std::chrono::microseconds>(pause * 2,
-                                                  std::chrono::milliseconds(1));
+      // Capped low: the signing threads run on until running_ drops.
+      pause = std::min<std::chrono::microseconds>(
+          pause * 2, std::chrono::microseconds(200));
     }
     if (crashdump::LastDump().sequence <= before) {
       error = "no dump within " + std::to_string(opts_.trial_timeout_ms) +
@@ -464,6 +476,8 @@ Status Worker::RunTrial(const TrialPlan& plan) {
   r["threads_unfrozen"] = d.threads_unfrozen;
   r["handler_ms"] = static_cast<double>(d.total_ns) / 1e6;
   r["freeze_us"] = static_cast<double>(d.freeze_ns) / 1e3;
+  r["maps_ms"] = static_cast<double>(d.maps_ns) / 1e6;
+  r["write_ms"] = static_cast<double>(d.write_ns) / 1e6;
   r["tokens"] = tokens_.load();
   r["sign_errors"] = sign_errors_.load();
   r["rotate_errors"] = rotate_errors_.load();
@@ -478,7 +492,15 @@ Status Worker::RunTrial(const TrialPlan& plan) {
   r["error"] = error;
   // Keys born since the last trial (rotation) go out after the dump and
   // before its verdict, so the oracle always covers the dump it judges.
+  const auto keys_start = Clock::now();
   SIGRACE_RETURN_IF_ERROR(SendNewKeys());
+  r["keys_ms"] = std::chrono::duration<double, std::milli>(Clock::now() -
+                                                           keys_start)
+                     .count();
+  r["post_ms"] = std::chrono::duration<double, std::milli>(Clock::now() -
+                                                           start)
+                     .count() -
+                 r["wall_ms"].get<double>();
   return channel_.Send('R', r.dump(), {},
                        error.empty() && d.memfd >= 0 ? d.memfd : -1);
 }
