@@ -82,7 +82,22 @@ std::vector<std::pair<uint8_t*, size_t>>* g_large_free GUARDED_BY(g_large_mu) =
 SIGRACE_FAILPOINT_DEFINE(kFpWindowShallowScope, "window.shallow_scope");
 
 thread_local int t_scope_depth = 0;
+thread_local int t_suspend_depth = 0;
 thread_local int t_signature_depth = 0;
+
+std::atomic<bool> g_process_wide_model{false};
+// WINDOW (global-key-scope): the whole process shares this one flag. It is
+// a plain bool on purpose: the variant reproduces the data race as well as
+// the lost cover. Never touched under KeyScopeModel::kPerThread.
+bool g_process_scope_flag = false;
+
+// True when an OpenSSL allocation by this thread belongs in the key heap.
+bool RouteToKeyHeap() {
+  if (t_scope_depth > 0) return true;
+  return t_suspend_depth == 0 &&
+         g_process_wide_model.load(std::memory_order_relaxed) &&
+         g_process_scope_flag;
+}
 thread_local Arena* t_arena = nullptr;
 
 bool InReserve(const void* p) {
@@ -269,7 +284,7 @@ void HeapFree(void* ptr) {
 
 void* MallocFn(size_t n, const char* /*file*/, int /*line*/) {
   if (t_signature_depth > 0) (void)SIGRACE_FAILPOINT(kFpWindowShallowScope);
-  if (t_scope_depth > 0) return HeapAlloc(n);
+  if (RouteToKeyHeap()) return HeapAlloc(n);
   return malloc(n);
 }
 
@@ -332,15 +347,45 @@ Status InstallKeyHeap() { return DoInstall(); }
 
 bool KeyHeapInstalled() { return g_installed.load(std::memory_order_acquire); }
 
-KeyAllocScope::KeyAllocScope() { ++t_scope_depth; }
-KeyAllocScope::~KeyAllocScope() { --t_scope_depth; }
-
-KeyAllocSuspend::KeyAllocSuspend() : saved_(t_scope_depth) {
-  t_scope_depth = 0;
+void SetKeyScopeModel(KeyScopeModel model) {
+  g_process_wide_model.store(model == KeyScopeModel::kProcessWide,
+                             std::memory_order_relaxed);
 }
-KeyAllocSuspend::~KeyAllocSuspend() { t_scope_depth = saved_; }
 
-bool InKeyAllocScope() { return t_scope_depth > 0; }
+KeyScopeModel GetKeyScopeModel() {
+  return g_process_wide_model.load(std::memory_order_relaxed)
+             ? KeyScopeModel::kProcessWide
+             : KeyScopeModel::kPerThread;
+}
+
+KeyAllocScope::KeyAllocScope()
+    : process_wide_(g_process_wide_model.load(std::memory_order_relaxed)) {
+  if (process_wide_) {
+    g_process_scope_flag = true;
+  } else {
+    ++t_scope_depth;
+  }
+}
+
+KeyAllocScope::~KeyAllocScope() {
+  if (process_wide_) {
+    g_process_scope_flag = false;
+  } else {
+    --t_scope_depth;
+  }
+}
+
+KeyAllocSuspend::KeyAllocSuspend()
+    : saved_(t_scope_depth), saved_suspend_(t_suspend_depth) {
+  t_scope_depth = 0;
+  ++t_suspend_depth;
+}
+KeyAllocSuspend::~KeyAllocSuspend() {
+  t_scope_depth = saved_;
+  t_suspend_depth = saved_suspend_;
+}
+
+bool InKeyAllocScope() { return RouteToKeyHeap(); }
 
 SignatureMark::SignatureMark() { ++t_signature_depth; }
 SignatureMark::~SignatureMark() { --t_signature_depth; }

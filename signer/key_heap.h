@@ -21,7 +21,8 @@
 // under a mutex (rare: keygen only).
 //
 // Thread safety: every function is thread-safe. KeyAllocScope is per
-// thread. Not async-signal-safe.
+// thread, except under KeyScopeModel::kProcessWide, which is a race variant
+// and races on purpose. Not async-signal-safe.
 
 #ifndef SIGRACE_SIGNER_KEY_HEAP_H_
 #define SIGRACE_SIGNER_KEY_HEAP_H_
@@ -41,14 +42,29 @@ namespace sigrace::signer {
 Status InstallKeyHeap();
 bool KeyHeapInstalled();
 
+// Where KeyAllocScope keeps its state. kPerThread (a per-thread nesting
+// depth) is the fix. kProcessWide is the `global-key-scope` race variant's
+// window: one plain process-wide flag that every scope sets on entry and
+// clears on exit, so the first scope to close, on any thread, turns the key
+// heap off for every thread still inside one, and threads write the flag
+// with no synchronisation (a data race ThreadSanitizer reports).
+enum class KeyScopeModel { kPerThread, kProcessWide };
+// Process-wide; Signer::Create sets it from its variant, so the last Signer
+// created decides. A scope keeps the model it was opened under.
+void SetKeyScopeModel(KeyScopeModel model);
+KeyScopeModel GetKeyScopeModel();
+
 // While an object lives, OpenSSL allocations made by this thread land in
-// the key heap. Scopes nest.
+// the key heap. Scopes nest (under kPerThread).
 class KeyAllocScope {
  public:
   KeyAllocScope();
   ~KeyAllocScope();
   KeyAllocScope(const KeyAllocScope&) = delete;
   KeyAllocScope& operator=(const KeyAllocScope&) = delete;
+
+ private:
+  const bool process_wide_;
 };
 
 // Suspends the calling thread's KeyAllocScope (all nesting levels) while it
@@ -62,6 +78,7 @@ class KeyAllocSuspend {
 
  private:
   int saved_;
+  int saved_suspend_;
 };
 
 bool InKeyAllocScope();

@@ -49,7 +49,10 @@
 //     OPENSSL_malloc (not the secure heap). fixed runs a warm-up signature
 //     inside the load's KeyAllocScope so they are built in the key heap
 //     for the key's whole life [heap-montgomery opens this]. The RSA
-//     blinding values are built by the same warm-up.
+//     blinding values are built by the same warm-up. The KeyAllocScope is
+//     a per-thread nesting depth, so neither the parse's inner scope
+//     closing nor a signature ending on another thread turns it off
+//     [global-key-scope opens this: one process-wide flag].
 //  7. Registers and stack of the loading thread: the load runs inside a
 //     crashdump::SecretScope.
 //
@@ -133,6 +136,7 @@ SIGRACE_FAILPOINT_DEFINE(kFpWindowPublishLate, "window.publish_late");
 SIGRACE_FAILPOINT_DEFINE(kFpWindowTornUpdate, "window.torn_update");
 SIGRACE_FAILPOINT_DEFINE(kFpWindowHeapMontgomery, "window.heap_montgomery");
 SIGRACE_FAILPOINT_DEFINE(kFpWindowUnpublishEarly, "window.unpublish_early");
+SIGRACE_FAILPOINT_DEFINE(kFpWindowGlobalKeyScope, "window.global_key_scope");
 // "window.shallow_scope" is defined in key_heap.cc: it sits in the
 // allocation hook, inside OpenSSL's signing code.
 
@@ -167,6 +171,12 @@ constexpr VariantInfo kVariants[] = {
      "Montgomery contexts copy p and q to the ordinary heap for the key's "
      "life",
      "window.heap_montgomery", "load", "rotate-rs256", 1},
+    {Variant::kGlobalKeyScope, "global-key-scope",
+     "load: the key-allocation scope is one process-wide flag, not a "
+     "per-thread depth; the first scope to close (the parse's, or a "
+     "signature's on any thread) turns the key heap off mid-load, and the "
+     "warm-up's Montgomery copies of p and q land on the ordinary heap",
+     "window.global_key_scope", "load", "rotate-rs256", 1},
 };
 
 constexpr size_t kWorkingBytes = 4096;
@@ -221,6 +231,17 @@ __attribute__((noinline)) void ScrubStackAndRegisters() {
 }
 
 void TornBetween() { (void)SIGRACE_FAILPOINT(kFpWindowTornUpdate); }
+
+// Parses PKCS#8 DER. The parse opens its own KeyAllocScope so that the
+// private numbers it allocates land in the key heap whoever calls it (the
+// load, and the oracle's UnwrapToKey).
+StatusOr<Pkey> ParsePrivateKey(const uint8_t* der, size_t len) {
+  KeyAllocScope alloc;
+  const uint8_t* p = der;
+  Pkey pkey(d2i_AutoPrivateKey(nullptr, &p, static_cast<long>(len)));
+  if (!pkey) return InternalError("wrapped key does not parse");
+  return pkey;
+}
 
 }  // namespace
 
@@ -354,6 +375,9 @@ Signer::Impl::~Impl() {
 
 Status Signer::Impl::Init(const SignerOptions& opts) {
   SIGRACE_RETURN_IF_ERROR(InstallKeyHeap());
+  SetKeyScopeModel(opts.variant == Variant::kGlobalKeyScope
+                       ? KeyScopeModel::kProcessWide
+                       : KeyScopeModel::kPerThread);
   auto sh = EnableSecureHeap(opts.secure_heap_bytes);
   if (!sh.ok()) return sh.status();
   secure_heap_ = *sh;
@@ -437,10 +461,9 @@ StatusOr<Pkey> Signer::Impl::UnwrapToKey(const KeyRecord& rec,
                                          size_t* der_len) const {
   auto n = vault_->Unwrap(rec.wrapped, rec.kid, page->data(), page->size());
   if (!n.ok()) return n.status();
-  const uint8_t* p = page->data();
-  Pkey pkey(d2i_AutoPrivateKey(nullptr, &p, static_cast<long>(*n)));
-  if (!pkey) return InternalError("wrapped key does not parse");
-  SIGRACE_RETURN_IF_ERROR(jws::CheckKeyMatches(rec.alg, pkey.get()));
+  auto pkey = ParsePrivateKey(page->data(), *n);
+  if (!pkey.ok()) return pkey.status();
+  SIGRACE_RETURN_IF_ERROR(jws::CheckKeyMatches(rec.alg, pkey->get()));
   *der_len = *n;
   return pkey;
 }
@@ -491,9 +514,9 @@ Status Signer::Impl::Load(KeyRecord* rec) {
   page->MoveRegion(parse_slot, kSlotBytes, /*torn=*/false, nullptr);
   if (SIGRACE_FAILPOINT(kFpLoadAfterMove)) return Injected("load.after_move");
 
-  const uint8_t* p = parse_slot;
-  Pkey pkey(d2i_AutoPrivateKey(nullptr, &p, static_cast<long>(*n)));
-  if (!pkey) return InternalError("wrapped key does not parse");
+  auto parsed = ParsePrivateKey(parse_slot, *n);
+  if (!parsed.ok()) return parsed.status();
+  Pkey pkey = std::move(*parsed);
   SIGRACE_RETURN_IF_ERROR(jws::CheckKeyMatches(rec->alg, pkey.get()));
   if (SIGRACE_FAILPOINT(kFpLoadAfterParse)) {
     return Injected("load.after_parse");
@@ -514,6 +537,13 @@ Status Signer::Impl::Load(KeyRecord* rec) {
   }
   if (SIGRACE_FAILPOINT(kFpWindowHeapMontgomery)) {
     return Injected("window.heap_montgomery");
+  }
+  // WINDOW (global-key-scope): under the process-wide flag the parse's own
+  // scope cleared it on exit (and any signature ending on another thread
+  // clears it too), so the warm-up above ran outside the key heap and its
+  // Montgomery copies of p and q are on the ordinary heap.
+  if (SIGRACE_FAILPOINT(kFpWindowGlobalKeyScope)) {
+    return Injected("window.global_key_scope");
   }
   if (SIGRACE_FAILPOINT(kFpLoadAfterWarmup)) {
     return Injected("load.after_warmup");

@@ -58,6 +58,7 @@ enum class Variant {
   kTornUpdate,      // working range moved with a torn registry update
   kShallowScope,    // signature's SecretScope too shallow for OpenSSL
   kHeapMontgomery,  // RSA Montgomery contexts built on the ordinary heap
+  kGlobalKeyScope,  // one process-wide key-allocation flag (a data race)
   // Old name, kept so callers still build: OpenSSL 3.0 wipes az[] before
   // ossl_ed25519_sign returns and leaves no key form below sp afterwards,
   // so a "stale stack after the scope" window has nothing to leak; the

@@ -500,6 +500,7 @@ TEST(Signer, InjectedErrorAtEveryStepIsAStatus) {
       "load.before_unwrap",  "window.publish_late",
       "load.after_unwrap",   "load.after_move",
       "load.after_parse",    "window.heap_montgomery",
+      "window.global_key_scope",
       "load.after_warmup",   "window.unpublish_early",
       "load.after_wipe",     "rotate.after_load",
       "rotate.after_swap",   "rotate.before_retire",
