@@ -1,6 +1,6 @@
 #include "crashdump/scanner.h"
 
-#include <emmintrin.h>
+#include <immintrin.h>
 #include <openssl/crypto.h>
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <bit>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -34,6 +35,20 @@ const char* FindingKindName(FindingKind kind) {
   return "?";
 }
 
+const char* ProbePathName(ProbePath path) {
+  switch (path) {
+    case ProbePath::kAuto:
+      return "auto";
+    case ProbePath::kGeneric:
+      return "generic";
+    case ProbePath::kBmi2:
+      return "bmi2";
+    case ProbePath::kAvx512:
+      return "avx512";
+  }
+  return "?";
+}
+
 const char* FileKindName(FileKind kind) {
   switch (kind) {
     case FileKind::kRaw:
@@ -55,6 +70,8 @@ constexpr uint64_t kHighBits = 0x8080808080808080ULL;
 constexpr uint64_t kOddBytes = 0xFF00FF00FF00FF00ULL;
 constexpr uint64_t kEvenBytes = 0x00FF00FF00FF00FFULL;
 constexpr int kSlots = 8;
+// The widest window W for F = 16 and up: see Create().
+constexpr size_t kMaxWindow = 6;
 
 struct alignas(16) Bucket {
   uint16_t fp[kSlots];
@@ -160,23 +177,94 @@ class Table {
   std::vector<Entry> entries_;
 };
 
+// Zero-filled 64-bit words on a transparent huge page where the kernel
+// grants one. The probe loops read the filter at random: on 4 KiB pages
+// its words span dozens of pages, and on this virtual machine the TLB
+// misses cost more than the loads.
+class HugeWords {
+ public:
+  HugeWords() = default;
+  HugeWords(const HugeWords&) = delete;
+  HugeWords& operator=(const HugeWords&) = delete;
+  ~HugeWords() { Release(); }
+
+  bool Assign(size_t n) {
+    Release();
+    const size_t bytes = (n * 8 + kHuge - 1) / kHuge * kHuge;
+    // Twice the size, to cut a 2 MiB-aligned stretch out of it.
+    void* p = ::mmap(nullptr, bytes + kHuge, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return false;
+    const uintptr_t raw = reinterpret_cast<uintptr_t>(p);
+    const uintptr_t aligned = (raw + kHuge - 1) / kHuge * kHuge;
+    if (aligned > raw) ::munmap(p, aligned - raw);
+    const size_t tail = raw + bytes + kHuge - (aligned + bytes);
+    if (tail > 0) ::munmap(reinterpret_cast<void*>(aligned + bytes), tail);
+    ::madvise(reinterpret_cast<void*>(aligned), bytes, MADV_HUGEPAGE);
+    data_ = reinterpret_cast<uint64_t*>(aligned);
+    size_ = n;
+    bytes_ = bytes;
+    return true;
+  }
+  uint64_t* data() { return data_; }
+  const uint64_t* data() const { return data_; }
+  size_t size() const { return size_; }
+
+ private:
+  static constexpr size_t kHuge = size_t{2} << 20;
+  void Release() {
+    if (data_ != nullptr) ::munmap(data_, bytes_);
+    data_ = nullptr;
+    size_ = bytes_ = 0;
+  }
+  uint64_t* data_ = nullptr;
+  size_t size_ = 0;
+  size_t bytes_ = 0;
+};
+
 // The first, cheapest test, shared by all tables: a blocked Bloom filter,
 // two bits of one 64-bit word per distinct window, about 32 bits per window
-// (a random probe passes about 0.4% of the time). The hash input is XORed
-// with a seed chosen so that the fill patterns of real memory (zero pages,
-// 0xff, spaces, 0xcc/0xaa poison) do not pass unless a form holds them.
+// (a random probe passes about 0.4% of the time). It is two filters in one
+// array, split by what the probed bytes look like: "text" windows (no byte
+// has its top bit set: ASCII, UTF-16LE, zero fill) and "binary" ones. The
+// binary forms of a key (limbs, big-endian, DER) are a few thousand
+// windows, so the binary half is L1-resident, and random or compressed data
+// probes almost only that half; the text forms (hex, base64, PEM and their
+// UTF-16LE) are the bulk and live in the L2-resident text half. The hash
+// input is XORed with a seed chosen so that the fill patterns of real
+// memory (zero pages, 0xff, spaces, 0xcc/0xaa poison) do not pass unless a
+// form holds them.
 class Filter {
  public:
-  void Build(const std::vector<uint64_t>& distinct) {
-    int bits = 18;
-    while ((size_t{1} << bits) < distinct.size() * 32 && bits < 26) ++bits;
-    shift_ = 64 - (bits - 6);
+  static uint64_t ClassOf(uint64_t v) { return (v & kHighBits) == 0 ? 1 : 0; }
+
+  // False when out of memory.
+  bool Build(const std::vector<uint64_t>& distinct) {
+    size_t count[2] = {0, 0};
+    for (uint64_t v : distinct) ++count[ClassOf(v)];
+    // Binary windows get about 64 bits each (the half stays L1-sized and
+    // passes ~0.1% of random probes), text windows about 32.
+    static constexpr size_t kBitsPerValue[2] = {64, 64};
+    int bits[2];
+    for (int c = 0; c < 2; ++c) {
+      bits[c] = 12;
+      while ((size_t{1} << bits[c]) < count[c] * kBitsPerValue[c] &&
+             bits[c] < 26) {
+        ++bits[c];
+      }
+      mask_[c] = (size_t{1} << (bits[c] - 6)) - 1;
+    }
+    // One shift for both halves: the word index is the top bits of the
+    // hash cut to the half's size.
+    shift_ = 64 - (std::max(bits[0], bits[1]) - 6);
+    base_[0] = 0;
+    base_[1] = mask_[0] + 1;
     static constexpr uint64_t kFills[] = {
         0, ~uint64_t{0}, 0x2020202020202020ULL, 0xccccccccccccccccULL,
         0xaaaaaaaaaaaaaaaaULL, 0x0101010101010101ULL};
     for (uint64_t attempt = 0;; ++attempt) {
       seed_ = attempt * 0xA0761D6478BD642FULL;
-      words_.assign((size_t{1} << bits) / 64, 0);
+      if (!words_.Assign(mask_[0] + 1 + mask_[1] + 1)) return false;
       for (uint64_t v : distinct) Set(v);
       bool clean = true;
       for (uint64_t fill : kFills) {
@@ -187,27 +275,41 @@ class Filter {
       }
       if (clean || attempt == 64) break;
     }
+    return true;
   }
+  // The probe loops compute exactly this, in their own instructions.
   bool Test(uint64_t v) const {
+    const uint64_t c = ClassOf(v);
     const uint64_t h = (v ^ seed_) * kBitMul;
-    const uint64_t w = words_[h >> shift_];
+    const uint64_t w = words_.data()[((h >> shift_) & mask_[c]) + base_[c]];
     return (w >> ((h >> (shift_ - 6)) & 63)) &
-           (w >> ((h >> (shift_ - 12)) & 63)) & 1;
+           (w >> ((h >> (shift_ - 12)) & 63)) &
+           (w >> ((h >> (shift_ - 18)) & 63)) & 1;
   }
   const uint64_t* words() const { return words_.data(); }
-  int shift() const { return shift_; }
+  // Word index of hash h in class c (0 binary, 1 text):
+  // ((h >> shift) & mask(c)) + base(c); the two bit numbers are the six
+  // hash bits under the shift and the six under those.
+  uint64_t shift() const { return shift_; }
+  uint64_t mask(int c) const { return mask_[c]; }
+  uint64_t base(int c) const { return base_[c]; }
   uint64_t seed() const { return seed_; }
   size_t bytes() const { return words_.size() * 8; }
 
  private:
   void Set(uint64_t v) {
+    const uint64_t c = ClassOf(v);
     const uint64_t h = (v ^ seed_) * kBitMul;
-    words_[h >> shift_] |= (uint64_t{1} << ((h >> (shift_ - 6)) & 63)) |
-                           (uint64_t{1} << ((h >> (shift_ - 12)) & 63));
+    words_.data()[((h >> shift_) & mask_[c]) + base_[c]] |=
+        (uint64_t{1} << ((h >> (shift_ - 6)) & 63)) |
+        (uint64_t{1} << ((h >> (shift_ - 12)) & 63)) |
+        (uint64_t{1} << ((h >> (shift_ - 18)) & 63));
   }
-  int shift_ = 64;
+  uint64_t shift_ = 64;
+  uint64_t mask_[2] = {0, 0};
+  uint64_t base_[2] = {0, 0};
   uint64_t seed_ = 0;
-  std::vector<uint64_t> words_;
+  HugeWords words_;
 };
 
 // A match already reported by this worker, so later probes on the same
@@ -226,7 +328,6 @@ struct ScanIndex {
   size_t w = 8;       // window bytes
   size_t stride = 9;  // probe spacing
   uint64_t mask = ~uint64_t{0};
-  bool routed = true;  // three tables; false: everything in tables[0]
   Filter filter;     // in front of all three tables
   Table tables[3];  // binary, ascii, utf16
   struct FormRef {
@@ -277,10 +378,9 @@ StatusOr<std::unique_ptr<Scanner>> Scanner::Create(std::vector<KeyForms> keys,
   std::unique_ptr<Scanner> s(new Scanner(std::move(keys), options));
   auto idx = std::make_unique<ScanIndex>();
   const size_t f = options.min_fragment;
-  idx->w = std::min<size_t>(8, (f + 1) / 2);
+  idx->w = std::min<size_t>(kMaxWindow, (f + 1) / 2);
   idx->stride = f - idx->w + 1;
   idx->mask = idx->w == 8 ? ~uint64_t{0} : ((uint64_t{1} << (8 * idx->w)) - 1);
-  idx->routed = idx->w == 8;
 
   std::vector<Entry> per_table[3];
   for (uint32_t k = 0; k < s->keys_.size(); ++k) {
@@ -291,7 +391,7 @@ StatusOr<std::unique_ptr<Scanner>> Scanner::Create(std::vector<KeyForms> keys,
       idx->forms.push_back({k, fi, &form});
       idx->max_form = std::max(idx->max_form, form.size());
       if (form.size() < idx->w) continue;
-      const int t = idx->routed ? static_cast<int>(form.encoding()) : 0;
+      const int t = static_cast<int>(form.encoding());
       for (size_t o = 0; o + idx->w <= form.size(); ++o) {
         uint64_t v = 0;
         std::memcpy(&v, form.data() + o, idx->w);
@@ -306,8 +406,9 @@ StatusOr<std::unique_ptr<Scanner>> Scanner::Create(std::vector<KeyForms> keys,
   std::sort(distinct.begin(), distinct.end());
   distinct.erase(std::unique(distinct.begin(), distinct.end()),
                  distinct.end());
-  idx->filter.Build(distinct);
+  const bool built = idx->filter.Build(distinct);
   OPENSSL_cleanse(distinct.data(), distinct.size() * sizeof(uint64_t));
+  if (!built) return ResourceExhaustedError("no memory for scanner filter");
   for (int t = 0; t < 3; ++t) {
     idx->windows += per_table[t].size();
     // About two distinct values per bucket; grow on overflow.
@@ -322,7 +423,32 @@ StatusOr<std::unique_ptr<Scanner>> Scanner::Create(std::vector<KeyForms> keys,
     std::vector<Entry>().swap(per_table[t]);
   }
   s->index_ = std::move(idx);
+  const std::vector<ProbePath> paths = AvailableProbePaths();
+  if (options.probe_path == ProbePath::kAuto) {
+    s->path_ = paths.back();
+  } else if (std::find(paths.begin(), paths.end(), options.probe_path) !=
+             paths.end()) {
+    s->path_ = options.probe_path;
+  } else {
+    return InvalidArgumentError(std::string("this CPU cannot run the ") +
+                                ProbePathName(options.probe_path) +
+                                " probe loop");
+  }
   return s;
+}
+
+std::vector<ProbePath> Scanner::AvailableProbePaths() {
+  std::vector<ProbePath> paths = {ProbePath::kGeneric};
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("bmi2")) paths.push_back(ProbePath::kBmi2);
+  // The vector loop also runs BMI2 code for its tail.
+  if (__builtin_cpu_supports("bmi2") && __builtin_cpu_supports("avx512f") &&
+      __builtin_cpu_supports("avx512bw") &&
+      __builtin_cpu_supports("avx512dq") &&
+      __builtin_cpu_supports("avx512vbmi")) {
+    paths.push_back(ProbePath::kAvx512);
+  }
+  return paths;
 }
 
 namespace {
@@ -334,6 +460,7 @@ struct Worker {
   uint64_t base;
   size_t min_fragment;
   bool report_anchors;
+  ProbePath path;
   std::vector<Finding>* out;
   std::vector<Active> active;
 
@@ -376,8 +503,11 @@ __attribute__((noinline)) void Worker::Verify(size_t p, uint64_t v,
     while (r < rmax && dr[r] == fr[r]) ++r;
     const size_t start = p - l;
     const size_t len = l + w + r;
-    active.push_back({e->form, diag, start + len});
+    // Short matches are not remembered: they are cheap to meet again, and
+    // in real data one common window can start thousands of them, which
+    // would make this list long and every verification slow.
     if (len < min_fragment) continue;
+    active.push_back({e->form, diag, start + len});
     const size_t fo = e->offset - l;
     const size_t secret = form.SecretBytesIn(fo, fo + len);
     FindingKind kind;
@@ -406,7 +536,7 @@ __attribute__((noinline)) void Worker::Verify(size_t p, uint64_t v,
 void Worker::Slow(size_t p, uint64_t v) {
   const Table& bin = idx->tables[0];
   if (bin.MayContain(v)) Verify(p, v, bin);
-  if (idx->routed && (v & kHighBits) == 0) {
+  if ((v & kHighBits) == 0) {
     // Text-looking bytes: UTF-16LE (every other byte zero) or ASCII.
     const Table& t = ((v & kOddBytes) == 0 || (v & kEvenBytes) == 0)
                          ? idx->tables[2]
@@ -422,28 +552,35 @@ void Worker::Slow(size_t p, uint64_t v) {
 // a register without the CL dance) for the CPUs that have it. Locals only;
 // four probes per branch. A probe leaves the loop only when the filter
 // passes it.
-template <bool kRouted>
+template <bool kFull>
 __attribute__((always_inline)) inline void ProbeLoop(Worker* wk, size_t begin,
                                                      size_t end) {
   const ScanIndex* idx = wk->idx;
   const size_t stride = idx->stride;
   const uint64_t* words = idx->filter.words();
-  const uint64_t shift = static_cast<uint64_t>(idx->filter.shift());
+  const uint64_t shift = idx->filter.shift();
+  const uint64_t mask_bin = idx->filter.mask(0);
+  const uint64_t mask_text = idx->filter.mask(1);
+  const uint64_t* text_words = words + idx->filter.base(1);
   const uint64_t seed = idx->filter.seed();
   const uint64_t mask = idx->mask;
   const uint8_t* d = wk->data;
   auto load = [&](size_t at) {
     uint64_t v;
     std::memcpy(&v, d + at, 8);
-    return kRouted ? v : (v & mask);
+    return kFull ? v : (v & mask);
   };
   auto flag = [&](uint64_t v) -> uint64_t {
+    // Filter::Test, with the class picked by conditional moves.
+    const bool text = (v & kHighBits) == 0;
+    const uint64_t* base = text ? text_words : words;
     const uint64_t h = (v ^ seed) * kBitMul;
-    const uint64_t w = words[h >> shift];
-    // Shifts take the count mod 64: the two bit positions are the six
-    // hash bits under the word index and the six under those.
-    return (w >> ((h >> (shift - 6)) & 63)) &
-           (w >> ((h >> (shift - 12)) & 63)) & 1;
+    const uint64_t w = base[(h >> shift) & (text ? mask_text : mask_bin)];
+    // A rotate takes its count mod 64: bit 0 of w rotated right by b is
+    // bit (b mod 64) of w.
+    return std::rotr(w, static_cast<int>(h >> (shift - 6))) &
+           std::rotr(w, static_cast<int>(h >> (shift - 12))) &
+           std::rotr(w, static_cast<int>(h >> (shift - 18))) & 1;
   };
   size_t p = begin;
   for (; p + 3 * stride < end; p += 4 * stride) {
@@ -468,18 +605,142 @@ __attribute__((always_inline)) inline void ProbeLoop(Worker* wk, size_t begin,
   }
 }
 
-template <bool kRouted>
+template <bool kFull>
 __attribute__((target("bmi2"), noinline)) void ProbeLoopBmi2(Worker* wk,
                                                               size_t begin,
                                                               size_t end) {
-  ProbeLoop<kRouted>(wk, begin, end);
+  ProbeLoop<kFull>(wk, begin, end);
 }
 
-template <bool kRouted>
+template <bool kFull>
 __attribute__((noinline)) void ProbeLoopGeneric(Worker* wk, size_t begin,
                                                 size_t end) {
-  ProbeLoop<kRouted>(wk, begin, end);
+  ProbeLoop<kFull>(wk, begin, end);
 }
+
+#define SIGRACE_AVX512 "avx512f,avx512bw,avx512dq,avx512vbmi,bmi2"
+
+// The constants of the vector loop.
+struct Avx512Consts {
+  __m512i perm;   // window k byte j <- data byte k * S + j
+  __m512i offs;   // k * S, for the data gather
+  __mmask64 keep;  // window bytes below W
+  __m512i mask;   // window mask per 64-bit lane
+  __m512i seed;
+  __m512i mul;
+  __m512i high;  // kHighBits: a lane with none set is text class
+  __m128i sh_word, sh_bit1, sh_bit2, sh_bit3;
+  __m512i mask_bin, mask_text, text_base;
+};
+
+// The eight windows at p, p + S, ..., p + 7S.
+template <bool kFull, bool kPermute>
+__attribute__((target(SIGRACE_AVX512), always_inline)) inline __m512i
+Avx512Windows(const Avx512Consts& c, const uint8_t* at) {
+  if constexpr (kPermute) {
+    const __m512i a = _mm512_loadu_si512(at);
+    const __m512i b = _mm512_loadu_si512(at + 64);
+    return kFull ? _mm512_permutex2var_epi8(a, c.perm, b)
+                   : _mm512_maskz_permutex2var_epi8(c.keep, a, c.perm, b);
+  } else {
+    const __m512i v = _mm512_i64gather_epi64(c.offs, at, 1);
+    return kFull ? v : _mm512_and_si512(v, c.mask);
+  }
+}
+
+// Bit k set when window k passes the filter (Filter::Test, eight at once).
+__attribute__((target(SIGRACE_AVX512), always_inline)) inline __mmask8
+Avx512Flags(const Avx512Consts& c, const long long* words, __m512i v) {
+  const __mmask8 text = _mm512_testn_epi64_mask(v, c.high);
+  const __m512i h = _mm512_mullo_epi64(_mm512_xor_si512(v, c.seed), c.mul);
+  const __m512i top = _mm512_srl_epi64(h, c.sh_word);
+  const __m512i at = _mm512_mask_add_epi64(
+      _mm512_and_si512(top, c.mask_bin), text,
+      _mm512_and_si512(top, c.mask_text), c.text_base);
+  const __m512i word = _mm512_i64gather_epi64(at, words, 8);
+  // Rotates take their counts mod 64, as the scalar loop's do.
+  const __m512i t = _mm512_ternarylogic_epi64(
+      _mm512_rorv_epi64(word, _mm512_srl_epi64(h, c.sh_bit1)),
+      _mm512_rorv_epi64(word, _mm512_srl_epi64(h, c.sh_bit2)),
+      _mm512_rorv_epi64(word, _mm512_srl_epi64(h, c.sh_bit3)), 0x80);
+  return _mm512_test_epi64_mask(t, _mm512_set1_epi64(1));
+}
+
+__attribute__((target(SIGRACE_AVX512), noinline)) void Avx512Slow(
+    Worker* wk, size_t at, size_t stride, __m512i v, __mmask8 hit) {
+  alignas(64) uint64_t vs[8];
+  _mm512_store_si512(vs, v);
+  for (unsigned m = hit; m != 0; m &= m - 1) {
+    const unsigned k = static_cast<unsigned>(__builtin_ctz(m));
+    wk->Slow(at + k * stride, vs[k]);
+  }
+}
+
+// Eight probes per vector, the same hash and filter words as ProbeLoop: a
+// probe leaves the vector loop exactly when the scalar filter would pass
+// it, so the findings are the same. The eight windows p, p + S, ...,
+// p + 7S come out of two 64-byte loads with one byte permute while they
+// fit in 128 bytes (S <= 17, F <= 24), else from a gather of the data; the
+// eight filter words come from one gather (the filter is cache-resident).
+// Probes the vector loop cannot take (the last ones before `end`, or too
+// near the end of the data) go through the scalar loop.
+template <bool kFull, bool kPermute>
+__attribute__((target(SIGRACE_AVX512), noinline)) void ProbeLoopAvx512(
+    Worker* wk, size_t begin, size_t end) {
+  const ScanIndex* idx = wk->idx;
+  const size_t stride = idx->stride;
+  const long long* words =
+      reinterpret_cast<const long long*>(idx->filter.words());
+  const uint8_t* d = wk->data;
+  alignas(64) uint8_t perm[64];
+  alignas(64) int64_t offs[8];
+  uint64_t keep = 0;
+  for (size_t i = 0; i < 64; ++i) {
+    perm[i] = static_cast<uint8_t>(kPermute ? (i / 8) * stride + i % 8 : 0);
+    if (i % 8 < idx->w) keep |= uint64_t{1} << i;
+  }
+  for (size_t k = 0; k < 8; ++k) offs[k] = static_cast<int64_t>(k * stride);
+  Avx512Consts c;
+  c.perm = _mm512_load_si512(perm);
+  c.offs = _mm512_load_si512(offs);
+  c.keep = keep;
+  c.mask = _mm512_set1_epi64(static_cast<long long>(idx->mask));
+  c.seed = _mm512_set1_epi64(static_cast<long long>(idx->filter.seed()));
+  c.mul = _mm512_set1_epi64(static_cast<long long>(kBitMul));
+  c.high = _mm512_set1_epi64(static_cast<long long>(kHighBits));
+  const auto shift = static_cast<long long>(idx->filter.shift());
+  c.sh_word = _mm_cvtsi64_si128(shift);
+  c.sh_bit1 = _mm_cvtsi64_si128(shift - 6);
+  c.sh_bit2 = _mm_cvtsi64_si128(shift - 12);
+  c.sh_bit3 = _mm_cvtsi64_si128(shift - 18);
+  c.mask_bin = _mm512_set1_epi64(static_cast<long long>(idx->filter.mask(0)));
+  c.mask_text =
+      _mm512_set1_epi64(static_cast<long long>(idx->filter.mask(1)));
+  c.text_base =
+      _mm512_set1_epi64(static_cast<long long>(idx->filter.base(1)));
+  const size_t step = 8 * stride;
+  // Bytes one vector reads from its first probe on.
+  const size_t reach = kPermute ? 128 : 7 * stride + 8;
+  size_t p = begin;
+  // Two vectors per iteration: the gathers of one overlap the other's.
+  if (wk->size >= reach + step) {
+    const size_t data_last = wk->size - reach - step;  // last p that fits
+    while (p + step + 7 * stride < end && p <= data_last) {
+      const __m512i v0 = Avx512Windows<kFull, kPermute>(c, d + p);
+      const __m512i v1 = Avx512Windows<kFull, kPermute>(c, d + p + step);
+      const __mmask8 h0 = Avx512Flags(c, words, v0);
+      const __mmask8 h1 = Avx512Flags(c, words, v1);
+      if ((h0 | h1) != 0) [[unlikely]] {
+        if (h0) Avx512Slow(wk, p, stride, v0, h0);
+        if (h1) Avx512Slow(wk, p + step, stride, v1, h1);
+      }
+      p += 2 * step;
+    }
+  }
+  if (p < end) ProbeLoop<kFull>(wk, p, end);
+}
+
+#undef SIGRACE_AVX512
 
 void Worker::Probe(size_t begin, size_t end) {
   // Probes at begin, begin + stride, ... while the window fits in the data
@@ -492,13 +753,26 @@ void Worker::Probe(size_t begin, size_t end) {
   size_t p = begin;
   if (size >= 8 && p < size - 8 + 1) {
     const size_t fast_end = std::min(last, size - 8 + 1);
-    static const bool bmi2 = __builtin_cpu_supports("bmi2");
-    if (idx->routed) {
-      bmi2 ? ProbeLoopBmi2<true>(this, p, fast_end)
-           : ProbeLoopGeneric<true>(this, p, fast_end);
-    } else {
-      bmi2 ? ProbeLoopBmi2<false>(this, p, fast_end)
-           : ProbeLoopGeneric<false>(this, p, fast_end);
+    const bool full = w == 8;
+    const bool permute = 7 * stride + 8 <= 128;
+    switch (path) {
+      case ProbePath::kAvx512:
+        if (permute) {
+          full ? ProbeLoopAvx512<true, true>(this, p, fast_end)
+                 : ProbeLoopAvx512<false, true>(this, p, fast_end);
+        } else {
+          full ? ProbeLoopAvx512<true, false>(this, p, fast_end)
+                 : ProbeLoopAvx512<false, false>(this, p, fast_end);
+        }
+        break;
+      case ProbePath::kBmi2:
+        full ? ProbeLoopBmi2<true>(this, p, fast_end)
+               : ProbeLoopBmi2<false>(this, p, fast_end);
+        break;
+      default:
+        full ? ProbeLoopGeneric<true>(this, p, fast_end)
+               : ProbeLoopGeneric<false>(this, p, fast_end);
+        break;
     }
     // Continue on the probe grid after the fast part.
     if (fast_end > p) p += (fast_end - p + stride - 1) / stride * stride;
@@ -555,6 +829,7 @@ std::vector<Finding> Scanner::Scan(const uint8_t* data, size_t size,
               base_offset,
               options_.min_fragment,
               options_.report_anchors,
+              path_,
               &results[t],
               {}};
     for (size_t c = next.fetch_add(1, std::memory_order_relaxed); c < nchunks;
@@ -638,7 +913,7 @@ StatusOr<std::vector<Finding>> Scanner::ScanFd(int fd, uint64_t size,
       return;
     }
     Worker wk{&idx,    buf.data(), 0, 0, options_.min_fragment,
-              options_.report_anchors, &results[t], {}};
+              options_.report_anchors, path_, &results[t], {}};
     for (uint64_t c = next.fetch_add(1, std::memory_order_relaxed);
          c < nchunks; c = next.fetch_add(1, std::memory_order_relaxed)) {
       const uint64_t b = c * chunk;

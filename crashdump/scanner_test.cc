@@ -288,6 +288,154 @@ TEST(Scanner, FragmentAcrossChunkBorderIsFound) {
   EXPECT_EQ(shifted[0].file_offset, fs[0].file_offset + base);
 }
 
+// Every compiled probe loop (scalar, BMI2, AVX-512 where the CPU has them)
+// must give exactly the same findings: the vector loop takes its windows
+// with a byte permute or a gather depending on the stride, masks short
+// windows, and hands its last probes to the scalar loop, and each of those
+// is a place to lose a fragment. One corpus per F, every form planted at
+// F bytes, at F - 1 bytes and at a random length, at random offsets and
+// alignments, across chunk borders and in the last bytes of the data.
+TEST(ScannerPaths, EveryProbePathGivesTheSameFindings) {
+  const std::vector<ProbePath> paths = Scanner::AvailableProbePaths();
+  ASSERT_FALSE(paths.empty());
+  EXPECT_EQ(paths.front(), ProbePath::kGeneric);
+  std::string names;
+  for (ProbePath p : paths) names += std::string(" ") + ProbePathName(p);
+  ::testing::Test::RecordProperty("probe_paths", names);
+  std::vector<KeyForms> keys = TestKeys();
+  ASSERT_EQ(keys.size(), 3u);
+  // 16: W 6, S 11 (permute); 13: S 8; 24: S 19 (gathered windows); 8: W 4;
+  // 40: W 6, S 35.
+  for (size_t fmin : {16u, 13u, 24u, 8u, 40u}) {
+    SCOPED_TRACE("F=" + std::to_string(fmin));
+    Corpus corpus(keys, size_t{3} << 20, /*seed=*/31337 + fmin);
+    std::vector<Plant> short_plants;  // F - 1 bytes: never reported
+    size_t pos = 16;
+    for (uint32_t k = 0; k < keys.size(); ++k) {
+      for (uint32_t fi = 0; fi < keys[k].forms().size(); ++fi) {
+        const Form& f = keys[k].forms()[fi];
+        if (f.size() < fmin) continue;
+        for (int rep = 0; rep < 3; ++rep) {
+          size_t len = rep == 0 ? fmin : fmin - 1;
+          if (rep == 2) {
+            len = fmin + corpus.rng()() %
+                             (std::min<size_t>(f.size(), 300) - fmin + 1);
+          }
+          const size_t off = corpus.rng()() % (f.size() - len + 1);
+          pos += 40 + corpus.rng()() % 1500;
+          ASSERT_LT(pos + len + 1, corpus.data().size() - 4096);
+          corpus.PlantAt(pos, k, fi, off, len);
+          if (rep == 1) short_plants.push_back(corpus.plants().back());
+          pos += len;
+        }
+      }
+    }
+    // Chunk borders (chunks are 64 KiB rounded down to the stride) and the
+    // tail, where the vector loop stops and the scalar loop finishes.
+    ScanOptions opt;
+    opt.min_fragment = fmin;
+    opt.threads = 2;
+    opt.chunk_size = 1 << 16;
+    StatusOr<std::unique_ptr<Scanner>> probe = Scanner::Create(keys, opt);
+    ASSERT_TRUE(probe.ok()) << probe.status().ToString();
+    const size_t stride = (*probe)->probe_stride();
+    const size_t chunk = (size_t{1} << 16) / stride * stride;
+    const int q = keys[0].FindForm("rsa.q.le64");
+    const int seed = keys[1].FindForm("ed25519.seed");
+    ASSERT_GE(q, 0);
+    ASSERT_GE(seed, 0);
+    const size_t size = corpus.data().size();
+    for (size_t b = 40; b < 46; ++b) {
+      const size_t split = 1 + (b - 40) * 3 % fmin;
+      corpus.PlantAt(b * chunk - split, 0, q, b % 40, fmin);
+    }
+    corpus.PlantAt(size - 3000, 1, seed, 0, fmin - 1);
+    short_plants.push_back(corpus.plants().back());
+    corpus.PlantAt(size - 2000, 0, q, 7, 40);
+    corpus.PlantAt(size - 400, 0, q, 1, fmin);
+    if (fmin + 3 <= 32) {
+      corpus.PlantAt(size - 250, 1, seed, 3, fmin);
+    } else {
+      corpus.PlantAt(size - 250, 0, q, 3, fmin);
+    }
+    corpus.PlantAt(size - 128, 0, q, 9, fmin);
+    corpus.PlantAt(size - fmin, 0, q, 60, fmin);
+
+    std::vector<Finding> reference;
+    for (ProbePath path : paths) {
+      SCOPED_TRACE(ProbePathName(path));
+      ScanOptions po = opt;
+      po.probe_path = path;
+      StatusOr<std::unique_ptr<Scanner>> s = Scanner::Create(keys, po);
+      ASSERT_TRUE(s.ok()) << s.status().ToString();
+      EXPECT_EQ((*s)->probe_path(), path);
+      const std::vector<Finding> fs =
+          (*s)->Scan(corpus.data().data(), corpus.data().size());
+      // What every path must find: each reportable plant at its exact
+      // offset and length; nothing of the F - 1 plants.
+      size_t expected = 0;
+      for (const Plant& p : corpus.plants()) {
+        const Form& f = keys[p.key].forms()[p.form];
+        bool reported = false;
+        Expect(f, p.form_off, p.len, fmin, &reported);
+        if (p.len < fmin) reported = false;
+        const Finding* hit = FindAt(fs, p.pos, p.len);
+        if (!reported) {
+          EXPECT_EQ(hit, nullptr) << f.name() << " len " << p.len;
+          continue;
+        }
+        ++expected;
+        EXPECT_NE(hit, nullptr) << f.name() << " off " << p.form_off
+                                << " len " << p.len << " at " << p.pos;
+      }
+      // Below F = 13 the hex and UTF-16 forms hold the same short runs at
+      // many offsets, so chance matches inside the plants are real
+      // findings: there only the plants and the agreement are checked.
+      const bool exact = fmin >= 13;
+      for (const Plant& p : short_plants) {
+        if (!exact) break;
+        for (const Finding& x : fs) {
+          EXPECT_FALSE(x.file_offset < p.pos + p.len &&
+                       p.pos < x.file_offset + x.length)
+              << "F-1 plant reported at " << p.pos;
+        }
+      }
+      if (exact) EXPECT_EQ(fs.size(), expected);
+      EXPECT_GT(expected, 100u);
+      for (const Finding& x : fs) {
+        if (!exact) break;
+        bool planted = false;
+        for (const Plant& p : corpus.plants()) {
+          planted |= x.file_offset == p.pos && x.length == p.len;
+        }
+        EXPECT_TRUE(planted) << "unplanted finding at " << x.file_offset
+                             << " len " << x.length << " " << x.form << "+"
+                             << x.form_offset;
+      }
+      if (path == paths.front()) {
+        reference = fs;
+        continue;
+      }
+      // The same findings as the generic loop, field by field.
+      ASSERT_EQ(fs.size(), reference.size());
+      for (size_t i = 0; i < fs.size(); ++i) {
+        const Finding& a = fs[i];
+        const Finding& r = reference[i];
+        EXPECT_TRUE(a.kind == r.kind && a.file_offset == r.file_offset &&
+                    a.length == r.length && a.key_index == r.key_index &&
+                    a.form_index == r.form_index &&
+                    a.form_offset == r.form_offset &&
+                    a.secret_bytes == r.secret_bytes &&
+                    a.other_forms == r.other_forms && a.form == r.form &&
+                    a.part == r.part)
+            << "finding " << i << " at " << a.file_offset << " ("
+            << a.form << ") differs from generic at " << r.file_offset
+            << " (" << r.form << ")";
+      }
+    }
+  }
+}
+
 TEST(Scanner, ModulusIsAnAnchorNeverALeak) {
   std::vector<KeyForms> keys = TestKeys();
   Corpus corpus(keys, 1 << 20, /*seed=*/5);
