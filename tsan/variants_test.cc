@@ -12,18 +12,21 @@
 // saw during the trial.
 //
 // What TSan can and cannot see here is recorded per variant in
-// kExpectations and explained in tsan/README.md: every window in the
-// catalogue is an ordering window of one thread against the registry
-// (lock-free atomics) and the dump reads memory with process_vm_readv,
-// which TSan does not observe, so no window is a data race TSan can
-// report. The suite asserts exactly that, so a change that makes a window
-// TSan-visible (or makes `fixed` report anything) fails here and gets
-// looked at, and it asserts that the crash really landed in the window, so
-// the zero is not the zero of a trial that never faulted.
+// kExpectations and explained in tsan/README.md. global-key-scope is a data
+// race (one process-wide key-allocation flag written by every thread), and
+// TSan must report it with key-heap frames. The other windows are ordering
+// windows of one thread against the registry (lock-free atomics) or writes
+// by uninstrumented OpenSSL, and the dump reads memory with
+// process_vm_readv, which TSan does not observe, so TSan has no race to
+// report there; the suite asserts the zero, so a change that makes such a
+// window TSan-visible (or makes `fixed` report anything) fails here and
+// gets looked at. Every trial asserts that the crash really landed in the
+// window, so a zero is not the zero of a trial that never faulted.
 //
 // Thread safety: a test; the Signer and the handler carry their own
 // contracts.
 
+#include <sched.h>
 #include <signal.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -83,6 +86,14 @@ struct TrialOptions {
   int dump_requests = 0;
   // Failpoints whose fire counts the result sums.
   std::vector<std::string> watch;
+  // Every key load (after its KeyAllocScope opened, at load.before_unwrap)
+  // waits until a signer thread has finished a whole signature, so a
+  // signature's scope entry and exit land inside the load. The wait is a
+  // relaxed counter, which TSan does not count as synchronisation (its own
+  // tests use an "invisible barrier" for the same reason): a mutex or a
+  // failpoint pause here would order the two threads and hide the race the
+  // trial is forcing.
+  bool load_waits_for_a_signature = false;
 };
 
 struct TrialResult {
@@ -153,6 +164,23 @@ class TsanVariants : public ::testing::Test {
       return crashdump::DumpAttempts() - dumps_before >= n;
     };
 
+    std::atomic<uint64_t> signatures{0};
+    if (t.load_waits_for_a_signature) {
+      EXPECT_TRUE(failpoint::SetCallback("load.before_unwrap", [&] {
+                    const uint64_t from =
+                        signatures.load(std::memory_order_relaxed);
+                    // +2: the signature under way may have begun before
+                    // the load; the next one begins and ends inside it.
+                    while (signatures.load(std::memory_order_relaxed) <
+                               from + 2 &&
+                           Clock::now() < deadline) {
+                      sched_yield();
+                    }
+                  }).ok());
+      EXPECT_TRUE(
+          failpoint::Configure("load.before_unwrap=callback#rotator").ok());
+    }
+
     const auto t1 = Clock::now();
     std::atomic<bool> stop{false};
     std::atomic<int> failures{0};
@@ -172,6 +200,7 @@ class TsanVariants : public ::testing::Test {
         for (size_t n = 0; !stop.load(std::memory_order_acquire); ++n) {
           auto tok = s->Sign(t.algs[n % t.algs.size()], claims);
           if (!tok.ok()) failures.fetch_add(1);
+          signatures.fetch_add(1, std::memory_order_relaxed);
         }
       });
     }
@@ -266,6 +295,7 @@ struct Expectation {
   Variant variant;
   bool tsan_sees_data_race;
   const char* why;
+  bool load_waits_for_a_signature = false;
 };
 constexpr Expectation kExpectations[] = {
     {Variant::kPublishLate, false,
@@ -283,6 +313,12 @@ constexpr Expectation kExpectations[] = {
     {Variant::kHeapMontgomery, false,
      "OpenSSL (uninstrumented) writes the Montgomery contexts; the dump "
      "reads them by syscall; no instrumented access on either side"},
+    {Variant::kGlobalKeyScope, true,
+     "the process-wide key-allocation flag is written by every thread's "
+     "KeyAllocScope and read by the allocation hook, with no "
+     "synchronisation: a signature's scope on a signer thread races with "
+     "the rotator's load",
+     /*load_waits_for_a_signature=*/true},
 };
 
 void RunWindowTrial(const Expectation& e) {
@@ -297,6 +333,7 @@ void RunWindowTrial(const Expectation& e) {
   t.phases = {std::string(info.failpoint) + "=raise(SIGSEGV)@" +
               std::to_string(info.hit > 0 ? info.hit : 1) + "#" + thread};
   t.watch = {info.failpoint};
+  t.load_waits_for_a_signature = e.load_waits_for_a_signature;
   const TrialResult r = TsanVariants::RunTrialForTest(t);
   ASSERT_TRUE(r.ran);
   PrintTrial(info.name, r);
@@ -333,6 +370,9 @@ TEST_F(TsanVariants, ShallowScopeWindowCrash) {
 }
 TEST_F(TsanVariants, HeapMontgomeryWindowCrash) {
   RunWindowTrial(kExpectations[4]);
+}
+TEST_F(TsanVariants, GlobalKeyScopeWindowCrash) {
+  RunWindowTrial(kExpectations[5]);
 }
 
 // `fixed` under a bounded stress run: two algorithms, rotation of both,
