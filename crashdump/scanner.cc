@@ -236,10 +236,21 @@ class HugeWords {
 // form holds them.
 class Filter {
  public:
-  static uint64_t ClassOf(uint64_t v) { return (v & kHighBits) == 0 ? 1 : 0; }
+  // 1 (text) when no byte has its top bit set and no two neighbouring
+  // bytes of the window are zero: ASCII forms hold no zero byte and
+  // UTF-16LE forms only every other one, while the small integers and
+  // pointers of binary data are full of zero pairs; those go to the
+  // L1-sized binary half. `pairs` has the top bit of bytes 0..W-2.
+  static uint64_t ClassOf(uint64_t v, uint64_t pairs) {
+    // Top bit of each zero byte, exact while no byte exceeds 0x7f.
+    const uint64_t zero = ~(v + ~kHighBits) & kHighBits;
+    return ((v & kHighBits) | (zero & (zero >> 8) & pairs)) == 0 ? 1 : 0;
+  }
+  uint64_t ClassOf(uint64_t v) const { return ClassOf(v, pairs_); }
 
-  // False when out of memory.
-  bool Build(const std::vector<uint64_t>& distinct) {
+  // False when out of memory. `w`: window bytes.
+  bool Build(const std::vector<uint64_t>& distinct, size_t w) {
+    pairs_ = kHighBits & ((uint64_t{1} << (8 * (w - 1))) - 1);
     size_t count[2] = {0, 0};
     for (uint64_t v : distinct) ++count[ClassOf(v)];
     // Binary windows get about 64 bits each (the half stays L1-sized and
@@ -294,6 +305,7 @@ class Filter {
   uint64_t mask(int c) const { return mask_[c]; }
   uint64_t base(int c) const { return base_[c]; }
   uint64_t seed() const { return seed_; }
+  uint64_t pairs() const { return pairs_; }
   size_t bytes() const { return words_.size() * 8; }
 
  private:
@@ -309,6 +321,7 @@ class Filter {
   uint64_t mask_[2] = {0, 0};
   uint64_t base_[2] = {0, 0};
   uint64_t seed_ = 0;
+  uint64_t pairs_ = 0;
   HugeWords words_;
 };
 
@@ -406,7 +419,7 @@ StatusOr<std::unique_ptr<Scanner>> Scanner::Create(std::vector<KeyForms> keys,
   std::sort(distinct.begin(), distinct.end());
   distinct.erase(std::unique(distinct.begin(), distinct.end()),
                  distinct.end());
-  const bool built = idx->filter.Build(distinct);
+  const bool built = idx->filter.Build(distinct, idx->w);
   OPENSSL_cleanse(distinct.data(), distinct.size() * sizeof(uint64_t));
   if (!built) return ResourceExhaustedError("no memory for scanner filter");
   for (int t = 0; t < 3; ++t) {
@@ -563,6 +576,7 @@ __attribute__((always_inline)) inline void ProbeLoop(Worker* wk, size_t begin,
   const uint64_t mask_text = idx->filter.mask(1);
   const uint64_t* text_words = words + idx->filter.base(1);
   const uint64_t seed = idx->filter.seed();
+  const uint64_t pairs = idx->filter.pairs();
   const uint64_t mask = idx->mask;
   const uint8_t* d = wk->data;
   auto load = [&](size_t at) {
@@ -572,7 +586,7 @@ __attribute__((always_inline)) inline void ProbeLoop(Worker* wk, size_t begin,
   };
   auto flag = [&](uint64_t v) -> uint64_t {
     // Filter::Test, with the class picked by conditional moves.
-    const bool text = (v & kHighBits) == 0;
+    const bool text = Filter::ClassOf(v, pairs) != 0;
     const uint64_t* base = text ? text_words : words;
     const uint64_t h = (v ^ seed) * kBitMul;
     const uint64_t w = base[(h >> shift) & (text ? mask_text : mask_bin)];
@@ -628,7 +642,9 @@ struct Avx512Consts {
   __m512i mask;   // window mask per 64-bit lane
   __m512i seed;
   __m512i mul;
-  __m512i high;  // kHighBits: a lane with none set is text class
+  __m512i high;   // kHighBits
+  __m512i low;    // ~kHighBits
+  __m512i pairs;  // Filter::pairs()
   __m128i sh_word, sh_bit1, sh_bit2, sh_bit3;
   __m512i mask_bin, mask_text, text_base;
 };
@@ -651,7 +667,13 @@ Avx512Windows(const Avx512Consts& c, const uint8_t* at) {
 // Bit k set when window k passes the filter (Filter::Test, eight at once).
 __attribute__((target(SIGRACE_AVX512), always_inline)) inline __mmask8
 Avx512Flags(const Avx512Consts& c, const long long* words, __m512i v) {
-  const __mmask8 text = _mm512_testn_epi64_mask(v, c.high);
+  // Filter::ClassOf, eight at once.
+  const __m512i zero =
+      _mm512_andnot_si512(_mm512_add_epi64(v, c.low), c.high);
+  const __m512i pair = _mm512_ternarylogic_epi64(
+      zero, _mm512_srli_epi64(zero, 8), c.pairs, 0x80);
+  const __mmask8 text = _mm512_mask_testn_epi64_mask(
+      _mm512_testn_epi64_mask(v, c.high), pair, pair);
   const __m512i h = _mm512_mullo_epi64(_mm512_xor_si512(v, c.seed), c.mul);
   const __m512i top = _mm512_srl_epi64(h, c.sh_word);
   const __m512i at = _mm512_mask_add_epi64(
@@ -708,6 +730,8 @@ __attribute__((target(SIGRACE_AVX512), noinline)) void ProbeLoopAvx512(
   c.seed = _mm512_set1_epi64(static_cast<long long>(idx->filter.seed()));
   c.mul = _mm512_set1_epi64(static_cast<long long>(kBitMul));
   c.high = _mm512_set1_epi64(static_cast<long long>(kHighBits));
+  c.low = _mm512_set1_epi64(static_cast<long long>(~kHighBits));
+  c.pairs = _mm512_set1_epi64(static_cast<long long>(idx->filter.pairs()));
   const auto shift = static_cast<long long>(idx->filter.shift());
   c.sh_word = _mm_cvtsi64_si128(shift);
   c.sh_bit1 = _mm_cvtsi64_si128(shift - 6);
