@@ -84,6 +84,10 @@ struct TrialOptions {
   std::vector<std::string> phases;
   // Then this many live-dump requests, one at a time, at signer threads.
   int dump_requests = 0;
+  // Then this many crashes, one at a time, on a thread that neither signs
+  // nor rotates (raise(SIGSEGV) on itself, synchronous) while the signers
+  // and the rotator go on: the stress driver's "unrelated" injector.
+  int unrelated_crashes = 0;
   // Failpoints whose fire counts the result sums.
   std::vector<std::string> watch;
   // Every key load (after its KeyAllocScope opened, at load.before_unwrap)
@@ -241,6 +245,28 @@ class TsanVariants : public ::testing::Test {
       EXPECT_TRUE(crashdump::RequestLiveDump(tid).ok());
       EXPECT_TRUE(wait_dumps(++expected)) << "no dump from request " << d;
     }
+    if (t.unrelated_crashes > 0) {
+      std::atomic<int> go{0};
+      std::thread unrelated([&] {
+        if (!crashdump::InstallAltStackForThisThread().ok()) {
+          failures.fetch_add(1);
+          return;
+        }
+        failpoint::SetThreadName("unrelated");
+        for (int c = 1; c <= t.unrelated_crashes; ++c) {
+          while (go.load(std::memory_order_acquire) < c &&
+                 Clock::now() < deadline) {
+            usleep(1000);
+          }
+          ::raise(SIGSEGV);
+        }
+      });
+      for (int c = 1; c <= t.unrelated_crashes; ++c) {
+        go.store(c, std::memory_order_release);
+        EXPECT_TRUE(wait_dumps(++expected)) << "no dump from unrelated " << c;
+      }
+      unrelated.join();
+    }
     stop.store(true, std::memory_order_release);
     for (std::thread& th : threads) th.join();
     for (const std::string& name : t.watch) {
@@ -377,8 +403,9 @@ TEST_F(TsanVariants, GlobalKeyScopeWindowCrash) {
 
 // `fixed` under a bounded stress run: two algorithms, rotation of both,
 // every window failpoint and a sign-path failpoint raising SIGSEGV
-// synchronously, and a live dump request from an injector thread
-// (asynchronous: TSan delivers it at the target's next interceptor). Zero
+// synchronously, a live dump request from an injector thread
+// (asynchronous: TSan delivers it at the target's next interceptor), and a
+// crash on an unrelated thread while signatures are in flight. Zero
 // reports of any type: data races,
 // signal-unsafe calls and errno clobbering in the handler, mutex misuse.
 // Thread leaks are reported at exit: ctest runs this with exitcode=66, so
@@ -402,12 +429,13 @@ TEST_F(TsanFixed, StressWithRotationAndInjectorsHasZeroReports) {
       "window.shallow_scope=raise(SIGSEGV)@12#signer-1",
   };
   t.dump_requests = 1;
+  t.unrelated_crashes = 1;
   t.watch = {"window.torn_update", "window.shallow_scope"};
   const TrialResult r = RunTrial(t);
   ASSERT_TRUE(r.ran);
   PrintTrial("fixed", r);
   EXPECT_EQ(r.watch_fired, 2u);
-  EXPECT_EQ(r.dumps, 3u);
+  EXPECT_EQ(r.dumps, 4u);
   EXPECT_EQ(r.sealed, r.dumps);
   EXPECT_GE(r.rotations, 2u);
   EXPECT_GT(r.tokens, 0u);
