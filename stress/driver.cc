@@ -281,7 +281,8 @@ class Driver {
 };
 
 std::vector<std::string> Driver::WorkerArgs(const std::string& dump_dir) const {
-  std::vector<std::string> a = {SelfExe(),
+  std::vector<std::string> a = {opts_.worker_bin.empty() ? SelfExe()
+                                                         : opts_.worker_bin,
                                 "stress-child",
                                 "--variant",
                                 opts_.variant,

@@ -63,6 +63,38 @@ TEST(TrialPlan, NarrowingInjectorsAndAlgKeepsTheOtherChoices) {
   }
 }
 
+// --rotation-share puts that share of failpoint faults on the rotation
+// path; the replay command carries it, so a replay draws the same site.
+TEST(TrialPlan, RotationShareSetsTheRotationPathShare) {
+  PlanInputs in = Inputs({Injector::kFailpoint});
+  for (double share : {0.0, 0.25, 1.0}) {
+    in.rotation_share = share;
+    int rotation = 0;
+    const int n = 4000;
+    for (int t = 0; t < n; ++t) {
+      const TrialPlan p = PlanTrial(in, static_cast<uint64_t>(t));
+      if (p.thread == "rotator") ++rotation;
+      EXPECT_EQ(PlanToJson(p), PlanToJson(PlanTrial(in, t)));
+    }
+    if (share == 0.0) {
+      EXPECT_EQ(rotation, 0);
+    } else if (share == 1.0) {
+      EXPECT_EQ(rotation, n);
+    } else {
+      // Binomial(4000, 0.25): sd 27; 6 sd either side.
+      EXPECT_GT(rotation, 1000 - 165);
+      EXPECT_LT(rotation, 1000 + 165);
+    }
+  }
+  StressOptions o;
+  o.rotation_share = 0.25;
+  const std::string cmd = ReplayCommand(o, PlanTrial(in, 3));
+  EXPECT_NE(cmd.find(" --rotation-share 0.25 "), std::string::npos) << cmd;
+  o.rotation_share = -1;
+  EXPECT_EQ(ReplayCommand(o, PlanTrial(in, 3)).find("--rotation-share"),
+            std::string::npos);
+}
+
 TEST(TrialPlan, FailpointSpecNamesHitAndThread) {
   PlanInputs in = Inputs({Injector::kFailpoint});
   for (uint64_t t = 0; t < 50; ++t) {

@@ -1,6 +1,7 @@
 #include "stress/options.h"
 
 #include <sys/random.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
@@ -98,6 +99,10 @@ void AddStressFlags(CLI::App& app, StressOptions* o,
                  "trial's algorithm (most are on the rotation path). Each "
                  "rotation-path fault costs a key generation")
       ->check(CLI::Range(0.0, 1.0));
+  app.add_option("--worker-bin", o->worker_bin,
+                 "The sigrace binary that runs the worker processes "
+                 "(default: this one; e.g. the TSan build)")
+      ->group("");  // for `sigrace repro`
   app.add_flag("--no-progress{false}", o->progress,
                "No progress line on stderr (it is shown only on a "
                "terminal anyway)");
@@ -123,6 +128,10 @@ Status FinishStressOptions(const std::string& injectors_text,
   StatusOr<Mode> mode = ParseMode(mode_text);
   if (!mode.ok()) return mode.status();
   o->mode = *mode;
+  if (!o->worker_bin.empty() && access(o->worker_bin.c_str(), X_OK) != 0) {
+    return InvalidArgumentError("--worker-bin '" + o->worker_bin +
+                                "' is not an executable file");
+  }
   if (expect_text.empty()) {
     o->expect = variant_is_race ? Expect::kLeak : Expect::kClean;
   } else if (expect_text == "clean") {
