@@ -164,6 +164,28 @@ std::atomic<size_t> g_trial_len{0};
 
 AltStackEntry g_altstacks[kMaxThreads];
 
+#if defined(SIGRACE_TSAN)
+// ThreadSanitizer defers a signal that arrives while its thread is not at
+// a point the runtime can take it (inside code it does not instrument,
+// such as OpenSSL, or in its own bookkeeping): its handler copies the
+// kernel's signal context into the runtime's per-thread ThreadSignalContext
+// (one slot per signal number, never cleared) and calls ours later with a
+// pointer to that copy. The copy is sizeof(ucontext_t) bytes, which reads
+// past the kernel's ucontext into the FP state, so it holds xmm0-15: key
+// bytes when the thread was inside a signature (seen: RSA dP limbs in
+// `fixed` dumps of the TSan build). That memory is the runtime's, outside
+// any redaction. Every such copy the handler is handed is recorded here
+// and redacted in every later dump; each thread takes one freeze signal
+// when it sets up its alternate stack (PrimeDeferredContext), so its
+// freeze slot is known before any dump needs it.
+constexpr size_t kMaxForeignContexts = 2048;
+struct ForeignContext {
+  std::atomic<pid_t> tid{0};
+  std::atomic<uintptr_t> addr{0};
+};
+ForeignContext g_foreign[kMaxForeignContexts];
+#endif
+
 // ---- Small helpers (all async-signal-safe). ----
 
 void WriteStderr(const char* s) { ss::WriteAll(2, s, ss::StrLen(s)); }
@@ -221,6 +243,47 @@ bool OnAltStack() {
   }
   return (cur.ss_flags & SS_ONSTACK) != 0;
 }
+
+#if defined(SIGRACE_TSAN)
+// Records `uc` if it is not a kernel signal frame (those lie on the
+// thread's alternate stack, or on its stack just above the handler).
+void NoteForeignContext(const ucontext_t* uc) {
+  const uintptr_t a = reinterpret_cast<uintptr_t>(uc);
+  if (a == 0) return;
+  const uintptr_t sp = reinterpret_cast<uintptr_t>(__builtin_frame_address(0));
+  if (a >= sp && a - sp < kOwnerStackUse) return;
+  stack_t cur;
+  if (RawSyscall6(SYS_sigaltstack, 0, reinterpret_cast<long>(&cur)) == 0 &&
+      (cur.ss_flags & SS_DISABLE) == 0) {
+    const uintptr_t lo = reinterpret_cast<uintptr_t>(cur.ss_sp);
+    if (a >= lo && a - lo < cur.ss_size) return;
+  }
+  const pid_t self = ss::Gettid();
+  for (ForeignContext& f : g_foreign) {
+    if (f.addr.load(std::memory_order_acquire) == a) return;
+  }
+  for (ForeignContext& f : g_foreign) {
+    pid_t expected = 0;
+    if (f.tid.compare_exchange_strong(expected, self,
+                                      std::memory_order_acq_rel)) {
+      f.addr.store(a, std::memory_order_release);
+      return;
+    }
+  }
+}
+
+// Forgets the calling thread's copies (the runtime unmaps them when the
+// thread exits; the range may then hold something else).
+void ForgetForeignContexts() {
+  const pid_t self = ss::Gettid();
+  for (ForeignContext& f : g_foreign) {
+    if (f.tid.load(std::memory_order_acquire) == self) {
+      f.addr.store(0, std::memory_order_release);
+      f.tid.store(0, std::memory_order_release);
+    }
+  }
+}
+#endif
 
 bool GenReached(uint32_t released, uint32_t gen) {
   return static_cast<int32_t>(released - gen) >= 0;
@@ -668,6 +731,15 @@ void RunDump(int sig, siginfo_t* info, ucontext_t* uc, bool live,
                    g_altstacks[i].tid.load(std::memory_order_relaxed),
                    "handler.altstack (not dumped)");
     }
+#if defined(SIGRACE_TSAN)
+    for (const ForeignContext& f : g_foreign) {
+      const uintptr_t a = f.addr.load(std::memory_order_acquire);
+      if (a == 0) continue;
+      AddRedaction(&nred, a, sizeof(ucontext_t), RedactionKind::kHandlerState,
+                   f.tid.load(std::memory_order_relaxed),
+                   "tsan.deferred-signal-context");
+    }
+#endif
     AddRedaction(&nred, reinterpret_cast<uintptr_t>(g_scratch), g_scratch_size,
                  RedactionKind::kHandlerState, 0,
                  "handler.scratch (not dumped)");
@@ -860,6 +932,9 @@ bool WaitAsCrashWaiter(const ucontext_t* uc, uint64_t deadline) {
 void OnSignal(int sig, siginfo_t* info, void* ucv) {
   const int saved_errno = errno;
   ucontext_t* uc = static_cast<ucontext_t*>(ucv);
+#if defined(SIGRACE_TSAN)
+  NoteForeignContext(uc);
+#endif
   if (sig == g_freeze_sig) {
     OnFreezeSignal(uc);
     errno = saved_errno;
@@ -952,6 +1027,9 @@ struct AltStackOwner {
   size_t size = 0;
   int entry = -1;
   ~AltStackOwner() {
+#if defined(SIGRACE_TSAN)
+    ForgetForeignContexts();
+#endif
     if (base == nullptr) return;
     stack_t ss_off;
     memset(&ss_off, 0, sizeof(ss_off));
@@ -966,6 +1044,19 @@ struct AltStackOwner {
   }
 };
 thread_local AltStackOwner t_altstack;
+
+// See g_foreign: has the runtime defer one freeze signal (a raw tgkill is
+// asynchronous to it) and deliver it at the next intercepted call, so the
+// handler learns where this thread's freeze slot is. Outside a dump the
+// freeze signal does nothing else.
+void PrimeDeferredContext() {
+#if defined(SIGRACE_TSAN)
+  if (!g_installed.load() || g_freeze_sig == 0) return;
+  ss::Tgkill(ss::Getpid(), ss::Gettid(), g_freeze_sig);
+  struct timespec zero = {0, 0};
+  nanosleep(&zero, nullptr);
+#endif
+}
 
 }  // namespace
 
@@ -1002,6 +1093,7 @@ Status InstallAltStackForThisThread() {
       break;
     }
   }
+  PrimeDeferredContext();
   return Status::Ok();
 }
 
@@ -1145,6 +1237,7 @@ Status InstallHandler(const HandlerOptions& options) {
     UninstallHandler();
     return st;
   }
+  PrimeDeferredContext();
   return Status::Ok();
 }
 

@@ -7,8 +7,9 @@
 // process (a variant is chosen once per process, at Create()), each
 // writing its JSON report, which repro reads. fixed's two live rows start
 // first and run until they reach --min-live-trials or the budget ends;
-// the other rows run one at a time beside them (--jobs 3: both cores stay
-// busy while one row waits on a process start or a timeout).
+// the other rows run two at a time beside them (--jobs 4), so they are done
+// well before the budget ends and both cores stay busy while a row waits
+// on a process start or a timeout.
 //
 // JSON report schema ("sigrace.repro.report/1", --report-json):
 //   {"schema", "seed", "budget_s", "elapsed_s", "tsan_binary" (or ""),
@@ -69,8 +70,8 @@ struct ReproOptions {
   uint64_t tsan_race_trials = 1;
   uint64_t tsan_fixed_trials = 4;
   // fixed's two live rows run from the start for the whole budget, beside
-  // one other row at a time: three processes keep both cores busy.
-  uint32_t jobs = 3;
+  // two other rows at a time.
+  uint32_t jobs = 4;
   uint32_t threads = kDefaultThreads;
   std::string tsan_bin = "auto";
   std::vector<std::string> variants;  // empty: all
@@ -401,7 +402,11 @@ int ReproMain(int argc, char** argv) {
           {"--injectors", race ? "failpoint" : "failpoint,unrelated",
            "--expect", race ? "leak" : "clean", "--keep-going", "--trials",
            std::to_string(race ? o.tsan_race_trials : o.tsan_fixed_trials),
-           "--trial-timeout-ms", "30000", "--worker-bin", tsan},
+           "--trial-timeout-ms", "30000", "--worker-bin", tsan,
+           // A TSan process's dump is over a GB (the runtime's reserved
+           // regions, mostly holes); the table gets the counts, the log
+           // the regions, and the dump itself is left out.
+           "--max-kept", "0"},
           race ? 40 : 60, false, self);
     }
   }
@@ -519,7 +524,7 @@ int ReproMain(int argc, char** argv) {
       } else if (j.exit_code == 0) {
         r.verdict = "SHORT";
         r.note = std::to_string(r.trials) + " of " + std::to_string(min) +
-                 " trials within the budget";
+                 " trials within the budget\n";
         any_fail = true;
       } else if (j.exit_code == 1) {
         r.verdict = "LEAK";
