@@ -880,6 +880,22 @@ void RunDump(int sig, siginfo_t* info, ucontext_t* uc, bool live,
   PublishResult(*r);
 }
 
+// Sets `sig` to its default action in the kernel directly: a sanitizer
+// runtime intercepts sigaction() and keeps its own deadly-signal handler in
+// place of SIG_DFL (TSan's then reports a re-raised SIGSEGV as a fault at
+// the sender's pid and exits 66), so the process would not die by the
+// signal and the kernel would write no core.
+void SetDefaultAction(int sig) {
+  struct KernelSigaction {
+    unsigned long handler;  // SIG_DFL
+    unsigned long flags;
+    unsigned long restorer;
+    uint64_t mask;
+  } k = {};
+  RawSyscall6(SYS_rt_sigaction, sig, reinterpret_cast<long>(&k), 0,
+              sizeof(k.mask));
+}
+
 // Hands the signal to whatever was installed before us (SIG_DFL if
 // nothing), so the process dies by it or the earlier handler runs.
 void ChainAndReraise(int sig, const siginfo_t* info) {
@@ -894,7 +910,11 @@ void ChainAndReraise(int sig, const siginfo_t* info) {
   if (!(sa.sa_flags & SA_SIGINFO) && sa.sa_handler == SIG_IGN) {
     sa.sa_handler = SIG_DFL;
   }
-  sigaction(sig, &sa, nullptr);
+  if (!(sa.sa_flags & SA_SIGINFO) && sa.sa_handler == SIG_DFL) {
+    SetDefaultAction(sig);
+  } else {
+    sigaction(sig, &sa, nullptr);
+  }
   // A fault the kernel raised repeats when we return; a signal somebody
   // sent (kill, raise, abort) must be sent again.
   if (info == nullptr || info->si_code <= 0) {
@@ -961,10 +981,7 @@ void OnSignal(int sig, siginfo_t* info, void* ucv) {
     }
     WriteStderr("sigrace: fault outside the recoverable part of the crash "
                 "handler\n");
-    struct sigaction dfl;
-    memset(&dfl, 0, sizeof(dfl));
-    dfl.sa_handler = SIG_DFL;
-    sigaction(sig, &dfl, nullptr);
+    SetDefaultAction(sig);
     if (sent) ss::Tgkill(ss::Getpid(), self, sig);
     return;
   }
