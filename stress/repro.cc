@@ -383,7 +383,9 @@ int ReproMain(int argc, char** argv) {
       r.job = add_job(JobKind::kFixedFatal, v, a, "fatal",
                       {"--expect", "clean", "--trials",
                        std::to_string(o.min_fatal)},
-                      std::max(20.0, o.budget_s * 0.2), false, self);
+                      // A fatal RS256 trial is a fresh process with its
+                      // own RSA keygen: 0.5-1.5 s here.
+                      std::max(20.0, o.budget_s * 0.6), false, self);
       rows.push_back(r);
       r.mode = "live";
       fixed_live_rows.push_back(rows.size());
@@ -428,13 +430,20 @@ int ReproMain(int argc, char** argv) {
   }
 
   // Start order: the rest-of-budget rows (fixed live) first, so they run
-  // from the start side by side; then every other row in the order added.
+  // from the start side by side; then fixed's fatal rows, the longest of
+  // the rest (they stop at their trial count or their cap); then the race
+  // rows and the TSan rows in the order added.
   std::vector<size_t> order;
-  for (size_t i = 0; i < jobs.size(); ++i) {
-    if (jobs[i].cap_is_rest) order.push_back(i);
+  for (JobKind k : {JobKind::kFixedLive, JobKind::kFixedFatal}) {
+    for (size_t i = 0; i < jobs.size(); ++i) {
+      if (jobs[i].kind == k) order.push_back(i);
+    }
   }
   for (size_t i = 0; i < jobs.size(); ++i) {
-    if (!jobs[i].cap_is_rest) order.push_back(i);
+    if (jobs[i].kind != JobKind::kFixedLive &&
+        jobs[i].kind != JobKind::kFixedFatal) {
+      order.push_back(i);
+    }
   }
   const auto start = Clock::now();
   const auto deadline =
