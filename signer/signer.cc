@@ -64,6 +64,9 @@
 //     encoding (and the PKCS8_PRIV_KEY_INFO holding the inner key DER): a
 //     published "signer.working" page and the key heap. The freshly made
 //     key object is freed after the wrap; the key heap wipes its blocks.
+//     With SignerOptions::TEST_key_pool the key objects are made once, in
+//     Init(), inside the same KeyAllocScope and SecretScope, and kept in
+//     the key heap for the Signer's life.
 //  9. The DRBG that produced the key: OpenSSL's heap, outside our cover.
 //     It is not key material: the DRBG updates its state after every
 //     generate (SP 800-90A backtracking resistance), so the state left
@@ -324,11 +327,15 @@ class Signer::Impl {
   StatusOr<std::string> ActiveKid(Alg alg) const;
   std::vector<KeyInfo> Keys() const;
   SignerStats Stats() const;
-  Status VisitKeys(const std::function<Status(const OracleKey&)>& visit) const;
+  Status VisitKeys(const std::function<Status(const OracleKey&)>& visit,
+                   const std::function<bool(std::string_view kid)>& want) const;
   Variant variant() const { return variant_; }
 
  private:
   StatusOr<std::unique_ptr<KeyRecord>> Generate(Alg alg, uint64_t generation);
+  // A fresh key, or (SignerOptions::TEST_key_pool) the pool key for
+  // `generation`, with a reference of its own.
+  StatusOr<Pkey> NewKeyMaterial(Alg alg, uint64_t generation);
   Status Load(KeyRecord* rec);
   StatusOr<Pkey> UnwrapToKey(const KeyRecord& rec, ProtectedPages* page,
                              size_t* der_len) const;
@@ -354,6 +361,8 @@ class Signer::Impl {
 
   std::array<std::atomic<KeyRecord*>, 2> active_{};
   Mutex rotate_mu_;  // serialises Rotate()
+  // SignerOptions::TEST_key_pool keys per algorithm (read-only after Init).
+  std::vector<Pkey> pool_[2];
   mutable Mutex records_mu_;
   std::vector<std::unique_ptr<KeyRecord>> records_ GUARDED_BY(records_mu_);
   std::array<uint64_t, 2> next_generation_ GUARDED_BY(rotate_mu_) = {0, 0};
@@ -393,6 +402,17 @@ Status Signer::Impl::Init(const SignerOptions& opts) {
     run_id_.push_back(kHex[b >> 4]);
     run_id_.push_back(kHex[b & 15]);
   }
+  for (Alg alg : opts.algs) {
+    KeyAllocScope alloc;
+    crashdump::SecretScope secret;
+    for (size_t i = 0; i < opts.TEST_key_pool; ++i) {
+      Pkey k(alg == Alg::kRs256
+                 ? EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", size_t{2048})
+                 : EVP_PKEY_Q_keygen(nullptr, nullptr, "ED25519"));
+      if (!k) return InternalError("key generation failed (key pool)");
+      pool_[AlgIndex(alg)].push_back(std::move(k));
+    }
+  }
   MutexLock rl(&rotate_mu_);
   for (Alg alg : opts.algs) {
     if (Provisioned(alg)) continue;
@@ -407,6 +427,20 @@ Status Signer::Impl::Init(const SignerOptions& opts) {
   return Status::Ok();
 }
 
+StatusOr<Pkey> Signer::Impl::NewKeyMaterial(Alg alg, uint64_t generation) {
+  const std::vector<Pkey>& pool = pool_[AlgIndex(alg)];
+  if (!pool.empty()) {
+    EVP_PKEY* k = pool[generation % pool.size()].get();
+    if (EVP_PKEY_up_ref(k) != 1) return InternalError("EVP_PKEY_up_ref");
+    return Pkey(k);
+  }
+  Pkey pkey(alg == Alg::kRs256
+                ? EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", size_t{2048})
+                : EVP_PKEY_Q_keygen(nullptr, nullptr, "ED25519"));
+  if (!pkey) return InternalError("key generation failed");
+  return pkey;
+}
+
 StatusOr<std::unique_ptr<KeyRecord>> Signer::Impl::Generate(
     Alg alg, uint64_t generation) {
   auto rec = std::make_unique<KeyRecord>();
@@ -418,10 +452,9 @@ StatusOr<std::unique_ptr<KeyRecord>> Signer::Impl::Generate(
 
   KeyAllocScope alloc;
   crashdump::SecretScope secret;
-  Pkey pkey(alg == Alg::kRs256
-                ? EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", size_t{2048})
-                : EVP_PKEY_Q_keygen(nullptr, nullptr, "ED25519"));
-  if (!pkey) return InternalError("key generation failed");
+  auto made = NewKeyMaterial(alg, generation);
+  if (!made.ok()) return made.status();
+  Pkey pkey = std::move(*made);
   if (SIGRACE_FAILPOINT(kFpKeygenAfterGenerate)) {
     return Injected("keygen.after_generate");
   }
@@ -752,12 +785,15 @@ SignerStats Signer::Impl::Stats() const {
 }
 
 Status Signer::Impl::VisitKeys(
-    const std::function<Status(const OracleKey&)>& visit) const {
+    const std::function<Status(const OracleKey&)>& visit,
+    const std::function<bool(std::string_view kid)>& want) const {
   if (!visit) return InvalidArgumentError("TEST_VisitKeys: no visitor");
   std::vector<const KeyRecord*> recs;
   {
     MutexLock l(&records_mu_);
-    for (const auto& r : records_) recs.push_back(r.get());
+    for (const auto& r : records_) {
+      if (!want || want(r->kid)) recs.push_back(r.get());
+    }
   }
   for (const KeyRecord* rec : recs) {
     KeyAllocScope alloc;
@@ -812,7 +848,12 @@ SignerStats Signer::Stats() const { return impl_->Stats(); }
 Variant Signer::variant() const { return impl_->variant(); }
 Status Signer::TEST_VisitKeys(
     const std::function<Status(const OracleKey&)>& visit) const {
-  return impl_->VisitKeys(visit);
+  return impl_->VisitKeys(visit, nullptr);
+}
+Status Signer::TEST_VisitKeys(
+    const std::function<Status(const OracleKey&)>& visit,
+    const std::function<bool(std::string_view kid)>& want) const {
+  return impl_->VisitKeys(visit, want);
 }
 
 }  // namespace sigrace::signer

@@ -5,6 +5,7 @@
 #include <openssl/evp.h>
 #include <openssl/param_build.h>
 #include <openssl/pem.h>
+#include <openssl/sha.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -17,6 +18,7 @@
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -385,6 +387,49 @@ TEST(Signer, RetirementWaitsForInFlightSignature) {
 // Rotation frees what it built: many rotations do not grow the key heap
 // (freed blocks are wiped and reused), so a long stress run cannot exhaust
 // it or the registry's slots.
+// TEST_key_pool: rotations take their key material from the pool in turn
+// (generation g and g + N share it), each with a new kid, and still sign;
+// TEST_VisitKeys with a filter unwraps only the kids it accepts.
+TEST(Signer, KeyPoolCyclesMaterialUnderNewKids) {
+  for (Alg alg : {Alg::kEdDsa, Alg::kRs256}) {
+    SignerOptions o;
+    o.algs = {alg};
+    o.TEST_key_pool = 2;
+    auto s = Signer::Create(o);
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    for (int i = 0; i < 4; ++i) {
+      ASSERT_TRUE((*s)->Rotate(alg).ok());
+      ASSERT_TRUE((*s)->Sign(alg, Claims{}).ok());
+    }
+    // Digests only: the DER is key material and must not be printed.
+    std::vector<std::string> digest;
+    std::vector<std::string> kids;
+    ASSERT_TRUE((*s)->TEST_VisitKeys([&](const OracleKey& k) {
+                  uint8_t md[SHA256_DIGEST_LENGTH];
+                  SHA256(k.pkcs8_der, k.pkcs8_len, md);
+                  digest.emplace_back(reinterpret_cast<char*>(md), sizeof(md));
+                  kids.emplace_back(k.kid);
+                  return Status::Ok();
+                }).ok());
+    ASSERT_EQ(digest.size(), 5u);  // Create's key and four rotations
+    EXPECT_EQ(std::set<std::string>(kids.begin(), kids.end()).size(), 5u);
+    for (size_t g = 0; g + 2 < digest.size(); ++g) {
+      EXPECT_TRUE(digest[g] == digest[g + 2]) << "generation " << g;
+      EXPECT_FALSE(digest[g] == digest[g + 1]) << "generation " << g;
+    }
+    int visited = 0;
+    ASSERT_TRUE((*s)->TEST_VisitKeys(
+                    [&](const OracleKey& k) {
+                      EXPECT_EQ(std::string(k.kid), kids.back());
+                      ++visited;
+                      return Status::Ok();
+                    },
+                    [&](std::string_view kid) { return kid == kids.back(); })
+                    .ok());
+    EXPECT_EQ(visited, 1);
+  }
+}
+
 TEST(Signer, RotationReusesTheKeyHeap) {
   SignerOptions o;
   o.algs = {Alg::kEdDsa};
