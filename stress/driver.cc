@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <openssl/crypto.h>
+#include <openssl/sha.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/stat.h>
@@ -159,9 +160,16 @@ class Oracle {
     if (p.size() < 2 + kid_len) return DataLossError("malformed key message");
     const std::string kid = p.substr(2, kid_len);
     if (!kids_.insert(kid).second) return Status::Ok();
-    StatusOr<crashdump::KeyForms> forms = crashdump::KeyForms::FromBytes(
-        reinterpret_cast<const uint8_t*>(p.data()) + 2 + kid_len,
-        p.size() - 2 - kid_len, kid);
+    const uint8_t* der = reinterpret_cast<const uint8_t*>(p.data()) + 2 + kid_len;
+    const size_t der_len = p.size() - 2 - kid_len;
+    // A key whose material the oracle already has (a --key-pool rotation)
+    // adds nothing to search for: keep the index as it is. The digest is
+    // kept, never the bytes.
+    std::string digest(SHA256_DIGEST_LENGTH, '\0');
+    SHA256(der, der_len, reinterpret_cast<uint8_t*>(digest.data()));
+    if (!materials_.insert(digest).second) return Status::Ok();
+    StatusOr<crashdump::KeyForms> forms =
+        crashdump::KeyForms::FromBytes(der, der_len, kid);
     if (!forms.ok()) return forms.status();
     keys_.push_back(std::move(*forms));
     dirty_ = true;
@@ -170,6 +178,7 @@ class Oracle {
 
   uint32_t min_fragment_;
   std::set<std::string> kids_;
+  std::set<std::string> materials_;  // SHA-256 of each key's PKCS#8 DER
   std::vector<crashdump::KeyForms> keys_;
   std::unique_ptr<crashdump::Scanner> scanner_;
   bool dirty_ = false;
@@ -324,6 +333,10 @@ std::vector<std::string> Driver::WorkerArgs(const std::string& dump_dir) const {
   if (!opts_.failpoint.empty()) {
     a.push_back("--failpoint");
     a.push_back(opts_.failpoint);
+  }
+  if (opts_.key_pool != 0) {
+    a.push_back("--key-pool");
+    a.push_back(std::to_string(opts_.key_pool));
   }
   if (!dump_dir.empty()) {
     a.push_back("--dump-dir");

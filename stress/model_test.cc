@@ -95,6 +95,19 @@ TEST(TrialPlan, RotationShareSetsTheRotationPathShare) {
             std::string::npos);
 }
 
+// The replay command carries --key-pool, so the replayed worker keeps the
+// pooled key material's rotation path.
+TEST(TrialPlan, ReplayCommandCarriesKeyPool) {
+  PlanInputs in = Inputs({Injector::kFailpoint});
+  StressOptions o;
+  o.key_pool = 2;
+  const std::string cmd = ReplayCommand(o, PlanTrial(in, 1));
+  EXPECT_NE(cmd.find(" --key-pool 2 "), std::string::npos) << cmd;
+  o.key_pool = 0;
+  EXPECT_EQ(ReplayCommand(o, PlanTrial(in, 1)).find("--key-pool"),
+            std::string::npos);
+}
+
 TEST(TrialPlan, FailpointSpecNamesHitAndThread) {
   PlanInputs in = Inputs({Injector::kFailpoint});
   for (uint64_t t = 0; t < 50; ++t) {

@@ -65,6 +65,10 @@ struct StressOptions {
   uint32_t trial_timeout_ms = 15000;
   uint32_t max_delay_us = kDefaultMaxDelayUs;
   double rotation_share = -1;  // see PlanInputs::rotation_share
+  // Keys per algorithm each worker generates once and cycles through its
+  // rotations (signer::SignerOptions::TEST_key_pool); 0: every rotation
+  // generates a fresh key.
+  uint32_t key_pool = 0;
   // The sigrace binary the worker processes run (default: this one).
   // `sigrace repro` runs a TSan build's worker under a regular driver, so
   // the oracle's scan of a TSan process's large dumps is not instrumented.

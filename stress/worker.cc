@@ -122,6 +122,7 @@ Status Worker::Setup() {
   signer::SignerOptions so;
   so.variant = variant_.variant;
   so.algs = algs_;
+  so.TEST_key_pool = opts_.key_pool;
   // A fatal child dies inside the trial: a key born in a rotation that
   // faults in a load-path window must reach the driver before the load.
   if (opts_.mode == Mode::kFatal) {
@@ -334,6 +335,11 @@ Status Worker::SendNewKeysLocked() {
   if (keys.size() == keys_seen_ && stats.rotations == rotations_seen_) {
     return Status::Ok();
   }
+  // Only the keys not sent yet are unwrapped again.
+  auto want = [&](std::string_view kid) {
+    keys_mu_.AssertHeld();
+    return sent_kids_.count(std::string(kid)) == 0;
+  };
   Status st = signer_->TEST_VisitKeys([&](const signer::OracleKey& k) {
     keys_mu_.AssertHeld();  // the visit runs inside this call, under lock
     const std::string kid(k.kid);
@@ -351,7 +357,7 @@ Status Worker::SendNewKeysLocked() {
                          k.pkcs8_len)));
     sent_kids_.insert(kid);
     return Status::Ok();
-  });
+  }, want);
   if (st.ok()) {
     keys_seen_ = keys.size();
     rotations_seen_ = stats.rotations;
