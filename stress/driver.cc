@@ -119,6 +119,9 @@ StatusOr<std::unique_ptr<WorkerProcess>> WorkerProcess::Spawn(
 // The oracle: every private key a worker's signer has held, and a scanner
 // over all of their forms. Keys arrive as PKCS#8 DER over the channel; the
 // received bytes are wiped once the forms are derived.
+// tsan/tsan.options: exitcode=66.
+constexpr int kTsanExitCode = 66;
+
 class Oracle {
  public:
   explicit Oracle(uint32_t min_fragment) : min_fragment_(min_fragment) {}
@@ -532,9 +535,18 @@ StatusOr<RunReport> Driver::RunLive() {
     (void)worker->channel().Send('Q', "");
     bool killed = false;
     const int ws = worker->Wait(20000, &killed);
+    const uint64_t tsan_reports =
+        worker_tsan.is_object() ? worker_tsan.value("total", uint64_t{0})
+                                : 0;
     FoldWorkerTsan(worker_tsan, &report_);
     worker_tsan = nlohmann::json();
-    if (killed || !WIFEXITED(ws) || WEXITSTATUS(ws) != 0) {
+    // A TSan worker that reported anything exits with TSan's exitcode (66,
+    // tsan/tsan.options): those reports are counted above and judged with
+    // the run, so that exit is not a harness error.
+    const bool tsan_exit = !killed && WIFEXITED(ws) &&
+                           WEXITSTATUS(ws) == kTsanExitCode &&
+                           tsan_reports > 0;
+    if (!tsan_exit && (killed || !WIFEXITED(ws) || WEXITSTATUS(ws) != 0)) {
       TrialResult r;
       r.plan = PlanTrial(inputs_, next_trial);
       r.verdict = Verdict::kHarnessError;
