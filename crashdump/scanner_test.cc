@@ -59,6 +59,23 @@ struct Plant {
   size_t form_off;
 };
 
+// True when the planted bytes also stand somewhere else in some form.
+bool OccursElsewhere(const std::vector<KeyForms>& keys, const Plant& p) {
+  const Form& src = keys[p.key].forms()[p.form];
+  const uint8_t* run = src.data() + p.form_off;
+  size_t n = 0;
+  for (const KeyForms& k : keys) {
+    for (const Form& g : k.forms()) {
+      for (size_t i = 0; i + p.len <= g.size(); ++i) {
+        if (std::memcmp(g.data() + i, run, p.len) == 0 && ++n > 1) {
+          return true;
+        }
+      }
+    }
+  }
+  return false;
+}
+
 class Corpus {
  public:
   Corpus(const std::vector<KeyForms>& keys, size_t size, uint64_t seed)
@@ -404,7 +421,14 @@ TEST(ScannerPaths, EveryProbePathGivesTheSameFindings) {
         if (p.len < fmin) reported = false;
         const Finding* hit = FindAt(fs, p.pos, p.len);
         if (!reported) {
-          EXPECT_EQ(hit, nullptr) << f.name() << " len " << p.len;
+          // Not reportable where it was cut from; but a short run (4 hex
+          // digits in UTF-16 are 8 bytes and 16 bits) can also stand, by
+          // chance, at another offset of some form where it is. Only a run
+          // found nowhere else must go unreported.
+          if (hit != nullptr && !OccursElsewhere(keys, p)) {
+            ADD_FAILURE() << f.name() << " len " << p.len
+                          << " reported, and it stands nowhere else";
+          }
           continue;
         }
         ++expected;
