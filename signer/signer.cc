@@ -235,6 +235,15 @@ __attribute__((noinline)) void ScrubStackAndRegisters() {
 
 void TornBetween() { (void)SIGRACE_FAILPOINT(kFpWindowTornUpdate); }
 
+// A fresh key; the caller holds the KeyAllocScope and SecretScope.
+StatusOr<Pkey> GenerateKey(Alg alg) {
+  Pkey pkey(alg == Alg::kRs256
+                ? EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", size_t{2048})
+                : EVP_PKEY_Q_keygen(nullptr, nullptr, "ED25519"));
+  if (!pkey) return InternalError("key generation failed");
+  return pkey;
+}
+
 // Parses PKCS#8 DER. The parse opens its own KeyAllocScope so that the
 // private numbers it allocates land in the key heap whoever calls it (the
 // load, and the oracle's UnwrapToKey).
@@ -406,11 +415,9 @@ Status Signer::Impl::Init(const SignerOptions& opts) {
     KeyAllocScope alloc;
     crashdump::SecretScope secret;
     for (size_t i = 0; i < opts.TEST_key_pool; ++i) {
-      Pkey k(alg == Alg::kRs256
-                 ? EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", size_t{2048})
-                 : EVP_PKEY_Q_keygen(nullptr, nullptr, "ED25519"));
-      if (!k) return InternalError("key generation failed (key pool)");
-      pool_[AlgIndex(alg)].push_back(std::move(k));
+      auto k = GenerateKey(alg);
+      if (!k.ok()) return k.status();
+      pool_[AlgIndex(alg)].push_back(std::move(*k));
     }
   }
   MutexLock rl(&rotate_mu_);
@@ -434,11 +441,7 @@ StatusOr<Pkey> Signer::Impl::NewKeyMaterial(Alg alg, uint64_t generation) {
     if (EVP_PKEY_up_ref(k) != 1) return InternalError("EVP_PKEY_up_ref");
     return Pkey(k);
   }
-  Pkey pkey(alg == Alg::kRs256
-                ? EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", size_t{2048})
-                : EVP_PKEY_Q_keygen(nullptr, nullptr, "ED25519"));
-  if (!pkey) return InternalError("key generation failed");
-  return pkey;
+  return GenerateKey(alg);
 }
 
 StatusOr<std::unique_ptr<KeyRecord>> Signer::Impl::Generate(

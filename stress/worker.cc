@@ -343,7 +343,6 @@ Status Worker::SendNewKeysLocked() {
   Status st = signer_->TEST_VisitKeys([&](const signer::OracleKey& k) {
     keys_mu_.AssertHeld();  // the visit runs inside this call, under lock
     const std::string kid(k.kid);
-    if (sent_kids_.count(kid) != 0) return Status::Ok();
     if (kid.size() > 0xffff) return InternalError("kid too long");
     std::string header(2, '\0');
     header[0] = static_cast<char>(kid.size() & 0xff);
