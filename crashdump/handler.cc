@@ -51,6 +51,8 @@ constexpr size_t kTrialMetaCap = 4096;
 constexpr size_t kMetaCap = size_t{16} * 1024;
 constexpr size_t kBacktraceCap = size_t{16} * 1024;
 constexpr int kMaxFreezePasses = 64;
+// How long a silent thread gets before its signal mask is looked at.
+constexpr uint64_t kBlockedGraceNs = 20'000'000;
 constexpr int kMaxBacktraceFrames = 64;
 // Below-entry stack bytes assumed used by the handler when it runs on a
 // thread's ordinary stack (a thread without an alternate stack).
@@ -70,6 +72,7 @@ enum : uint32_t {
   kSlotParked = 2,    // parked; uc and friends are valid
   kSlotGone = 3,      // exited before it could be signalled
   kSlotTimedOut = 4,  // never answered within the pass bound
+  kSlotBlocking = 5,  // blocks the freeze signal: it cannot answer
 };
 
 struct ThreadSlot {
@@ -341,6 +344,7 @@ void OnFreezeSignal(const ucontext_t* uc) {
 struct FreezeStats {
   uint32_t passes = 0;
   uint32_t timed_out = 0;
+  uint32_t blocking = 0;  // gave up early: the freeze signal is blocked
 };
 
 // One pass over /proc/self/task: signals every thread not yet in the table.
@@ -391,8 +395,68 @@ int ScanAndSignal(pid_t pid, pid_t self) {
   return found;
 }
 
+// True when thread `tid` has the freeze signal blocked, from the SigBlk
+// line of /proc/self/task/TID/status. Such a thread cannot answer until it
+// unblocks, which a thread that lives with every signal blocked (a
+// sigwait() thread; ThreadSanitizer's background thread) never does; false
+// when the file cannot be read or parsed.
+bool BlocksFreezeSignal(pid_t tid) {
+  char path[64];
+  char* w = path;
+  for (const char* c = "/proc/self/task/"; *c != '\0'; ++c) *w++ = *c;
+  char digits[16];
+  int nd = 0;
+  for (uint32_t v = static_cast<uint32_t>(tid); v != 0 || nd == 0; v /= 10) {
+    digits[nd++] = static_cast<char>('0' + v % 10);
+  }
+  while (nd > 0) *w++ = digits[--nd];
+  for (const char* c = "/status"; *c != '\0'; ++c) *w++ = *c;
+  *w = '\0';
+  const long fd = RawSyscall6(SYS_open, reinterpret_cast<long>(path),
+                              O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  char* buf = g_scratch->read_buf;
+  const size_t cap = sizeof(g_scratch->read_buf) - 1;
+  size_t len = 0;
+  for (;;) {
+    const long n = RawSyscall6(SYS_read, fd, reinterpret_cast<long>(buf + len),
+                               static_cast<long>(cap - len));
+    if (n <= 0) break;
+    len += static_cast<size_t>(n);
+    if (len == cap) break;
+  }
+  RawSyscall6(SYS_close, fd);
+  buf[len] = '\0';
+  static constexpr char kKey[] = "\nSigBlk:";
+  for (size_t i = 0; i + sizeof(kKey) - 1 <= len; ++i) {
+    if (memcmp(buf + i, kKey, sizeof(kKey) - 1) != 0) continue;
+    const char* h = buf + i + sizeof(kKey) - 1;
+    while (*h == ' ' || *h == '\t') ++h;
+    uint64_t mask = 0;
+    int digits_read = 0;
+    for (;; ++h, ++digits_read) {
+      int d;
+      if (*h >= '0' && *h <= '9') {
+        d = *h - '0';
+      } else if (*h >= 'a' && *h <= 'f') {
+        d = *h - 'a' + 10;
+      } else {
+        break;
+      }
+      mask = (mask << 4) | static_cast<uint64_t>(d);
+    }
+    if (digits_read == 0 || g_freeze_sig < 1 || g_freeze_sig > 64) {
+      return false;
+    }
+    return ((mask >> (g_freeze_sig - 1)) & 1) != 0;
+  }
+  return false;
+}
+
 void WaitForAcks(uint64_t timeout_ns, FreezeStats* st) {
-  const uint64_t deadline = NowNs() + timeout_ns;
+  const uint64_t start = NowNs();
+  const uint64_t deadline = start + timeout_ns;
+  bool checked_masks = false;
   for (int spin = 0;; ++spin) {
     bool pending = false;
     const uint32_t n = g_nslots.load(std::memory_order_relaxed);
@@ -404,7 +468,30 @@ void WaitForAcks(uint64_t timeout_ns, FreezeStats* st) {
       }
     }
     if (!pending) return;
-    if (NowNs() >= deadline) break;
+    const uint64_t now = NowNs();
+    if (now >= deadline) break;
+    // Once, after a grace period that any thread merely between two
+    // instructions, or briefly masking signals (pthread_create does),
+    // answers within: a thread still silent that has the freeze signal
+    // blocked is given up on now instead of at the deadline. It is
+    // counted apart from the timed-out ones, and like them it runs on
+    // while the dump is written and its registers are not in it.
+    if (!checked_masks && now - start >= kBlockedGraceNs) {
+      checked_masks = true;
+      for (uint32_t i = 0; i < n; ++i) {
+        ThreadSlot& slot = g_scratch->slots[i];
+        if (slot.state.load(std::memory_order_acquire) != kSlotSignaled ||
+            !BlocksFreezeSignal(slot.tid.load(std::memory_order_relaxed))) {
+          continue;
+        }
+        uint32_t expected = kSlotSignaled;
+        if (slot.state.compare_exchange_strong(expected, kSlotBlocking,
+                                               std::memory_order_acq_rel)) {
+          ++st->blocking;
+        }
+      }
+      continue;
+    }
     if (spin < 64) {
       RawSyscall6(SYS_sched_yield);
     } else {
@@ -662,7 +749,8 @@ void RunDump(int sig, siginfo_t* info, ucontext_t* uc, bool live,
     // every other thread runs on; only for the race variant that models it.
     r->freeze_ns = NowNs() - t0;
     r->freeze_passes = fst.passes;
-    r->threads_unfrozen = fst.timed_out;
+    r->threads_unfrozen = fst.timed_out + fst.blocking;
+    r->threads_blocking_freeze = fst.blocking;
     (void)SIGRACE_FAILPOINT(kFpAfterFreeze);
 
     // Registry snapshot: after the freeze, so no writer moves under us.
@@ -771,7 +859,8 @@ void RunDump(int sig, siginfo_t* info, ucontext_t* uc, bool live,
     meta.Str("sequence=").UDec(gen).Ch('\n');
     meta.Str("freeze=").Str(g_freeze ? "on" : "off").Ch('\n');
     meta.Str("threads=").UDec(nthreads).Ch('\n');
-    meta.Str("threads_unfrozen=").UDec(fst.timed_out).Ch('\n');
+    meta.Str("threads_unfrozen=").UDec(fst.timed_out + fst.blocking).Ch('\n');
+    meta.Str("threads_blocking_freeze=").UDec(fst.blocking).Ch('\n');
     meta.Str("freeze_passes=").UDec(fst.passes).Ch('\n');
     meta.Str("freeze_ns=").UDec(r->freeze_ns).Ch('\n');
     meta.Str("regions=").UDec(nviews).Ch('\n');

@@ -84,6 +84,9 @@ struct DumpResult {
   pid_t tid = 0;          // the crashing (or dump-requesting) thread
   uint32_t threads = 0;   // threads in the dump (NT_PRSTATUS count)
   uint32_t threads_unfrozen = 0;  // threads that never acknowledged
+  // Of those, the ones given up on early because they block the freeze
+  // signal (ThreadSanitizer's background thread; a sigwait() thread).
+  uint32_t threads_blocking_freeze = 0;
   uint32_t freeze_passes = 0;
   uint32_t mappings = 0;     // PT_LOAD count
   uint32_t redactions = 0;   // records in the redaction note

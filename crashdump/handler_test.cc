@@ -456,6 +456,61 @@ TEST(HandlerLive, EveryThreadInDumpAndRunsOn) {
       << reader->backtrace();
 }
 
+// A thread that blocks the freeze signal (as a sigwait() thread, or
+// ThreadSanitizer's background thread, does) cannot answer it. The dump
+// gives up on it once its mask shows that, instead of at the freeze
+// timeout, and says so in the meta; the thread is not in the dump and runs
+// on. The timeout here is longer than RunInChild's, so a handler that
+// waits it out fails the test as a hang.
+int BlockingThreadChild(const TempDir& dir) {
+  HandlerOptions o = DirOptions(dir, false);
+  o.freeze_timeout_ms = 600'000;
+  o.watchdog_ms = 900'000;
+  if (!InstallHandler(o).ok()) return 10;
+  std::atomic<bool> stop{false};
+  std::atomic<bool> blocked{false};
+  std::atomic<uint64_t> busy{0};
+  std::thread blocker([&] {
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, nullptr);
+    blocked = true;
+    while (!stop.load()) usleep(1000);
+  });
+  std::thread worker([&] {
+    (void)InstallAltStackForThisThread();
+    testing::BusyWorker(&busy, &stop);
+  });
+  while (!blocked.load()) sched_yield();
+  if (!RequestLiveDump().ok()) return 11;
+  const DumpResult r = LastDump();
+  stop = true;
+  blocker.join();
+  worker.join();
+  if (!r.ok) return 12;
+  if (r.threads_blocking_freeze != 1) return 13;
+  if (r.threads_unfrozen != 1) return 14;
+  if (r.threads != 2) return 15;  // the requester and the busy worker
+  return 0;
+}
+
+TEST(HandlerFreeze, ThreadBlockingTheFreezeSignalIsGivenUpOnEarly) {
+  TempDir dir;
+  ChildResult c = RunInChild([&] { return BlockingThreadChild(dir); }, 60);
+  ASSERT_FALSE(c.timed_out) << "the dump waited for a thread that blocks "
+                               "the freeze signal: "
+                            << c.stderr_text;
+  ASSERT_TRUE(c.exited) << c.stderr_text;
+  ASSERT_EQ(c.exit_code, 0) << c.stderr_text;
+  const auto cores = dir.Files(".core");
+  ASSERT_EQ(cores.size(), 1u);
+  auto reader = OpenSealed(cores[0]);
+  ASSERT_NE(reader, nullptr);
+  EXPECT_EQ(reader->threads().size(), 2u);
+  EXPECT_EQ(reader->MetaValue("threads_unfrozen").value_or(""), "1");
+  EXPECT_EQ(reader->MetaValue("threads_blocking_freeze").value_or(""), "1");
+}
+
 // A fault inside the handler abandons that dump (nothing sealed, nothing
 // left behind) and the process goes on; the next dump seals. Exactly one
 // dump file, no deadlock.

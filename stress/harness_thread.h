@@ -21,12 +21,26 @@
 
 namespace sigrace::stress {
 
+// Under ThreadSanitizer glibc places the runtime's per-thread state (about
+// 134 KiB of static TLS) at the top of every thread's stack, and the
+// runtime warns that a 128 KiB stack cannot hold it.
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+inline constexpr size_t kTlsAllowance = 256 * 1024;
+#define SIGRACE_STRESS_TLS_ALLOWANCE_SET 1
+#endif
+#endif
+#ifndef SIGRACE_STRESS_TLS_ALLOWANCE_SET
+inline constexpr size_t kTlsAllowance = 0;
+#endif
+#undef SIGRACE_STRESS_TLS_ALLOWANCE_SET
+
 // Every stack page of every thread goes into each dump, so stacks are
 // small: 128 KiB holds OpenSSL's deepest signing and key-generation chains
 // (the signer's SecretScope covers 64 KiB below its frame).
-inline constexpr size_t kHarnessStackBytes = 128 * 1024;
+inline constexpr size_t kHarnessStackBytes = 128 * 1024 + kTlsAllowance;
 // For threads that never sign (the unrelated-crash thread).
-inline constexpr size_t kSmallStackBytes = 64 * 1024;
+inline constexpr size_t kSmallStackBytes = 64 * 1024 + kTlsAllowance;
 
 class HarnessThread {
  public:
