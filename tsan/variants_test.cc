@@ -21,7 +21,10 @@
 // report there; the suite asserts the zero, so a change that makes such a
 // window TSan-visible (or makes `fixed` report anything) fails here and
 // gets looked at. Every trial asserts that the crash really landed in the
-// window, so a zero is not the zero of a trial that never faulted.
+// window, so a zero is not the zero of a trial that never faulted, and the
+// dump oracle (crashdump's scanner) must find the leak in the variant's
+// dump and none in `fixed`'s at the same failpoint: under TSan every
+// variant is reproduced, and the data-race one is also reported.
 //
 // Thread safety: a test; the Signer and the handler carry their own
 // contracts.
