@@ -125,7 +125,8 @@ std::vector<std::string> Lines(std::string_view text) {
 
 std::string SealLine(const SealInfo& s) {
   if (s.state == SealState::kSealed) {
-    return std::string("sealed (checksum ") + Hex(s.checksum) +
+    return std::string("sealed (v") + std::to_string(s.version) +
+           ", checksum " + Hex(s.checksum) +
            (s.checksum_verified ? ", verified)" : ", not verified)");
   }
   return s.reason;
@@ -140,6 +141,7 @@ nlohmann::json ToJson(const std::string& path, const CoreReader& r) {
   const SealInfo& s = r.seal();
   j["seal"] = {{"state", SealStateName(s.state)},
                {"reason", s.reason},
+               {"version", s.version},
                {"content_size", s.content_size},
                {"checksum", Hex(s.checksum)},
                {"checksum_verified", s.checksum_verified}};

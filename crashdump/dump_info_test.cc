@@ -89,7 +89,7 @@ TEST_F(DumpInfoTest, PrintsEverySectionAsText) {
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(r.err, "");
   for (const char* want :
-       {"seal:     sealed (checksum 0x", ", verified)", "machine:  x86_64",
+       {"seal:     sealed (v1, checksum 0x", ", verified)", "machine:  x86_64",
         "signal:   SIGSEGV (11), code 1, addr 0x10", "threads (2;",
         "501  SIGSEGV    0x0000000000401234 0x00007ffd00000f00",
         "0x00007f0000001000-0x00007f0000002000", "rw-",
@@ -110,6 +110,7 @@ TEST_F(DumpInfoTest, PrintsJsonFollowingTheSchema) {
   const nlohmann::json j = nlohmann::json::parse(r.out);
   EXPECT_EQ(j["path"], path);
   EXPECT_EQ(j["seal"]["state"], "unsealed");
+  EXPECT_EQ(j["seal"]["version"], 0);
   EXPECT_EQ(j["seal"]["reason"], "unsealed (no sigrace trailer)");
   EXPECT_EQ(j["machine"], "x86_64");
   EXPECT_EQ(j["siginfo"]["signal"], "SIGSEGV");
