@@ -263,13 +263,35 @@ class CoreReader::Parser {
     if (options_.verify_checksum) {
       SealHasherV2 v2;
       uint64_t v1 = kSealChecksumInit;
-      ReadInChunks(at(0), trailer_off, [&](const uint8_t* d, size_t len) {
+      auto update = [&](const uint8_t* d, size_t len) {
         if (seal.version == 2) {
           v2.Update(d, len);
         } else {
           v1 = SealChecksumUpdate(v1, d, len);
         }
-      });
+      };
+      auto zeros = [&](uint64_t n) {
+        if (seal.version == 2) {
+          v2.UpdateZeros(n);
+        } else {
+          v1 = SealChecksumZeros(v1, n);
+        }
+      };
+      if (options_.data_extents == nullptr) {
+        ReadInChunks(at(0), trailer_off, update);
+      } else {
+        // Holes read as zeros: fold them in without touching their pages.
+        uint64_t pos = 0;
+        for (const FileExtent& e : *options_.data_extents) {
+          if (e.offset >= trailer_off) break;
+          if (e.offset < pos) continue;  // not in order: ignore it
+          zeros(e.offset - pos);
+          const uint64_t end = std::min(trailer_off, e.offset + e.length);
+          ReadInChunks(at(e.offset), end - e.offset, update);
+          pos = end;
+        }
+        zeros(trailer_off - pos);
+      }
       const uint64_t sum = seal.version == 2 ? v2.Finish() : v1;
       seal.checksum_verified = true;
       if (sum != t.checksum) {
@@ -791,6 +813,12 @@ StatusOr<std::unique_ptr<CoreReader>> CoreReader::Open(const std::string& path,
     return DataLossError("empty file");
   }
   const size_t len = static_cast<size_t>(st.st_size);
+  StatusOr<std::vector<FileExtent>> extents = DataExtents(fd, len);
+  if (!extents.ok()) {
+    ::close(fd);
+    return extents.status();
+  }
+  if (options.data_extents == nullptr) options.data_extents = &*extents;
   void* base = ::mmap(nullptr, len, PROT_READ, MAP_PRIVATE, fd, 0);
   const int map_errno = errno;
   ::close(fd);  // the mapping keeps the file
@@ -803,6 +831,32 @@ StatusOr<std::unique_ptr<CoreReader>> CoreReader::Open(const std::string& path,
   Parser p(r.get(), options);
   SIGRACE_RETURN_IF_ERROR(p.Run());
   return r;
+}
+
+StatusOr<std::vector<FileExtent>> DataExtents(int fd, uint64_t size) {
+  std::vector<FileExtent> out;
+  uint64_t pos = 0;
+  while (pos < size) {
+    const off_t data = ::lseek(fd, static_cast<off_t>(pos), SEEK_DATA);
+    if (data < 0) {
+      if (errno == ENXIO) break;  // only a hole from pos to the end
+      if (errno == EINVAL || errno == EOPNOTSUPP) {
+        // No hole support here: all of it is data.
+        out.assign(1, FileExtent{0, size});
+        return out;
+      }
+      return ErrnoError("lseek(SEEK_DATA)", errno);
+    }
+    if (static_cast<uint64_t>(data) >= size) break;
+    const off_t hole = ::lseek(fd, data, SEEK_HOLE);
+    if (hole < 0) return ErrnoError("lseek(SEEK_HOLE)", errno);
+    const uint64_t end = std::min<uint64_t>(size, static_cast<uint64_t>(hole));
+    if (end <= static_cast<uint64_t>(data)) break;
+    out.push_back(FileExtent{static_cast<uint64_t>(data),
+                             end - static_cast<uint64_t>(data)});
+    pos = end;
+  }
+  return out;
 }
 
 CoreReader::~CoreReader() {

@@ -44,6 +44,20 @@
 
 namespace sigrace::crashdump {
 
+// A byte range of a file that may hold data; what lies between two extents
+// is a hole, which reads as zeros.
+struct FileExtent {
+  uint64_t offset = 0;
+  uint64_t length = 0;
+};
+
+// The data extents of the first `size` bytes of `fd`, in order, from
+// lseek(SEEK_DATA/SEEK_HOLE). A file system without them gives one extent,
+// the whole range. Dumps are sparse (untouched and zero pages are holes; a
+// dump of a ThreadSanitizer process is over 1 GB apparent and a few MB of
+// data), so readers that skip holes read only the data.
+StatusOr<std::vector<FileExtent>> DataExtents(int fd, uint64_t size);
+
 struct ReaderOptions {
   // Sealing is sigrace's contract: a caller that will act on a dump (scan
   // it, release it) sets this, and Open() then fails with kDataLoss unless
@@ -55,6 +69,11 @@ struct ReaderOptions {
   // state is then kSealed on a matching magic and content_size alone, and
   // SealInfo::checksum_verified says so.
   bool verify_checksum = true;
+  // The file's data extents (DataExtents()), or null: the checksum then
+  // skips the holes between them instead of reading their zeros. Open()
+  // fills it in itself; a FromBuffer() caller that has the fd may pass it.
+  // Must outlive the call.
+  const std::vector<FileExtent>* data_extents = nullptr;
   // Bounds on what a file may make the reader allocate, so a small hostile
   // file cannot claim millions of entries that each cost far more memory
   // than the bytes describing them. The defaults are far above any real
