@@ -406,20 +406,29 @@ constexpr Expectation kExpectations[] = {
      /*load_waits_for_a_signature=*/true},
 };
 
-void RunWindowTrial(const Expectation& e) {
+// One crash, raised synchronously by the window's failpoint on the thread
+// inside the window, with `run_as` (the variant itself, or `fixed`, where
+// the same failpoint fires at the same instant); the dump is scanned.
+TrialOptions WindowTrialOptions(const Expectation& e, Variant run_as) {
   const VariantInfo& info = Info(e.variant);
-  SCOPED_TRACE(info.name);
   const std::string thread =
       std::string(info.path) == "sign" ? "signer-0" : "rotator";
   TrialOptions t;
-  t.variant = e.variant;
+  t.variant = run_as;
   t.algs = AlgsFor(info);
   t.phases = {std::string(info.failpoint) + "=raise(SIGSEGV)@" +
               std::to_string(info.hit > 0 ? info.hit : 1) + "#" + thread};
   t.watch = {info.failpoint};
   t.load_waits_for_a_signature = e.load_waits_for_a_signature;
   t.scan_last_dump = true;
-  const TrialResult r = TsanVariants::RunTrialForTest(t);
+  return t;
+}
+
+void RunWindowTrial(const Expectation& e) {
+  const VariantInfo& info = Info(e.variant);
+  SCOPED_TRACE(info.name);
+  const TrialResult r =
+      TsanVariants::RunTrialForTest(WindowTrialOptions(e, e.variant));
   ASSERT_TRUE(r.ran);
   PrintTrial(info.name, r);
   // The race reproduced in the TSan build, by the dump oracle: key
@@ -516,17 +525,8 @@ TEST_F(TsanFixed, StressWithRotationAndInjectorsHasZeroReports) {
 void RunFixedWindowTrial(const Expectation& e) {
   const VariantInfo& info = Info(e.variant);
   SCOPED_TRACE(info.name);
-  const std::string thread =
-      std::string(info.path) == "sign" ? "signer-0" : "rotator";
-  TrialOptions t;
-  t.variant = Variant::kFixed;
-  t.algs = AlgsFor(info);
-  t.phases = {std::string(info.failpoint) + "=raise(SIGSEGV)@" +
-              std::to_string(info.hit > 0 ? info.hit : 1) + "#" + thread};
-  t.watch = {info.failpoint};
-  t.load_waits_for_a_signature = e.load_waits_for_a_signature;
-  t.scan_last_dump = true;
-  const TrialResult r = TsanVariants::RunTrialForTest(t);
+  const TrialResult r =
+      TsanVariants::RunTrialForTest(WindowTrialOptions(e, Variant::kFixed));
   ASSERT_TRUE(r.ran);
   PrintTrial((std::string("fixed at ") + info.failpoint).c_str(), r);
   EXPECT_EQ(r.watch_fired, 1u);
