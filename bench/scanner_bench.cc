@@ -224,6 +224,7 @@ void BM_ScanFile(benchmark::State& state) {
   const std::string path = DataFile(kind);
   ScanOptions opt;
   opt.threads = static_cast<int>(state.range(1));
+  if (state.range(2) > 0) opt.read_size = static_cast<size_t>(state.range(2)) << 10;
   StatusOr<std::unique_ptr<Scanner>> s = Scanner::Create({Rsa2048()}, opt);
   if (!s.ok()) {
     state.SkipWithError(s.status().ToString().c_str());
@@ -245,12 +246,18 @@ void BM_ScanFile(benchmark::State& state) {
   state.SetLabel(kNames[kind]);
 }
 
+// read_kib: ScanOptions::read_size in KiB (0: the default).
 BENCHMARK(BM_ScanFile)
-    ->ArgNames({"data", "threads"})
-    ->Args({0, 1})
-    ->Args({0, 2})
-    ->Args({2, 1})
-    ->Args({2, 2})
+    ->ArgNames({"data", "threads", "read_kib"})
+    ->Args({0, 1, 0})
+    ->Args({0, 2, 0})
+    ->Args({2, 1, 0})
+    ->Args({2, 2, 0})
+    ->Args({0, 1, 64})
+    ->Args({0, 1, 128})
+    ->Args({0, 1, 512})
+    ->Args({0, 1, 1024})
+    ->Args({0, 1, 16384})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime()
     ->MeasureProcessCPUTime()

@@ -84,6 +84,11 @@ struct ScanOptions {
   int threads = 0;
   // Bytes of probes per work item handed to a thread.
   size_t chunk_size = size_t{16} << 20;
+  // ScanFile: bytes read per read(2) into a thread's buffer (rounded down
+  // to the probe stride). Small enough that the buffer stays in the core's
+  // L2 cache, so the copy out of the page cache and the probes that follow
+  // both hit L2.
+  size_t read_size = size_t{256} << 10;
   // Report anchor matches (public n, public keys). Leaks are always
   // reported.
   bool report_anchors = true;
@@ -179,8 +184,10 @@ class Scanner {
 
  private:
   Scanner(std::vector<KeyForms> keys, ScanOptions options);
-  // The raw search of a whole file: chunks read with pread into per-thread
-  // huge-page buffers, overlapping by the longest form.
+  // The raw search of a whole file: each work item is read with pread, a
+  // read_size step at a time, into a per-thread buffer that slides along
+  // it keeping the longest form's length of bytes either side of the
+  // probes.
   StatusOr<std::vector<Finding>> ScanFd(int fd, uint64_t size,
                                         const std::string& path) const;
   // Sorts and de-duplicates the workers' findings, names their forms.
