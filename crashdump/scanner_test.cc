@@ -655,5 +655,95 @@ TEST(ScannerFile, RawFileAndMissingFile) {
   EXPECT_FALSE(missing.ok());
 }
 
+// ScanFile reads each work item a read_size step at a time into a buffer
+// that slides along it, keeping the longest form's length either side of
+// the probes. Small steps put many read borders in a small file: 16-byte
+// fragments straddle them at every split point, the longest form (longer
+// than one step) is planted whole across several of them, so its
+// extension needs bytes read by later steps, and fragments touch the
+// first and last bytes of the file. ScanFile must give exactly what Scan
+// of the same bytes in memory gives, for odd step sizes, on one and two
+// threads.
+TEST(ScannerFile, SmallReadsGiveTheSameFindingsAsScan) {
+  std::vector<KeyForms> keys = TestKeys();
+  ASSERT_EQ(keys.size(), 3u);
+  Corpus corpus(keys, (size_t{3} << 20) + 777, /*seed=*/4242);
+  ScanOptions opt;
+  opt.chunk_size = 1 << 16;
+  opt.read_size = 4096;
+  StatusOr<std::unique_ptr<Scanner>> probe = Scanner::Create(keys, opt);
+  ASSERT_TRUE(probe.ok()) << probe.status().ToString();
+  const size_t stride = (*probe)->probe_stride();
+  const size_t chunk = (size_t{1} << 16) / stride * stride;
+  const size_t step = 4096 / stride * stride;
+  const int q = keys[0].FindForm("rsa.q.le64");
+  ASSERT_GE(q, 0);
+  uint32_t longest = 0;
+  for (uint32_t fi = 0; fi < keys[0].forms().size(); ++fi) {
+    if (keys[0].forms()[fi].size() > keys[0].forms()[longest].size()) {
+      longest = fi;
+    }
+  }
+  const size_t long_len = keys[0].forms()[longest].size();
+  ASSERT_GT(long_len, step);
+  // Read borders inside work items 3..5 at split points 1..15, and the
+  // work-item borders themselves.
+  for (size_t k = 1; k < 16; ++k) {
+    const size_t item = 3 + k % 3;
+    corpus.PlantAt(item * chunk + k * step - k, 0, q, k, 16);
+  }
+  corpus.PlantAt(8 * chunk - 5, 0, q, 20, 16);
+  corpus.PlantAt(9 * chunk - 11, 0, q, 30, 40);
+  // The longest form, whole, from just before a read border, and again
+  // across a work-item border.
+  corpus.PlantAt(12 * chunk + 2 * step - 3, 0, longest, 0, long_len);
+  corpus.PlantAt(20 * chunk - long_len / 2, 0, longest, 0, long_len);
+  corpus.PlantAt(0, 0, q, 50, 16);
+  corpus.PlantAt(corpus.data().size() - 16, 0, q, 60, 16);
+
+  const std::vector<Finding> mem =
+      (*probe)->Scan(corpus.data().data(), corpus.data().size());
+  for (const Plant& p : corpus.plants()) {
+    EXPECT_NE(FindAt(mem, p.pos, p.len), nullptr) << "at " << p.pos;
+  }
+  EXPECT_TRUE(InsidePlants(mem, corpus.plants()));
+
+  const std::string path = ::testing::TempDir() + "/scanner_small_reads.bin";
+  FILE* fp = std::fopen(path.c_str(), "wb");
+  ASSERT_NE(fp, nullptr);
+  std::fwrite(corpus.data().data(), 1, corpus.data().size(), fp);
+  std::fclose(fp);
+  for (size_t read_size : {size_t{4096}, size_t{5000}, size_t{60000},
+                           size_t{256} << 10}) {
+    for (int threads : {1, 2}) {
+      SCOPED_TRACE("read_size " + std::to_string(read_size) + " threads " +
+                   std::to_string(threads));
+      ScanOptions o = opt;
+      o.read_size = read_size;
+      o.threads = threads;
+      StatusOr<std::unique_ptr<Scanner>> s = Scanner::Create(keys, o);
+      ASSERT_TRUE(s.ok());
+      StatusOr<ScanReport> file = (*s)->ScanFile(path);
+      ASSERT_TRUE(file.ok()) << file.status().ToString();
+      const std::vector<Finding>& fs = file->findings;
+      ASSERT_EQ(fs.size(), mem.size());
+      for (size_t i = 0; i < fs.size(); ++i) {
+        const Finding& a = fs[i];
+        const Finding& r = mem[i];
+        EXPECT_TRUE(a.kind == r.kind && a.file_offset == r.file_offset &&
+                    a.length == r.length && a.key_index == r.key_index &&
+                    a.form_index == r.form_index &&
+                    a.form_offset == r.form_offset &&
+                    a.secret_bytes == r.secret_bytes &&
+                    a.other_forms == r.other_forms && a.form == r.form)
+            << "finding " << i << " at " << a.file_offset << " ("
+            << a.form << ") differs from Scan at " << r.file_offset << " ("
+            << r.form << ")";
+      }
+    }
+  }
+  std::remove(path.c_str());
+}
+
 }  // namespace
 }  // namespace sigrace::crashdump
