@@ -23,13 +23,19 @@
 //
 // The probe loop is compiled several times (ProbePath) and picked at run
 // time; with AVX-512 it takes eight probes per vector (one byte permute
-// of two 64-byte loads, one 64-bit multiply, one gather of filter words).
+// of two 64-byte loads, one 64-bit multiply, one gather of filter words),
+// six vectors per iteration so that six gathers are in flight.
 // Every loop gives the same findings (scanner_test checks it).
 //
 // Parallel scan: the data is cut into chunks scanned by worker threads;
 // probes stay inside their chunk but verification reads across chunk
 // borders (the chunks overlap by whatever the match needs), so a fragment
 // that crosses a border is found. Offsets are 64-bit; files over 4 GiB work.
+// ScanFile reads the file with pread, never through a mapping (see
+// ReadBuffer in scanner.cc for the measurements): each chunk is read a
+// read_size step (256 KiB) at a time into a per-thread buffer that stays
+// in L2 and slides along the chunk, keeping the longest form's length of
+// bytes on either side of the probes.
 //
 // Classification: a maximal match is a LEAK when at least F of its bytes
 // are secret-class bytes of the form (see key_forms.h), an ANCHOR when it
