@@ -898,9 +898,11 @@ namespace {
 // user access to each 4 KiB page of a fresh file mapping costs about 2 us
 // (470 ms per GiB after MADV_POPULATE_READ), more than copying the same
 // page out of the page cache (130-180 ms per GiB for 4 KiB page-cache
-// folios, about 60 for 2 MiB ones). Only 2 MiB folios mapped by PMD
-// escape that cost, and a mapping turns a file shrinking under the scan
-// into SIGBUS where a read returns a short count.
+// folios, about 60 for 2 MiB ones). Even 2 MiB folios mapped by PMD cost
+// 230-250 ms per GiB on a process's first access (29 ms once the same
+// process had mapped them before, which a benchmark loop would show and a
+// `sigrace scan` run never sees). And a mapping turns a file shrinking
+// under the scan into SIGBUS where a read returns a short count.
 class ReadBuffer {
  public:
   explicit ReadBuffer(size_t size) : size_((size + kHuge - 1) / kHuge * kHuge) {
