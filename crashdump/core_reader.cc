@@ -284,10 +284,12 @@ class CoreReader::Parser {
         uint64_t pos = 0;
         for (const FileExtent& e : *options_.data_extents) {
           if (e.offset >= trailer_off) break;
-          if (e.offset < pos) continue;  // not in order: ignore it
-          zeros(e.offset - pos);
+          // Overlapping or out-of-order extents: read what is new only.
+          const uint64_t start = std::max(e.offset, pos);
           const uint64_t end = std::min(trailer_off, e.offset + e.length);
-          ReadInChunks(at(e.offset), end - e.offset, update);
+          if (end <= start) continue;
+          zeros(start - pos);
+          ReadInChunks(at(start), end - start, update);
           pos = end;
         }
         zeros(trailer_off - pos);
@@ -813,14 +815,22 @@ StatusOr<std::unique_ptr<CoreReader>> CoreReader::Open(const std::string& path,
     return DataLossError("empty file");
   }
   const size_t len = static_cast<size_t>(st.st_size);
-  StatusOr<std::vector<FileExtent>> extents = DataExtents(fd, len);
-  if (!extents.ok()) {
-    ::close(fd);
-    return extents.status();
-  }
-  if (options.data_extents == nullptr) options.data_extents = &*extents;
   void* base = ::mmap(nullptr, len, PROT_READ, MAP_PRIVATE, fd, 0);
   const int map_errno = errno;
+  // The holes, for the checksum to skip. They are taken once: a dump is
+  // written under a temporary name and renamed only when sealed, so the
+  // file does not change under a reader. A file that does (a hole filled
+  // between here and the scan) is checked on what was there now, which a
+  // full read would not do either. Without them, every byte is read.
+  std::vector<FileExtent> extents;
+  if (base != MAP_FAILED && options.verify_checksum &&
+      options.data_extents == nullptr) {
+    StatusOr<std::vector<FileExtent>> e = DataExtents(fd, len);
+    if (e.ok()) {
+      extents = std::move(e).value();
+      options.data_extents = &extents;
+    }
+  }
   ::close(fd);  // the mapping keeps the file
   if (base == MAP_FAILED) return ErrnoError("mmap", map_errno);
   std::unique_ptr<CoreReader> r(new CoreReader());
@@ -851,7 +861,12 @@ StatusOr<std::vector<FileExtent>> DataExtents(int fd, uint64_t size) {
     const off_t hole = ::lseek(fd, data, SEEK_HOLE);
     if (hole < 0) return ErrnoError("lseek(SEEK_HOLE)", errno);
     const uint64_t end = std::min<uint64_t>(size, static_cast<uint64_t>(hole));
-    if (end <= static_cast<uint64_t>(data)) break;
+    if (end <= static_cast<uint64_t>(data)) {
+      // A file system that answers nonsense: the rest is data.
+      out.push_back(FileExtent{static_cast<uint64_t>(data),
+                               size - static_cast<uint64_t>(data)});
+      break;
+    }
     out.push_back(FileExtent{static_cast<uint64_t>(data),
                              end - static_cast<uint64_t>(data)});
     pos = end;

@@ -438,12 +438,14 @@ TEST_F(SparseDump, HolesAreFoldedIntoTheSealWithoutBeingRead) {
     SCOPED_TRACE(f == &v1 ? "v1" : "v2");
     const std::string path = WriteSparse(*f, "dump.core");
     const std::vector<FileExtent> extents = Extents(path);
-    if (extents.size() < 3) {
-      GTEST_SKIP() << "this file system keeps no holes";
+    ASSERT_FALSE(extents.empty());
+    if (extents.size() >= 3) {
+      uint64_t data = 0;
+      for (const FileExtent& e : extents) data += e.length;
+      EXPECT_LT(data, f->size() / 4) << "the zero pages were not holes";
+    } else {
+      std::fprintf(stderr, "note: this file system keeps no holes\n");
     }
-    uint64_t data = 0;
-    for (const FileExtent& e : extents) data += e.length;
-    EXPECT_LT(data, f->size() / 4) << "the zero pages were not holes";
     {
       auto r = CoreReader::Open(path, {.require_seal = true});
       ASSERT_TRUE(r.ok()) << r.status().ToString();
@@ -471,6 +473,37 @@ TEST_F(SparseDump, HolesAreFoldedIntoTheSealWithoutBeingRead) {
     // The same bytes from a buffer (no extents) agree.
     Parsed p = Parse(*f, {.require_seal = true});
     EXPECT_TRUE(p.ok()) << p.status().ToString();
+  }
+}
+
+// What lies outside the data extents is never read: a buffer with junk
+// where the extents say "hole" still verifies, given the extents; read
+// whole, the junk breaks the checksum. Overlapping extents read each byte
+// once.
+TEST(CoreReader, ChecksumReadsOnlyTheDataExtents) {
+  SyntheticCore c = MakeCore();
+  SyntheticCore::Load big;
+  big.vaddr = 0x7f0000100000;
+  big.bytes.assign(size_t{1} << 20, 0);
+  big.bytes[100] = 0x5a;
+  c.loads.push_back(big);
+  SyntheticCore::Layout lay;
+  for (bool v2 : {false, true}) {
+    SCOPED_TRACE(v2 ? "v2" : "v1");
+    std::vector<uint8_t> f = c.Build(true, &lay);
+    if (v2) f = ResealV2(std::move(f));
+    const uint64_t hole_at = lay.load_offsets.back() + 4096;
+    const uint64_t hole_len = (uint64_t{1} << 20) - 8192;
+    const std::vector<FileExtent> extents = {
+        {0, hole_at},
+        {hole_at - 100, 50},  // overlaps the first: nothing new
+        {hole_at + hole_len, f.size() - hole_at - hole_len}};
+    std::vector<uint8_t> junk = f;
+    for (uint64_t i = 0; i < hole_len; i += 4096) junk[hole_at + i] = 0x77;
+    Parsed p = Parse(junk, {.require_seal = true, .data_extents = &extents});
+    ASSERT_TRUE(p.ok()) << p.status().ToString();
+    EXPECT_TRUE(p.r().seal().checksum_verified);
+    EXPECT_EQ(Parse(junk).r().seal().reason, "corrupt (checksum mismatch)");
   }
 }
 

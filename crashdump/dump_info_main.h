@@ -18,6 +18,7 @@
 //     "path": string, "file_size": number, "machine": string,
 //     "seal": {"state": "sealed"|"unsealed"|"corrupt",
 //              "reason": string ("" when sealed),
+//              "version": number (1 or 2; 0 without a trailer),
 //              "content_size": number, "checksum": "0x...",
 //              "checksum_verified": bool},
 //     "process": {"pid": n, "ppid": n, "name": s, "args": s} | null,

@@ -41,6 +41,8 @@ SIGRACE_FAILPOINT_DEFINE(kFpAfterFreeze, "handler.after_freeze");
 SIGRACE_FAILPOINT_DEFINE(kFpAfterSnapshot, "handler.after_registry_snapshot");
 SIGRACE_FAILPOINT_DEFINE(kFpBeforeWrite, "handler.before_write");
 SIGRACE_FAILPOINT_DEFINE(kFpBeforeSeal, "handler.before_seal");
+// Once per poll of a crash waiter (a test holds it off the CPU with it).
+SIGRACE_FAILPOINT_DEFINE(kFpWaiterPoll, "handler.crash_waiter_poll");
 
 constexpr size_t kMaxThreads = 4096;
 constexpr size_t kMaxMappings = 32768;
@@ -125,6 +127,13 @@ std::atomic<uint32_t> g_active_gen{0};    // the dump now freezing, or 0
 std::atomic<uint32_t> g_release_gen{0};   // futex word: last released
 std::atomic<uint32_t> g_nslots{0};
 std::atomic<uint32_t> g_crash_waiters{0};
+// Threads now inside OnSignal (tid; 0 = free). The handler's mask blocks
+// the freeze signal, so a crash waiter, or a thread still leaving its park
+// of the previous dump, looks from its status file like a thread that can
+// never answer; it answers all the same (the waiter parks by polling, the
+// leaving thread takes the queued signal on its way out). The freeze gives
+// up early only on threads that are not in here.
+std::atomic<pid_t> g_in_handler[kMaxThreads];
 std::atomic<uint64_t> g_dump_count{0};
 std::atomic<uint64_t> g_attempts{0};
 
@@ -395,12 +404,72 @@ int ScanAndSignal(pid_t pid, pid_t self) {
   return found;
 }
 
-// True when thread `tid` has the freeze signal blocked, from the SigBlk
-// line of /proc/self/task/TID/status. Such a thread cannot answer until it
-// unblocks, which a thread that lives with every signal blocked (a
-// sigwait() thread; ThreadSanitizer's background thread) never does; false
-// when the file cannot be read or parsed.
-bool BlocksFreezeSignal(pid_t tid) {
+// Marks the calling thread as inside OnSignal for the mark's life.
+class InHandlerMark {
+ public:
+  explicit InHandlerMark(pid_t tid) {
+    for (size_t i = 0; i < kMaxThreads; ++i) {
+      pid_t expected = 0;
+      if (g_in_handler[i].load(std::memory_order_relaxed) == 0 &&
+          g_in_handler[i].compare_exchange_strong(expected, tid,
+                                                  std::memory_order_acq_rel)) {
+        slot_ = static_cast<int>(i);
+        return;
+      }
+    }
+  }
+  ~InHandlerMark() {
+    if (slot_ >= 0) g_in_handler[slot_].store(0, std::memory_order_release);
+  }
+  InHandlerMark(const InHandlerMark&) = delete;
+  InHandlerMark& operator=(const InHandlerMark&) = delete;
+
+ private:
+  int slot_ = -1;
+};
+
+bool InsideHandler(pid_t tid) {
+  for (size_t i = 0; i < kMaxThreads; ++i) {
+    if (g_in_handler[i].load(std::memory_order_acquire) == tid) return true;
+  }
+  return false;
+}
+
+// The hex mask after `key` ("\nSigBlk:") in a status file, or false.
+bool StatusMask(const char* buf, size_t len, const char* key, size_t key_len,
+                uint64_t* mask) {
+  for (size_t i = 0; i + key_len <= len; ++i) {
+    if (memcmp(buf + i, key, key_len) != 0) continue;
+    const char* h = buf + i + key_len;
+    while (*h == ' ' || *h == '\t') ++h;
+    uint64_t m = 0;
+    int digits = 0;
+    for (;; ++h, ++digits) {
+      int d;
+      if (*h >= '0' && *h <= '9') {
+        d = *h - '0';
+      } else if (*h >= 'a' && *h <= 'f') {
+        d = *h - 'a' + 10;
+      } else {
+        break;
+      }
+      m = (m << 4) | static_cast<uint64_t>(d);
+    }
+    if (digits == 0) return false;
+    *mask = m;
+    return true;
+  }
+  return false;
+}
+
+// True when thread `tid` cannot take the freeze signal until it changes its
+// mask: the signal is blocked (SigBlk) and still waits in the thread's own
+// pending set (SigPnd), from /proc/self/task/TID/status. A thread that
+// lives with every signal blocked (a sigwait() thread; ThreadSanitizer's
+// background thread) never answers. False when the file cannot be read or
+// parsed, so the thread is waited for as before.
+bool FreezeSignalStuck(pid_t tid) {
+  if (g_freeze_sig < 1 || g_freeze_sig > 64) return false;
   char path[64];
   char* w = path;
   for (const char* c = "/proc/self/task/"; *c != '\0'; ++c) *w++ = *c;
@@ -427,30 +496,15 @@ bool BlocksFreezeSignal(pid_t tid) {
   }
   RawSyscall6(SYS_close, fd);
   buf[len] = '\0';
-  static constexpr char kKey[] = "\nSigBlk:";
-  for (size_t i = 0; i + sizeof(kKey) - 1 <= len; ++i) {
-    if (memcmp(buf + i, kKey, sizeof(kKey) - 1) != 0) continue;
-    const char* h = buf + i + sizeof(kKey) - 1;
-    while (*h == ' ' || *h == '\t') ++h;
-    uint64_t mask = 0;
-    int digits_read = 0;
-    for (;; ++h, ++digits_read) {
-      int d;
-      if (*h >= '0' && *h <= '9') {
-        d = *h - '0';
-      } else if (*h >= 'a' && *h <= 'f') {
-        d = *h - 'a' + 10;
-      } else {
-        break;
-      }
-      mask = (mask << 4) | static_cast<uint64_t>(d);
-    }
-    if (digits_read == 0 || g_freeze_sig < 1 || g_freeze_sig > 64) {
-      return false;
-    }
-    return ((mask >> (g_freeze_sig - 1)) & 1) != 0;
+  static constexpr char kBlk[] = "\nSigBlk:";
+  static constexpr char kPnd[] = "\nSigPnd:";
+  uint64_t blocked = 0, pending = 0;
+  if (!StatusMask(buf, len, kBlk, sizeof(kBlk) - 1, &blocked) ||
+      !StatusMask(buf, len, kPnd, sizeof(kPnd) - 1, &pending)) {
+    return false;
   }
-  return false;
+  const uint64_t bit = uint64_t{1} << (g_freeze_sig - 1);
+  return (blocked & bit) != 0 && (pending & bit) != 0;
 }
 
 void WaitForAcks(uint64_t timeout_ns, FreezeStats* st) {
@@ -472,16 +526,18 @@ void WaitForAcks(uint64_t timeout_ns, FreezeStats* st) {
     if (now >= deadline) break;
     // Once, after a grace period that any thread merely between two
     // instructions, or briefly masking signals (pthread_create does),
-    // answers within: a thread still silent that has the freeze signal
-    // blocked is given up on now instead of at the deadline. It is
-    // counted apart from the timed-out ones, and like them it runs on
-    // while the dump is written and its registers are not in it.
+    // answers within: a thread still silent whose freeze signal is blocked
+    // and pending, and which is not inside our own handler, is given up on
+    // now instead of at the deadline. It is counted apart from the
+    // timed-out ones, and like them it runs on while the dump is written
+    // and its registers are not in it.
     if (!checked_masks && now - start >= kBlockedGraceNs) {
       checked_masks = true;
       for (uint32_t i = 0; i < n; ++i) {
         ThreadSlot& slot = g_scratch->slots[i];
+        const pid_t tid = slot.tid.load(std::memory_order_relaxed);
         if (slot.state.load(std::memory_order_acquire) != kSlotSignaled ||
-            !BlocksFreezeSignal(slot.tid.load(std::memory_order_relaxed))) {
+            InsideHandler(tid) || !FreezeSignalStuck(tid)) {
           continue;
         }
         uint32_t expected = kSlotSignaled;
@@ -1032,6 +1088,7 @@ bool WaitAsCrashWaiter(const ucontext_t* uc, uint64_t deadline) {
         continue;
       }
     }
+    (void)SIGRACE_FAILPOINT(kFpWaiterPoll);
     SleepNs(50000);
   }
   g_crash_waiters.fetch_sub(1, std::memory_order_relaxed);
@@ -1040,6 +1097,7 @@ bool WaitAsCrashWaiter(const ucontext_t* uc, uint64_t deadline) {
 
 void OnSignal(int sig, siginfo_t* info, void* ucv) {
   const int saved_errno = errno;
+  const InHandlerMark mark(ss::Gettid());
   ucontext_t* uc = static_cast<ucontext_t*>(ucv);
 #if defined(SIGRACE_TSAN)
   NoteForeignContext(uc);

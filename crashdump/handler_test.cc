@@ -556,8 +556,18 @@ TEST(HandlerFault, FaultInsideHandlerAbandonsDumpAndNextSeals) {
 // process dies by SIGSEGV without deadlock.
 std::atomic<bool> g_release_second{false};
 
-int SecondCrasherChild(const TempDir& dir) {
-  if (!InstallHandler(DirOptions(dir, true)).ok()) return 10;
+// `slow_waiter`: the second crasher's first poll sleeps 200 ms, far past
+// the freeze's 20 ms grace. Inside our handler its freeze signal is blocked
+// (the handler's mask) and pending, as for a thread that can never answer;
+// it still must be waited for and be in the dump.
+int SecondCrasherChild(const TempDir& dir, bool slow_waiter = false) {
+  HandlerOptions o = DirOptions(dir, true);
+  o.freeze_timeout_ms = 30'000;
+  if (!InstallHandler(o).ok()) return 10;
+  if (slow_waiter &&
+      !failpoint::Configure("handler.crash_waiter_poll=sleep(200)@1").ok()) {
+    return 12;
+  }
   if (!failpoint::SetCallback("handler.entered", [] {
          g_release_second.store(true);
          // Wait (bounded) until the second crasher is inside the handler.
@@ -590,6 +600,20 @@ TEST(HandlerFault, SecondCrasherDuringDumpMakesOneDump) {
   // Both crashers are in the dump: the second one parked as a waiter.
   EXPECT_EQ(reader->threads().size(), 2u);
   EXPECT_EQ(reader->MetaValue("threads_unfrozen").value_or(""), "0");
+}
+
+TEST(HandlerFault, SlowCrashWaiterIsWaitedForNotGivenUp) {
+  TempDir dir;
+  ChildResult c = RunInChild([&] { return SecondCrasherChild(dir, true); });
+  ASSERT_FALSE(c.timed_out) << "deadlock: " << c.stderr_text;
+  ASSERT_TRUE(c.signaled) << "exit " << c.exit_code << ": " << c.stderr_text;
+  const auto cores = dir.Files(".core");
+  ASSERT_EQ(cores.size(), 1u);
+  auto reader = OpenSealed(cores[0]);
+  ASSERT_NE(reader, nullptr);
+  EXPECT_EQ(reader->threads().size(), 2u);
+  EXPECT_EQ(reader->MetaValue("threads_unfrozen").value_or(""), "0");
+  EXPECT_EQ(reader->MetaValue("threads_blocking_freeze").value_or(""), "0");
 }
 
 // A crash while another thread holds the malloc arena lock: the handler

@@ -24,16 +24,11 @@ namespace sigrace::stress {
 // Under ThreadSanitizer glibc places the runtime's per-thread state (about
 // 134 KiB of static TLS) at the top of every thread's stack, and the
 // runtime warns that a 128 KiB stack cannot hold it.
-#if defined(__has_feature)
-#if __has_feature(thread_sanitizer)
+#if defined(SIGRACE_TSAN)
 inline constexpr size_t kTlsAllowance = 256 * 1024;
-#define SIGRACE_STRESS_TLS_ALLOWANCE_SET 1
-#endif
-#endif
-#ifndef SIGRACE_STRESS_TLS_ALLOWANCE_SET
+#else
 inline constexpr size_t kTlsAllowance = 0;
 #endif
-#undef SIGRACE_STRESS_TLS_ALLOWANCE_SET
 
 // Every stack page of every thread goes into each dump, so stacks are
 // small: 128 KiB holds OpenSSL's deepest signing and key-generation chains

@@ -479,6 +479,7 @@ Status Worker::RunTrial(const TrialPlan& plan) {
   r["tid"] = d.tid;
   r["threads"] = d.threads;
   r["threads_unfrozen"] = d.threads_unfrozen;
+  r["threads_blocking_freeze"] = d.threads_blocking_freeze;
   r["handler_ms"] = static_cast<double>(d.total_ns) / 1e6;
   r["freeze_us"] = static_cast<double>(d.freeze_ns) / 1e3;
   r["maps_ms"] = static_cast<double>(d.maps_ns) / 1e6;
