@@ -963,8 +963,28 @@ Status ReadFully(int fd, uint8_t* to, size_t n, uint64_t offset,
 
 }  // namespace
 
-StatusOr<std::vector<Finding>> Scanner::ScanFd(int fd, uint64_t size,
-                                               const std::string& path) const {
+namespace {
+
+// True when some form holds `n` zero bytes in a row: then a file hole could
+// hold a fragment and must be searched like data.
+bool FormsHoldZeroRun(const std::vector<KeyForms>& keys, size_t n) {
+  for (const KeyForms& k : keys) {
+    for (const Form& f : k.forms()) {
+      size_t run = 0;
+      for (size_t i = 0; i < f.size(); ++i) {
+        run = f.data()[i] == 0 ? run + 1 : 0;
+        if (run >= n) return true;
+      }
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+StatusOr<std::vector<Finding>> Scanner::ScanFd(
+    int fd, uint64_t size, const std::vector<FileExtent>* extents,
+    const std::string& path, uint64_t* bytes_searched) const {
   const ScanIndex& idx = *index_;
   // A maximal match is never longer than the longest form, so a match
   // through a probe lies within `margin` bytes either side of it.
@@ -980,7 +1000,44 @@ StatusOr<std::vector<Finding>> Scanner::ScanFd(int fd, uint64_t size,
   const size_t chunk = std::max<size_t>(options_.chunk_size / stride, 1) * stride;
   const size_t step = std::min(
       chunk, std::max<size_t>(options_.read_size / stride, 1) * stride);
-  const uint64_t nchunks = size == 0 ? 0 : (size + chunk - 1) / chunk;
+  // What to search: each data extent widened by `margin` on either side
+  // (a match holding a byte of data lies within it; one wholly in a hole
+  // is impossible, see FormsHoldZeroRun), from a probe-grid point; ranges
+  // less than a chunk apart are joined, so a gap of zeros that small is
+  // read rather than cut into more work items. Without extents: all.
+  struct Range {
+    uint64_t begin, end;
+  };
+  std::vector<Range> ranges;
+  if (extents == nullptr) {
+    if (size > 0) ranges.push_back({0, size});
+  } else {
+    for (const FileExtent& x : *extents) {
+      if (x.length == 0 || x.offset >= size) continue;
+      const uint64_t from = x.offset > margin ? x.offset - margin : 0;
+      const Range r{from / stride * stride,
+                    std::min<uint64_t>(size, x.offset + x.length + margin)};
+      if (!ranges.empty() && r.begin <= ranges.back().end + chunk) {
+        ranges.back().end = std::max(ranges.back().end, r.end);
+      } else {
+        ranges.push_back(r);
+      }
+    }
+  }
+  // Work items: pieces of `chunk` bytes of each range, on the probe grid.
+  struct Piece {
+    uint64_t begin, end;
+  };
+  std::vector<Piece> pieces;
+  uint64_t searched = 0;
+  for (const Range& r : ranges) {
+    searched += r.end - r.begin;
+    for (uint64_t b = r.begin; b < r.end; b += chunk) {
+      pieces.push_back({b, std::min<uint64_t>(r.end, b + chunk)});
+    }
+  }
+  if (bytes_searched != nullptr) *bytes_searched = searched;
+  const uint64_t nchunks = pieces.size();
   const int threads = ThreadCount(options_.threads, nchunks);
   std::vector<std::vector<Finding>> results(threads);
   std::atomic<uint64_t> next{0};
@@ -995,8 +1052,8 @@ StatusOr<std::vector<Finding>> Scanner::ScanFd(int fd, uint64_t size,
               options_.report_anchors, path_, &results[t], {}};
     for (uint64_t c = next.fetch_add(1, std::memory_order_relaxed);
          c < nchunks; c = next.fetch_add(1, std::memory_order_relaxed)) {
-      const uint64_t b = c * chunk;
-      const uint64_t e = std::min<uint64_t>(size, b + chunk);
+      const uint64_t b = pieces[c].begin;
+      const uint64_t e = pieces[c].end;
       // The buffer holds file bytes [lo, hi).
       uint64_t lo = b >= margin ? b - margin : 0;
       uint64_t hi = lo;
@@ -1299,6 +1356,10 @@ StatusOr<ScanReport> Scanner::ScanFile(const std::string& path) const {
   report.path = path;
   report.file_size = size;
   std::unique_ptr<CoreReader> reader;
+  // Dumps are sparse: only the data extents are read, by the checksum and
+  // by the search. If the file system cannot say, all of it is.
+  const StatusOr<std::vector<FileExtent>> extents =
+      DataExtents((*file)->fd(), size);
   if (IsElfCore(data, size)) {
     // The checksum is checked below, only for sigrace dumps: a kernel or
     // gcore core has no seal to check.
@@ -1315,6 +1376,8 @@ StatusOr<ScanReport> Scanner::ScanFile(const std::string& path) const {
     if (sigrace) {
       ReaderOptions strict;
       strict.require_seal = true;
+      // The checksum folds the holes in without reading them.
+      if (extents.ok()) strict.data_extents = &*extents;
       StatusOr<std::unique_ptr<CoreReader>> sealed =
           CoreReader::FromBuffer(data, size, strict);
       if (!sealed.ok()) {
@@ -1329,7 +1392,11 @@ StatusOr<ScanReport> Scanner::ScanFile(const std::string& path) const {
     }
   }
   const auto t0 = std::chrono::steady_clock::now();
-  StatusOr<std::vector<Finding>> found = ScanFd((*file)->fd(), size, path);
+  const bool skip_holes =
+      extents.ok() && !FormsHoldZeroRun(keys_, options_.min_fragment);
+  StatusOr<std::vector<Finding>> found =
+      ScanFd((*file)->fd(), size, skip_holes ? &*extents : nullptr, path,
+             &report.bytes_searched);
   if (!found.ok()) return found.status();
   report.findings = std::move(found).value();
   report.seconds = std::chrono::duration<double>(

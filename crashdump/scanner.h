@@ -61,6 +61,7 @@
 #include <vector>
 
 #include "base/status.h"
+#include "crashdump/core_reader.h"
 #include "crashdump/key_forms.h"
 
 namespace sigrace::crashdump {
@@ -148,6 +149,10 @@ struct ScanReport {
   size_t redacted = 0;
   size_t anchors = 0;
   double seconds = 0;  // wall time of the byte search
+  // Bytes the search read: the file's data extents, each widened by the
+  // longest form on either side; the rest are holes (zeros), which hold
+  // no fragment unless a form has a run of min_fragment zero bytes.
+  uint64_t bytes_searched = 0;
 };
 
 class Scanner {
@@ -194,8 +199,11 @@ class Scanner {
   // read_size step at a time, into a per-thread buffer that slides along
   // it keeping the longest form's length of bytes either side of the
   // probes.
+  // `extents`: the file's data extents, or null to search all of it.
   StatusOr<std::vector<Finding>> ScanFd(int fd, uint64_t size,
-                                        const std::string& path) const;
+                                        const std::vector<FileExtent>* extents,
+                                        const std::string& path,
+                                        uint64_t* bytes_searched) const;
   // Sorts and de-duplicates the workers' findings, names their forms.
   std::vector<Finding> Merge(std::vector<std::vector<Finding>> results) const;
   // Reclassifies findings with what an ELF core records.
