@@ -443,6 +443,7 @@ void Driver::Judge(Oracle& oracle, const std::string& path, int fd,
     return;
   }
   r->dump_size = scan->file_size;
+  r->dump_searched = scan->bytes_searched;
   for (const crashdump::Finding& f : scan->findings) {
     if (f.kind == crashdump::FindingKind::kRedacted) {
       ++r->redacted_total;

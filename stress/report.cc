@@ -52,6 +52,7 @@ void RunReport::Add(const TrialResult& r) {
   if (r.dump_size > 0) {
     ++dumps;
     dump_bytes += r.dump_size;
+    dump_bytes_searched += r.dump_searched;
   }
   switch (r.verdict) {
     case Verdict::kClean:
@@ -225,7 +226,10 @@ std::string TextSummary(const RunReport& r) {
   s += Fmt("%.1f", r.TrialsPerSecond()) + " trials/s, " +
        std::to_string(r.dumps) + " dumps (" +
        Fmt("%.1f", static_cast<double>(r.dump_bytes) / 1048576.0) +
-       " MiB scanned) in " + Fmt("%.1f", r.elapsed_s) + " s; seed " +
+       " MiB; " +
+       Fmt("%.1f", static_cast<double>(r.dump_bytes_searched) / 1048576.0) +
+       " MiB read, the rest holes) in " + Fmt("%.1f", r.elapsed_s) +
+       " s; seed " +
        std::to_string(o.seed) + "\n";
   s += r.verdict + "\n";
   return s;
@@ -274,6 +278,7 @@ nlohmann::json ReportJson(const RunReport& r) {
   j["totals"] = {{"trials", r.trials},         {"clean", r.clean},
                  {"leak", r.leaks},            {"harness_error", r.harness_errors},
                  {"dumps", r.dumps},           {"dump_bytes", r.dump_bytes},
+                 {"dump_bytes_searched", r.dump_bytes_searched},
                  {"worker_restarts", r.worker_restarts}};
   nlohmann::json cells = nlohmann::json::array();
   for (const CellStats& c : r.cells) {

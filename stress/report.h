@@ -19,7 +19,8 @@
 //     "window": "..." | "",                  // the variant's window
 //     "elapsed_s": 1.5, "trials_per_s": 120.0,
 //     "totals": {"trials": N, "clean": N, "leak": N, "harness_error": N,
-//                "dumps": N, "dump_bytes": N, "worker_restarts": N},
+//                "dumps": N, "dump_bytes": N, "dump_bytes_searched": N,
+//                "worker_restarts": N},
 //     "cells": [                             // one per variant x alg x mode
 //       {"variant": "...", "alg": "rs256", "mode": "live",
 //        "trials": N, "clean": N, "leaks": N, "harness_errors": N,
@@ -90,6 +91,7 @@ struct TrialResult {
   uint64_t findings_total = 0;
   uint64_t redacted_total = 0;
   uint64_t dump_size = 0;
+  uint64_t dump_searched = 0;  // bytes the oracle read (holes skipped)
   std::string dump_path;     // kept dump, or "" (deleted / in memory)
   std::string sidecar_path;  // leak sidecar, or ""
   double elapsed_s = 0;      // since the run started, at the verdict
@@ -120,7 +122,7 @@ struct RunReport {
   std::string window;
   double elapsed_s = 0;
   uint64_t trials = 0, clean = 0, leaks = 0, harness_errors = 0;
-  uint64_t dumps = 0, dump_bytes = 0;
+  uint64_t dumps = 0, dump_bytes = 0, dump_bytes_searched = 0;
   // Live mode: fresh worker processes started to bound the oracle's key
   // count (not counting restarts after a lost worker).
   uint64_t worker_restarts = 0;
