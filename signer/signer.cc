@@ -152,34 +152,34 @@ constexpr VariantInfo kVariants[] = {
     {Variant::kFixed, "fixed",
      "none: key material is covered from before it is written until after "
      "it is wiped",
-     "", "-", "", 0},
+     "", "-", "", 0, false},
     {Variant::kPublishLate, "publish-late",
      "load: unwrapped PKCS#8 bytes sit in the working page before the page "
      "is published",
-     "window.publish_late", "load", "rotate", 1},
+     "window.publish_late", "load", "rotate", 1, false},
     {Variant::kUnpublishEarly, "unpublish-early",
      "load: the working page is unpublished before it is wiped",
-     "window.unpublish_early", "load", "rotate", 1},
+     "window.unpublish_early", "load", "rotate", 1, false},
     {Variant::kTornUpdate, "torn-update",
      "load: the cover moves to the whole working page by a torn update; "
      "between its address and length stores the staging slot is uncovered",
-     "window.torn_update", "load", "rotate", 1},
+     "window.torn_update", "load", "rotate", 1, false},
     {Variant::kShallowScope, "shallow-scope",
      "sign: the signature's SecretScope covers only the signer's own frame, "
      "not OpenSSL's frames below it, where Ed25519 keeps the expanded key "
      "during the signature",
-     "window.shallow_scope", "sign", "sign-eddsa", kShallowScopeHit},
+     "window.shallow_scope", "sign", "sign-eddsa", kShallowScopeHit, false},
     {Variant::kHeapMontgomery, "heap-montgomery",
      "load: the warm-up signature runs outside the key heap, so the RSA "
      "Montgomery contexts copy p and q to the ordinary heap for the key's "
      "life",
-     "window.heap_montgomery", "load", "rotate-rs256", 1},
+     "window.heap_montgomery", "load", "rotate-rs256", 1, false},
     {Variant::kGlobalKeyScope, "global-key-scope",
      "load: the key-allocation scope is one process-wide flag, not a "
      "per-thread depth; the first scope to close (the parse's, or a "
      "signature's on any thread) turns the key heap off mid-load, and the "
      "warm-up's Montgomery copies of p and q land on the ordinary heap",
-     "window.global_key_scope", "load", "rotate-rs256", 1},
+     "window.global_key_scope", "load", "rotate-rs256", 1, true},
 };
 
 constexpr size_t kWorkingBytes = 4096;

@@ -83,6 +83,12 @@ struct VariantInfo {
   const char* path;       // where the window is: "load" or "sign"
   const char* trigger;    // see above ("" for fixed)
   int hit;                // evaluation of `failpoint` inside the window
+  // The window is also a data race that ThreadSanitizer reports (a plain
+  // location two threads touch unordered). The others are ordering windows
+  // of one thread against the registry, or writes by uninstrumented
+  // OpenSSL: TSan has nothing to report there, and the dump oracle is
+  // their only judge (tsan/README.md says why, per variant).
+  bool data_race;
 };
 
 StatusOr<Variant> ParseVariant(std::string_view name);

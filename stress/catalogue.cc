@@ -19,6 +19,7 @@ std::vector<VariantEntry> Catalogue() {
     e.race = v.variant != signer::Variant::kFixed;
     e.trigger = v.trigger != nullptr ? v.trigger : "";
     e.hit = v.hit > 0 ? static_cast<uint32_t>(v.hit) : 0;
+    e.data_race = v.data_race;
     if (e.trigger == "rotate-rs256") {
       e.algs = {"rs256"};
     } else if (e.trigger == "sign-eddsa") {

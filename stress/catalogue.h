@@ -28,6 +28,8 @@ struct VariantEntry {
   // Algorithms whose path opens the window ("rs256", "eddsa").
   std::vector<std::string> algs;
   bool race = false;
+  // TSan reports the window as a data race (VariantInfo::data_race).
+  bool data_race = false;
 };
 
 // `fixed` first, then every race variant.

@@ -111,8 +111,10 @@ int StressMain(int argc, char** argv) {
 
 int VariantsMain(int argc, char** argv) {
   CLI::App app{"Lists the redaction-path variants: fixed, and each race "
-               "variant with the one-line description of its window and the "
-               "failpoint inside it.",
+               "variant with the one-line description of its window, the "
+               "failpoint inside it, and whether the window is also a data "
+               "race that ThreadSanitizer reports (\"race\") or one only the "
+               "dump oracle can judge (\"no race\").",
                "sigrace variants"};
   bool json = false, failpoints = false;
   app.add_flag("--json", json, "Print JSON instead of a table");
@@ -135,19 +137,22 @@ int VariantsMain(int argc, char** argv) {
                    {"race", v.race},
                    {"window", v.window},
                    {"failpoint", v.failpoint},
-                   {"path", v.path}});
+                   {"path", v.path},
+                   {"tsan", v.race ? (v.data_race ? "data race" : "no race")
+                                   : "-"}});
     }
     nlohmann::json out = {{"variants", j}};
     if (failpoints) out["failpoints"] = failpoint::ListNames();
     std::printf("%s\n", out.dump(2).c_str());
     return 0;
   }
-  std::printf("%-16s %-7s %-32s %s\n", "variant", "path", "failpoint",
-              "window");
+  std::printf("%-16s %-7s %-26s %-9s %s\n", "variant", "path", "failpoint",
+              "tsan", "window");
   for (const VariantEntry& v : cat) {
-    std::printf("%-16s %-7s %-32s %s\n", v.name.c_str(),
+    std::printf("%-16s %-7s %-26s %-9s %s\n", v.name.c_str(),
                 v.path.empty() ? "-" : v.path.c_str(),
                 v.failpoint.empty() ? "-" : v.failpoint.c_str(),
+                !v.race ? "-" : v.data_race ? "race" : "no race",
                 v.race ? v.window.c_str()
                        : "no window: the redaction path closes every one");
   }
