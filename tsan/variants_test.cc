@@ -87,6 +87,11 @@ struct TrialOptions {
   // another dump runs parks and adds no dump of its own, so overlapping
   // injectors would make the dump count depend on timing.
   std::vector<std::string> phases;
+  // Each phase's hit count is counted from the start of a signature, as a
+  // sign-path window's is (stress/worker.cc does the same): the phase is
+  // armed from its target thread ("#thread") at the start of that thread's
+  // next signature, not while the thread is somewhere inside one.
+  bool phases_per_signature = false;
   // Then this many live-dump requests, one at a time, at signer threads.
   int dump_requests = 0;
   // Then this many crashes, one at a time, on a thread that neither signs
@@ -240,7 +245,17 @@ class TsanVariants : public ::testing::Test {
 
     uint64_t expected = 0;
     for (const std::string& phase : t.phases) {
-      const Status st = failpoint::Configure(phase);
+      Status st;
+      if (t.phases_per_signature) {
+        const size_t hash = phase.rfind('#');
+        const std::string thread =
+            hash == std::string::npos ? "" : phase.substr(hash);
+        st = failpoint::SetCallback(
+            "sign.begin", [phase] { (void)failpoint::Configure(phase); });
+        if (st.ok()) st = failpoint::Configure("sign.begin=callback@1" + thread);
+      } else {
+        st = failpoint::Configure(phase);
+      }
       EXPECT_TRUE(st.ok()) << phase << ": " << st.ToString();
       if (!st.ok()) break;
       EXPECT_TRUE(wait_dumps(++expected)) << "no dump from phase " << phase;
@@ -419,6 +434,7 @@ TrialOptions WindowTrialOptions(const Expectation& e, Variant run_as) {
   t.algs = AlgsFor(info);
   t.phases = {std::string(info.failpoint) + "=raise(SIGSEGV)@" +
               std::to_string(info.hit > 0 ? info.hit : 1) + "#" + thread};
+  t.phases_per_signature = std::string(info.path) == "sign";
   t.watch = {info.failpoint};
   t.load_waits_for_a_signature = e.load_waits_for_a_signature;
   t.scan_last_dump = true;
