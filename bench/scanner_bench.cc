@@ -41,6 +41,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <functional>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -109,10 +110,13 @@ std::vector<uint8_t> MakeZeroHeavy() {
   return v;
 }
 
-void AppendFiles(const std::string& dir, std::vector<uint8_t>* out,
-                 int depth) {
+// Calls visit(path, size) for each regular, non-empty file under `dir`
+// (names sorted, depth <= 3) until visit returns false; returns false if it
+// did. The "real" data of both the benchmarks and --fp-real.
+bool WalkFiles(const std::string& dir, int depth,
+               const std::function<bool(const std::string&, uint64_t)>& visit) {
   DIR* d = opendir(dir.c_str());
-  if (d == nullptr) return;
+  if (d == nullptr) return true;
   std::vector<std::string> names;
   while (dirent* e = readdir(d)) {
     if (e->d_name[0] == '.') continue;
@@ -121,31 +125,38 @@ void AppendFiles(const std::string& dir, std::vector<uint8_t>* out,
   closedir(d);
   std::sort(names.begin(), names.end());
   for (const std::string& n : names) {
-    if (out->size() >= kSize) return;
     const std::string path = dir + "/" + n;
     struct stat st;
     if (lstat(path.c_str(), &st) != 0) continue;
     if (S_ISDIR(st.st_mode) && depth < 3) {
-      AppendFiles(path, out, depth + 1);
+      if (!WalkFiles(path, depth + 1, visit)) return false;
     } else if (S_ISREG(st.st_mode) && st.st_size > 0) {
-      FILE* f = std::fopen(path.c_str(), "rb");
-      if (f == nullptr) continue;
-      const size_t want =
-          std::min<size_t>(static_cast<size_t>(st.st_size), kSize - out->size());
-      const size_t at = out->size();
-      out->resize(at + want);
-      const size_t got = std::fread(out->data() + at, 1, want, f);
-      out->resize(at + got);
-      std::fclose(f);
+      if (!visit(path, static_cast<uint64_t>(st.st_size))) return false;
     }
   }
+  return true;
+}
+
+// Non-key data: the files under /usr/lib, then /usr/bin.
+void WalkRealFiles(
+    const std::function<bool(const std::string&, uint64_t)>& visit) {
+  if (WalkFiles("/usr/lib", 0, visit)) WalkFiles("/usr/bin", 0, visit);
 }
 
 std::vector<uint8_t> MakeReal() {
   std::vector<uint8_t> v;
   v.reserve(kSize);
-  AppendFiles("/usr/lib", &v, 0);
-  AppendFiles("/usr/bin", &v, 0);
+  WalkRealFiles([&v](const std::string& path, uint64_t size) {
+    FILE* f = std::fopen(path.c_str(), "rb");
+    if (f == nullptr) return true;
+    const size_t want =
+        static_cast<size_t>(std::min<uint64_t>(size, kSize - v.size()));
+    const size_t at = v.size();
+    v.resize(at + want);
+    v.resize(at + std::fread(v.data() + at, 1, want, f));
+    std::fclose(f);
+    return v.size() < kSize;
+  });
   const size_t have = v.size();
   while (have > 0 && v.size() < kSize) {
     const size_t n = std::min(have, kSize - v.size());
@@ -369,45 +380,6 @@ bool WriteRandomFile(const std::string& path, uint64_t size) {
   return std::fclose(f) == 0;
 }
 
-// Appends regular files under `dir` (sorted, depth <= 3) to `out` until it
-// holds `limit` bytes; counts the files.
-void AppendFilesTo(const std::string& dir, FILE* out, uint64_t limit,
-                   uint64_t* written, size_t* files, int depth) {
-  DIR* d = opendir(dir.c_str());
-  if (d == nullptr) return;
-  std::vector<std::string> names;
-  while (dirent* e = readdir(d)) {
-    if (e->d_name[0] == '.') continue;
-    names.push_back(e->d_name);
-  }
-  closedir(d);
-  std::sort(names.begin(), names.end());
-  std::vector<uint8_t> buf(size_t{1} << 20);
-  for (const std::string& n : names) {
-    if (*written >= limit) return;
-    const std::string path = dir + "/" + n;
-    struct stat st;
-    if (lstat(path.c_str(), &st) != 0) continue;
-    if (S_ISDIR(st.st_mode) && depth < 3) {
-      AppendFilesTo(path, out, limit, written, files, depth + 1);
-      continue;
-    }
-    if (!S_ISREG(st.st_mode) || st.st_size == 0) continue;
-    FILE* f = std::fopen(path.c_str(), "rb");
-    if (f == nullptr) continue;
-    ++*files;
-    size_t got;
-    while (*written < limit && (got = std::fread(buf.data(), 1,
-                                                 buf.size(), f)) > 0) {
-      const size_t n =
-          static_cast<size_t>(std::min<uint64_t>(got, limit - *written));
-      std::fwrite(buf.data(), 1, n, out);
-      *written += n;
-    }
-    std::fclose(f);
-  }
-}
-
 int FalsePositives(const std::string& kind, uint64_t gib) {
   const uint64_t size = gib << 30;
   const std::string path =
@@ -423,8 +395,22 @@ int FalsePositives(const std::string& kind, uint64_t gib) {
       FILE* out = std::fopen(path.c_str(), "wb");
       if (out == nullptr) return 2;
       uint64_t written = 0;
-      AppendFilesTo("/usr/lib", out, size, &written, &files, 0);
-      AppendFilesTo("/usr/bin", out, size, &written, &files, 0);
+      std::vector<uint8_t> buf(size_t{1} << 20);
+      WalkRealFiles([&](const std::string& p, uint64_t) {
+        FILE* f = std::fopen(p.c_str(), "rb");
+        if (f == nullptr) return true;
+        ++files;
+        size_t got;
+        while (written < size &&
+               (got = std::fread(buf.data(), 1, buf.size(), f)) > 0) {
+          const size_t n =
+              static_cast<size_t>(std::min<uint64_t>(got, size - written));
+          std::fwrite(buf.data(), 1, n, out);
+          written += n;
+        }
+        std::fclose(f);
+        return written < size;
+      });
       std::fclose(out);
       std::fprintf(stderr, "%zu files\n", files);
     }
