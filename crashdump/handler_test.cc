@@ -51,6 +51,15 @@ std::unique_ptr<CoreReader> OpenSealed(const std::string& path) {
   return std::move(r).value();
 }
 
+// The one dump `dir` must hold, opened with its seal checked; null (and a
+// test failure) when there is not exactly one or it does not open.
+std::unique_ptr<CoreReader> OnlySealedDump(const testing::TempDir& dir) {
+  const auto cores = dir.Files(".core");
+  EXPECT_EQ(cores.size(), 1u);
+  if (cores.size() != 1) return nullptr;
+  return OpenSealed(cores[0]);
+}
+
 HandlerOptions DirOptions(const TempDir& dir, bool fatal) {
   HandlerOptions o;
   o.target = DumpTarget::Directory(dir.path());
@@ -170,10 +179,7 @@ int SecretScopeChild(const TempDir& dir, bool in_scope) {
 
 // Returns {records a kRegisters redaction for tid, r15..rdi are marker}.
 std::pair<bool, bool> RegisterRedaction(const TempDir& dir) {
-  const auto cores = dir.Files(".core");
-  EXPECT_EQ(cores.size(), 1u);
-  if (cores.size() != 1) return {false, false};
-  auto reader = OpenSealed(cores[0]);
+  auto reader = OnlySealedDump(dir);
   if (reader == nullptr) return {false, false};
   const int tid = std::stoi(testing::ReadWholeFile(dir.path() + "/tid"));
   bool recorded = false;
@@ -295,9 +301,7 @@ TEST(HandlerFreeze, ThreadCreatedDuringFreezeIsInDump) {
   ASSERT_FALSE(c.timed_out) << c.stderr_text;
   ASSERT_TRUE(c.exited) << c.stderr_text;
   EXPECT_EQ(c.exit_code, 0) << c.stderr_text;
-  const auto cores = dir.Files(".core");
-  ASSERT_EQ(cores.size(), 1u);
-  auto reader = OpenSealed(cores[0]);
+  auto reader = OnlySealedDump(dir);
   ASSERT_NE(reader, nullptr);
   EXPECT_EQ(reader->threads().size(), 3u);
 }
@@ -437,9 +441,7 @@ TEST(HandlerLive, EveryThreadInDumpAndRunsOn) {
   ASSERT_FALSE(c.timed_out) << "a thread never resumed: " << c.stderr_text;
   ASSERT_TRUE(c.exited) << c.stderr_text;
   ASSERT_EQ(c.exit_code, 0) << c.stderr_text;
-  const auto cores = dir.Files(".core");
-  ASSERT_EQ(cores.size(), 1u);
-  auto reader = OpenSealed(cores[0]);
+  auto reader = OnlySealedDump(dir);
   ASSERT_NE(reader, nullptr);
   size_t prstatus = 0;
   for (const auto& n : reader->notes()) {
@@ -502,9 +504,7 @@ TEST(HandlerFreeze, ThreadBlockingTheFreezeSignalIsGivenUpOnEarly) {
                             << c.stderr_text;
   ASSERT_TRUE(c.exited) << c.stderr_text;
   ASSERT_EQ(c.exit_code, 0) << c.stderr_text;
-  const auto cores = dir.Files(".core");
-  ASSERT_EQ(cores.size(), 1u);
-  auto reader = OpenSealed(cores[0]);
+  auto reader = OnlySealedDump(dir);
   ASSERT_NE(reader, nullptr);
   EXPECT_EQ(reader->threads().size(), 2u);
   EXPECT_EQ(reader->MetaValue("threads_unfrozen").value_or(""), "1");
@@ -596,9 +596,7 @@ void ExpectOneDumpWithBothCrashers(bool slow_waiter) {
   ASSERT_FALSE(c.timed_out) << "deadlock: " << c.stderr_text;
   ASSERT_TRUE(c.signaled) << "exit " << c.exit_code << ": " << c.stderr_text;
   EXPECT_EQ(c.term_signal, SIGSEGV);
-  const auto cores = dir.Files(".core");
-  ASSERT_EQ(cores.size(), 1u);
-  auto reader = OpenSealed(cores[0]);
+  auto reader = OnlySealedDump(dir);
   ASSERT_NE(reader, nullptr);
   EXPECT_EQ(reader->threads().size(), 2u);
   EXPECT_EQ(reader->MetaValue("threads_unfrozen").value_or(""), "0");
@@ -648,9 +646,7 @@ TEST(HandlerFault, CrashWhileAnotherThreadHoldsMallocLock) {
   ASSERT_FALSE(c.timed_out) << "deadlock: " << c.stderr_text;
   ASSERT_TRUE(c.signaled) << "exit " << c.exit_code << ": " << c.stderr_text;
   EXPECT_EQ(c.term_signal, SIGSEGV);
-  const auto cores = dir.Files(".core");
-  ASSERT_EQ(cores.size(), 1u);
-  auto reader = OpenSealed(cores[0]);
+  auto reader = OnlySealedDump(dir);
   ASSERT_NE(reader, nullptr);
   EXPECT_EQ(reader->threads().size(), 2u);
 }
