@@ -366,6 +366,25 @@ struct ScanIndex {
 
 using internal::ScanIndex;
 
+namespace {
+
+// True when some form holds `n` zero bytes in a row: then a file hole could
+// hold a fragment and must be searched like data.
+bool FormsHoldZeroRun(const std::vector<KeyForms>& keys, size_t n) {
+  for (const KeyForms& k : keys) {
+    for (const Form& f : k.forms()) {
+      size_t run = 0;
+      for (size_t i = 0; i < f.size(); ++i) {
+        run = f.data()[i] == 0 ? run + 1 : 0;
+        if (run >= n) return true;
+      }
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
 Scanner::Scanner(std::vector<KeyForms> keys, ScanOptions options)
     : keys_(std::move(keys)), options_(options) {}
 
@@ -446,6 +465,7 @@ StatusOr<std::unique_ptr<Scanner>> Scanner::Create(std::vector<KeyForms> keys,
     std::vector<Entry>().swap(per_table[t]);
   }
   s->index_ = std::move(idx);
+  s->holes_hold_nothing_ = !FormsHoldZeroRun(s->keys_, options.min_fragment);
   const std::vector<ProbePath> paths = AvailableProbePaths();
   if (options.probe_path == ProbePath::kAuto) {
     s->path_ = paths.back();
@@ -963,25 +983,6 @@ Status ReadFully(int fd, uint8_t* to, size_t n, uint64_t offset,
 
 }  // namespace
 
-namespace {
-
-// True when some form holds `n` zero bytes in a row: then a file hole could
-// hold a fragment and must be searched like data.
-bool FormsHoldZeroRun(const std::vector<KeyForms>& keys, size_t n) {
-  for (const KeyForms& k : keys) {
-    for (const Form& f : k.forms()) {
-      size_t run = 0;
-      for (size_t i = 0; i < f.size(); ++i) {
-        run = f.data()[i] == 0 ? run + 1 : 0;
-        if (run >= n) return true;
-      }
-    }
-  }
-  return false;
-}
-
-}  // namespace
-
 StatusOr<std::vector<Finding>> Scanner::ScanFd(
     int fd, uint64_t size, const std::vector<FileExtent>* extents,
     const std::string& path, uint64_t* bytes_searched) const {
@@ -1393,7 +1394,7 @@ StatusOr<ScanReport> Scanner::ScanFile(const std::string& path) const {
   }
   const auto t0 = std::chrono::steady_clock::now();
   const bool skip_holes =
-      extents.ok() && !FormsHoldZeroRun(keys_, options_.min_fragment);
+      extents.ok() && holes_hold_nothing_;
   StatusOr<std::vector<Finding>> found =
       ScanFd((*file)->fd(), size, skip_holes ? &*extents : nullptr, path,
              &report.bytes_searched);

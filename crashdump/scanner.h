@@ -214,6 +214,9 @@ class Scanner {
   ScanOptions options_;
   std::unique_ptr<internal::ScanIndex> index_;
   ProbePath path_ = ProbePath::kGeneric;
+  // No form holds min_fragment zero bytes in a row, so ScanFile may skip a
+  // sparse file's holes.
+  bool holes_hold_nothing_ = true;
 };
 
 }  // namespace sigrace::crashdump
