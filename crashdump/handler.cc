@@ -471,30 +471,12 @@ bool StatusMask(const char* buf, size_t len, const char* key, size_t key_len,
 bool FreezeSignalStuck(pid_t tid) {
   if (g_freeze_sig < 1 || g_freeze_sig > 64) return false;
   char path[64];
-  char* w = path;
-  for (const char* c = "/proc/self/task/"; *c != '\0'; ++c) *w++ = *c;
-  char digits[16];
-  int nd = 0;
-  for (uint32_t v = static_cast<uint32_t>(tid); v != 0 || nd == 0; v /= 10) {
-    digits[nd++] = static_cast<char>('0' + v % 10);
-  }
-  while (nd > 0) *w++ = digits[--nd];
-  for (const char* c = "/status"; *c != '\0'; ++c) *w++ = *c;
-  *w = '\0';
-  const long fd = RawSyscall6(SYS_open, reinterpret_cast<long>(path),
-                              O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return false;
+  ss::Text(path, sizeof(path)).Str("/proc/self/task/").UDec(
+      static_cast<uint32_t>(tid)).Str("/status");
   char* buf = g_scratch->read_buf;
-  const size_t cap = sizeof(g_scratch->read_buf) - 1;
-  size_t len = 0;
-  for (;;) {
-    const long n = RawSyscall6(SYS_read, fd, reinterpret_cast<long>(buf + len),
-                               static_cast<long>(cap - len));
-    if (n <= 0) break;
-    len += static_cast<size_t>(n);
-    if (len == cap) break;
-  }
-  RawSyscall6(SYS_close, fd);
+  const long n = ReadProcFile(path, buf, sizeof(g_scratch->read_buf) - 1);
+  if (n < 0) return false;
+  const size_t len = static_cast<size_t>(n);
   buf[len] = '\0';
   static constexpr char kBlk[] = "\nSigBlk:";
   static constexpr char kPnd[] = "\nSigPnd:";
