@@ -65,20 +65,23 @@ namespace {
 
 constexpr uint64_t kHashMul = 0x9E3779B97F4A7C15ULL;
 // A second, independent hash for the bit filter in front of the buckets.
-constexpr uint64_t kBitMul = 0xD6E8FEB86659FD93ULL;
+constexpr uint32_t kBitMul = 0x9E3779B1u;
 constexpr uint64_t kHighBits = 0x8080808080808080ULL;
+constexpr uint32_t kHighBits32 = 0x80808080u;
 constexpr uint64_t kOddBytes = 0xFF00FF00FF00FF00ULL;
 constexpr uint64_t kEvenBytes = 0x00FF00FF00FF00FFULL;
 constexpr int kSlots = 8;
-// The widest window W. A narrower window means a wider stride
-// (S = F - W + 1) and fewer probes; 5 bytes are still specific enough that
-// real data rarely matches one (at 4, every pair of UTF-16 base64
-// characters would). Measured on RSA-2048, F = 16: W 8 (S 9) to W 6
-// (S 11) took the AVX-512 loop from 8.1 to 9.1 GiB/s on random data; W 5
-// (S 12) then gained 7% on random and 10% on real data (/usr/lib files)
-// over W 6, where the filter passed 25 and 19 probes per MiB (W 6: 29 and
-// 26); W 4 passed 33 per MiB of real data and was slower than W 5.
-constexpr size_t kMaxWindow = 5;
+// The window W: four bytes, one 32-bit lane. A narrower window means a
+// wider stride (S = F - W + 1) and fewer probes. Measured on RSA-2048,
+// F = 16, with 64-bit lanes: W 8 (S 9) to W 6 (S 11) took the AVX-512 loop
+// from 8.1 to 9.1 GiB/s on random data, and W 5 (S 12) gained 7% more; W 4
+// was then no faster, as eight 64-bit lanes cost the same at any W. In
+// 32-bit lanes a vector holds sixteen 4-byte windows, so the hash, class
+// and bit tests cost half as much per probe, and the 32-bit gather a
+// quarter less per element; see ProbeLoopAvx512 for the figures. Real data
+// passes a few more 4-byte windows to the tables (every pair of UTF-16LE
+// base64 characters is in a form).
+constexpr size_t kMaxWindow = 4;
 
 struct alignas(16) Bucket {
   uint16_t fp[kSlots];
@@ -184,7 +187,7 @@ class Table {
   std::vector<Entry> entries_;
 };
 
-// Zero-filled 64-bit words on a transparent huge page where the kernel
+// Zero-filled 32-bit words on a transparent huge page where the kernel
 // grants one. The probe loops read the filter at random: on 4 KiB pages
 // its words span dozens of pages, and on this virtual machine the TLB
 // misses cost more than the loads.
@@ -197,7 +200,7 @@ class HugeWords {
 
   bool Assign(size_t n) {
     Release();
-    const size_t bytes = (n * 8 + kHuge - 1) / kHuge * kHuge;
+    const size_t bytes = (n * 4 + kHuge - 1) / kHuge * kHuge;
     // Twice the size, to cut a 2 MiB-aligned stretch out of it.
     void* p = ::mmap(nullptr, bytes + kHuge, PROT_READ | PROT_WRITE,
                      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -208,13 +211,13 @@ class HugeWords {
     const size_t tail = raw + bytes + kHuge - (aligned + bytes);
     if (tail > 0) ::munmap(reinterpret_cast<void*>(aligned + bytes), tail);
     ::madvise(reinterpret_cast<void*>(aligned), bytes, MADV_HUGEPAGE);
-    data_ = reinterpret_cast<uint64_t*>(aligned);
+    data_ = reinterpret_cast<uint32_t*>(aligned);
     size_ = n;
     bytes_ = bytes;
     return true;
   }
-  uint64_t* data() { return data_; }
-  const uint64_t* data() const { return data_; }
+  uint32_t* data() { return data_; }
+  const uint32_t* data() const { return data_; }
   size_t size() const { return size_; }
 
  private:
@@ -224,13 +227,13 @@ class HugeWords {
     data_ = nullptr;
     size_ = bytes_ = 0;
   }
-  uint64_t* data_ = nullptr;
+  uint32_t* data_ = nullptr;
   size_t size_ = 0;
   size_t bytes_ = 0;
 };
 
 // The first, cheapest test, shared by all tables: a blocked Bloom filter,
-// three bits of one 64-bit word per distinct window. It is two filters in
+// three bits of one 32-bit word per distinct window. It is two filters in
 // one array, split by what the probed bytes look like (ClassOf): "text"
 // windows (no byte has its top bit set and no two neighbouring bytes are
 // zero: ASCII, UTF-16LE) and "binary" ones (everything else, zero fill
@@ -238,10 +241,15 @@ class HugeWords {
 // thousand windows, so the binary half, at 64 bits per window, is
 // L1-resident (32 KiB for RSA-2048) and random, compressed or pointer-rich
 // data probes almost only that half; the text forms (hex, base64, PEM and
-// their UTF-16LE) are the bulk and live in the L2-resident text half. A
-// random probe passes about 0.05% of the time. The hash input is XORed
-// with a seed chosen so that the fill patterns of real memory (zero pages,
-// 0xff, spaces, 0xcc/0xaa poison) do not pass unless a form holds them.
+// their UTF-16LE) are the bulk and live in the L2-resident text half. The
+// hash input is XORed with a seed chosen so that the fill patterns of real
+// memory (zero pages, 0xff, spaces, 0xcc/0xaa poison) do not pass unless a
+// form holds them.
+//
+// The hash of window v: h = (v ^ seed) * kBitMul in 32 bits, then
+// m = h ^ (h >> 16). The word index is the top bits of m (cut to the
+// half's size), the three bit numbers are its bits 0-4, 5-9 and 10-14; the
+// index never reaches below bit 15.
 class Filter {
  public:
   // 1 (text) when no byte has its top bit set and no two neighbouring
@@ -249,47 +257,62 @@ class Filter {
   // UTF-16LE forms only every other one, while the small integers and
   // pointers of binary data are full of zero pairs; those go to the
   // L1-sized binary half. `pairs` has the top bit of bytes 0..W-2.
-  static uint64_t ClassOf(uint64_t v, uint64_t pairs) {
+  static uint32_t ClassOf(uint32_t v, uint32_t pairs) {
     // Top bit of each zero byte, exact while no byte exceeds 0x7f.
-    const uint64_t zero = ~(v + ~kHighBits) & kHighBits;
-    return ((v & kHighBits) | (zero & (zero >> 8) & pairs)) == 0 ? 1 : 0;
+    const uint32_t zero = ~(v + ~kHighBits32) & kHighBits32;
+    return ((v & kHighBits32) | (zero & (zero >> 8) & pairs)) == 0 ? 1 : 0;
   }
-  uint64_t ClassOf(uint64_t v) const { return ClassOf(v, pairs_); }
+  uint32_t ClassOf(uint32_t v) const { return ClassOf(v, pairs_); }
+  static uint32_t Mix(uint32_t v, uint32_t seed) {
+    const uint32_t h = (v ^ seed) * kBitMul;
+    return h ^ (h >> 16);
+  }
 
-  // False when out of memory. `w`: window bytes.
-  bool Build(const std::vector<uint64_t>& distinct, size_t w) {
-    pairs_ = kHighBits & ((uint64_t{1} << (8 * (w - 1))) - 1);
+  // False when out of memory. `w`: window bytes (at most 4). Also set, for
+  // the slow path only: `binary`, the windows of binary forms, in the
+  // binary half whatever their class (Slow tests that half before the
+  // binary table); `keys8`, the 8-byte keys of the UTF-16LE table, in the
+  // text half (Test8).
+  bool Build(const std::vector<uint64_t>& distinct, size_t w,
+             const std::vector<uint64_t>& binary,
+             const std::vector<uint64_t>& keys8) {
+    pairs_ = kHighBits32 & ((uint32_t{1} << (8 * (w - 1))) - 1);
     size_t count[2] = {0, 0};
-    for (uint64_t v : distinct) ++count[ClassOf(v)];
+    for (uint64_t v : distinct) ++count[ClassOf(static_cast<uint32_t>(v))];
     // About 64 bits per window in both halves: the binary half stays
     // L1-sized, and at 32 bits per window the text half passed twice the
     // probes of real data to the tables for no measurable gain in speed.
+    // The index takes at most 17 bits, above the bit numbers (a 512 KiB
+    // half); more windows than that holds at 64 bits each get fewer.
     static constexpr size_t kBitsPerValue[2] = {64, 64};
     int bits[2];
     for (int c = 0; c < 2; ++c) {
-      bits[c] = 12;
+      bits[c] = 10;
       while ((size_t{1} << bits[c]) < count[c] * kBitsPerValue[c] &&
-             bits[c] < 26) {
+             bits[c] < 22) {
         ++bits[c];
       }
-      mask_[c] = (size_t{1} << (bits[c] - 6)) - 1;
+      mask_[c] = (uint32_t{1} << (bits[c] - 5)) - 1;
     }
-    // One shift for both halves: the word index is the top bits of the
-    // hash cut to the half's size.
-    shift_ = 64 - (std::max(bits[0], bits[1]) - 6);
+    // One shift for both halves: the word index is the top bits of m cut
+    // to the half's size.
+    shift_ = 32 - (std::max(bits[0], bits[1]) - 5);
     base_[0] = 0;
     base_[1] = mask_[0] + 1;
-    static constexpr uint64_t kFills[] = {
-        0, ~uint64_t{0}, 0x2020202020202020ULL, 0xccccccccccccccccULL,
-        0xaaaaaaaaaaaaaaaaULL, 0x0101010101010101ULL};
-    for (uint64_t attempt = 0;; ++attempt) {
-      seed_ = attempt * 0xA0761D6478BD642FULL;
-      if (!words_.Assign(mask_[0] + 1 + mask_[1] + 1)) return false;
-      for (uint64_t v : distinct) Set(v);
+    static constexpr uint32_t kFills[] = {0,           ~uint32_t{0},
+                                          0x20202020u, 0xccccccccu,
+                                          0xaaaaaaaau, 0x01010101u};
+    for (uint32_t attempt = 0;; ++attempt) {
+      seed_ = attempt * 0x8D4BA64Du;
+      if (!words_.Assign(size_t{mask_[0]} + 1 + mask_[1] + 1)) return false;
+      for (uint64_t v : distinct) Set(static_cast<uint32_t>(v));
+      for (uint64_t v : binary) SetIn(static_cast<uint32_t>(v), 0);
+      for (uint64_t k : keys8) SetIn(Fold8(k), 1);
       bool clean = true;
-      for (uint64_t fill : kFills) {
-        if (Test(fill) &&
-            !std::binary_search(distinct.begin(), distinct.end(), fill)) {
+      for (uint32_t fill : kFills) {
+        const uint32_t f = w == 4 ? fill : fill & ((1u << (8 * w)) - 1);
+        if (Test(f) && !std::binary_search(distinct.begin(), distinct.end(),
+                                           uint64_t{f})) {
           clean = false;
         }
       }
@@ -298,39 +321,49 @@ class Filter {
     return true;
   }
   // The probe loops compute exactly this, in their own instructions.
-  bool Test(uint64_t v) const {
-    const uint64_t c = ClassOf(v);
-    const uint64_t h = (v ^ seed_) * kBitMul;
-    const uint64_t w = words_.data()[((h >> shift_) & mask_[c]) + base_[c]];
-    return (w >> ((h >> (shift_ - 6)) & 63)) &
-           (w >> ((h >> (shift_ - 12)) & 63)) &
-           (w >> ((h >> (shift_ - 18)) & 63)) & 1;
+  bool Test(uint32_t v) const {
+    const uint32_t c = ClassOf(v);
+    const uint32_t m = Mix(v, seed_);
+    const uint32_t w = words_.data()[((m >> shift_) & mask_[c]) + base_[c]];
+    return (w >> (m & 31)) & (w >> ((m >> 5) & 31)) &
+           (w >> ((m >> 10) & 31)) & 1;
   }
-  const uint64_t* words() const { return words_.data(); }
-  // Word index of hash h in class c (0 binary, 1 text):
-  // ((h >> shift) & mask(c)) + base(c); the three bit numbers are the
-  // three groups of six hash bits under the shift.
-  uint64_t shift() const { return shift_; }
-  uint64_t mask(int c) const { return mask_[c]; }
-  uint64_t base(int c) const { return base_[c]; }
-  uint64_t seed() const { return seed_; }
-  uint64_t pairs() const { return pairs_; }
-  size_t bytes() const { return words_.size() * 8; }
+  // Whether v may be a window set in half c.
+  bool TestIn(uint32_t v, uint32_t c) const {
+    const uint32_t m = Mix(v, seed_);
+    const uint32_t w = words_.data()[((m >> shift_) & mask_[c]) + base_[c]];
+    return (w >> (m & 31)) & (w >> ((m >> 5) & 31)) &
+           (w >> ((m >> 10) & 31)) & 1;
+  }
+  // Whether k may be an 8-byte key of the UTF-16LE table.
+  bool Test8(uint64_t k) const { return TestIn(Fold8(k), 1); }
+  const uint32_t* words() const { return words_.data(); }
+  // Word index of mix m in class c (0 binary, 1 text):
+  // ((m >> shift) & mask(c)) + base(c).
+  uint32_t shift() const { return shift_; }
+  uint32_t mask(int c) const { return mask_[c]; }
+  uint32_t base(int c) const { return base_[c]; }
+  uint32_t seed() const { return seed_; }
+  uint32_t pairs() const { return pairs_; }
+  size_t bytes() const { return words_.size() * 4; }
 
  private:
-  void Set(uint64_t v) {
-    const uint64_t c = ClassOf(v);
-    const uint64_t h = (v ^ seed_) * kBitMul;
-    words_.data()[((h >> shift_) & mask_[c]) + base_[c]] |=
-        (uint64_t{1} << ((h >> (shift_ - 6)) & 63)) |
-        (uint64_t{1} << ((h >> (shift_ - 12)) & 63)) |
-        (uint64_t{1} << ((h >> (shift_ - 18)) & 63));
+  static uint32_t Fold8(uint64_t k) {
+    return static_cast<uint32_t>(k) ^
+           std::rotl(static_cast<uint32_t>(k >> 32), 16) ^ 0x5BD1E995u;
   }
-  uint64_t shift_ = 64;
-  uint64_t mask_[2] = {0, 0};
-  uint64_t base_[2] = {0, 0};
-  uint64_t seed_ = 0;
-  uint64_t pairs_ = 0;
+  void Set(uint32_t v) { SetIn(v, ClassOf(v)); }
+  void SetIn(uint32_t v, uint32_t c) {
+    const uint32_t m = Mix(v, seed_);
+    words_.data()[((m >> shift_) & mask_[c]) + base_[c]] |=
+        (uint32_t{1} << (m & 31)) | (uint32_t{1} << ((m >> 5) & 31)) |
+        (uint32_t{1} << ((m >> 10) & 31));
+  }
+  uint32_t shift_ = 32;
+  uint32_t mask_[2] = {0, 0};
+  uint32_t base_[2] = {0, 0};
+  uint32_t seed_ = 0;
+  uint32_t pairs_ = 0;
   HugeWords words_;
 };
 
@@ -348,6 +381,14 @@ namespace internal {
 
 struct ScanIndex {
   size_t w = 8;       // window bytes
+  // Window bytes of the UTF-16LE table: 8 when F >= 11. Four bytes of
+  // UTF-16LE are two characters, and every pair of hex digits recurs
+  // dozens of times in a hex form's UTF-16LE: on binaries, whose 16-bit
+  // tables look like such pairs, 4-byte keys sent 7 million probes per GiB
+  // to verification. A fragment of F >= 11 bytes holding the probe window
+  // [p, p + 4) also holds [p, p + 8) or [p - 4, p + 4), so Slow looks both
+  // up.
+  size_t w16 = 4;
   size_t stride = 9;  // probe spacing
   uint64_t mask = ~uint64_t{0};
   Filter filter;     // in front of all three tables
@@ -423,6 +464,7 @@ StatusOr<std::unique_ptr<Scanner>> Scanner::Create(std::vector<KeyForms> keys,
   idx->w = std::min<size_t>(kMaxWindow, (f + 1) / 2);
   idx->stride = f - idx->w + 1;
   idx->mask = idx->w == 8 ? ~uint64_t{0} : ((uint64_t{1} << (8 * idx->w)) - 1);
+  idx->w16 = f >= 11 ? 8 : idx->w;
 
   std::vector<Entry> per_table[3];
   for (uint32_t k = 0; k < s->keys_.size(); ++k) {
@@ -432,23 +474,41 @@ StatusOr<std::unique_ptr<Scanner>> Scanner::Create(std::vector<KeyForms> keys,
       const uint32_t gid = static_cast<uint32_t>(idx->forms.size());
       idx->forms.push_back({k, fi, &form});
       idx->max_form = std::max(idx->max_form, form.size());
-      if (form.size() < idx->w) continue;
+      // A form shorter than F holds no fragment.
+      if (form.size() < f) continue;
       const int t = static_cast<int>(form.encoding());
-      for (size_t o = 0; o + idx->w <= form.size(); ++o) {
+      const size_t w = t == 2 ? idx->w16 : idx->w;
+      for (size_t o = 0; o + w <= form.size(); ++o) {
         uint64_t v = 0;
-        std::memcpy(&v, form.data() + o, idx->w);
+        std::memcpy(&v, form.data() + o, w);
         per_table[t].push_back({v, gid, static_cast<uint32_t>(o)});
       }
     }
   }
+  // The filter holds every W-byte window of every form, whatever the
+  // width of its table's keys.
   std::vector<uint64_t> distinct;
-  for (int t = 0; t < 3; ++t) {
-    for (const Entry& e : per_table[t]) distinct.push_back(e.value);
+  for (const ScanIndex::FormRef& ref : idx->forms) {
+    const Form& form = *ref.f;
+    if (form.size() < f) continue;
+    for (size_t o = 0; o + idx->w <= form.size(); ++o) {
+      uint64_t v = 0;
+      std::memcpy(&v, form.data() + o, idx->w);
+      distinct.push_back(v);
+    }
   }
   std::sort(distinct.begin(), distinct.end());
   distinct.erase(std::unique(distinct.begin(), distinct.end()),
                  distinct.end());
-  const bool built = idx->filter.Build(distinct, idx->w);
+  std::vector<uint64_t> binary;
+  for (const Entry& e : per_table[0]) binary.push_back(e.value);
+  std::vector<uint64_t> keys8;
+  if (idx->w16 != idx->w) {
+    for (const Entry& e : per_table[2]) keys8.push_back(e.value);
+  }
+  const bool built = idx->filter.Build(distinct, idx->w, binary, keys8);
+  OPENSSL_cleanse(binary.data(), binary.size() * sizeof(uint64_t));
+  OPENSSL_cleanse(keys8.data(), keys8.size() * sizeof(uint64_t));
   OPENSSL_cleanse(distinct.data(), distinct.size() * sizeof(uint64_t));
   if (!built) return ResourceExhaustedError("no memory for scanner filter");
   for (int t = 0; t < 3; ++t) {
@@ -487,7 +547,6 @@ std::vector<ProbePath> Scanner::AvailableProbePaths() {
   // The vector loop also runs BMI2 code for its tail.
   if (__builtin_cpu_supports("bmi2") && __builtin_cpu_supports("avx512f") &&
       __builtin_cpu_supports("avx512bw") &&
-      __builtin_cpu_supports("avx512dq") &&
       __builtin_cpu_supports("avx512vbmi")) {
     paths.push_back(ProbePath::kAvx512);
   }
@@ -507,7 +566,7 @@ struct Worker {
   std::vector<Finding>* out;
   std::vector<Active> active;
 
-  void Verify(size_t p, uint64_t v, const Table& t);
+  void Verify(size_t p, uint64_t v, const Table& t, size_t w);
   void Slow(size_t p, uint64_t v);
   void Probe(size_t begin, size_t end);
 };
@@ -516,9 +575,8 @@ struct Worker {
 
 // Out of line from the probe loop: runs only on a fingerprint hit.
 __attribute__((noinline)) void Worker::Verify(size_t p, uint64_t v,
-                                              const Table& t) {
+                                              const Table& t, size_t w) {
   const auto [lo, hi] = t.Lookup(v);
-  const size_t w = idx->w;
   for (const Entry* e = lo; e < hi; ++e) {
     const int64_t diag = static_cast<int64_t>(p) - e->offset;
     bool seen = false;
@@ -577,14 +635,40 @@ __attribute__((noinline)) void Worker::Verify(size_t p, uint64_t v,
 // A probe that passed the filter: the tables' fingerprint buckets, then
 // the exact windows.
 void Worker::Slow(size_t p, uint64_t v) {
+  const size_t w = idx->w;
+  const Filter& fl = idx->filter;
   const Table& bin = idx->tables[0];
-  if (bin.MayContain(v)) Verify(p, v, bin);
+  // Every binary-form window is in the filter's binary half, L1-resident,
+  // so most text-looking probes skip the binary table's buckets.
+  if (fl.TestIn(static_cast<uint32_t>(v), 0) && bin.MayContain(v)) {
+    Verify(p, v, bin, w);
+  }
   if ((v & kHighBits) == 0) {
     // Text-looking bytes: UTF-16LE (every other byte zero) or ASCII.
-    const Table& t = ((v & kOddBytes) == 0 || (v & kEvenBytes) == 0)
-                         ? idx->tables[2]
-                         : idx->tables[1];
-    if (!t.empty() && t.MayContain(v)) Verify(p, v, t);
+    if ((v & kOddBytes) == 0 || (v & kEvenBytes) == 0) {
+      const Table& t = idx->tables[2];
+      const size_t w16 = idx->w16;
+      if (t.empty()) {
+        // No UTF-16LE form.
+      } else if (w16 == w) {
+        if (t.MayContain(v)) Verify(p, v, t, w);
+      } else {
+        uint64_t v16;
+        if (p + w16 <= size) {
+          std::memcpy(&v16, data + p, 8);
+          if (fl.Test8(v16) && t.MayContain(v16)) Verify(p, v16, t, w16);
+        }
+        if (p >= w16 - w) {
+          std::memcpy(&v16, data + p - (w16 - w), 8);
+          if (fl.Test8(v16) && t.MayContain(v16)) {
+            Verify(p - (w16 - w), v16, t, w16);
+          }
+        }
+      }
+    } else {
+      const Table& t = idx->tables[1];
+      if (!t.empty() && t.MayContain(v)) Verify(p, v, t, w);
+    }
   }
   if (active.size() > 64) {
     std::erase_if(active, [p](const Active& a) { return a.end <= p; });
@@ -594,49 +678,44 @@ void Worker::Slow(size_t p, uint64_t v) {
 // The scalar hot loop, compiled three times: for any x86-64, with BMI2
 // (shifts by a register without the CL dance), and inside the AVX-512 loop
 // for its last probes. Locals only; four probes per branch. A probe leaves
-// the loop only when the filter passes it. kFull: the window is all eight
-// loaded bytes (else they are masked to W).
-template <bool kFull>
+// the loop only when the filter passes it. The window is the four bytes at
+// the probe (fewer only when F < 7, which Create refuses).
 __attribute__((always_inline)) inline void ProbeLoop(Worker* wk, size_t begin,
                                                      size_t end) {
   const ScanIndex* idx = wk->idx;
   const size_t stride = idx->stride;
-  const uint64_t* words = idx->filter.words();
-  const uint64_t shift = idx->filter.shift();
-  const uint64_t mask_bin = idx->filter.mask(0);
-  const uint64_t mask_text = idx->filter.mask(1);
-  const uint64_t* text_words = words + idx->filter.base(1);
-  const uint64_t seed = idx->filter.seed();
-  const uint64_t pairs = idx->filter.pairs();
-  const uint64_t mask = idx->mask;
+  const uint32_t* words = idx->filter.words();
+  const uint32_t shift = idx->filter.shift();
+  const uint32_t mask_bin = idx->filter.mask(0);
+  const uint32_t mask_text = idx->filter.mask(1);
+  const uint32_t* text_words = words + idx->filter.base(1);
+  const uint32_t seed = idx->filter.seed();
+  const uint32_t pairs = idx->filter.pairs();
   const uint8_t* d = wk->data;
   auto load = [&](size_t at) {
-    uint64_t v;
-    std::memcpy(&v, d + at, 8);
-    return kFull ? v : (v & mask);
+    uint32_t v;
+    std::memcpy(&v, d + at, 4);
+    return v;
   };
-  auto flag = [&](uint64_t v) -> uint64_t {
+  auto flag = [&](uint32_t v) -> uint32_t {
     // Filter::Test, with the class picked by conditional moves.
     const bool text = Filter::ClassOf(v, pairs) != 0;
-    const uint64_t* base = text ? text_words : words;
-    const uint64_t h = (v ^ seed) * kBitMul;
-    const uint64_t w = base[(h >> shift) & (text ? mask_text : mask_bin)];
-    // A rotate takes its count mod 64: bit 0 of w rotated right by b is
-    // bit (b mod 64) of w.
-    return std::rotr(w, static_cast<int>(h >> (shift - 6))) &
-           std::rotr(w, static_cast<int>(h >> (shift - 12))) &
-           std::rotr(w, static_cast<int>(h >> (shift - 18))) & 1;
+    const uint32_t* base = text ? text_words : words;
+    const uint32_t m = Filter::Mix(v, seed);
+    const uint32_t w = base[(m >> shift) & (text ? mask_text : mask_bin)];
+    return (w >> (m & 31)) & (w >> ((m >> 5) & 31)) &
+           (w >> ((m >> 10) & 31)) & 1;
   };
   size_t p = begin;
   for (; p + 3 * stride < end; p += 4 * stride) {
-    const uint64_t v0 = load(p);
-    const uint64_t v1 = load(p + stride);
-    const uint64_t v2 = load(p + 2 * stride);
-    const uint64_t v3 = load(p + 3 * stride);
-    const uint64_t f0 = flag(v0);
-    const uint64_t f1 = flag(v1);
-    const uint64_t f2 = flag(v2);
-    const uint64_t f3 = flag(v3);
+    const uint32_t v0 = load(p);
+    const uint32_t v1 = load(p + stride);
+    const uint32_t v2 = load(p + 2 * stride);
+    const uint32_t v3 = load(p + 3 * stride);
+    const uint32_t f0 = flag(v0);
+    const uint32_t f1 = flag(v1);
+    const uint32_t f2 = flag(v2);
+    const uint32_t f3 = flag(v3);
     if (f0 | f1 | f2 | f3) [[unlikely]] {
       if (f0) wk->Slow(p, v0);
       if (f1) wk->Slow(p + stride, v1);
@@ -645,83 +724,85 @@ __attribute__((always_inline)) inline void ProbeLoop(Worker* wk, size_t begin,
     }
   }
   for (; p < end; p += stride) {
-    const uint64_t v = load(p);
+    const uint32_t v = load(p);
     if (flag(v)) wk->Slow(p, v);
   }
 }
 
-template <bool kFull>
 __attribute__((target("bmi2"), noinline)) void ProbeLoopBmi2(Worker* wk,
                                                               size_t begin,
                                                               size_t end) {
-  ProbeLoop<kFull>(wk, begin, end);
+  ProbeLoop(wk, begin, end);
 }
 
-template <bool kFull>
 __attribute__((noinline)) void ProbeLoopGeneric(Worker* wk, size_t begin,
                                                 size_t end) {
-  ProbeLoop<kFull>(wk, begin, end);
+  ProbeLoop(wk, begin, end);
 }
 
-#define SIGRACE_AVX512 "avx512f,avx512bw,avx512dq,avx512vbmi,bmi2"
+#define SIGRACE_AVX512 "avx512f,avx512bw,avx512vbmi,bmi2"
 
 // The constants of the vector loop.
 struct Avx512Consts {
-  __m512i perm;   // window k byte j <- data byte k * S + j
+  __m512i perm;   // window k byte j <- byte (k mod 8) * S + j of its half
   __m512i offs;   // k * S, for the data gather
-  __mmask64 keep;  // window bytes below W
-  __m512i mask;   // window mask per 64-bit lane
   __m512i seed;
   __m512i mul;
-  __m512i high;   // kHighBits
-  __m512i low;    // ~kHighBits
+  __m512i high;   // kHighBits32
+  __m512i low;    // ~kHighBits32
   __m512i pairs;  // Filter::pairs()
-  __m128i sh_word, sh_bit1, sh_bit2, sh_bit3;
+  __m128i sh_word;
   __m512i mask_bin, mask_text, text_base;
 };
 
-// The eight windows at p, p + S, ..., p + 7S.
-template <bool kFull, bool kPermute>
+// The sixteen windows at p, p + S, ..., p + 15S, one per 32-bit lane.
+// kPermute: windows 0-7 come from the 128 bytes at p and windows 8-15 from
+// the 128 bytes at p + 8S, one byte permute each (7S + 4 <= 128).
+template <bool kPermute>
 __attribute__((target(SIGRACE_AVX512), always_inline)) inline __m512i
-Avx512Windows(const Avx512Consts& c, const uint8_t* at) {
+Avx512Windows(const Avx512Consts& c, const uint8_t* at, size_t half) {
   if constexpr (kPermute) {
-    const __m512i a = _mm512_loadu_si512(at);
-    const __m512i b = _mm512_loadu_si512(at + 64);
-    return kFull ? _mm512_permutex2var_epi8(a, c.perm, b)
-                   : _mm512_maskz_permutex2var_epi8(c.keep, a, c.perm, b);
+    const __m512i lo = _mm512_permutex2var_epi8(
+        _mm512_loadu_si512(at), c.perm, _mm512_loadu_si512(at + 64));
+    const __m512i hi = _mm512_permutex2var_epi8(
+        _mm512_loadu_si512(at + half), c.perm,
+        _mm512_loadu_si512(at + half + 64));
+    return _mm512_mask_blend_epi32(0xff00, lo, hi);
   } else {
-    const __m512i v = _mm512_i64gather_epi64(c.offs, at, 1);
-    return kFull ? v : _mm512_and_si512(v, c.mask);
+    return _mm512_i32gather_epi32(c.offs, at, 1);
   }
 }
 
-// Bit k set when window k passes the filter (Filter::Test, eight at once).
-__attribute__((target(SIGRACE_AVX512), always_inline)) inline __mmask8
-Avx512Flags(const Avx512Consts& c, const long long* words, __m512i v) {
-  // Filter::ClassOf, eight at once.
+// Bit k set when window k passes the filter (Filter::Test, sixteen at
+// once).
+__attribute__((target(SIGRACE_AVX512), always_inline)) inline __mmask16
+Avx512Flags(const Avx512Consts& c, const int* words, __m512i v) {
+  // Filter::ClassOf, sixteen at once.
   const __m512i zero =
-      _mm512_andnot_si512(_mm512_add_epi64(v, c.low), c.high);
-  const __m512i pair = _mm512_ternarylogic_epi64(
-      zero, _mm512_srli_epi64(zero, 8), c.pairs, 0x80);
-  const __mmask8 text = _mm512_mask_testn_epi64_mask(
-      _mm512_testn_epi64_mask(v, c.high), pair, pair);
-  const __m512i h = _mm512_mullo_epi64(_mm512_xor_si512(v, c.seed), c.mul);
-  const __m512i top = _mm512_srl_epi64(h, c.sh_word);
-  const __m512i at = _mm512_mask_add_epi64(
+      _mm512_andnot_si512(_mm512_add_epi32(v, c.low), c.high);
+  const __m512i pair = _mm512_ternarylogic_epi32(
+      zero, _mm512_srli_epi32(zero, 8), c.pairs, 0x80);
+  const __mmask16 text = _mm512_mask_testn_epi32_mask(
+      _mm512_testn_epi32_mask(v, c.high), pair, pair);
+  // Filter::Mix.
+  const __m512i h = _mm512_mullo_epi32(_mm512_xor_si512(v, c.seed), c.mul);
+  const __m512i m = _mm512_xor_si512(h, _mm512_srli_epi32(h, 16));
+  const __m512i top = _mm512_srl_epi32(m, c.sh_word);
+  const __m512i at = _mm512_mask_add_epi32(
       _mm512_and_si512(top, c.mask_bin), text,
       _mm512_and_si512(top, c.mask_text), c.text_base);
-  const __m512i word = _mm512_i64gather_epi64(at, words, 8);
-  // Rotates take their counts mod 64, as the scalar loop's do.
-  const __m512i t = _mm512_ternarylogic_epi64(
-      _mm512_rorv_epi64(word, _mm512_srl_epi64(h, c.sh_bit1)),
-      _mm512_rorv_epi64(word, _mm512_srl_epi64(h, c.sh_bit2)),
-      _mm512_rorv_epi64(word, _mm512_srl_epi64(h, c.sh_bit3)), 0x80);
-  return _mm512_test_epi64_mask(t, _mm512_set1_epi64(1));
+  const __m512i word = _mm512_i32gather_epi32(at, words, 4);
+  // Rotates take their counts mod 32, as the scalar loop masks them.
+  const __m512i t = _mm512_ternarylogic_epi32(
+      _mm512_rorv_epi32(word, m),
+      _mm512_rorv_epi32(word, _mm512_srli_epi32(m, 5)),
+      _mm512_rorv_epi32(word, _mm512_srli_epi32(m, 10)), 0x80);
+  return _mm512_test_epi32_mask(t, _mm512_set1_epi32(1));
 }
 
 __attribute__((target(SIGRACE_AVX512), noinline)) void Avx512Slow(
-    Worker* wk, size_t at, size_t stride, __m512i v, __mmask8 hit) {
-  alignas(64) uint64_t vs[8];
+    Worker* wk, size_t at, size_t stride, __m512i v, __mmask16 hit) {
+  alignas(64) uint32_t vs[16];
   _mm512_store_si512(vs, v);
   for (unsigned m = hit; m != 0; m &= m - 1) {
     const unsigned k = static_cast<unsigned>(__builtin_ctz(m));
@@ -729,69 +810,65 @@ __attribute__((target(SIGRACE_AVX512), noinline)) void Avx512Slow(
   }
 }
 
-// Eight probes per vector, the same hash and filter words as ProbeLoop: a
-// probe leaves the vector loop exactly when the scalar filter would pass
-// it, so the findings are the same. The eight windows p, p + S, ...,
-// p + 7S come out of two 64-byte loads with one byte permute while they
-// fit in 128 bytes (S <= 17, F <= 24), else from a gather of the data; the
-// eight filter words come from one gather (the filter is cache-resident).
-// Probes the vector loop cannot take (the last ones before `end`, or too
-// near the end of the data) go through the scalar loop.
-template <bool kFull, bool kPermute>
+// Sixteen probes per vector, the same hash and filter words as ProbeLoop:
+// a probe leaves the vector loop exactly when the scalar filter would pass
+// it, so the findings are the same. The windows come out of byte permutes
+// while eight of them fit in 128 bytes (7S + 4 <= 128: F <= 20), else from a
+// gather of the data; the sixteen filter words come from one gather (the
+// filter is cache-resident). Probes the vector loop cannot take (the last
+// ones before `end`, or too near the end of the data) go through the
+// scalar loop.
+//
+// Measured on RSA-2048, F = 16, one core (scanner_bench BM_Scan, 1 GiB in
+// memory): eight 64-bit lanes and W 5 took 75 ms per GiB of random data,
+// half of it in the filter-word gathers; sixteen 32-bit lanes and W 4
+// (S 13) take 64-66 (a 32-bit gather costs 0.24 ns per element here, a
+// 64-bit one 0.31). On real data (/usr/lib files) both take 77-82: it
+// passes more 4-byte windows (see ScanIndex::w16).
+template <bool kPermute>
 __attribute__((target(SIGRACE_AVX512), noinline)) void ProbeLoopAvx512(
     Worker* wk, size_t begin, size_t end) {
   const ScanIndex* idx = wk->idx;
   const size_t stride = idx->stride;
-  const long long* words =
-      reinterpret_cast<const long long*>(idx->filter.words());
+  const int* words = reinterpret_cast<const int*>(idx->filter.words());
   const uint8_t* d = wk->data;
   alignas(64) uint8_t perm[64];
-  alignas(64) int64_t offs[8];
-  uint64_t keep = 0;
+  alignas(64) int32_t offs[16];
   for (size_t i = 0; i < 64; ++i) {
-    perm[i] = static_cast<uint8_t>(kPermute ? (i / 8) * stride + i % 8 : 0);
-    if (i % 8 < idx->w) keep |= uint64_t{1} << i;
+    perm[i] = static_cast<uint8_t>(kPermute ? (i / 4 % 8) * stride + i % 4 : 0);
   }
-  for (size_t k = 0; k < 8; ++k) offs[k] = static_cast<int64_t>(k * stride);
+  for (size_t k = 0; k < 16; ++k) offs[k] = static_cast<int32_t>(k * stride);
   Avx512Consts c;
   c.perm = _mm512_load_si512(perm);
   c.offs = _mm512_load_si512(offs);
-  c.keep = keep;
-  c.mask = _mm512_set1_epi64(static_cast<long long>(idx->mask));
-  c.seed = _mm512_set1_epi64(static_cast<long long>(idx->filter.seed()));
-  c.mul = _mm512_set1_epi64(static_cast<long long>(kBitMul));
-  c.high = _mm512_set1_epi64(static_cast<long long>(kHighBits));
-  c.low = _mm512_set1_epi64(static_cast<long long>(~kHighBits));
-  c.pairs = _mm512_set1_epi64(static_cast<long long>(idx->filter.pairs()));
-  const auto shift = static_cast<long long>(idx->filter.shift());
-  c.sh_word = _mm_cvtsi64_si128(shift);
-  c.sh_bit1 = _mm_cvtsi64_si128(shift - 6);
-  c.sh_bit2 = _mm_cvtsi64_si128(shift - 12);
-  c.sh_bit3 = _mm_cvtsi64_si128(shift - 18);
-  c.mask_bin = _mm512_set1_epi64(static_cast<long long>(idx->filter.mask(0)));
-  c.mask_text =
-      _mm512_set1_epi64(static_cast<long long>(idx->filter.mask(1)));
-  c.text_base =
-      _mm512_set1_epi64(static_cast<long long>(idx->filter.base(1)));
-  const size_t step = 8 * stride;
+  c.seed = _mm512_set1_epi32(static_cast<int>(idx->filter.seed()));
+  c.mul = _mm512_set1_epi32(static_cast<int>(kBitMul));
+  c.high = _mm512_set1_epi32(static_cast<int>(kHighBits32));
+  c.low = _mm512_set1_epi32(static_cast<int>(~kHighBits32));
+  c.pairs = _mm512_set1_epi32(static_cast<int>(idx->filter.pairs()));
+  c.sh_word = _mm_cvtsi32_si128(static_cast<int>(idx->filter.shift()));
+  c.mask_bin = _mm512_set1_epi32(static_cast<int>(idx->filter.mask(0)));
+  c.mask_text = _mm512_set1_epi32(static_cast<int>(idx->filter.mask(1)));
+  c.text_base = _mm512_set1_epi32(static_cast<int>(idx->filter.base(1)));
+  const size_t half = 8 * stride;
+  const size_t step = 16 * stride;
   // Bytes one vector reads from its first probe on.
-  const size_t reach = kPermute ? 128 : 7 * stride + 8;
+  const size_t reach = kPermute ? half + 128 : 15 * stride + 4;
   size_t p = begin;
   // kVectors vectors per iteration: the loop waits on its filter-word
-  // gathers, so more of them in flight is faster (measured on RSA-2048,
-  // F = 16, one core: 2 per iteration 9.3 GB/s on random data, 4 13.2,
-  // 6 13.5, 8 13.3).
-  constexpr size_t kVectors = 6;
+  // gathers, so more of them in flight is faster (4 and 6 measured the
+  // same; 2 and 8 slower).
+  constexpr size_t kVectors = 4;
   if (wk->size >= reach + (kVectors - 1) * step) {
     // Last p whose kVectors vectors fit in the data.
     const size_t data_last = wk->size - reach - (kVectors - 1) * step;
-    while (p + (kVectors - 1) * step + 7 * stride < end && p <= data_last) {
+    while (p + (kVectors - 1) * step + 15 * stride < end && p <= data_last) {
       __m512i v[kVectors];
-      __mmask8 h[kVectors];
+      __mmask16 h[kVectors];
       unsigned any = 0;
 #pragma clang loop unroll(full)
       for (size_t i = 0; i < kVectors; ++i) {
-        v[i] = Avx512Windows<kFull, kPermute>(c, d + p + i * step);
+        v[i] = Avx512Windows<kPermute>(c, d + p + i * step, half);
       }
 #pragma clang loop unroll(full)
       for (size_t i = 0; i < kVectors; ++i) {
@@ -806,7 +883,7 @@ __attribute__((target(SIGRACE_AVX512), noinline)) void ProbeLoopAvx512(
       p += kVectors * step;
     }
   }
-  if (p < end) ProbeLoop<kFull>(wk, p, end);
+  if (p < end) ProbeLoop(wk, p, end);
 }
 
 #undef SIGRACE_AVX512
@@ -822,25 +899,17 @@ void Worker::Probe(size_t begin, size_t end) {
   size_t p = begin;
   if (size >= 8 && p < size - 8 + 1) {
     const size_t fast_end = std::min(last, size - 8 + 1);
-    const bool full = w == 8;
-    const bool permute = 7 * stride + 8 <= 128;
+    const bool permute = 7 * stride + 4 <= 128;
     switch (path) {
       case ProbePath::kAvx512:
-        if (permute) {
-          full ? ProbeLoopAvx512<true, true>(this, p, fast_end)
-                 : ProbeLoopAvx512<false, true>(this, p, fast_end);
-        } else {
-          full ? ProbeLoopAvx512<true, false>(this, p, fast_end)
-                 : ProbeLoopAvx512<false, false>(this, p, fast_end);
-        }
+        permute ? ProbeLoopAvx512<true>(this, p, fast_end)
+                : ProbeLoopAvx512<false>(this, p, fast_end);
         break;
       case ProbePath::kBmi2:
-        full ? ProbeLoopBmi2<true>(this, p, fast_end)
-               : ProbeLoopBmi2<false>(this, p, fast_end);
+        ProbeLoopBmi2(this, p, fast_end);
         break;
       default:
-        full ? ProbeLoopGeneric<true>(this, p, fast_end)
-               : ProbeLoopGeneric<false>(this, p, fast_end);
+        ProbeLoopGeneric(this, p, fast_end);
         break;
     }
     // Continue on the probe grid after the fast part.

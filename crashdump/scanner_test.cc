@@ -271,7 +271,7 @@ TEST_P(ScannerCorpusTest, EveryFragmentFoundExactlyAndNothingElse) {
 }
 
 INSTANTIATE_TEST_SUITE_P(MinFragments, ScannerCorpusTest,
-                         ::testing::Values(16, 13, 24, 64));
+                         ::testing::Values(16, 13, 24, 64, 8, 10));
 
 TEST(Scanner, FragmentOneShortOfMinimumIsNotReported) {
   std::vector<KeyForms> keys = TestKeys();
