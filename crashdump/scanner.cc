@@ -983,15 +983,16 @@ std::vector<Finding> Scanner::Scan(const uint8_t* data, size_t size,
 namespace {
 
 // A per-thread read buffer on a transparent huge page. Why ScanFile reads
-// rather than maps: on the virtual machine this was measured on, the first
-// user access to each 4 KiB page of a fresh file mapping costs about 2 us
-// (470 ms per GiB after MADV_POPULATE_READ), more than copying the same
-// page out of the page cache (130-180 ms per GiB for 4 KiB page-cache
-// folios, about 60 for 2 MiB ones). Even 2 MiB folios mapped by PMD cost
-// 230-250 ms per GiB on a process's first access (29 ms once the same
-// process had mapped them before, which a benchmark loop would show and a
-// `sigrace scan` run never sees). And a mapping turns a file shrinking
-// under the scan into SIGBUS where a read returns a short count.
+// rather than maps: on the virtual machine this was measured on, user
+// access through a fresh mapping is dear. To 4 KiB page-cache folios it
+// costs about 1.5 us a page every time (370-460 ms per GiB, even after
+// MADV_POPULATE_READ), more than copying the same pages out of the page
+// cache (130-190 ms per GiB; 45-60 from 2 MiB folios). To 2 MiB folios
+// mapped by PMD it costs 245-345 ms per GiB the first time any process
+// touches them after they were written, and 10-27 ms after that, from any
+// process. A dump is scanned once, soon after it is written, so it would
+// mostly pay the first price. And a mapping turns a file shrinking under
+// the scan into SIGBUS where a read returns a short count.
 class ReadBuffer {
  public:
   explicit ReadBuffer(size_t size) : size_((size + kHuge - 1) / kHuge * kHuge) {

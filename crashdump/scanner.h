@@ -3,28 +3,32 @@
 // form, anywhere in a file, at any alignment: ELF load segments, notes and
 // register blocks, headers, slack, or a raw non-ELF file alike.
 //
-// Search (raw bytes, independent of any file format): every window of
-// W = min(5, ceil(F/2)) bytes of every form goes into a hash index; the
-// data is probed with one W-byte load every S = F - W + 1 bytes (S = 12 for
-// F = 16). A run of L >= F matching bytes spans S + W - 1 = F bytes, so it
-// always covers one whole probed window. Each probe that hits the index is
-// verified against the form and extended both ways to the maximal match;
-// only maximal matches of F bytes or more are reported, so a run of F - 1
-// bytes never is. The index: one blocked Bloom filter over every distinct
-// window (three bits of one 64-bit word each; split by what the window
-// looks like, so the few thousand binary windows sit in an L1-sized half
-// and text windows in an L2-sized one; a random probe passes about 0.05%
-// of the time; its hash seed is chosen so zero pages and other fill
-// patterns never pass unless a form holds them), then three tables
-// (binary forms; ASCII text forms; UTF-16LE forms) of 16-byte buckets
-// holding eight 16-bit fingerprints, then the exact windows. W is 5, not
-// 8: the wider stride saves 25% of the probes, and 5-byte windows are
-// still rare enough in real data that verification stays cheap.
+// Search (raw bytes, independent of any file format): every 4-byte window
+// (W = 4) of every form goes into a filter; the data is probed with one
+// W-byte load every S = F - W + 1 bytes (S = 13 for F = 16). A run of
+// L >= F matching bytes spans S + W - 1 = F bytes, so it always covers one
+// whole probed window. Each probe that passes the filter is looked up in
+// the exact tables, verified against the form and extended both ways to
+// the maximal match; only maximal matches of F bytes or more are reported,
+// so a run of F - 1 bytes never is. The filter: a blocked Bloom filter over
+// every distinct window (three bits of one 32-bit word each; split by what
+// the window looks like, so the few thousand binary windows sit in an
+// L1-sized half and text windows in an L2-sized one; its hash seed is
+// chosen so zero pages and other fill patterns never pass unless a form
+// holds them). The tables (binary forms; ASCII text forms; UTF-16LE forms)
+// are 16-byte buckets of eight 16-bit fingerprints, then the exact
+// windows. The UTF-16LE table is keyed by 8 bytes when F >= 11 (four bytes
+// of UTF-16LE are only two characters, and every pair of hex digits
+// recurs dozens of times in a hex form): a fragment of F >= 11 bytes that
+// holds the probed window [p, p + 4) also holds [p, p + 8) or
+// [p - 4, p + 4), and both are looked up. Forms shorter than F are not
+// indexed: they cannot hold a fragment.
 //
 // The probe loop is compiled several times (ProbePath) and picked at run
-// time; with AVX-512 it takes eight probes per vector (one byte permute
-// of two 64-byte loads, one 64-bit multiply, one gather of filter words),
-// six vectors per iteration so that six gathers are in flight.
+// time; with AVX-512 it takes sixteen probes per vector in 32-bit lanes
+// (byte permutes of 64-byte loads, one 32-bit multiply, one gather of
+// filter words), four vectors per iteration so that four gathers are in
+// flight.
 // Every loop gives the same findings (scanner_test checks it).
 //
 // Parallel scan: the data is cut into chunks scanned by worker threads;

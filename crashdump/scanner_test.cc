@@ -389,8 +389,8 @@ TEST(ScannerPaths, EveryProbePathGivesTheSameFindings) {
   ::testing::Test::RecordProperty("probe_paths", names);
   std::vector<KeyForms> keys = TestKeys();
   ASSERT_EQ(keys.size(), 3u);
-  // 16: W 5, S 12 (permute); 13: S 9; 24: S 20 (gathered windows); 8: W 4;
-  // 40: W 5, S 36.
+  // W is 4. 16: S 13 (permuted windows, 8-byte UTF-16LE keys); 13: S 10;
+  // 24: S 21 (gathered windows); 8: S 5 (4-byte UTF-16LE keys); 40: S 37.
   for (size_t fmin : {16u, 13u, 24u, 8u, 40u}) {
     SCOPED_TRACE("F=" + std::to_string(fmin));
     Corpus corpus(keys, size_t{3} << 20, /*seed=*/31337 + fmin);
