@@ -279,6 +279,20 @@ class Filter {
     pairs_ = kHighBits32 & ((uint32_t{1} << (8 * (w - 1))) - 1);
     size_t count[2] = {0, 0};
     for (uint64_t v : distinct) ++count[ClassOf(static_cast<uint32_t>(v))];
+    // The extra values each half holds, counted like the windows.
+    std::vector<uint32_t> extra[2];
+    for (uint64_t v : binary) {
+      if (ClassOf(static_cast<uint32_t>(v)) == 1) {
+        extra[0].push_back(static_cast<uint32_t>(v));
+      }
+    }
+    for (uint64_t k : keys8) extra[1].push_back(Fold8(k));
+    for (int c = 0; c < 2; ++c) {
+      std::sort(extra[c].begin(), extra[c].end());
+      extra[c].erase(std::unique(extra[c].begin(), extra[c].end()),
+                     extra[c].end());
+      count[c] += extra[c].size();
+    }
     // About 64 bits per window in both halves: the binary half stays
     // L1-sized, and at 32 bits per window the text half passed twice the
     // probes of real data to the tables for no measurable gain in speed.
@@ -306,8 +320,9 @@ class Filter {
       seed_ = attempt * 0x8D4BA64Du;
       if (!words_.Assign(size_t{mask_[0]} + 1 + mask_[1] + 1)) return false;
       for (uint64_t v : distinct) Set(static_cast<uint32_t>(v));
-      for (uint64_t v : binary) SetIn(static_cast<uint32_t>(v), 0);
-      for (uint64_t k : keys8) SetIn(Fold8(k), 1);
+      for (int c = 0; c < 2; ++c) {
+        for (uint32_t v : extra[c]) SetIn(v, c);
+      }
       bool clean = true;
       for (uint32_t fill : kFills) {
         const uint32_t f = w == 4 ? fill : fill & ((1u << (8 * w)) - 1);
@@ -317,6 +332,9 @@ class Filter {
         }
       }
       if (clean || attempt == 64) break;
+    }
+    for (int c = 0; c < 2; ++c) {
+      OPENSSL_cleanse(extra[c].data(), extra[c].size() * sizeof(uint32_t));
     }
     return true;
   }
@@ -348,9 +366,12 @@ class Filter {
   size_t bytes() const { return words_.size() * 4; }
 
  private:
+  // 64 bits to 32 for Mix. The UTF-16LE of ASCII has 7 live bits in each
+  // 16, so the high half is multiplied and rotated across the low half's
+  // dead bits before they are combined.
   static uint32_t Fold8(uint64_t k) {
     return static_cast<uint32_t>(k) ^
-           std::rotl(static_cast<uint32_t>(k >> 32), 16) ^ 0x5BD1E995u;
+           std::rotl(static_cast<uint32_t>(k >> 32) * 0x85EBCA6Bu, 15);
   }
   void Set(uint32_t v) { SetIn(v, ClassOf(v)); }
   void SetIn(uint32_t v, uint32_t c) {
@@ -380,7 +401,7 @@ struct Active {
 namespace internal {
 
 struct ScanIndex {
-  size_t w = 8;       // window bytes
+  size_t w = 4;       // window bytes
   // Window bytes of the UTF-16LE table: 8 when F >= 11. Four bytes of
   // UTF-16LE are two characters, and every pair of hex digits recurs
   // dozens of times in a hex form's UTF-16LE: on binaries, whose 16-bit
@@ -389,7 +410,7 @@ struct ScanIndex {
   // [p, p + 4) also holds [p, p + 8) or [p - 4, p + 4), so Slow looks both
   // up.
   size_t w16 = 4;
-  size_t stride = 9;  // probe spacing
+  size_t stride = 13;  // probe spacing
   uint64_t mask = ~uint64_t{0};
   Filter filter;     // in front of all three tables
   Table tables[3];  // binary, ascii, utf16
@@ -890,8 +911,8 @@ __attribute__((target(SIGRACE_AVX512), noinline)) void ProbeLoopAvx512(
 
 void Worker::Probe(size_t begin, size_t end) {
   // Probes at begin, begin + stride, ... while the window fits in the data
-  // and the probe starts before `end`. The loop loads 8 bytes per probe,
-  // so the last few probes of the data go through the careful tail.
+  // and the probe starts before `end`. The last probes of the data go
+  // through the careful tail, which loads only the window's bytes.
   const size_t w = idx->w;
   const size_t stride = idx->stride;
   if (size < w) return;

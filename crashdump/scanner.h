@@ -83,7 +83,7 @@ enum class ProbePath {
   kAuto,     // the fastest this CPU runs (chosen at run time)
   kGeneric,  // any x86-64: four scalar probes per branch
   kBmi2,     // the scalar loop compiled with BMI2 shifts
-  kAvx512,   // eight probes per vector: AVX-512 F/BW/DQ/VBMI, gathered
+  kAvx512,   // sixteen probes per vector: AVX-512 F/BW/VBMI, gathered
              // filter words
 };
 const char* ProbePathName(ProbePath path);

@@ -245,14 +245,24 @@ TEST_P(ScannerCorpusTest, EveryFragmentFoundExactlyAndNothingElse) {
     const Finding* hit = FindAt(fs, p.pos, p.len);
     if (!reported) {
       // Encoding scaffolding only (a DER header, PEM armour): never
-      // reported, so an unrelated key file is not a finding.
-      EXPECT_EQ(hit, nullptr) << f.name() << " off " << p.form_off;
+      // reported, so an unrelated key file is not a finding. At small F a
+      // run can also stand, by chance, where another form has key bytes
+      // (8 bytes of UTF-16LE hex are 4 digits, 16 bits): a finding then.
+      if (hit != nullptr && !OccursElsewhere(keys, p)) {
+        ADD_FAILURE() << f.name() << " off " << p.form_off
+                      << " reported, and it stands nowhere else";
+      }
       continue;
     }
     ++expected;
     ASSERT_NE(hit, nullptr) << f.name() << " off " << p.form_off << " len "
                             << p.len << " at " << p.pos;
-    EXPECT_EQ(hit->kind, kind) << f.name();
+    // The same chance: a leak elsewhere outranks the anchor planted here.
+    if (hit->kind != kind && !OccursElsewhere(keys, p)) {
+      ADD_FAILURE() << f.name() << " off " << p.form_off << " reported as "
+                    << FindingKindName(hit->kind) << ", not "
+                    << FindingKindName(kind);
+    }
     // The named form holds exactly these bytes at form_offset.
     const Form& named = keys[hit->key_index].forms()[hit->form_index];
     EXPECT_EQ(hit->form, named.name());
@@ -271,7 +281,7 @@ TEST_P(ScannerCorpusTest, EveryFragmentFoundExactlyAndNothingElse) {
 }
 
 INSTANTIATE_TEST_SUITE_P(MinFragments, ScannerCorpusTest,
-                         ::testing::Values(16, 13, 24, 64, 8, 10));
+                         ::testing::Values(16, 13, 24, 64, 8, 10, 11));
 
 TEST(Scanner, FragmentOneShortOfMinimumIsNotReported) {
   std::vector<KeyForms> keys = TestKeys();
@@ -390,8 +400,10 @@ TEST(ScannerPaths, EveryProbePathGivesTheSameFindings) {
   std::vector<KeyForms> keys = TestKeys();
   ASSERT_EQ(keys.size(), 3u);
   // W is 4. 16: S 13 (permuted windows, 8-byte UTF-16LE keys); 13: S 10;
-  // 24: S 21 (gathered windows); 8: S 5 (4-byte UTF-16LE keys); 40: S 37.
-  for (size_t fmin : {16u, 13u, 24u, 8u, 40u}) {
+  // 24: S 21 (gathered windows); 8: S 5 (4-byte UTF-16LE keys); 11: the
+  // shortest F with 8-byte keys, where some fragments hold only the key at
+  // p - 4; 40: S 37.
+  for (size_t fmin : {16u, 13u, 24u, 8u, 11u, 40u}) {
     SCOPED_TRACE("F=" + std::to_string(fmin));
     Corpus corpus(keys, size_t{3} << 20, /*seed=*/31337 + fmin);
     std::vector<Plant> short_plants;  // F - 1 bytes: never reported
@@ -434,7 +446,9 @@ TEST(ScannerPaths, EveryProbePathGivesTheSameFindings) {
       const size_t split = 1 + (b - 40) * 3 % fmin;
       corpus.PlantAt(b * chunk - split, 0, q, b % 40, fmin);
     }
-    corpus.PlantAt(size - 3000, 1, seed, 0, fmin - 1);
+    // F - 1 bytes, or all of the 32-byte seed when F - 1 is longer.
+    corpus.PlantAt(size - 3000, 1, seed, 0,
+                   std::min<size_t>(fmin - 1, keys[1].forms()[seed].size()));
     short_plants.push_back(corpus.plants().back());
     corpus.PlantAt(size - 2000, 0, q, 7, 40);
     corpus.PlantAt(size - 400, 0, q, 1, fmin);
