@@ -10,6 +10,8 @@
 //              repeated up to 1 GiB (code, text, tables, UTF-16 strings)
 //   text       random printable ASCII (worst case for the text half of the
 //              filter)
+//   utf16      random letters and digits as UTF-16LE (worst case for the
+//              probe loop: every 4-byte window is in some form)
 // BM_ScanFile does the same through Scanner::ScanFile on a page-cached
 // 1 GiB file (/tmp/sigrace-scanner-bench-N.bin): pread, a read_size step
 // at a time, into per-thread L2-sized buffers, then the same search. The
@@ -105,6 +107,18 @@ std::vector<uint8_t> MakeText() {
   return v;
 }
 
+// Random letters and digits as UTF-16LE (the strings of Java, .NET and
+// Windows programs): every pair of them stands in some UTF-16LE base64
+// form, so every probe is a 2-character window the filter passes.
+std::vector<uint8_t> MakeUtf16() {
+  static const char kAlnum[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+  std::vector<uint8_t> v(kSize, 0);
+  std::mt19937_64 rng(45);
+  for (size_t i = 0; i < kSize; i += 2) v[i] = kAlnum[rng() % 62];
+  return v;
+}
+
 std::vector<uint8_t> MakeZeroHeavy() {
   std::vector<uint8_t> v(kSize, 0);
   std::mt19937_64 rng(43);
@@ -174,12 +188,13 @@ std::vector<uint8_t> MakeReal() {
 }
 
 const HugeBuffer& Data(int kind) {
-  static HugeBuffer cache[4];
+  static HugeBuffer cache[5];
   if (cache[kind].data == nullptr) {
     std::vector<uint8_t> v = kind == 0   ? MakeRandom()
                              : kind == 1 ? MakeZeroHeavy()
                              : kind == 2 ? MakeReal()
-                                         : MakeText();
+                             : kind == 3 ? MakeText()
+                                         : MakeUtf16();
     cache[kind] = Allocate(v.size());
     std::memcpy(cache[kind].data, v.data(), v.size());
   }
@@ -301,7 +316,8 @@ void BM_Scan(benchmark::State& state) {
   state.counters["forms"] = static_cast<double>(Rsa2048().forms().size());
   state.counters["windows"] = static_cast<double>((*s)->indexed_windows());
   state.counters["index_KiB"] = static_cast<double>((*s)->index_bytes() / 1024);
-  static const char* kNames[] = {"random", "zeroheavy", "real", "text"};
+  static const char* kNames[] = {"random", "zeroheavy", "real", "text",
+                                 "utf16"};
   state.SetLabel(std::string(kNames[kind]) + " " +
                  ProbePathName((*s)->probe_path()));
 }
@@ -390,7 +406,7 @@ BENCHMARK(BM_ScanFile)
 // path: 0 auto (the fastest the CPU has), 1 generic, 2 bmi2, 3 avx512.
 BENCHMARK(BM_Scan)
     ->ArgNames({"data", "threads", "path"})
-    ->ArgsProduct({{0, 1, 2, 3}, {1, 2}, {0}})
+    ->ArgsProduct({{0, 1, 2, 3, 4}, {1, 2}, {0}})
     ->Args({0, 1, 1})
     ->Args({0, 1, 2})
     ->Args({2, 1, 2})

@@ -774,6 +774,7 @@ struct Avx512Consts {
   __m512i pairs;  // Filter::pairs()
   __m128i sh_word;
   __m512i mask_bin, mask_text, text_base;
+  __m512i next, prev;  // k * S + 4 and k * S - 4, for Avx512Utf16
 };
 
 // The sixteen windows at p, p + S, ..., p + 15S, one per 32-bit lane.
@@ -821,6 +822,71 @@ Avx512Flags(const Avx512Consts& c, const int* words, __m512i v) {
   return _mm512_test_epi32_mask(t, _mm512_set1_epi32(1));
 }
 
+// The three-bit test of Filter::TestIn on mixes m whose word indices are
+// `at`, for the lanes in `lanes` (the others are not loaded).
+__attribute__((target(SIGRACE_AVX512), always_inline)) inline __mmask16
+Avx512Bits(const int* words, __mmask16 lanes, __m512i at, __m512i m) {
+  const __m512i word = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(),
+                                                   lanes, at, words, 4);
+  const __m512i t = _mm512_ternarylogic_epi32(
+      _mm512_rorv_epi32(word, m),
+      _mm512_rorv_epi32(word, _mm512_srli_epi32(m, 5)),
+      _mm512_rorv_epi32(word, _mm512_srli_epi32(m, 10)), 0x80);
+  return _mm512_mask_test_epi32_mask(lanes, t, _mm512_set1_epi32(1));
+}
+
+// Filter::Mix, sixteen at once.
+__attribute__((target(SIGRACE_AVX512), always_inline)) inline __m512i
+Avx512Mix(const Avx512Consts& c, __m512i v) {
+  const __m512i h = _mm512_mullo_epi32(_mm512_xor_si512(v, c.seed), c.mul);
+  return _mm512_xor_si512(h, _mm512_srli_epi32(h, 16));
+}
+
+// Of the passing lanes `hit` of the windows `v` at `at`, drops the
+// UTF-16LE-looking ones that Worker::Slow would drop with 8-byte keys:
+// those whose window is in no binary form's half (Filter::TestIn(v, 0))
+// and whose keys at p and p - 4 both fail Filter::Test8. Four bytes of
+// UTF-16LE text are two characters, which nearly every pair of letters
+// and digits passes, so without this such text left the loop at every
+// probe. Needs 4 bytes before the first window and 8 from the last.
+__attribute__((target(SIGRACE_AVX512), always_inline)) inline __mmask16
+Avx512Utf16(const Avx512Consts& c, const int* words, const uint8_t* at,
+            __m512i v, __mmask16 hit) {
+  // Slow's test: no top bit set, and every odd or every even byte zero.
+  const __mmask16 text = _mm512_testn_epi32_mask(v, c.high);
+  const __mmask16 u16 =
+      text & (_mm512_testn_epi32_mask(v, _mm512_set1_epi32(
+                                             static_cast<int>(0xff00ff00u))) |
+              _mm512_testn_epi32_mask(v, _mm512_set1_epi32(0x00ff00ff)));
+  const __mmask16 lanes = hit & u16;
+  if (lanes == 0) return hit;
+  const __m512i zero = _mm512_setzero_si512();
+  // The binary half, whatever the window's class.
+  const __m512i m0 = Avx512Mix(c, v);
+  const __m512i at0 = _mm512_and_si512(_mm512_srl_epi32(m0, c.sh_word),
+                                       c.mask_bin);
+  const __mmask16 keep0 = Avx512Bits(words, lanes, at0, m0);
+  // Filter::Fold8 of the keys [p, p + 8) and [p - 4, p + 4), then Mix.
+  const __m512i mul8 = _mm512_set1_epi32(static_cast<int>(0x85EBCA6Bu));
+  const __m512i next = _mm512_mask_i32gather_epi32(zero, lanes, c.next, at, 1);
+  const __m512i prev = _mm512_mask_i32gather_epi32(zero, lanes, c.prev, at, 1);
+  const __m512i fa = _mm512_xor_si512(
+      v, _mm512_rol_epi32(_mm512_mullo_epi32(next, mul8), 15));
+  const __m512i fb = _mm512_xor_si512(
+      prev, _mm512_rol_epi32(_mm512_mullo_epi32(v, mul8), 15));
+  const __m512i ma = Avx512Mix(c, fa);
+  const __m512i mb = Avx512Mix(c, fb);
+  const __m512i ata = _mm512_add_epi32(
+      _mm512_and_si512(_mm512_srl_epi32(ma, c.sh_word), c.mask_text),
+      c.text_base);
+  const __m512i atb = _mm512_add_epi32(
+      _mm512_and_si512(_mm512_srl_epi32(mb, c.sh_word), c.mask_text),
+      c.text_base);
+  const __mmask16 keep = keep0 | Avx512Bits(words, lanes, ata, ma) |
+                         Avx512Bits(words, lanes, atb, mb);
+  return (hit & ~lanes) | (lanes & keep);
+}
+
 __attribute__((target(SIGRACE_AVX512), noinline)) void Avx512Slow(
     Worker* wk, size_t at, size_t stride, __m512i v, __mmask16 hit) {
   alignas(64) uint32_t vs[16];
@@ -829,6 +895,15 @@ __attribute__((target(SIGRACE_AVX512), noinline)) void Avx512Slow(
     const unsigned k = static_cast<unsigned>(__builtin_ctz(m));
     wk->Slow(at + k * stride, vs[k]);
   }
+}
+
+// Out of the loop, so that its registers stay the loop's: Avx512Utf16,
+// then Avx512Slow on what is left.
+__attribute__((target(SIGRACE_AVX512), noinline)) void Avx512Utf16Slow(
+    Worker* wk, const Avx512Consts& c, const int* words, size_t at,
+    size_t stride, __m512i v, __mmask16 hit) {
+  hit = Avx512Utf16(c, words, wk->data + at, v, hit);
+  if (hit != 0) Avx512Slow(wk, at, stride, v, hit);
 }
 
 // Sixteen probes per vector, the same hash and filter words as ProbeLoop:
@@ -871,10 +946,16 @@ __attribute__((target(SIGRACE_AVX512), noinline)) void ProbeLoopAvx512(
   c.mask_bin = _mm512_set1_epi32(static_cast<int>(idx->filter.mask(0)));
   c.mask_text = _mm512_set1_epi32(static_cast<int>(idx->filter.mask(1)));
   c.text_base = _mm512_set1_epi32(static_cast<int>(idx->filter.base(1)));
+  c.next = _mm512_add_epi32(c.offs, _mm512_set1_epi32(4));
+  c.prev = _mm512_sub_epi32(c.offs, _mm512_set1_epi32(4));
+  // 8-byte UTF-16LE keys: the loop drops what Slow would (Avx512Utf16).
+  const bool keys8 = idx->w16 == 8;
   const size_t half = 8 * stride;
   const size_t step = 16 * stride;
   // Bytes one vector reads from its first probe on.
-  const size_t reach = kPermute ? half + 128 : 15 * stride + 4;
+  // (Avx512Utf16 reads up to 15S + 8.)
+  const size_t reach =
+      std::max(kPermute ? half + 128 : 15 * stride + 4, 15 * stride + 8);
   size_t p = begin;
   // kVectors vectors per iteration: the loop waits on its filter-word
   // gathers, so more of them in flight is faster (4 and 6 measured the
@@ -898,7 +979,13 @@ __attribute__((target(SIGRACE_AVX512), noinline)) void ProbeLoopAvx512(
       }
       if (any != 0) [[unlikely]] {
         for (size_t i = 0; i < kVectors; ++i) {
-          if (h[i]) Avx512Slow(wk, p + i * step, stride, v[i], h[i]);
+          if (h[i] == 0) continue;
+          const size_t at = p + i * step;
+          if (keys8 && at >= 4) {
+            Avx512Utf16Slow(wk, c, words, at, stride, v[i], h[i]);
+          } else {
+            Avx512Slow(wk, at, stride, v[i], h[i]);
+          }
         }
       }
       p += kVectors * step;
