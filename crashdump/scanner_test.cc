@@ -26,6 +26,12 @@
 namespace sigrace::crashdump {
 namespace {
 
+// A file name of this process's own, so that two runs of this test (ctest
+// -j, a --gtest_repeat loop beside it) never write each other's files.
+std::string TempPath(const std::string& name) {
+  return ::testing::TempDir() + "/" + name + "." + std::to_string(getpid());
+}
+
 struct PkeyFree {
   void operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); }
 };
@@ -361,7 +367,7 @@ TEST(Scanner, FragmentAcrossChunkBorderIsFound) {
             fs.size());
   // The file path reads chunks into buffers that overlap by the longest
   // form: the same findings, border plants included.
-  const std::string path = ::testing::TempDir() + "/scanner_chunks.bin";
+  const std::string path = TempPath("scanner_chunks.bin");
   FILE* fp = std::fopen(path.c_str(), "wb");
   ASSERT_NE(fp, nullptr);
   std::fwrite(corpus.data().data(), 1, corpus.data().size(), fp);
@@ -598,7 +604,7 @@ class ScannerElfTest : public ::testing::Test {
   StatusOr<ScanReport> ScanCore(bool seal = true, size_t cut = 0) {
     std::vector<uint8_t> bytes = core_.Build(seal);
     if (cut) bytes.resize(bytes.size() - cut);
-    path_ = ::testing::TempDir() + "/scanner_elf_test.core";
+    path_ = TempPath("scanner_elf_test.core");
     FILE* fp = std::fopen(path_.c_str(), "wb");
     EXPECT_NE(fp, nullptr);
     std::fwrite(bytes.data(), 1, bytes.size(), fp);
@@ -688,7 +694,7 @@ TEST(ScannerFile, RawFileAndMissingFile) {
   std::vector<KeyForms> keys = TestKeys();
   StatusOr<std::unique_ptr<Scanner>> s = Scanner::Create(keys, {});
   ASSERT_TRUE(s.ok());
-  const std::string path = ::testing::TempDir() + "/scanner_raw.bin";
+  const std::string path = TempPath("scanner_raw.bin");
   std::vector<uint8_t> data(100000, 'x');
   const Form& f = keys[0].forms()[keys[0].FindForm("rsa.pkcs8.pem")];
   std::memcpy(data.data() + 5000, f.data(), f.size());
@@ -759,7 +765,7 @@ TEST(ScannerFile, SmallReadsGiveTheSameFindingsAsScan) {
   }
   EXPECT_TRUE(InsidePlants(mem, corpus, keys));
 
-  const std::string path = ::testing::TempDir() + "/scanner_small_reads.bin";
+  const std::string path = TempPath("scanner_small_reads.bin");
   FILE* fp = std::fopen(path.c_str(), "wb");
   ASSERT_NE(fp, nullptr);
   std::fwrite(corpus.data().data(), 1, corpus.data().size(), fp);
@@ -820,7 +826,7 @@ TEST(ScannerFile, SparseFileSkipsHolesAndGivesTheSameFindingsAsScan) {
   }
   EXPECT_TRUE(InsidePlants(mem, corpus, keys));
 
-  const std::string path = ::testing::TempDir() + "/scanner_sparse.bin";
+  const std::string path = TempPath("scanner_sparse.bin");
   const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
   ASSERT_GE(fd, 0);
   for (size_t off = 0; off < d.size(); off += 4096) {
