@@ -201,17 +201,31 @@ const HugeBuffer& Data(int kind) {
   return cache[kind];
 }
 
+// Writes `d` to `path` in 2 MiB writes and syncs it.
+bool WriteSynced(const std::string& path, const HugeBuffer& d) {
+  const int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+                      0644);
+  if (fd < 0) return false;
+  bool ok = true;
+  constexpr size_t kStep = size_t{2} << 20;
+  for (size_t at = 0; ok && at < d.size; at += kStep) {
+    const size_t n = std::min(kStep, d.size - at);
+    ok = write(fd, d.data + at, n) == static_cast<ssize_t>(n);
+  }
+  ok = ok && fdatasync(fd) == 0;
+  close(fd);
+  return ok;
+}
+
 // The same data as a page-cached file, for ScanFile.
 std::string DataFile(int kind) {
   const std::string path =
       "/tmp/sigrace-scanner-bench-" + std::to_string(kind) + ".bin";
   struct stat st;
-  if (stat(path.c_str(), &st) != 0 || static_cast<size_t>(st.st_size) != kSize) {
-    const HugeBuffer& d = Data(kind);
-    FILE* f = std::fopen(path.c_str(), "wb");
-    if (f == nullptr) std::abort();
-    std::fwrite(d.data, 1, d.size, f);
-    std::fclose(f);
+  if ((stat(path.c_str(), &st) != 0 ||
+       static_cast<size_t>(st.st_size) != kSize) &&
+      !WriteSynced(path, Data(kind))) {
+    std::abort();
   }
   return path;
 }
@@ -320,22 +334,6 @@ void BM_Scan(benchmark::State& state) {
                                  "utf16"};
   state.SetLabel(std::string(kNames[kind]) + " " +
                  ProbePathName((*s)->probe_path()));
-}
-
-// Writes `d` to `path` in 2 MiB writes and syncs it.
-bool WriteSynced(const std::string& path, const HugeBuffer& d) {
-  const int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-                      0644);
-  if (fd < 0) return false;
-  bool ok = true;
-  constexpr size_t kStep = size_t{2} << 20;
-  for (size_t at = 0; ok && at < d.size; at += kStep) {
-    const size_t n = std::min(kStep, d.size - at);
-    ok = write(fd, d.data + at, n) == static_cast<ssize_t>(n);
-  }
-  ok = ok && fdatasync(fd) == 0;
-  close(fd);
-  return ok;
 }
 
 // Syncs `path`, drops it from the page cache and reads it back once.

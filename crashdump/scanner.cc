@@ -81,7 +81,7 @@ constexpr int kSlots = 8;
 // quarter less per element; see ProbeLoopAvx512 for the figures. Real data
 // passes a few more 4-byte windows to the tables (every pair of UTF-16LE
 // base64 characters is in a form).
-constexpr size_t kMaxWindow = 4;
+constexpr size_t kWindow = 4;
 
 struct alignas(16) Bucket {
   uint16_t fp[kSlots];
@@ -268,15 +268,15 @@ class Filter {
     return h ^ (h >> 16);
   }
 
-  // False when out of memory. `w`: window bytes (at most 4). Also set, for
+  // False when out of memory. `distinct`: the 4-byte windows. Also set, for
   // the slow path only: `binary`, the windows of binary forms, in the
   // binary half whatever their class (Slow tests that half before the
   // binary table); `keys8`, the 8-byte keys of the UTF-16LE table, in the
   // text half (Test8).
-  bool Build(const std::vector<uint64_t>& distinct, size_t w,
+  bool Build(const std::vector<uint64_t>& distinct,
              const std::vector<uint64_t>& binary,
              const std::vector<uint64_t>& keys8) {
-    pairs_ = kHighBits32 & ((uint32_t{1} << (8 * (w - 1))) - 1);
+    pairs_ = kHighBits32 & ((uint32_t{1} << (8 * (kWindow - 1))) - 1);
     size_t count[2] = {0, 0};
     for (uint64_t v : distinct) ++count[ClassOf(static_cast<uint32_t>(v))];
     // The extra values each half holds, counted like the windows.
@@ -325,9 +325,8 @@ class Filter {
       }
       bool clean = true;
       for (uint32_t fill : kFills) {
-        const uint32_t f = w == 4 ? fill : fill & ((1u << (8 * w)) - 1);
-        if (Test(f) && !std::binary_search(distinct.begin(), distinct.end(),
-                                           uint64_t{f})) {
+        if (Test(fill) && !std::binary_search(distinct.begin(), distinct.end(),
+                                              uint64_t{fill})) {
           clean = false;
         }
       }
@@ -339,13 +338,7 @@ class Filter {
     return true;
   }
   // The probe loops compute exactly this, in their own instructions.
-  bool Test(uint32_t v) const {
-    const uint32_t c = ClassOf(v);
-    const uint32_t m = Mix(v, seed_);
-    const uint32_t w = words_.data()[((m >> shift_) & mask_[c]) + base_[c]];
-    return (w >> (m & 31)) & (w >> ((m >> 5) & 31)) &
-           (w >> ((m >> 10) & 31)) & 1;
-  }
+  bool Test(uint32_t v) const { return TestIn(v, ClassOf(v)); }
   // Whether v may be a window set in half c.
   bool TestIn(uint32_t v, uint32_t c) const {
     const uint32_t m = Mix(v, seed_);
@@ -411,7 +404,6 @@ struct ScanIndex {
   // up.
   size_t w16 = 4;
   size_t stride = 13;  // probe spacing
-  uint64_t mask = ~uint64_t{0};
   Filter filter;     // in front of all three tables
   Table tables[3];  // binary, ascii, utf16
   struct FormRef {
@@ -482,9 +474,9 @@ StatusOr<std::unique_ptr<Scanner>> Scanner::Create(std::vector<KeyForms> keys,
   std::unique_ptr<Scanner> s(new Scanner(std::move(keys), options));
   auto idx = std::make_unique<ScanIndex>();
   const size_t f = options.min_fragment;
-  idx->w = std::min<size_t>(kMaxWindow, (f + 1) / 2);
+  // F >= 8, so a fragment always holds a whole window.
+  idx->w = kWindow;
   idx->stride = f - idx->w + 1;
-  idx->mask = idx->w == 8 ? ~uint64_t{0} : ((uint64_t{1} << (8 * idx->w)) - 1);
   idx->w16 = f >= 11 ? 8 : idx->w;
 
   std::vector<Entry> per_table[3];
@@ -527,7 +519,7 @@ StatusOr<std::unique_ptr<Scanner>> Scanner::Create(std::vector<KeyForms> keys,
   if (idx->w16 != idx->w) {
     for (const Entry& e : per_table[2]) keys8.push_back(e.value);
   }
-  const bool built = idx->filter.Build(distinct, idx->w, binary, keys8);
+  const bool built = idx->filter.Build(distinct, binary, keys8);
   OPENSSL_cleanse(binary.data(), binary.size() * sizeof(uint64_t));
   OPENSSL_cleanse(keys8.data(), keys8.size() * sizeof(uint64_t));
   OPENSSL_cleanse(distinct.data(), distinct.size() * sizeof(uint64_t));
@@ -699,8 +691,8 @@ void Worker::Slow(size_t p, uint64_t v) {
 // The scalar hot loop, compiled three times: for any x86-64, with BMI2
 // (shifts by a register without the CL dance), and inside the AVX-512 loop
 // for its last probes. Locals only; four probes per branch. A probe leaves
-// the loop only when the filter passes it. The window is the four bytes at
-// the probe (fewer only when F < 7, which Create refuses).
+// the loop only when the filter passes it. The window is the kWindow (4)
+// bytes at the probe.
 __attribute__((always_inline)) inline void ProbeLoop(Worker* wk, size_t begin,
                                                      size_t end) {
   const ScanIndex* idx = wk->idx;
@@ -795,39 +787,13 @@ Avx512Windows(const Avx512Consts& c, const uint8_t* at, size_t half) {
   }
 }
 
-// Bit k set when window k passes the filter (Filter::Test, sixteen at
-// once).
-__attribute__((target(SIGRACE_AVX512), always_inline)) inline __mmask16
-Avx512Flags(const Avx512Consts& c, const int* words, __m512i v) {
-  // Filter::ClassOf, sixteen at once.
-  const __m512i zero =
-      _mm512_andnot_si512(_mm512_add_epi32(v, c.low), c.high);
-  const __m512i pair = _mm512_ternarylogic_epi32(
-      zero, _mm512_srli_epi32(zero, 8), c.pairs, 0x80);
-  const __mmask16 text = _mm512_mask_testn_epi32_mask(
-      _mm512_testn_epi32_mask(v, c.high), pair, pair);
-  // Filter::Mix.
-  const __m512i h = _mm512_mullo_epi32(_mm512_xor_si512(v, c.seed), c.mul);
-  const __m512i m = _mm512_xor_si512(h, _mm512_srli_epi32(h, 16));
-  const __m512i top = _mm512_srl_epi32(m, c.sh_word);
-  const __m512i at = _mm512_mask_add_epi32(
-      _mm512_and_si512(top, c.mask_bin), text,
-      _mm512_and_si512(top, c.mask_text), c.text_base);
-  const __m512i word = _mm512_i32gather_epi32(at, words, 4);
-  // Rotates take their counts mod 32, as the scalar loop masks them.
-  const __m512i t = _mm512_ternarylogic_epi32(
-      _mm512_rorv_epi32(word, m),
-      _mm512_rorv_epi32(word, _mm512_srli_epi32(m, 5)),
-      _mm512_rorv_epi32(word, _mm512_srli_epi32(m, 10)), 0x80);
-  return _mm512_test_epi32_mask(t, _mm512_set1_epi32(1));
-}
-
 // The three-bit test of Filter::TestIn on mixes m whose word indices are
 // `at`, for the lanes in `lanes` (the others are not loaded).
 __attribute__((target(SIGRACE_AVX512), always_inline)) inline __mmask16
 Avx512Bits(const int* words, __mmask16 lanes, __m512i at, __m512i m) {
   const __m512i word = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(),
                                                    lanes, at, words, 4);
+  // Rotates take their counts mod 32, as the scalar loop masks them.
   const __m512i t = _mm512_ternarylogic_epi32(
       _mm512_rorv_epi32(word, m),
       _mm512_rorv_epi32(word, _mm512_srli_epi32(m, 5)),
@@ -840,6 +806,25 @@ __attribute__((target(SIGRACE_AVX512), always_inline)) inline __m512i
 Avx512Mix(const Avx512Consts& c, __m512i v) {
   const __m512i h = _mm512_mullo_epi32(_mm512_xor_si512(v, c.seed), c.mul);
   return _mm512_xor_si512(h, _mm512_srli_epi32(h, 16));
+}
+
+// Bit k set when window k passes the filter (Filter::Test, sixteen at
+// once).
+__attribute__((target(SIGRACE_AVX512), always_inline)) inline __mmask16
+Avx512Flags(const Avx512Consts& c, const int* words, __m512i v) {
+  // Filter::ClassOf, sixteen at once.
+  const __m512i zero =
+      _mm512_andnot_si512(_mm512_add_epi32(v, c.low), c.high);
+  const __m512i pair = _mm512_ternarylogic_epi32(
+      zero, _mm512_srli_epi32(zero, 8), c.pairs, 0x80);
+  const __mmask16 text = _mm512_mask_testn_epi32_mask(
+      _mm512_testn_epi32_mask(v, c.high), pair, pair);
+  const __m512i m = Avx512Mix(c, v);
+  const __m512i top = _mm512_srl_epi32(m, c.sh_word);
+  const __m512i at = _mm512_mask_add_epi32(
+      _mm512_and_si512(top, c.mask_bin), text,
+      _mm512_and_si512(top, c.mask_text), c.text_base);
+  return Avx512Bits(words, 0xffff, at, m);
 }
 
 // Of the passing lanes `hit` of the windows `v` at `at`, drops the
@@ -1026,7 +1011,7 @@ void Worker::Probe(size_t begin, size_t end) {
   for (; p < last; p += stride) {
     uint64_t v = 0;
     std::memcpy(&v, data + p, w);
-    Slow(p, v & idx->mask);
+    Slow(p, v);
   }
 }
 
