@@ -4,4 +4,4 @@
 
 add_executable(handler_bench handler_bench.cc)
 target_link_libraries(handler_bench PRIVATE sigrace::crashdump_handler
-                      sigrace::crashdump_crash_test_util benchmark::benchmark)
+                      sigrace::testing_crash_test_util benchmark::benchmark)

@@ -35,8 +35,8 @@
 #include <thread>
 #include <vector>
 
-#include "crashdump/crash_test_util.h"
-#include "crashdump/handler.h"
+#include "testing/crash_test_util.h"
+#include "crashdump/capture/handler.h"
 
 namespace sigrace::crashdump {
 namespace {

@@ -60,8 +60,8 @@
 #include <string>
 #include <vector>
 
-#include "crashdump/key_forms.h"
-#include "crashdump/scanner.h"
+#include "crashdump/oracle/key_forms.h"
+#include "crashdump/oracle/scanner.h"
 
 namespace sigrace::crashdump {
 namespace {

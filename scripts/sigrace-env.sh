@@ -56,7 +56,7 @@ case "$cmd" in
     install_packages
     build default
     build tsan
-    exec build/default/stress/sigrace repro "$@"
+    exec build/default/tools/sigrace repro "$@"
     ;;
   test)
     install_packages

@@ -14,7 +14,7 @@
 
 #include "base/failpoint.h"
 #include "base/mutex.h"
-#include "crashdump/registry.h"
+#include "crashdump/registry/registry.h"
 
 namespace sigrace::signer {
 namespace {

@@ -7,7 +7,7 @@
 #include <thread>
 #include <vector>
 
-#include "crashdump/registry.h"
+#include "crashdump/registry/registry.h"
 
 namespace sigrace::signer {
 namespace {

@@ -17,7 +17,7 @@
 
 #include "base/failpoint.h"
 #include "base/mutex.h"
-#include "crashdump/registry.h"
+#include "crashdump/registry/registry.h"
 #include "signer/jws.h"
 #include "signer/key_heap.h"
 #include "signer/vault.h"

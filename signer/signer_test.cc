@@ -24,9 +24,8 @@
 #include <vector>
 
 #include "base/failpoint.h"
-#include "crashdump/registry.h"
+#include "crashdump/registry/registry.h"
 #include "signer/jws.h"
-#include "signer/token_main.h"
 
 namespace sigrace::signer {
 namespace {
@@ -588,27 +587,6 @@ TEST(Signer, VariantCatalogue) {
         << v.failpoint << " is not a defined failpoint";
     EXPECT_GE(v.hit, 1);
   }
-}
-
-// --- sigrace token --------------------------------------------------------
-
-int RunToken(std::vector<std::string> args) {
-  args.insert(args.begin(), "sigrace token");
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  return TokenMain(static_cast<int>(args.size()), argv.data());
-}
-
-TEST(TokenMain, BadFlagsExitTwo) {
-  EXPECT_EQ(RunToken({}), 2);
-  EXPECT_EQ(RunToken({"--alg", "es512"}), 2);
-  EXPECT_EQ(RunToken({"--alg", "eddsa", "--variant", "nope"}), 2);
-  EXPECT_EQ(RunToken({"--alg", "eddsa", "--claims", "{"}), 2);
-  EXPECT_EQ(RunToken({"--alg", "eddsa", "--claims", "{\"iat\":1}"}), 2);
-  EXPECT_EQ(RunToken({"--bogus"}), 2);
-  EXPECT_EQ(RunToken({"--alg"}), 2);
-  EXPECT_EQ(RunToken({"--alg", "eddsa", "extra"}), 2);
 }
 
 }  // namespace

@@ -35,7 +35,7 @@
 #include <vector>
 
 #include "base/status.h"
-#include "crashdump/registry.h"
+#include "crashdump/registry/registry.h"
 
 namespace sigrace::signer {
 

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "crashdump/registry.h"
+#include "crashdump/registry/registry.h"
 #include "signer/key_heap.h"
 
 namespace sigrace::signer {

@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "base/failpoint.h"
-#include "signer/leak_probe.h"
+#include "testing/leak_probe.h"
 #include "signer/signer.h"
 
 namespace sigrace::signer {

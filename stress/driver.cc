@@ -24,8 +24,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "crashdump/key_forms.h"
-#include "crashdump/scanner.h"
+#include "crashdump/oracle/key_forms.h"
+#include "crashdump/oracle/scanner.h"
 #include "stress/channel.h"
 #include "stress/progress.h"
 #include "stress/worker.h"

@@ -8,7 +8,7 @@
 #include <cstring>
 
 #include "base/failpoint.h"
-#include "crashdump/handler.h"
+#include "crashdump/capture/handler.h"
 
 namespace sigrace::stress {
 

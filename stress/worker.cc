@@ -19,7 +19,7 @@
 
 #include "base/failpoint.h"
 #include "base/mutex.h"
-#include "crashdump/handler.h"
+#include "crashdump/capture/handler.h"
 #include "signer/signer.h"
 #include "stress/catalogue.h"
 #include "stress/channel.h"

@@ -29,7 +29,7 @@
 #include <vector>
 
 #include "base/mutex.h"
-#include "gtest/gtest.h"
+#include <gtest/gtest.h>
 #include "tsan/report_counter.h"
 
 namespace sigrace::tsan {

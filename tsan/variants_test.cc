@@ -42,10 +42,10 @@
 #include <vector>
 
 #include "base/failpoint.h"
-#include "crashdump/handler.h"
-#include "crashdump/key_forms.h"
-#include "crashdump/scanner.h"
-#include "gtest/gtest.h"
+#include "crashdump/capture/handler.h"
+#include "crashdump/oracle/key_forms.h"
+#include "crashdump/oracle/scanner.h"
+#include <gtest/gtest.h>
 #include "signer/signer.h"
 #include "tsan/report_counter.h"
 

@@ -1,0 +1,240 @@
+#include "crashdump/egress/gate.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <string>
+#include <utility>
+
+#include "base/failpoint.h"
+#include "crashdump/format/core_reader.h"
+
+namespace sigrace::crashdump {
+namespace {
+
+// After the gate has taken the bytes it will judge, before judging them.
+SIGRACE_FAILPOINT_DEFINE(kFpAfterSnapshot, "gate.after_snapshot");
+// After the judgment, before the release: the egress window.
+SIGRACE_FAILPOINT_DEFINE(kFpAfterJudge, "gate.after_judge");
+
+constexpr GateModeInfo kModes[] = {
+    {GateMode::kFixed, "fixed",
+     "no window: judged on a kernel-sealed copy, released from that copy"},
+    {GateMode::kJudgeUnsealed, "judge-unsealed",
+     "egress: a dump still being written is judged on its bytes so far and "
+     "released complete"},
+    {GateMode::kReopenToRelease, "reopen-to-release",
+     "egress: the dump is judged in place, then its path is opened again to "
+     "release whatever sits there"},
+};
+
+// Closes an fd on scope exit.
+class Fd {
+ public:
+  explicit Fd(int fd = -1) : fd_(fd) {}
+  ~Fd() {
+    if (fd_ >= 0) close(fd_);
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  int get() const { return fd_; }
+
+ private:
+  int fd_;
+};
+
+Status CopyAll(int from, int to, uint64_t* copied) {
+  char buf[1 << 16];
+  *copied = 0;
+  for (;;) {
+    const ssize_t n = read(from, buf, sizeof buf);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoError("gate: read", errno);
+    }
+    if (n == 0) return Status::Ok();
+    for (ssize_t done = 0; done < n;) {
+      const ssize_t w = write(to, buf + done, static_cast<size_t>(n - done));
+      if (w < 0) {
+        if (errno == EINTR) continue;
+        return ErrnoError("gate: write", errno);
+      }
+      done += w;
+    }
+    *copied += static_cast<uint64_t>(n);
+  }
+}
+
+std::string BaseName(const std::string& path) {
+  const size_t slash = path.rfind('/');
+  return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+// Writes everything readable from `from` to dir/name: 0600, temporary
+// name, fsync, rename. No partial file is left under the final name.
+StatusOr<uint64_t> Release(int from, const std::string& dir,
+                           const std::string& name) {
+  const std::string final_path = dir + "/" + name;
+  const std::string tmp_path = final_path + ".releasing";
+  Fd out(open(tmp_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+              0600));
+  if (out.get() < 0) return ErrnoError("gate: create " + tmp_path, errno);
+  uint64_t copied = 0;
+  Status s = CopyAll(from, out.get(), &copied);
+  if (s.ok() && fsync(out.get()) != 0) s = ErrnoError("gate: fsync", errno);
+  if (s.ok() && rename(tmp_path.c_str(), final_path.c_str()) != 0) {
+    s = ErrnoError("gate: rename " + tmp_path, errno);
+  }
+  if (!s.ok()) {
+    unlink(tmp_path.c_str());
+    return s;
+  }
+  return copied;
+}
+
+// Releases everything readable from `from` under the name of `path` and
+// records it in *d as a clean release.
+Status ReleaseInto(int from, const std::string& dir, const std::string& path,
+                   GateDecision* d) {
+  StatusOr<uint64_t> released = Release(from, dir, BaseName(path));
+  if (!released.ok()) return released.status();
+  d->released = true;
+  d->released_size = *released;
+  d->released_path = dir + "/" + BaseName(path);
+  d->reason = "clean";
+  return Status::Ok();
+}
+
+std::string Refusal(const ScanReport& report) {
+  return "leak: " + std::to_string(report.leaks) + " fragment(s)";
+}
+
+}  // namespace
+
+std::vector<GateModeInfo> ListGateModes() {
+  return std::vector<GateModeInfo>(std::begin(kModes), std::end(kModes));
+}
+
+StatusOr<GateMode> ParseGateMode(std::string_view name) {
+  for (const GateModeInfo& m : kModes) {
+    if (name == m.name) return m.mode;
+  }
+  return InvalidArgumentError("unknown gate mode '" + std::string(name) +
+                              "' (fixed, judge-unsealed, reopen-to-release)");
+}
+
+Gate::Gate(const Scanner* scanner, GateOptions options)
+    : scanner_(scanner), options_(std::move(options)) {}
+
+StatusOr<GateDecision> Gate::Submit(const std::string& path) const {
+  if (scanner_ == nullptr) return FailedPreconditionError("gate: no scanner");
+  struct stat st;
+  if (stat(options_.release_dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    return InvalidArgumentError("gate: release directory '" +
+                                options_.release_dir + "' does not exist");
+  }
+  if (options_.mode == GateMode::kFixed) return SubmitFixed(path);
+  return SubmitInPlace(path);
+}
+
+StatusOr<GateDecision> Gate::SubmitFixed(const std::string& path) const {
+  Fd in(open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+  if (in.get() < 0) return ErrnoError("gate: open " + path, errno);
+  struct stat st;
+  if (fstat(in.get(), &st) != 0) return ErrnoError("gate: fstat", errno);
+  if (!S_ISREG(st.st_mode)) {
+    return InvalidArgumentError("gate: " + path + " is not a regular file");
+  }
+  // The judged copy: once sealed, no one (this process included) can
+  // change, grow or shrink it, so judgment and release see the same bytes.
+  Fd copy(memfd_create("sigrace-gate", MFD_CLOEXEC | MFD_ALLOW_SEALING));
+  if (copy.get() < 0) return ErrnoError("gate: memfd_create", errno);
+  uint64_t size = 0;
+  SIGRACE_RETURN_IF_ERROR(CopyAll(in.get(), copy.get(), &size));
+  if (fcntl(copy.get(), F_ADD_SEALS,
+            F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) != 0) {
+    return ErrnoError("gate: seal the judged copy", errno);
+  }
+  SIGRACE_FAILPOINT(kFpAfterSnapshot);
+
+  GateDecision d;
+  d.judged_size = size;
+  const std::string copy_path = "/proc/self/fd/" + std::to_string(copy.get());
+  // A dump without a valid sigrace seal is not complete: refuse it.
+  ReaderOptions ro;
+  ro.require_seal = true;
+  StatusOr<std::unique_ptr<CoreReader>> reader =
+      CoreReader::Open(copy_path, ro);
+  if (!reader.ok()) {
+    d.reason = "not sealed: " + reader.status().message();
+    return d;
+  }
+  StatusOr<ScanReport> report = scanner_->ScanFile(copy_path);
+  if (!report.ok()) return report.status();
+  d.report = std::move(*report);
+  d.report.path = path;
+  SIGRACE_FAILPOINT(kFpAfterJudge);
+  if (d.report.leaks > 0) {
+    d.reason = Refusal(d.report);
+    return d;
+  }
+  if (lseek(copy.get(), 0, SEEK_SET) != 0) {
+    return ErrnoError("gate: rewind the judged copy", errno);
+  }
+  SIGRACE_RETURN_IF_ERROR(
+      ReleaseInto(copy.get(), options_.release_dir, path, &d));
+  return d;
+}
+
+StatusOr<GateDecision> Gate::SubmitInPlace(const std::string& path) const {
+  GateDecision d;
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0) {
+    return ErrnoError("gate: stat " + path, errno);
+  }
+  d.judged_size = static_cast<uint64_t>(st.st_size);
+  if (options_.mode == GateMode::kJudgeUnsealed) {
+    // WINDOW (judge-unsealed): no seal check; the bytes present now are
+    // judged as raw bytes even if the writer has not finished.
+    Fd in(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (in.get() < 0) return ErrnoError("gate: open " + path, errno);
+    const size_t size = static_cast<size_t>(st.st_size);
+    std::vector<Finding> findings;
+    if (size > 0) {
+      void* map = mmap(nullptr, size, PROT_READ, MAP_PRIVATE, in.get(), 0);
+      if (map == MAP_FAILED) return ErrnoError("gate: mmap " + path, errno);
+      findings = scanner_->Scan(static_cast<const uint8_t*>(map), size);
+      munmap(map, size);
+    }
+    d.report.path = path;
+    d.report.file_size = size;
+    for (Finding& f : findings) {
+      if (f.kind == FindingKind::kLeak) ++d.report.leaks;
+      d.report.findings.push_back(std::move(f));
+    }
+  } else {
+    StatusOr<ScanReport> report = scanner_->ScanFile(path);
+    if (!report.ok()) {
+      d.reason = "not judged: " + report.status().message();
+      return d;
+    }
+    d.report = std::move(*report);
+  }
+  SIGRACE_FAILPOINT(kFpAfterJudge);
+  if (d.report.leaks > 0) {
+    d.reason = Refusal(d.report);
+    return d;
+  }
+  // WINDOW (both race modes): the release opens the path again, so the
+  // bytes that leave are whatever is there now, not what was judged.
+  Fd again(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (again.get() < 0) return ErrnoError("gate: reopen " + path, errno);
+  SIGRACE_RETURN_IF_ERROR(
+      ReleaseInto(again.get(), options_.release_dir, path, &d));
+  return d;
+}
+
+}  // namespace sigrace::crashdump

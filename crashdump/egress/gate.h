@@ -1,0 +1,93 @@
+// The egress gate: decides whether a dump may leave the secure environment,
+// and releases exactly the bytes it judged.
+//
+// This models the second reading of the incident: the race was not in what
+// entered the dump but in what was allowed out. A dump can be judged while
+// it is still being written, or judged under one name and then released by
+// opening that name again, so the bytes that leave are not the bytes that
+// were judged. The fixed gate closes both windows:
+//   1. it copies the dump into a memfd and seals it (F_SEAL_WRITE, SHRINK,
+//      GROW, SEAL): from then on the kernel guarantees the bytes cannot
+//      change;
+//   2. it requires the sigrace seal trailer on that copy (a dump still
+//      being written has none, so it is refused, never judged clean);
+//   3. it scans that copy with the oracle, and
+//   4. it releases from that same copy (0600, temporary name, fsync,
+//      rename), never from the original path.
+//
+// The race modes reopen one window each (WINDOW comments in gate.cc).
+//
+// Thread safety: a Gate is immutable after construction; Submit() may run
+// from several threads at once (each call uses its own descriptors).
+// Not async-signal-safe.
+
+#ifndef SIGRACE_CRASHDUMP_EGRESS_GATE_H_
+#define SIGRACE_CRASHDUMP_EGRESS_GATE_H_
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/status.h"
+#include "crashdump/oracle/scanner.h"
+
+namespace sigrace::crashdump {
+
+enum class GateMode {
+  kFixed,
+  // WINDOW: the seal is not required; a dump still being written is judged
+  // on the bytes present so far and released later, complete.
+  kJudgeUnsealed,
+  // WINDOW: the dump is judged in place, then the path is opened again to
+  // release it; whatever sits at the path by then leaves.
+  kReopenToRelease,
+};
+
+struct GateModeInfo {
+  GateMode mode;
+  const char* name;    // "fixed", "judge-unsealed", "reopen-to-release"
+  const char* window;  // one line
+};
+std::vector<GateModeInfo> ListGateModes();
+StatusOr<GateMode> ParseGateMode(std::string_view name);
+
+struct GateOptions {
+  GateMode mode = GateMode::kFixed;
+  std::string release_dir;  // must exist; released dumps land here
+};
+
+struct GateDecision {
+  bool released = false;
+  std::string released_path;  // set when released
+  // Why it was refused ("leak: 3 fragments", "not sealed: ..."), or
+  // "clean" when released.
+  std::string reason;
+  ScanReport report;      // the judgment (findings carry no key bytes)
+  uint64_t judged_size = 0;
+  uint64_t released_size = 0;
+};
+
+class Gate {
+ public:
+  // `scanner` is borrowed and must outlive the gate.
+  Gate(const Scanner* scanner, GateOptions options);
+
+  // Judges the dump at `path` and releases it if it is sealed and holds no
+  // leak. A refusal is an ok StatusOr with released == false; a Status
+  // error means the gate could not decide (unreadable file, full disk).
+  StatusOr<GateDecision> Submit(const std::string& path) const;
+
+  const GateOptions& options() const { return options_; }
+
+ private:
+  StatusOr<GateDecision> SubmitFixed(const std::string& path) const;
+  StatusOr<GateDecision> SubmitInPlace(const std::string& path) const;
+
+  const Scanner* scanner_;
+  GateOptions options_;
+};
+
+}  // namespace sigrace::crashdump
+
+#endif  // SIGRACE_CRASHDUMP_EGRESS_GATE_H_

@@ -1,0 +1,277 @@
+// The egress gate against real sigrace dumps of a child process: one that
+// holds an Ed25519 seed unregistered (leaks) and one with the same seed
+// registered (redacted). Every race-mode test is paired with the fixed gate
+// under the same forced interleaving, and the release is judged by scanning
+// the released file, so no test can pass by finding nothing.
+
+#include "crashdump/egress/gate.h"
+
+#include <openssl/evp.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <string>
+
+#include "base/failpoint.h"
+#include "testing/crash_test_util.h"
+#include "crashdump/capture/handler.h"
+#include "crashdump/oracle/key_forms.h"
+#include "crashdump/registry/registry.h"
+#include "crashdump/oracle/scanner.h"
+#include <gtest/gtest.h>
+
+namespace sigrace::crashdump {
+namespace {
+
+using testing::RunInChild;
+using testing::TempDir;
+
+constexpr size_t kSeedLen = 32;
+constexpr uint64_t kSeedPattern = 0x6a7e2021;
+
+// Child body: an Ed25519 seed in an anonymous page, then a live dump; then
+// the same seed registered, and a second live dump. The seed never leaves
+// the child except inside the first dump.
+int TwoDumpsChild(const std::string& leak_dir, const std::string& clean_dir) {
+  uint8_t* page = static_cast<uint8_t*>(mmap(nullptr, 4096,
+                                             PROT_READ | PROT_WRITE,
+                                             MAP_PRIVATE | MAP_ANONYMOUS,
+                                             -1, 0));
+  if (page == MAP_FAILED) return 10;
+  uint8_t* seed = page + 256;
+  testing::FillSecret(seed, kSeedLen, kSeedPattern);
+  HandlerOptions o;
+  o.fatal = false;
+  o.target = DumpTarget::Directory(leak_dir);
+  if (!InstallHandler(o).ok()) return 11;
+  if (!RequestLiveDump().ok() || !LastDump().ok) return 12;
+  UninstallHandler();
+  o.target = DumpTarget::Directory(clean_dir);
+  if (!InstallHandler(o).ok()) return 13;
+  {
+    ScopedRegion region(seed, kSeedLen, "test.ed25519_seed");
+    if (!RequestLiveDump().ok() || !LastDump().ok) return 14;
+  }
+  UninstallHandler();
+  return 0;
+}
+
+std::string OnlyDump(const TempDir& dir) {
+  const auto files = dir.Files(".core");
+  return files.size() == 1 ? files[0] : std::string();
+}
+
+class GateTest : public ::testing::Test {
+ protected:
+  // Derived fixtures share one pair of dumps: gtest calls SetUpTestSuite
+  // once per suite, and a later fork would inherit this process's freed
+  // oracle memory.
+  static void SetUpTestSuite() {
+    if (scanner_ != nullptr) return;
+    leak_dir_ = new TempDir;
+    clean_dir_ = new TempDir;
+    // Fork before this process has built any form of the key, so the
+    // child's memory holds the seed only where the child put it.
+    const auto r = RunInChild(
+        [&] { return TwoDumpsChild(leak_dir_->path(), clean_dir_->path()); });
+    ASSERT_TRUE(r.exited && r.exit_code == 0)
+        << "dump child failed: exit " << r.exit_code << " signal "
+        << r.term_signal << "\n" << r.stderr_text;
+    // The oracle: the same seed, rebuilt here as an OpenSSL key.
+    uint8_t seed[kSeedLen];
+    testing::FillSecret(seed, kSeedLen, kSeedPattern);
+    EVP_PKEY* pkey = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, nullptr,
+                                                  seed, kSeedLen);
+    OPENSSL_cleanse(seed, sizeof seed);
+    ASSERT_NE(pkey, nullptr);
+    auto forms = KeyForms::FromPkey(pkey, "gate-test");
+    EVP_PKEY_free(pkey);
+    ASSERT_TRUE(forms.ok()) << forms.status().ToString();
+    std::vector<KeyForms> keys;
+    keys.push_back(std::move(forms).value());
+    auto scanner = Scanner::Create(std::move(keys), ScanOptions{});
+    ASSERT_TRUE(scanner.ok()) << scanner.status().ToString();
+    scanner_ = std::move(scanner).value().release();
+  }
+  void TearDown() override { failpoint::ClearAll(); }
+
+  std::string LeakDump() const { return OnlyDump(*leak_dir_); }
+  std::string CleanDump() const { return OnlyDump(*clean_dir_); }
+
+  // Leaks the oracle finds in a file (its seal is not required: a
+  // released file is judged as the raw bytes that left).
+  size_t LeaksIn(const std::string& path) const {
+    const std::string bytes = testing::ReadWholeFile(path);
+    size_t leaks = 0;
+    for (const Finding& f : scanner_->Scan(
+             reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size())) {
+      if (f.kind == FindingKind::kLeak) ++leaks;
+    }
+    return leaks;
+  }
+
+  static TempDir* leak_dir_;
+  static TempDir* clean_dir_;
+  static Scanner* scanner_;
+  friend class GateEnvironment;
+};
+TempDir* GateTest::leak_dir_ = nullptr;
+TempDir* GateTest::clean_dir_ = nullptr;
+Scanner* GateTest::scanner_ = nullptr;
+
+// Removes the shared dumps after the last suite.
+class GateEnvironment : public ::testing::Environment {
+ public:
+  void TearDown() override {
+    delete GateTest::scanner_;
+    delete GateTest::leak_dir_;
+    delete GateTest::clean_dir_;
+  }
+};
+const ::testing::Environment* const kGateEnv =
+    ::testing::AddGlobalTestEnvironment(new GateEnvironment);
+
+void CopyFile(const std::string& from, const std::string& to, size_t len) {
+  const std::string bytes = testing::ReadWholeFile(from);
+  std::ofstream out(to, std::ios::binary | std::ios::trunc);
+  out.write(bytes.data(), static_cast<std::streamsize>(
+                              std::min(len, bytes.size())));
+}
+
+// The pair that gives every other test its teeth: the oracle sees the seed
+// in the unregistered dump and not in the registered one.
+TEST_F(GateTest, OracleSeesSeedOnlyWithoutRedaction) {
+  ASSERT_FALSE(LeakDump().empty());
+  ASSERT_FALSE(CleanDump().empty());
+  EXPECT_GT(LeaksIn(LeakDump()), 0u);
+  EXPECT_EQ(LeaksIn(CleanDump()), 0u);
+}
+
+TEST_F(GateTest, FixedReleasesRedactedDumpByteForByte) {
+  TempDir out;
+  Gate gate(scanner_, GateOptions{GateMode::kFixed, out.path()});
+  auto d = gate.Submit(CleanDump());
+  ASSERT_TRUE(d.ok()) << d.status().ToString();
+  EXPECT_TRUE(d->released) << d->reason;
+  EXPECT_EQ(d->report.leaks, 0u);
+  EXPECT_TRUE(testing::ReadWholeFile(d->released_path) ==
+              testing::ReadWholeFile(CleanDump()));
+  struct stat st;
+  ASSERT_EQ(stat(d->released_path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+}
+
+TEST_F(GateTest, FixedRefusesLeakingDump) {
+  TempDir out;
+  Gate gate(scanner_, GateOptions{GateMode::kFixed, out.path()});
+  auto d = gate.Submit(LeakDump());
+  ASSERT_TRUE(d.ok()) << d.status().ToString();
+  EXPECT_FALSE(d->released);
+  EXPECT_GT(d->report.leaks, 0u);
+  EXPECT_NE(d->reason.find("leak"), std::string::npos);
+  EXPECT_TRUE(out.List().empty());
+}
+
+// A dump still being written: the prefix before the seed, no trailer. The
+// writer finishes inside the egress window (after judgment, before
+// release), forced by the gate.after_judge failpoint.
+class UnsealedTest : public GateTest {
+ protected:
+  void SetUp() override {
+    const std::string bytes = testing::ReadWholeFile(LeakDump());
+    uint64_t first = bytes.size();
+    for (const Finding& f : scanner_->Scan(
+             reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size())) {
+      if (f.kind == FindingKind::kLeak) first = std::min(first, f.file_offset);
+    }
+    ASSERT_LT(first, bytes.size());
+    path_ = work_.path() + "/in-progress.core";
+    CopyFile(LeakDump(), path_, first);
+    ASSERT_EQ(LeaksIn(path_), 0u);
+    std::string path = path_, full = LeakDump();
+    ASSERT_TRUE(failpoint::SetCallback("gate.after_judge", [path, full] {
+                  CopyFile(full, path, SIZE_MAX);
+                }).ok());
+    ASSERT_TRUE(failpoint::Configure("gate.after_judge=callback@1").ok());
+  }
+  TempDir work_, out_;
+  std::string path_;
+};
+
+TEST_F(UnsealedTest, JudgeUnsealedReleasesTheLeak) {
+  Gate gate(scanner_, GateOptions{GateMode::kJudgeUnsealed, out_.path()});
+  auto d = gate.Submit(path_);
+  ASSERT_TRUE(d.ok()) << d.status().ToString();
+  ASSERT_TRUE(d->released) << d->reason;
+  EXPECT_EQ(d->report.leaks, 0u);               // judged clean...
+  EXPECT_GT(LeaksIn(d->released_path), 0u);     // ...released leaking
+  EXPECT_GT(d->released_size, d->judged_size);  // not the judged bytes
+}
+
+TEST_F(UnsealedTest, FixedRefusesUnsealedDump) {
+  Gate gate(scanner_, GateOptions{GateMode::kFixed, out_.path()});
+  auto d = gate.Submit(path_);
+  ASSERT_TRUE(d.ok()) << d.status().ToString();
+  EXPECT_FALSE(d->released);
+  EXPECT_NE(d->reason.find("not sealed"), std::string::npos) << d->reason;
+  EXPECT_TRUE(out_.List().empty());
+}
+
+// The path holds the redacted dump when judged; inside the egress window
+// the leaking dump is renamed over it.
+class SwapTest : public GateTest {
+ protected:
+  void SetUp() override {
+    path_ = work_.path() + "/dump.core";
+    CopyFile(CleanDump(), path_, SIZE_MAX);
+    const std::string swap = work_.path() + "/other.core";
+    CopyFile(LeakDump(), swap, SIZE_MAX);
+    std::string path = path_;
+    ASSERT_TRUE(failpoint::SetCallback("gate.after_judge", [swap, path] {
+                  ::rename(swap.c_str(), path.c_str());
+                }).ok());
+    ASSERT_TRUE(failpoint::Configure("gate.after_judge=callback@1").ok());
+  }
+  TempDir work_, out_;
+  std::string path_;
+};
+
+TEST_F(SwapTest, ReopenToReleaseReleasesTheLeak) {
+  Gate gate(scanner_, GateOptions{GateMode::kReopenToRelease, out_.path()});
+  auto d = gate.Submit(path_);
+  ASSERT_TRUE(d.ok()) << d.status().ToString();
+  ASSERT_TRUE(d->released) << d->reason;
+  EXPECT_EQ(d->report.leaks, 0u);
+  EXPECT_GT(LeaksIn(d->released_path), 0u);
+}
+
+TEST_F(SwapTest, FixedReleasesOnlyWhatItJudged) {
+  Gate gate(scanner_, GateOptions{GateMode::kFixed, out_.path()});
+  auto d = gate.Submit(path_);
+  ASSERT_TRUE(d.ok()) << d.status().ToString();
+  ASSERT_TRUE(d->released) << d->reason;
+  EXPECT_EQ(failpoint::Fired("gate.after_judge"), 1u);  // the swap happened
+  EXPECT_EQ(LeaksIn(d->released_path), 0u);
+  EXPECT_TRUE(testing::ReadWholeFile(d->released_path) ==
+              testing::ReadWholeFile(CleanDump()));
+}
+
+TEST_F(GateTest, BadInputIsAnError) {
+  TempDir out;
+  Gate gate(scanner_, GateOptions{GateMode::kFixed, out.path()});
+  EXPECT_FALSE(gate.Submit("/nonexistent/dump.core").ok());
+  EXPECT_FALSE(gate.Submit(out.path()).ok());  // a directory
+  Gate nowhere(scanner_, GateOptions{GateMode::kFixed, "/nonexistent"});
+  auto d = nowhere.Submit(CleanDump());
+  EXPECT_EQ(d.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_FALSE(ParseGateMode("sometimes").ok());
+  EXPECT_TRUE(ParseGateMode("reopen-to-release").ok());
+}
+
+}  // namespace
+}  // namespace sigrace::crashdump

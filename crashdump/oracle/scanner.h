@@ -1,0 +1,228 @@
+// The dump scanner: the oracle that judges every dump. It knows the key
+// exactly (KeyForms) and finds every fragment of at least F bytes of any
+// form, anywhere in a file, at any alignment: ELF load segments, notes and
+// register blocks, headers, slack, or a raw non-ELF file alike.
+//
+// Search (raw bytes, independent of any file format): every 4-byte window
+// (W = 4) of every form goes into a filter; the data is probed with one
+// W-byte load every S = F - W + 1 bytes (S = 13 for F = 16). A run of
+// L >= F matching bytes spans S + W - 1 = F bytes, so it always covers one
+// whole probed window. Each probe that passes the filter is looked up in
+// the exact tables, verified against the form and extended both ways to
+// the maximal match; only maximal matches of F bytes or more are reported,
+// so a run of F - 1 bytes never is. The filter: a blocked Bloom filter over
+// every distinct window (three bits of one 32-bit word each; split by what
+// the window looks like, so the few thousand binary windows sit in an
+// L1-sized half and text windows in an L2-sized one; its hash seed is
+// chosen so zero pages and other fill patterns never pass unless a form
+// holds them). The tables (binary forms; ASCII text forms; UTF-16LE forms)
+// are 16-byte buckets of eight 16-bit fingerprints, then the exact
+// windows. The UTF-16LE table is keyed by 8 bytes when F >= 11 (four bytes
+// of UTF-16LE are only two characters, and every pair of hex digits
+// recurs dozens of times in a hex form): a fragment of F >= 11 bytes that
+// holds the probed window [p, p + 4) also holds [p, p + 8) or
+// [p - 4, p + 4), and both are looked up. Forms shorter than F are not
+// indexed: they cannot hold a fragment.
+//
+// The probe loop is compiled several times (ProbePath) and picked at run
+// time; with AVX-512 it takes sixteen probes per vector in 32-bit lanes
+// (byte permutes of 64-byte loads, one 32-bit multiply, one gather of
+// filter words), four vectors per iteration so that four gathers are in
+// flight.
+// Every loop gives the same findings (scanner_test checks it).
+//
+// Parallel scan: the data is cut into chunks scanned by worker threads;
+// probes stay inside their chunk but verification reads across chunk
+// borders (the chunks overlap by whatever the match needs), so a fragment
+// that crosses a border is found. Offsets are 64-bit; files over 4 GiB work.
+// ScanFile reads the file with pread, never through a mapping (see
+// ReadBuffer in scanner.cc for the measurements): each chunk is read a
+// read_size step (256 KiB) at a time into a per-thread buffer that stays
+// in L2 and slides along the chunk, keeping the longest form's length of
+// bytes on either side of the probes.
+//
+// Classification: a maximal match is a LEAK when at least F of its bytes
+// are secret-class bytes of the form (see key_forms.h), an ANCHOR when it
+// is not a leak but holds F or more key-specific (secret or public) bytes,
+// and is dropped otherwise (DER headers, PEM armour: identical for every
+// key). The ELF layer (ScanFile) turns a leak lying inside a range the
+// dump records as redacted into REDACTED.
+//
+// Findings carry offsets, lengths, form names and region names, never key
+// bytes.
+//
+// Thread safety: a Scanner is immutable after Create(); Scan() and
+// ScanFile() are const and may run concurrently from several threads.
+// Not async-signal-safe.
+
+#ifndef SIGRACE_CRASHDUMP_ORACLE_SCANNER_H_
+#define SIGRACE_CRASHDUMP_ORACLE_SCANNER_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "base/status.h"
+#include "crashdump/format/core_reader.h"
+#include "crashdump/oracle/key_forms.h"
+
+namespace sigrace::crashdump {
+
+class CoreReader;
+
+namespace internal {
+struct ScanIndex;  // the window index; defined in scanner.cc
+}  // namespace internal
+
+// The compiled probe loops. Each visits the same probe grid, passes the
+// same probes through the same filter and hands the survivors to the same
+// verification, so all give the same findings; they differ only in speed.
+enum class ProbePath {
+  kAuto,     // the fastest this CPU runs (chosen at run time)
+  kGeneric,  // any x86-64: four scalar probes per branch
+  kBmi2,     // the scalar loop compiled with BMI2 shifts
+  kAvx512,   // sixteen probes per vector: AVX-512 F/BW/VBMI, gathered
+             // filter words
+};
+const char* ProbePathName(ProbePath path);
+
+struct ScanOptions {
+  // F: the shortest run of form bytes that counts. At least 8.
+  size_t min_fragment = 16;
+  // Worker threads; 0 = one per online CPU.
+  int threads = 0;
+  // Bytes of probes per work item handed to a thread.
+  size_t chunk_size = size_t{16} << 20;
+  // ScanFile: bytes read per read(2) into a thread's buffer (rounded down
+  // to the probe stride). Small enough that the buffer stays in the core's
+  // L2 cache, so the copy out of the page cache and the probes that follow
+  // both hit L2.
+  size_t read_size = size_t{256} << 10;
+  // Report anchor matches (public n, public keys). Leaks are always
+  // reported.
+  bool report_anchors = true;
+  // kAuto in production; a named path for tests and benchmarks. A path the
+  // CPU lacks makes Create() fail.
+  ProbePath probe_path = ProbePath::kAuto;
+};
+
+enum class FindingKind {
+  kLeak,      // secret bytes outside any recorded redaction
+  kRedacted,  // secret bytes inside a range the dump marks as redacted
+  kAnchor,    // public key material (n, e, the public key): never a leak
+};
+const char* FindingKindName(FindingKind kind);
+
+struct Finding {
+  FindingKind kind = FindingKind::kLeak;
+  uint64_t file_offset = 0;  // first matching byte in the file
+  uint64_t length = 0;       // length of the maximal match
+  uint32_t key_index = 0;    // into Scanner::keys()
+  uint32_t form_index = 0;   // into keys()[key_index].forms()
+  std::string form;          // form name, e.g. "rsa.p.le64"
+  std::string part;          // key component, e.g. "p", "seed", "n"
+  uint64_t form_offset = 0;  // offset of the fragment within the form
+  uint64_t secret_bytes = 0;  // secret-class bytes in the match
+  // Other matches folded into this one: other forms holding exactly these
+  // bytes (the finding names the first in table order), and shorter
+  // matches lying inside it (the PKCS#1 DER inside a PKCS#8 DER, the
+  // base64 lines inside a PEM).
+  uint32_t other_forms = 0;
+
+  // ELF attribution (ScanFile on an ELF core; zero/empty otherwise).
+  bool has_address = false;
+  uint64_t address = 0;  // virtual address of file_offset
+  std::string region;    // "load 0x7f..-0x7f.. rw-p /path", "note
+                         // NT_PRSTATUS", "elf header", ...
+  int32_t tid = 0;       // thread of a register note, or of a redaction
+  std::string redaction;  // label of the covering redaction record
+};
+
+// What ScanFile learned about the file itself.
+enum class FileKind { kRaw, kElfCore, kSigraceDump };
+const char* FileKindName(FileKind kind);
+
+struct ScanReport {
+  std::string path;
+  uint64_t file_size = 0;
+  FileKind file_kind = FileKind::kRaw;
+  std::vector<Finding> findings;  // sorted by file_offset
+  size_t leaks = 0;
+  size_t redacted = 0;
+  size_t anchors = 0;
+  double seconds = 0;  // wall time of the byte search
+  // Bytes the search read: the file's data extents, each widened by the
+  // longest form on either side; the rest are holes (zeros), which hold
+  // no fragment unless a form has a run of min_fragment zero bytes.
+  uint64_t bytes_searched = 0;
+};
+
+class Scanner {
+ public:
+  // Builds the index over every form of every key. Fails on an empty key
+  // list or min_fragment < 8.
+  static StatusOr<std::unique_ptr<Scanner>> Create(std::vector<KeyForms> keys,
+                                                   ScanOptions options);
+  // Create() over the keys in `paths` (KeyForms::FromFile each). Fails on
+  // the first file that does not parse, or on an empty list.
+  static StatusOr<std::unique_ptr<Scanner>> FromKeyFiles(
+      const std::vector<std::string>& paths, ScanOptions options);
+  ~Scanner();
+  Scanner(const Scanner&) = delete;
+  Scanner& operator=(const Scanner&) = delete;
+
+  // Raw search of [data, data + size). Offsets in findings are
+  // base_offset + position. No ELF attribution; kinds are kLeak/kAnchor.
+  std::vector<Finding> Scan(const uint8_t* data, size_t size,
+                            uint64_t base_offset = 0) const;
+
+  // mmaps `path` read-only and scans all of it. For an ELF core it adds
+  // addresses, regions and redactions. A sigrace dump (it carries SIGRACE
+  // notes or a seal) must carry a valid seal trailer, else DataLoss: a torn
+  // dump is never scanned as clean. A kernel core whose segments run past
+  // the end of the file is truncated: DataLoss.
+  StatusOr<ScanReport> ScanFile(const std::string& path) const;
+
+  const std::vector<KeyForms>& keys() const { return keys_; }
+  const ScanOptions& options() const { return options_; }
+  // Index statistics for benchmarks and --list-forms.
+  size_t window_size() const;
+  size_t probe_stride() const;
+  size_t indexed_windows() const;
+  size_t index_bytes() const;
+  // The loop Scan() runs (never kAuto).
+  ProbePath probe_path() const { return path_; }
+  // Every path this CPU can run, kGeneric first, fastest last.
+  static std::vector<ProbePath> AvailableProbePaths();
+
+ private:
+  Scanner(std::vector<KeyForms> keys, ScanOptions options);
+  // The raw search of a whole file: each work item is read with pread, a
+  // read_size step at a time, into a per-thread buffer that slides along
+  // it keeping the longest form's length of bytes either side of the
+  // probes.
+  // `extents`: the file's data extents, or null to search all of it.
+  StatusOr<std::vector<Finding>> ScanFd(int fd, uint64_t size,
+                                        const std::vector<FileExtent>* extents,
+                                        const std::string& path,
+                                        uint64_t* bytes_searched) const;
+  // Sorts and de-duplicates the workers' findings, names their forms.
+  std::vector<Finding> Merge(std::vector<std::vector<Finding>> results) const;
+  // Reclassifies findings with what an ELF core records.
+  void Attribute(const CoreReader& reader,
+                 std::vector<Finding>* findings) const;
+
+  std::vector<KeyForms> keys_;
+  ScanOptions options_;
+  std::unique_ptr<internal::ScanIndex> index_;
+  ProbePath path_ = ProbePath::kGeneric;
+  // No form holds min_fragment zero bytes in a row, so ScanFile may skip a
+  // sparse file's holes.
+  bool holes_hold_nothing_ = true;
+};
+
+}  // namespace sigrace::crashdump
+
+#endif  // SIGRACE_CRASHDUMP_ORACLE_SCANNER_H_

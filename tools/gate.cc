@@ -1,0 +1,111 @@
+#include "tools/gate.h"
+
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "crashdump/egress/gate.h"
+#include "crashdump/oracle/scanner.h"
+
+namespace sigrace::crashdump {
+namespace {
+
+int Fail(const std::string& msg) {
+  std::fprintf(stderr, "sigrace: gate: %s\n", msg.c_str());
+  return 2;
+}
+
+}  // namespace
+
+int GateMain(int argc, char** argv) {
+  CLI::App app(
+      "Decide whether dumps may leave the secure environment: a dump is "
+      "released only if it is sealed and holds no fragment of any key, and "
+      "the bytes released are the bytes judged. Exit 0 all released, 1 a "
+      "dump refused, 2 error. Never prints key bytes.",
+      "sigrace gate");
+  std::vector<std::string> key_paths, dumps;
+  std::string release_dir, mode_name = "fixed";
+  size_t min_fragment = 16;
+  bool json = false, list_modes = false;
+  app.add_option("--key", key_paths, "private key file (PEM or DER); repeat")
+      ->allow_extra_args(false);
+  app.add_option("--release-dir", release_dir,
+                 "directory released dumps are written to (must exist)");
+  app.add_option("--mode", mode_name,
+                 "fixed, or a race mode: judge-unsealed, reopen-to-release")
+      ->capture_default_str();
+  app.add_option("--min-fragment", min_fragment,
+                 "F: shortest run of form bytes that counts (>= 8)")
+      ->capture_default_str();
+  app.add_flag("--json", json, "one JSON object on stdout");
+  app.add_flag("--list-modes", list_modes, "list the gate modes and exit");
+  app.add_option("DUMP", dumps, "dumps to judge");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    return Fail(std::string(e.what()) + " (see --help)");
+  }
+  if (list_modes) {
+    for (const GateModeInfo& m : ListGateModes()) {
+      std::printf("%-18s %s\n", m.name, m.window);
+    }
+    return 0;
+  }
+  StatusOr<GateMode> mode = ParseGateMode(mode_name);
+  if (!mode.ok()) return Fail(mode.status().message());
+  if (key_paths.empty()) return Fail("--key is required (see --help)");
+  if (release_dir.empty()) return Fail("--release-dir is required");
+  if (dumps.empty()) return Fail("no DUMP given (see --help)");
+
+  ScanOptions opt;
+  opt.min_fragment = min_fragment;
+  StatusOr<std::unique_ptr<Scanner>> scanner =
+      Scanner::FromKeyFiles(key_paths, opt);
+  if (!scanner.ok()) return Fail(scanner.status().message());
+  Gate gate(scanner->get(), GateOptions{*mode, release_dir});
+
+  int exit_code = 0;
+  nlohmann::json jdumps = nlohmann::json::array();
+  for (const std::string& path : dumps) {
+    StatusOr<GateDecision> d = gate.Submit(path);
+    if (!d.ok()) {
+      std::fprintf(stderr, "sigrace: gate: %s: %s\n", path.c_str(),
+                   d.status().message().c_str());
+      jdumps.push_back({{"path", path}, {"error", d.status().message()}});
+      exit_code = 2;
+      continue;
+    }
+    if (!d->released && exit_code == 0) exit_code = 1;
+    if (json) {
+      jdumps.push_back({{"path", path},
+                        {"released", d->released},
+                        {"released_path", d->released_path},
+                        {"reason", d->reason},
+                        {"leaks", d->report.leaks},
+                        {"judged_size", d->judged_size},
+                        {"released_size", d->released_size}});
+    } else if (d->released) {
+      std::printf("%s: released -> %s (%llu bytes)\n", path.c_str(),
+                  d->released_path.c_str(),
+                  static_cast<unsigned long long>(d->released_size));
+    } else {
+      std::printf("%s: refused: %s\n", path.c_str(), d->reason.c_str());
+    }
+  }
+  if (json) {
+    nlohmann::json out = {{"mode", mode_name},
+                          {"dumps", jdumps},
+                          {"exit_code", exit_code}};
+    std::printf("%s\n", out.dump(2).c_str());
+  }
+  return exit_code;
+}
+
+}  // namespace sigrace::crashdump

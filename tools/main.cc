@@ -1,0 +1,89 @@
+// The `sigrace` command: dispatches to subcommands.
+//
+// Each subcommand is a function taking its own argv (argv[0] is
+// "sigrace SUBCOMMAND") and returning the process exit code:
+// 0 success, 1 the expectation was not met / a leak was found,
+// 2 usage or harness error (one line on stderr).
+
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <string_view>
+
+#include "tools/dump_info.h"
+#include "tools/gate.h"
+#include "tools/scan.h"
+#include "tools/token.h"
+#include "tools/stress.h"
+#include "stress/worker.h"
+
+namespace {
+
+struct Command {
+  const char* name;
+  const char* summary;
+  int (*run)(int argc, char** argv);
+};
+
+constexpr Command kCommands[] = {
+    {"dump-info", "print what a dump holds: seal, threads, mappings, "
+                  "redactions", sigrace::crashdump::DumpInfoMain},
+    {"token", "sign one JWS token (rs256|eddsa) and print it with the "
+              "public JWK set", sigrace::signer::TokenMain},
+    {"scan", "scan dumps for any fragment of a private key (exit 1 on a "
+             "leak)", sigrace::crashdump::ScanMain},
+    {"gate", "release a dump only if sealed and clean, exactly as judged",
+     sigrace::crashdump::GateMain},
+    {"stress", "run signing threads and fault injectors; scan every dump "
+               "for the key", sigrace::stress::StressMain},
+    {"repro", "the main job: reproduce every race variant, confirm fixed",
+     sigrace::stress::ReproMain},
+    {"variants", "list the redaction-path variants and their windows",
+     sigrace::stress::VariantsMain},
+    // Hidden (summary nullptr): the worker process `sigrace stress` starts.
+    {"stress-child", nullptr, sigrace::stress::StressChildMain},
+    {nullptr, nullptr, nullptr},
+};
+
+void PrintUsage(FILE* out) {
+  std::fprintf(out,
+               "usage: sigrace COMMAND [ARGS...]\n"
+               "\n"
+               "A race-condition regression harness for a token signer's\n"
+               "redaction path.\n"
+               "\n"
+               "Commands:\n");
+  for (const Command& c : kCommands) {
+    if (c.name == nullptr || c.summary == nullptr) continue;
+    std::fprintf(out, "  %-10s %s\n", c.name, c.summary);
+  }
+  std::fprintf(out,
+               "\n"
+               "Run 'sigrace COMMAND --help' for a command's flags.\n"
+               "Exit codes: 0 ok, 1 expectation not met or leak found,\n"
+               "2 usage or harness error.\n");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    PrintUsage(stderr);
+    return 2;
+  }
+  const std::string_view cmd = argv[1];
+  if (cmd == "--help" || cmd == "-h" || cmd == "help") {
+    PrintUsage(stdout);
+    return 0;
+  }
+  for (const Command& c : kCommands) {
+    if (c.name != nullptr && cmd == c.name) {
+      std::string prog = std::string("sigrace ") + c.name;
+      argv[1] = prog.data();
+      return c.run(argc - 1, argv + 1);
+    }
+  }
+  std::fprintf(stderr, "sigrace: unknown command '%s' (see sigrace --help)\n",
+               argv[1]);
+  return 2;
+}

@@ -1,0 +1,263 @@
+#include "tools/scan.h"
+
+#include <openssl/evp.h>
+#include <openssl/rsa.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "crashdump/oracle/key_forms.h"
+#include "crashdump/oracle/scanner.h"
+
+namespace sigrace::crashdump {
+namespace {
+
+// Region names and labels come from the dump: escape anything that is not
+// printable ASCII so a hostile dump cannot drive the terminal.
+std::string Printable(const std::string& s) {
+  std::string o;
+  for (unsigned char c : s) {
+    if (c >= 0x20 && c < 0x7f) {
+      o += static_cast<char>(c);
+    } else {
+      char buf[8];
+      std::snprintf(buf, sizeof(buf), "\\x%02x", c);
+      o += buf;
+    }
+  }
+  return o;
+}
+
+std::string Hex(uint64_t v) {
+  char buf[24];
+  std::snprintf(buf, sizeof(buf), "0x%llx", static_cast<unsigned long long>(v));
+  return buf;
+}
+
+std::string OneLine(std::string s) {
+  for (char& c : s) {
+    if (c == '\n' || c == '\r') c = ' ';
+  }
+  return s;
+}
+
+int Fail(const std::string& what) {
+  std::fprintf(stderr, "sigrace: scan: %s\n", OneLine(Printable(what)).c_str());
+  return 2;
+}
+
+bool Write(const std::string& s) {
+  return std::fwrite(s.data(), 1, s.size(), stdout) == s.size();
+}
+
+int ListForms(const std::vector<std::string>& key_paths) {
+  std::vector<KeyForms> keys;
+  bool examples = key_paths.empty();
+  if (examples) {
+    // Example keys, generated here and dropped: the table's lengths are
+    // those of a typical key of each type.
+    struct PkeyFree {
+      void operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); }
+    };
+    std::unique_ptr<EVP_PKEY, PkeyFree> made[] = {
+        std::unique_ptr<EVP_PKEY, PkeyFree>(EVP_RSA_gen(2048)),
+        std::unique_ptr<EVP_PKEY, PkeyFree>(
+            EVP_PKEY_Q_keygen(nullptr, nullptr, "ED25519")),
+        std::unique_ptr<EVP_PKEY, PkeyFree>(
+            EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256"))};
+    for (auto& p : made) {
+      if (!p) return Fail("cannot generate an example key");
+      StatusOr<KeyForms> k = KeyForms::FromPkey(p.get(), "example");
+      if (!k.ok()) return Fail(k.status().message());
+      keys.push_back(std::move(k).value());
+    }
+  } else {
+    for (const std::string& path : key_paths) {
+      StatusOr<KeyForms> k = KeyForms::FromFile(path);
+      if (!k.ok()) return Fail(k.status().message());
+      keys.push_back(std::move(k).value());
+    }
+  }
+  std::string out;
+  for (const KeyForms& k : keys) {
+    out += "# " + k.key_type() +
+           (examples ? " (lengths of a freshly generated key)"
+                     : " " + Printable(k.key_id())) +
+           ": " + std::to_string(k.forms().size()) + " forms\n";
+    out += "# kind     bytes  name                          description\n";
+    for (const FormInfo& row : k.Table()) {
+      char line[512];
+      std::snprintf(line, sizeof(line), "%-8s %6zu  %-29s %s\n",
+                    row.is_private ? "private" : "anchor", row.size,
+                    row.name.c_str(), row.description.c_str());
+      out += line;
+    }
+    out += "\n";
+  }
+  out +=
+      "A finding is a leak when the maximal match holds at least F secret "
+      "bytes;\nanchors (n, e, public keys) are reported, never leaks. No key "
+      "byte is printed.\n";
+  return Write(out) ? 0 : Fail("cannot write to stdout");
+}
+
+nlohmann::json FindingJson(const Finding& f) {
+  nlohmann::json j;
+  j["kind"] = FindingKindName(f.kind);
+  j["file_offset"] = f.file_offset;
+  j["length"] = f.length;
+  j["key"] = f.key_index;
+  j["form"] = f.form;
+  j["part"] = f.part;
+  j["form_offset"] = f.form_offset;
+  j["secret_bytes"] = f.secret_bytes;
+  j["other_forms"] = f.other_forms;
+  j["address"] = f.has_address ? nlohmann::json(Hex(f.address))
+                               : nlohmann::json(nullptr);
+  j["region"] = Printable(f.region);
+  j["tid"] = f.tid;
+  j["redaction"] = Printable(f.redaction);
+  return j;
+}
+
+std::string FindingText(const Finding& f) {
+  std::string s = "  ";
+  char head[128];
+  std::snprintf(head, sizeof(head), "%-9s off %s", FindingKindName(f.kind),
+                Hex(f.file_offset).c_str());
+  s += head;
+  if (f.has_address) s += " addr " + Hex(f.address);
+  s += " len " + std::to_string(f.length) + " " + f.form + "[" +
+       std::to_string(f.form_offset) + "+" + std::to_string(f.length) + "]";
+  if (!f.part.empty()) s += " part " + f.part;
+  if (f.other_forms) s += " (+" + std::to_string(f.other_forms) + " forms)";
+  if (!f.region.empty()) s += " region " + Printable(f.region);
+  if (!f.redaction.empty()) s += " redaction " + Printable(f.redaction);
+  return s + "\n";
+}
+
+}  // namespace
+
+int ScanMain(int argc, char** argv) {
+  CLI::App app(
+      "Scan dumps (sigrace dumps, kernel or gcore cores, any file) for any "
+      "fragment of any in-memory form of a private key. Exit 0 no leak, 1 "
+      "leak, 2 error. Never prints key bytes.",
+      "sigrace scan");
+  std::vector<std::string> key_paths;
+  std::vector<std::string> dumps;
+  size_t min_fragment = 16;
+  int threads = 0;
+  bool json = false;
+  bool list_forms = false;
+  bool no_anchors = false;
+  app.add_option("--key", key_paths,
+                 "private key file: PEM (PKCS#8, PKCS#1, SEC1) or DER; "
+                 "repeat for several keys")
+      ->allow_extra_args(false);
+  app.add_option("--min-fragment", min_fragment,
+                 "F: shortest run of form bytes reported (>= 8)")
+      ->capture_default_str();
+  app.add_option("--threads", threads, "worker threads (0: one per CPU)")
+      ->capture_default_str();
+  app.add_flag("--json", json,
+               "one JSON object on stdout (schema in tools/scan.h)");
+  app.add_flag("--no-anchors", no_anchors,
+               "do not report public-key anchors");
+  app.add_flag("--list-forms", list_forms,
+               "print the form table (names, descriptions, lengths) and exit");
+  app.add_option("DUMP", dumps, "files to scan");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    return Fail(std::string(e.what()) + " (see --help)");
+  }
+  if (list_forms) return ListForms(key_paths);
+  if (key_paths.empty()) return Fail("--key is required (see --help)");
+  if (dumps.empty()) return Fail("no DUMP given (see --help)");
+  if (threads < 0) return Fail("--threads must be >= 0");
+
+  ScanOptions opt;
+  opt.min_fragment = min_fragment;
+  opt.threads = threads;
+  opt.report_anchors = !no_anchors;
+  StatusOr<std::unique_ptr<Scanner>> scanner =
+      Scanner::FromKeyFiles(key_paths, opt);
+  if (!scanner.ok()) return Fail(scanner.status().message());
+
+  nlohmann::json jdumps = nlohmann::json::array();
+  size_t leaks = 0, redacted = 0, anchors = 0, errors = 0;
+  std::string text;
+  for (const std::string& path : dumps) {
+    StatusOr<ScanReport> r = (*scanner)->ScanFile(path);
+    if (!r.ok()) {
+      ++errors;
+      // The reader's messages do not repeat the path; ours sometimes do.
+      std::string msg = r.status().message();
+      if (msg.rfind(path, 0) != 0) msg = path + ": " + msg;
+      Fail(msg);
+      if (json) {
+        jdumps.push_back({{"path", Printable(path)},
+                          {"status", "error"},
+                          {"error", Printable(OneLine(msg))}});
+      }
+      continue;
+    }
+    leaks += r->leaks;
+    redacted += r->redacted;
+    anchors += r->anchors;
+    if (json) {
+      nlohmann::json jf = nlohmann::json::array();
+      for (const Finding& f : r->findings) jf.push_back(FindingJson(f));
+      jdumps.push_back({{"path", Printable(path)},
+                        {"status", "ok"},
+                        {"file_kind", FileKindName(r->file_kind)},
+                        {"file_size", r->file_size},
+                        {"scan_seconds", r->seconds},
+                        {"leaks", r->leaks},
+                        {"redacted", r->redacted},
+                        {"anchors", r->anchors},
+                        {"findings", jf}});
+    } else {
+      text += Printable(path) + ": " + FileKindName(r->file_kind) + ", " +
+              std::to_string(r->file_size) + " bytes, " +
+              std::to_string(r->leaks) + " leaks, " +
+              std::to_string(r->redacted) + " redacted, " +
+              std::to_string(r->anchors) + " anchors\n";
+      for (const Finding& f : r->findings) text += FindingText(f);
+    }
+  }
+  const int code = errors ? 2 : leaks ? 1 : 0;
+  if (json) {
+    nlohmann::json jkeys = nlohmann::json::array();
+    for (const KeyForms& k : (*scanner)->keys()) {
+      jkeys.push_back({{"id", Printable(k.key_id())},
+                       {"type", k.key_type()},
+                       {"forms", k.forms().size()}});
+    }
+    nlohmann::json out = {{"min_fragment", min_fragment},
+                          {"keys", jkeys},
+                          {"dumps", jdumps},
+                          {"leaks", leaks},
+                          {"errors", errors},
+                          {"exit_code", code}};
+    text = out.dump(2) + "\n";
+  } else {
+    text += "summary: " + std::to_string(dumps.size()) + " dumps, " +
+            std::to_string(leaks) + " leaks, " + std::to_string(redacted) +
+            " redacted, " + std::to_string(anchors) + " anchors, " +
+            std::to_string(errors) + " errors\n";
+  }
+  if (!Write(text) || std::fflush(stdout) != 0) {
+    return Fail("cannot write to stdout");
+  }
+  return code;
+}
+
+}  // namespace sigrace::crashdump

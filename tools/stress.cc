@@ -1,0 +1,168 @@
+#include "tools/stress.h"
+
+#include <cstdio>
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+#include "base/failpoint.h"
+#include "stress/catalogue.h"
+#include "stress/driver.h"
+#include "stress/options.h"
+#include "stress/report.h"
+#include "tsan/report_counter.h"
+
+namespace sigrace::stress {
+namespace {
+
+std::string CommandLine(int argc, char** argv) {
+  std::string s;
+  for (int i = 0; i < argc; ++i) {
+    if (i > 0) s += ' ';
+    s += argv[i];
+  }
+  return s;
+}
+
+int Usage(const std::string& message) {
+  std::fprintf(stderr, "sigrace: %s\n", message.c_str());
+  return 2;
+}
+
+}  // namespace
+
+int StressMain(int argc, char** argv) {
+  CLI::App app{
+      "Runs signing threads, a rotation thread and fault injectors against "
+      "the signer, one fault per trial. Every dump is scanned for every key "
+      "the signer ever held; each trial is clean, a leak, or a harness "
+      "error. Leaking dumps are kept in --out with a JSON sidecar; clean "
+      "ones are deleted.\n\n"
+      "Replay one trial: sigrace stress ... --seed S --trial N (the command "
+      "is printed with every leak).\n\n"
+      "Exit codes: 0 the expectation was met; 1 it was not (a leak under "
+      "--expect clean, a TSan report under --expect clean in a TSan build, "
+      "or no leak under --expect leak); 2 usage or harness error (a trial "
+      "without a verdict is never counted as clean).",
+      "sigrace stress"};
+  StressOptions opts;
+  std::string injectors = kDefaultInjectors, alg = "both", mode = "live",
+              expect;
+  AddStressFlags(app, &opts, &injectors, &alg, &mode, &expect);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == 0) {
+      app.exit(e);
+      return 0;
+    }
+    return Usage(std::string(e.what()) + " (see sigrace stress --help)");
+  }
+  opts.seed_given = app.count("--seed") > 0;
+  opts.trials_given = app.count("--trials") > 0;
+  StatusOr<VariantEntry> variant = FindVariant(opts.variant);
+  if (!variant.ok()) return Usage(variant.status().message());
+  if (app.count("--alg") == 0) {
+    // A window that opens on one algorithm's path only: run that one.
+    for (const VariantEntry& e : Catalogue()) {
+      const bool chosen = opts.failpoint.empty()
+                              ? variant->race && e.name == variant->name
+                              : e.race && e.failpoint == opts.failpoint;
+      if (chosen && e.algs.size() == 1) alg = e.algs[0];
+    }
+  }
+  Status st =
+      FinishStressOptions(injectors, alg, mode, expect, variant->race, &opts);
+  if (!st.ok()) return Usage(st.message());
+  // Reject a bad --failpoint and friends before any process starts.
+  StatusOr<PlanInputs> in = MakePlanInputs(opts, *variant);
+  if (!in.ok()) return Usage(in.status().message());
+
+  if (!opts.quiet) {
+    std::fprintf(stdout,
+                 "sigrace stress: variant %s, mode %s, alg %s, injectors "
+                 "%s, %u signing threads, rotate every %u ms, seed %llu\n",
+                 opts.variant.c_str(), ModeName(opts.mode), alg.c_str(),
+                 InjectorListString(opts.injectors).c_str(), opts.threads,
+                 opts.rotate_every_ms,
+                 static_cast<unsigned long long>(opts.seed));
+    if (variant->race) {
+      std::fprintf(stdout, "window: %s (failpoint %s)\n",
+                   variant->window.c_str(), variant->failpoint.c_str());
+    }
+    std::fflush(stdout);
+  }
+  StatusOr<RunReport> report =
+      RunStress(opts, *variant, CommandLine(argc, argv));
+  if (!report.ok()) return Usage("harness error: " + report.status().message());
+  std::fputs(TextSummary(*report).c_str(), stdout);
+  std::fflush(stdout);
+  if (!opts.report_json.empty()) {
+    st = WriteFileAtomic(opts.report_json, ReportJson(*report).dump(2) + "\n");
+    if (!st.ok()) return Usage(st.message());
+  }
+  if (!opts.junit.empty()) {
+    st = WriteFileAtomic(opts.junit,
+                         JUnitXml("sigrace.stress", StressJUnitCases(*report)));
+    if (!st.ok()) return Usage(st.message());
+  }
+  return report->exit_code;
+}
+
+int VariantsMain(int argc, char** argv) {
+  CLI::App app{"Lists the redaction-path variants: fixed, and each race "
+               "variant with the one-line description of its window, the "
+               "failpoint inside it, and whether the window is also a data "
+               "race that ThreadSanitizer reports (\"race\") or one only the "
+               "dump oracle can judge (\"no race\").",
+               "sigrace variants"};
+  bool json = false, failpoints = false;
+  app.add_flag("--json", json, "Print JSON instead of a table");
+  app.add_flag("--failpoints", failpoints,
+               "Also list every failpoint defined in this binary");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == 0) {
+      app.exit(e);
+      return 0;
+    }
+    return Usage(std::string(e.what()) + " (see sigrace variants --help)");
+  }
+  const std::vector<VariantEntry> cat = Catalogue();
+  if (json) {
+    nlohmann::json j = nlohmann::json::array();
+    for (const VariantEntry& v : cat) {
+      j.push_back({{"name", v.name},
+                   {"race", v.race},
+                   {"window", v.window},
+                   {"failpoint", v.failpoint},
+                   {"path", v.path},
+                   {"tsan", v.race ? (v.data_race ? "data race" : "no race")
+                                   : "-"}});
+    }
+    nlohmann::json out = {{"variants", j}};
+    if (failpoints) out["failpoints"] = failpoint::ListNames();
+    std::printf("%s\n", out.dump(2).c_str());
+    return 0;
+  }
+  std::printf("%-16s %-7s %-26s %-9s %s\n", "variant", "path", "failpoint",
+              "tsan", "window");
+  for (const VariantEntry& v : cat) {
+    std::printf("%-16s %-7s %-26s %-9s %s\n", v.name.c_str(),
+                v.path.empty() ? "-" : v.path.c_str(),
+                v.failpoint.empty() ? "-" : v.failpoint.c_str(),
+                !v.race ? "-" : v.data_race ? "race" : "no race",
+                v.race ? v.window.c_str()
+                       : "no window: the redaction path closes every one");
+  }
+  if (failpoints) {
+    std::printf("\nfailpoints:\n");
+    for (const std::string& n : failpoint::ListNames()) {
+      std::printf("  %s\n", n.c_str());
+    }
+  }
+  return 0;
+}
+
+}  // namespace sigrace::stress
