@@ -83,6 +83,10 @@ SIGRACE_FAILPOINT_DEFINE(kFpWindowShallowScope, "window.shallow_scope");
 
 thread_local int t_scope_depth = 0;
 thread_local int t_suspend_depth = 0;
+// KeyAllocScopes this thread has open, whatever the model and suspension:
+// what the thread asked for, against which the cover check judges where an
+// allocation landed.
+thread_local int t_open_scopes = 0;
 thread_local int t_signature_depth = 0;
 
 std::atomic<bool> g_process_wide_model{false};
@@ -251,7 +255,8 @@ size_t BlockUsable(const Header* h) {
 void HeapFree(void* ptr) {
   uint8_t* p = static_cast<uint8_t*>(ptr) - kHeaderBytes;
   Header* h = reinterpret_cast<Header*>(p);
-  if (h->magic.load(std::memory_order_acquire) != kMagic) abort();  // broken invariant: not our block
+  if (h->magic.load(std::memory_order_acquire) != kMagic)
+    abort();  // broken invariant: not our block
   g_live.fetch_sub(1, std::memory_order_relaxed);
   if (h->cls == kLargeClass) {
     const size_t bytes = h->large_bytes;
@@ -282,10 +287,33 @@ void HeapFree(void* ptr) {
       head, b, std::memory_order_release, std::memory_order_relaxed));
 }
 
+// The cover check at an OpenSSL allocation (issue 13): the stack in use
+// must lie inside the thread's SecretScope cover (shallow-scope), and an
+// allocation made while the thread has a KeyAllocScope open must land in
+// the key heap (heap-montgomery suspends the scope; global-key-scope loses
+// it to another scope's exit). Out of line: the hot path pays only
+// CoverCheckMaybeOn()'s load.
+__attribute__((noinline, cold)) void CheckAllocation(void* p, size_t n,
+                                                     bool in_key_heap,
+                                                     uintptr_t frame) {
+  if (!crashdump::CoverCheckActive()) return;
+  crashdump::CheckSecretStackDepth(frame);
+  if (in_key_heap || p == nullptr || t_open_scopes == 0) return;
+  crashdump::ReportCoverViolation(
+      {kCheckKeyScopeAlloc,
+       "allocated inside a KeyAllocScope, landed on the ordinary heap",
+       kHeapLabel, reinterpret_cast<uintptr_t>(p), n, 0});
+}
+
 void* MallocFn(size_t n, const char* /*file*/, int /*line*/) {
   if (t_signature_depth > 0) (void)SIGRACE_FAILPOINT(kFpWindowShallowScope);
-  if (RouteToKeyHeap()) return HeapAlloc(n);
-  return malloc(n);
+  const bool to_key_heap = RouteToKeyHeap();
+  void* p = to_key_heap ? HeapAlloc(n) : malloc(n);
+  if (crashdump::CoverCheckMaybeOn()) {
+    CheckAllocation(p, n, to_key_heap,
+                    reinterpret_cast<uintptr_t>(__builtin_frame_address(0)));
+  }
+  return p;
 }
 
 void FreeFn(void* p, const char* /*file*/, int /*line*/) {
@@ -360,6 +388,7 @@ KeyScopeModel GetKeyScopeModel() {
 
 KeyAllocScope::KeyAllocScope()
     : process_wide_(g_process_wide_model.load(std::memory_order_relaxed)) {
+  ++t_open_scopes;
   if (process_wide_) {
     g_process_scope_flag = true;
   } else {
@@ -368,6 +397,7 @@ KeyAllocScope::KeyAllocScope()
 }
 
 KeyAllocScope::~KeyAllocScope() {
+  --t_open_scopes;
   if (process_wide_) {
     g_process_scope_flag = false;
   } else {

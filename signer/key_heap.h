@@ -96,6 +96,16 @@ class SignatureMark {
   SignatureMark& operator=(const SignatureMark&) = delete;
 };
 
+// The name under which the key heap reports to the registry's cover check
+// (crashdump::SetCoverCheck): an OpenSSL allocation made while the calling
+// thread has a KeyAllocScope open (suspended by KeyAllocSuspend, or lost
+// under KeyScopeModel::kProcessWide) that landed outside the key heap. The
+// same allocation hook also calls crashdump::CheckSecretStackDepth, which
+// catches a SecretScope shallower than the stack OpenSSL uses. Both are
+// sampled at allocations only: a frame that allocates nothing is not seen,
+// and a realloc keeps its block on the heap it came from, unchecked.
+inline constexpr char kCheckKeyScopeAlloc[] = "key-heap.alloc";
+
 struct KeyHeapStats {
   uint64_t chunks;          // chunks mapped (each published)
   uint64_t mlock_failures;  // chunks mlock refused (EPERM/ENOMEM)

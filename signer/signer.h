@@ -15,6 +15,10 @@
 //                         allocations made inside a key scope
 //   "openssl.secure_heap" OpenSSL's secure heap arena
 // plus crashdump::SecretScope (registers and stack) around every signature.
+// Every range but the secure heap is published fresh (zero) and wiped to
+// zero before it leaves the cover, as the registry's cover check
+// (crashdump::SetCoverCheck) requires; the secure heap is published with
+// declared content (OpenSSL's free lists live in it) and never withdrawn.
 //
 // Thread safety: a Signer is thread-safe. Sign() may run on any number of
 // threads at once and concurrently with Rotate(); Rotate() calls serialise
@@ -50,7 +54,9 @@ StatusOr<Alg> ParseAlg(std::string_view name);
 // window opened at one spot; the spot carries a failpoint (see
 // VariantInfo::failpoint) that fires in every variant, so a test can fault
 // at the same instant in `fixed` (no leak expected) and in the race variant
-// (leak expected).
+// (leak expected). There is no "stale stack after the scope" variant:
+// OpenSSL 3.0 wipes az[] before ossl_ed25519_sign returns, so the stack
+// exposure is reproduced during the signature (kShallowScope).
 enum class Variant {
   kFixed,
   kPublishLate,     // unwrapped key bytes land before the page is published
@@ -59,11 +65,6 @@ enum class Variant {
   kShallowScope,    // signature's SecretScope too shallow for OpenSSL
   kHeapMontgomery,  // RSA Montgomery contexts built on the ordinary heap
   kGlobalKeyScope,  // one process-wide key-allocation flag (a data race)
-  // Old name, kept so callers still build: OpenSSL 3.0 wipes az[] before
-  // ossl_ed25519_sign returns and leaves no key form below sp afterwards,
-  // so a "stale stack after the scope" window has nothing to leak; the
-  // stack exposure is reproduced during the signature instead.
-  kStaleStack [[deprecated("use kShallowScope")]] = kShallowScope,
 };
 
 // How to fault inside a variant's window deterministically: arm

@@ -248,9 +248,12 @@ StatusOr<SecureHeapInfo> EnableSecureHeap(size_t bytes) {
     return fail(IoError("secure heap arena not found in /proc/self/maps"));
   }
   // Covered for the life of the process: the secure heap is never torn
-  // down while the signer library is loaded.
+  // down while the signer library is loaded. Declared content for the
+  // cover check: OpenSSL keeps its free lists inside the arena, so its
+  // bytes are not zero when it holds no secret.
   crashdump::PublishRegion(reinterpret_cast<const void*>(lo), hi - lo,
-                           "openssl.secure_heap");
+                           "openssl.secure_heap",
+                           crashdump::RegionContent::kDeclared);
   g_secure_info.enabled = true;
   g_secure_info.mlocked = r == 1;
   g_secure_info.addr = lo;

@@ -1,7 +1,12 @@
 #include "crashdump/registry/registry.h"
 
+#include <execinfo.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
 
 namespace sigrace::crashdump {
 namespace {
@@ -24,6 +29,10 @@ struct Slot {
   std::atomic<uintptr_t> next_addr{0};
   std::atomic<size_t> next_len{0};
   std::atomic<const char*> label{nullptr};
+  // Cover check only (never read by Snapshot()): RegionContent, and for
+  // kDeclared whether the owner says the range holds a secret now.
+  std::atomic<uint32_t> content{0};
+  std::atomic<uint32_t> holds_secret{0};
 };
 
 struct ThreadEntry {
@@ -58,6 +67,8 @@ Slot* Lookup(RegionHandle h) {
   return s;
 }
 
+size_t SlotIndex(const Slot* s) { return static_cast<size_t>(s - g_slots); }
+
 // Releases the calling thread's scope entry when the thread exits.
 struct EntryReleaser {
   ~EntryReleaser() {
@@ -88,10 +99,260 @@ ThreadEntry* ClaimEntry() {
   return nullptr;
 }
 
+// ---- Cover check ----
+
+constexpr size_t kNoSlot = ~size_t{0};
+
+std::atomic<CoverViolationHook> g_hook{nullptr};
+std::atomic<void*> g_hook_arg{nullptr};
+std::atomic<uint64_t> g_violations{0};
+
+CoverCheckMode ModeFromEnv() {
+  const char* v = getenv("SIGRACE_COVER_CHECK");
+  if (v == nullptr || *v == '\0' || strcmp(v, "off") == 0 ||
+      strcmp(v, "0") == 0) {
+    return CoverCheckMode::kOff;
+  }
+  if (strcmp(v, "count") == 0) return CoverCheckMode::kCount;
+  if (strcmp(v, "abort") != 0 && strcmp(v, "on") != 0 && strcmp(v, "1") != 0) {
+    fprintf(stderr,
+            "sigrace: SIGRACE_COVER_CHECK=%s is not abort|count|off; "
+            "taking abort\n",
+            v);
+  }
+  return CoverCheckMode::kAbort;
+}
+
+// Reads the environment before main(), so a transition rarely has to.
+__attribute__((constructor)) void ResolveAtLoad() {
+  (void)cover_internal::Resolve();
+}
+
+// Is byte `a` covered by a live range other than slot `self`, or by a
+// secret stack? If so, *end is where that cover ends. Racy against other
+// writers by nature; every field is an atomic, so it is only imprecise.
+bool CoveredElsewhere(uintptr_t a, size_t self, uintptr_t* end) {
+  auto in = [&](uintptr_t lo, size_t len) {
+    if (len == 0 || a < lo || a - lo >= len) return false;
+    *end = lo + len;
+    return true;
+  };
+  for (size_t i = 0; i < kMaxRegions; ++i) {
+    if (i == self) continue;
+    Slot& s = g_slots[i];
+    const uint32_t st = s.state.load(std::memory_order_acquire);
+    if (st == kLive && in(s.cur_addr.load(std::memory_order_relaxed),
+                          s.cur_len.load(std::memory_order_relaxed))) {
+      return true;
+    }
+    if (st == kUpdating && (in(s.prev_addr.load(std::memory_order_relaxed),
+                               s.prev_len.load(std::memory_order_relaxed)) ||
+                            in(s.next_addr.load(std::memory_order_relaxed),
+                               s.next_len.load(std::memory_order_relaxed)))) {
+      return true;
+    }
+  }
+  for (size_t i = 0; i < kMaxScopeThreads; ++i) {
+    ThreadEntry& e = g_threads[i];
+    if (e.tid.load(std::memory_order_acquire) == 0 ||
+        e.nesting.load(std::memory_order_acquire) == 0) {
+      continue;
+    }
+    const uintptr_t hi = e.stack_hi.load(std::memory_order_relaxed);
+    const size_t depth = e.depth.load(std::memory_order_relaxed);
+    const uintptr_t lo = hi > depth ? hi - depth : 0;
+    if (in(lo, hi - lo)) return true;
+  }
+  return false;
+}
+
+// First non-zero byte of [p, p+n) at or after offset `from`; n if none.
+size_t FirstNonZero(const uint8_t* p, size_t n, size_t from) {
+  size_t i = from;
+  while (i < n && (reinterpret_cast<uintptr_t>(p + i) & 7) != 0) {
+    if (p[i] != 0) return i;
+    ++i;
+  }
+  for (; i + 8 <= n; i += 8) {
+    uint64_t w;
+    memcpy(&w, p + i, 8);
+    if (w != 0) break;
+  }
+  for (; i < n; ++i) {
+    if (p[i] != 0) return i;
+  }
+  return n;
+}
+
+// A range crossing the cover in one transition.
+struct Crossing {
+  const char* check;
+  const char* label;
+  uintptr_t range_addr;  // the range reported (old range when leaving,
+  size_t range_len;      // new range when entering)
+  RegionContent content;
+  bool holds_secret;  // kDeclared only
+  bool leaving;
+};
+
+// Checks the piece [lo, hi) of c's range, which crosses the cover. Returns
+// false after reporting the first offending byte.
+bool CheckPiece(const Crossing& c, uintptr_t lo, uintptr_t hi, size_t self) {
+  if (lo >= hi) return true;
+  if (c.content == RegionContent::kDeclared) {
+    if (!c.leaving || !c.holds_secret) return true;
+    uintptr_t end = 0;
+    for (uintptr_t a = lo; a < hi; a = end) {
+      if (!CoveredElsewhere(a, self, &end)) {
+        ReportCoverViolation({c.check, "leaves the cover declared secret",
+                              c.label, c.range_addr, c.range_len,
+                              a - c.range_addr});
+        return false;
+      }
+    }
+    return true;
+  }
+  const uint8_t* p = reinterpret_cast<const uint8_t*>(lo);
+  const size_t n = hi - lo;
+  size_t i = 0;
+  while ((i = FirstNonZero(p, n, i)) < n) {
+    uintptr_t end = 0;
+    if (CoveredElsewhere(lo + i, self, &end)) {
+      i = end - lo;
+      continue;
+    }
+    ReportCoverViolation(
+        {c.check,
+         c.leaving ? "leaves the cover unwiped (a byte is not zero)"
+                   : "enters the cover holding data (a byte is not zero)",
+         c.label, c.range_addr, c.range_len, lo + i - c.range_addr});
+    return false;
+  }
+  return true;
+}
+
+// Checks the bytes of `from` that are not in `minus` ([a, a+l) ranges;
+// minus may be empty): at most two pieces.
+bool CheckDifference(const Crossing& c, uintptr_t from, size_t from_len,
+                     uintptr_t minus, size_t minus_len, size_t self) {
+  const uintptr_t f_end = from + from_len;
+  if (minus_len == 0) return CheckPiece(c, from, f_end, self);
+  const uintptr_t m_end = minus + minus_len;
+  if (!CheckPiece(c, from, f_end < minus ? f_end : minus, self)) return false;
+  return CheckPiece(c, from > m_end ? from : m_end, f_end, self);
+}
+
+// The cover of one slot goes from `old` to `next` (either may be empty).
+// Entering bytes are checked against `next`'s range, leaving ones against
+// `old`'s.
+void CheckMove(const char* leave_check, const char* enter_check, const Slot& s,
+               size_t self, uintptr_t old, size_t old_len, uintptr_t next,
+               size_t next_len) {
+  const Crossing base{
+      leave_check,
+      s.label.load(std::memory_order_relaxed),
+      0,
+      0,
+      static_cast<RegionContent>(s.content.load(std::memory_order_relaxed)),
+      s.holds_secret.load(std::memory_order_relaxed) != 0,
+      false};
+  Crossing leave = base;
+  leave.range_addr = old;
+  leave.range_len = old_len;
+  leave.leaving = true;
+  if (old_len != 0 &&
+      !CheckDifference(leave, old, old_len, next, next_len, self)) {
+    return;
+  }
+  Crossing enter = base;
+  enter.check = enter_check;
+  enter.range_addr = next;
+  enter.range_len = next_len;
+  if (next_len != 0) CheckDifference(enter, next, next_len, old, old_len, self);
+}
+
 }  // namespace
 
-RegionHandle PublishRegion(const void* addr, size_t len, const char* label) {
+namespace cover_internal {
+CoverCheckMode Resolve() {
+  uint32_t m = g_mode.load(std::memory_order_acquire);
+  if (m != kUnresolved) return static_cast<CoverCheckMode>(m);
+  const uint32_t from_env = static_cast<uint32_t>(ModeFromEnv());
+  // SetCoverCheck may have run meanwhile; it wins.
+  if (g_mode.compare_exchange_strong(m, from_env, std::memory_order_acq_rel)) {
+    return static_cast<CoverCheckMode>(from_env);
+  }
+  return static_cast<CoverCheckMode>(m);
+}
+}  // namespace cover_internal
+
+void SetCoverCheck(CoverCheckMode mode) {
+  cover_internal::g_mode.store(static_cast<uint32_t>(mode),
+                               std::memory_order_release);
+}
+
+CoverCheckMode GetCoverCheck() { return cover_internal::Resolve(); }
+
+void SetCoverViolationHook(CoverViolationHook hook, void* arg) {
+  g_hook_arg.store(arg, std::memory_order_relaxed);
+  g_hook.store(hook, std::memory_order_release);
+}
+
+uint64_t CoverViolationCount() {
+  return g_violations.load(std::memory_order_relaxed);
+}
+
+void ReportCoverViolation(const CoverViolation& v) {
+  g_violations.fetch_add(1, std::memory_order_relaxed);
+  if (CoverViolationHook hook = g_hook.load(std::memory_order_acquire)) {
+    hook(v, g_hook_arg.load(std::memory_order_relaxed));
+    return;
+  }
+  char line[512];
+  const int n = snprintf(
+      line, sizeof line,
+      "sigrace cover check: %s: \"%s\" [0x%llx, +%zu) %s at offset %zu "
+      "(tid %d)\n",
+      v.check, v.label != nullptr ? v.label : "?",
+      static_cast<unsigned long long>(v.addr), v.len, v.reason, v.offset,
+      static_cast<int>(RawGettid()));
+  if (n > 0) {
+    const size_t len = static_cast<size_t>(n) < sizeof line
+                           ? static_cast<size_t>(n)
+                           : sizeof line - 1;
+    (void)!write(STDERR_FILENO, line, len);
+  }
+  void* frames[64];
+  const int depth = backtrace(frames, 64);
+  backtrace_symbols_fd(frames, depth, STDERR_FILENO);
+  if (cover_internal::Resolve() != CoverCheckMode::kCount) abort();
+}
+
+void CheckSecretStackDepth(uintptr_t frame) {
+  if (!CoverCheckActive() || t_entry < 0) return;
+  const ThreadEntry& e = g_threads[t_entry];
+  if (e.nesting.load(std::memory_order_relaxed) == 0) return;
+  const uintptr_t hi = e.stack_hi.load(std::memory_order_relaxed);
+  const size_t depth = e.depth.load(std::memory_order_relaxed);
+  const uintptr_t lo = hi > depth ? hi - depth : 0;
+  if (frame >= lo) return;
+  // The uncovered stack in use: from the frame up to the cover's floor.
+  ReportCoverViolation({kCheckStackDepth,
+                        "stack in use below the SecretScope's cover",
+                        "secret-stack", frame, lo - frame, 0});
+}
+
+RegionHandle PublishRegion(const void* addr, size_t len, const char* label,
+                           RegionContent content) {
   if (addr == nullptr || len == 0) return {};
+  if (CoverCheckMaybeOn() && CoverCheckActive()) {
+    Slot probe;
+    probe.label.store(label, std::memory_order_relaxed);
+    probe.content.store(static_cast<uint32_t>(content),
+                        std::memory_order_relaxed);
+    CheckMove(kCheckPublish, kCheckPublish, probe, kNoSlot, 0, 0,
+              reinterpret_cast<uintptr_t>(addr), len);
+  }
   const uint32_t start = t_hint;
   for (uint32_t n = 0; n < kMaxRegions; ++n) {
     const uint32_t i = (start + n) % kMaxRegions;
@@ -106,6 +367,10 @@ RegionHandle PublishRegion(const void* addr, size_t len, const char* label) {
                      std::memory_order_relaxed);
     s.cur_len.store(len, std::memory_order_relaxed);
     s.label.store(label, std::memory_order_relaxed);
+    s.content.store(static_cast<uint32_t>(content), std::memory_order_relaxed);
+    // A declared range may hold secrets until its owner says otherwise.
+    s.holds_secret.store(content == RegionContent::kDeclared ? 1 : 0,
+                         std::memory_order_relaxed);
     const uint32_t gen = s.generation.load(std::memory_order_relaxed) + 1;
     s.generation.store(gen, std::memory_order_relaxed);
     std::atomic_signal_fence(std::memory_order_release);
@@ -117,9 +382,21 @@ RegionHandle PublishRegion(const void* addr, size_t len, const char* label) {
   return {};
 }
 
+void SetRegionHoldsSecret(RegionHandle handle, bool holds_secret) {
+  Slot* s = Lookup(handle);
+  if (s == nullptr) return;
+  s->holds_secret.store(holds_secret ? 1 : 0, std::memory_order_relaxed);
+}
+
 void UnpublishRegion(RegionHandle handle) {
   Slot* s = Lookup(handle);
   if (s == nullptr) return;
+  if (CoverCheckMaybeOn() && CoverCheckActive() &&
+      s->state.load(std::memory_order_relaxed) == kLive) {
+    CheckMove(kCheckUnpublish, kCheckUnpublish, *s, SlotIndex(s),
+              s->cur_addr.load(std::memory_order_relaxed),
+              s->cur_len.load(std::memory_order_relaxed), 0, 0);
+  }
   uint32_t expected = kLive;
   if (!s->state.compare_exchange_strong(expected, kClaimed,
                                         std::memory_order_acq_rel)) {
@@ -137,6 +414,14 @@ void UpdateRegion(RegionHandle handle, const void* addr, size_t len) {
   Slot* s = Lookup(handle);
   if (s == nullptr || addr == nullptr || len == 0) return;
   if (s->state.load(std::memory_order_relaxed) != kLive) return;
+  if (CoverCheckMaybeOn() && CoverCheckActive()) {
+    // The cover goes old -> old and new -> new; nothing else runs on this
+    // thread in between, so checking both steps up front is the same.
+    CheckMove(kCheckUpdateLeave, kCheckUpdateEnter, *s, SlotIndex(s),
+              s->cur_addr.load(std::memory_order_relaxed),
+              s->cur_len.load(std::memory_order_relaxed),
+              reinterpret_cast<uintptr_t>(addr), len);
+  }
   // Both the old and the new range are written before the state says
   // "updating", so a reader that sees kUpdating sees two whole ranges.
   s->prev_addr.store(s->cur_addr.load(std::memory_order_relaxed),
@@ -159,13 +444,24 @@ void TEST_UpdateRegionTorn(RegionHandle handle, const void* addr, size_t len,
                            void (*between)()) {
   Slot* s = Lookup(handle);
   if (s == nullptr || addr == nullptr || len == 0) return;
+  const uintptr_t next = reinterpret_cast<uintptr_t>(addr);
+  const size_t old_len = s->cur_len.load(std::memory_order_relaxed);
+  // Each store is a transition a reader can see; each is checked.
+  if (CoverCheckMaybeOn() && CoverCheckActive()) {
+    CheckMove(kCheckTornAddress, kCheckTornAddress, *s, SlotIndex(s),
+              s->cur_addr.load(std::memory_order_relaxed), old_len, next,
+              old_len);
+  }
   // WINDOW (torn-update): the address moves first and the length follows;
   // a snapshot in between covers the new address with the old length.
-  s->cur_addr.store(reinterpret_cast<uintptr_t>(addr),
-                    std::memory_order_relaxed);
+  s->cur_addr.store(next, std::memory_order_relaxed);
   std::atomic_signal_fence(std::memory_order_seq_cst);
   if (between != nullptr) between();
   std::atomic_signal_fence(std::memory_order_seq_cst);
+  if (CoverCheckMaybeOn() && CoverCheckActive()) {
+    CheckMove(kCheckTornLength, kCheckTornLength, *s, SlotIndex(s), next,
+              old_len, next, len);
+  }
   s->cur_len.store(len, std::memory_order_relaxed);
 }
 
@@ -216,8 +512,8 @@ size_t SnapshotRegions(RegionView* out, size_t cap) {
     const char* label = s.label.load(std::memory_order_relaxed);
     if (st == kLive) {
       emit(s.cur_addr.load(std::memory_order_relaxed),
-           s.cur_len.load(std::memory_order_relaxed), label,
-           RegionKind::kRange, 0);
+           s.cur_len.load(std::memory_order_relaxed), label, RegionKind::kRange,
+           0);
     } else if (st == kUpdating) {
       emit(s.prev_addr.load(std::memory_order_relaxed),
            s.prev_len.load(std::memory_order_relaxed), label,

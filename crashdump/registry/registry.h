@@ -20,6 +20,46 @@
 // acquire-loads the word before reading the fields. A signal fence keeps the
 // compiler from moving field stores across the state store, since the reader
 // may be a signal handler on the writer's own thread.
+//
+// Cover check (off by default; SetCoverCheck or SIGRACE_COVER_CHECK): every
+// writer checks, at the instant of its transition, that the transition
+// opens no window, as a sanitizer would:
+//   - bytes that LEAVE the cover (UnpublishRegion; the part of the old range
+//     an UpdateRegion drops; each store of TEST_UpdateRegionTorn, which is
+//     a transition of its own) must already be wiped;
+//   - bytes that ENTER the cover (PublishRegion; the part an UpdateRegion
+//     adds) must not yet hold data.
+// Bytes still covered by another live range or secret stack neither leave
+// nor enter. What "wiped" and "holds no data" mean depends on the range's
+// RegionContent, chosen at publish:
+//   - kZeroWhenClear (the default): the range holds no secret exactly when
+//     every byte is zero. Sound for the ranges the signer publishes because
+//     they start as fresh anonymous mappings (the kernel hands out zero
+//     pages: ProtectedPages, key-heap chunks carved from a PROT_NONE
+//     reservation that is never reused) and are wiped to zero
+//     (OPENSSL_cleanse, explicit zeroing) before they leave the cover. A
+//     non-zero byte is reported even if it is not key material: the check
+//     cannot tell, so it asks for zero.
+//   - kDeclared: the bytes say nothing, because the range holds non-zero
+//     bytes that are not secret (an allocator arena: OpenSSL's secure heap
+//     keeps its free lists inside the arena). Its owner declares the state
+//     with SetRegionHoldsSecret(); it starts as "holds secret". Leaving the
+//     cover while declared secret is a violation; entering is not checked.
+// The secret stacks of SecretScope are not content-checked on entry or
+// exit: the stack below a scope's entry holds non-zero bytes that are not
+// secrets (return addresses, saved registers, other code's dead frames)
+// and the frames above the stack pointer are live. Their window is a depth
+// too shallow for the code running in the scope, which
+// CheckSecretStackDepth() catches at the instant a frame goes below the
+// cover (the signer calls it from its OpenSSL allocation hook).
+// A violation prints one line (check, label, range, offset of the first
+// offending byte, never the bytes) and the thread's backtrace to stderr,
+// then aborts (kAbort) or goes on (kCount); a hook set with
+// SetCoverViolationHook() is called instead of both. With the check on,
+// writers read the range and may print and abort: they are then NOT
+// async-signal-safe and each range must be readable at its transitions.
+// Readers (SnapshotRegions, InSecretScope, ThreadInSecretScope) never check.
+// With the check off, a writer pays one relaxed atomic load.
 
 #ifndef SIGRACE_CRASHDUMP_REGISTRY_REGISTRY_H_
 #define SIGRACE_CRASHDUMP_REGISTRY_REGISTRY_H_
@@ -62,26 +102,40 @@ struct RegionView {
   pid_t tid;
 };
 
+// How the cover check reads a range (see the header comment).
+enum class RegionContent : uint32_t {
+  kZeroWhenClear = 0,  // no secret in it exactly when every byte is zero
+  kDeclared = 1,       // the owner declares it (SetRegionHoldsSecret)
+};
+
 // Publishes [addr, addr+len) for redaction. `label` must be a string with
 // static storage duration. Returns an invalid handle when the table is full
 // or len is 0.
+// Safe to call from a signal handler (with the cover check off).
+RegionHandle PublishRegion(
+    const void* addr, size_t len, const char* label,
+    RegionContent content = RegionContent::kZeroWhenClear);
+
+// For a kDeclared range: whether it holds secret bytes now. Ignored for
+// other ranges and stale handles.
 // Safe to call from a signal handler.
-RegionHandle PublishRegion(const void* addr, size_t len, const char* label);
+void SetRegionHoldsSecret(RegionHandle handle, bool holds_secret);
 
 // Withdraws a range. A stale or invalid handle is ignored.
-// Safe to call from a signal handler.
+// Safe to call from a signal handler (with the cover check off).
 void UnpublishRegion(RegionHandle handle);
 
 // Moves a published range. Until it returns, a snapshot covers both the old
 // and the new range.
-// Safe to call from a signal handler.
+// Safe to call from a signal handler (with the cover check off).
 void UpdateRegion(RegionHandle handle, const void* addr, size_t len);
 
 // Moves a published range by writing its address and length in place, with
 // no cover for the interval between the two stores: a snapshot taken in
 // between sees the new address with the old length. This opens a window on
-// purpose; it exists for the `torn-update` race variant only.
-// Safe to call from a signal handler.
+// purpose; it exists for the `torn-update` race variant only. The cover
+// check sees two transitions: old -> (addr, old len) -> (addr, len).
+// Safe to call from a signal handler (with the cover check off).
 void TEST_UpdateRegionTorn(RegionHandle handle, const void* addr, size_t len,
                            void (*between)());
 
@@ -157,6 +211,77 @@ size_t SnapshotRegions(RegionView* out, size_t cap);
 
 // Number of ranges currently published (for tests and diagnostics).
 size_t TEST_PublishedCount();
+
+// ---- Cover check ----
+
+enum class CoverCheckMode : uint32_t { kOff = 0, kCount = 1, kAbort = 2 };
+
+// Process-wide. Until the first call, the mode comes from the environment
+// variable SIGRACE_COVER_CHECK, read once ("abort" or "on" or "1": kAbort;
+// "count": kCount; "off", "0" or unset: kOff; anything else: a one-line
+// warning and kAbort, so a typo never turns the check off silently).
+// Not async-signal-safe.
+void SetCoverCheck(CoverCheckMode mode);
+CoverCheckMode GetCoverCheck();
+
+// Names of the checks, as CoverViolation::check and the report show them.
+inline constexpr char kCheckPublish[] = "publish";
+inline constexpr char kCheckUnpublish[] = "unpublish";
+inline constexpr char kCheckUpdateEnter[] = "update.enter";
+inline constexpr char kCheckUpdateLeave[] = "update.leave";
+inline constexpr char kCheckTornAddress[] = "torn-update.address-store";
+inline constexpr char kCheckTornLength[] = "torn-update.length-store";
+inline constexpr char kCheckStackDepth[] = "scope.stack-depth";
+
+struct CoverViolation {
+  const char* check;   // kCheck* above, or an owner's check name
+  const char* reason;  // one phrase: "leaves the cover unwiped", ...
+  const char* label;   // the range's label
+  uintptr_t addr;      // the range the transition moves across the cover
+  size_t len;
+  size_t offset;  // of the first offending byte, from addr
+};
+
+// Called for each violation instead of printing and aborting (tests).
+// nullptr restores the default. Not async-signal-safe.
+using CoverViolationHook = void (*)(const CoverViolation& v, void* arg);
+void SetCoverViolationHook(CoverViolationHook hook, void* arg);
+
+// Violations seen since the process started (any mode, hook or not).
+uint64_t CoverViolationCount();
+
+// Reports a violation found by a check outside the registry (the signer's
+// key heap) through the same mode, hook and report format.
+// Not async-signal-safe.
+void ReportCoverViolation(const CoverViolation& v);
+
+namespace cover_internal {
+inline constexpr uint32_t kUnresolved = 0xffffffffu;
+// CoverCheckMode, or kUnresolved before the environment was read.
+inline std::atomic<uint32_t> g_mode{kUnresolved};
+static_assert(std::atomic<uint32_t>::is_always_lock_free);
+// Reads the environment if not done yet; returns the mode.
+CoverCheckMode Resolve();
+}  // namespace cover_internal
+
+// The hot-path test: false only when the check is known to be off. One
+// relaxed load. A caller that gets true asks CoverCheckActive().
+// Safe to call from a signal handler.
+inline bool CoverCheckMaybeOn() {
+  return cover_internal::g_mode.load(std::memory_order_relaxed) !=
+         static_cast<uint32_t>(CoverCheckMode::kOff);
+}
+// Not async-signal-safe (the first call may read the environment).
+inline bool CoverCheckActive() {
+  return CoverCheckMaybeOn() &&
+         cover_internal::Resolve() != CoverCheckMode::kOff;
+}
+
+// If the calling thread is inside a SecretScope and `frame` (an address on
+// its stack, e.g. __builtin_frame_address(0) of the caller) lies below the
+// scope's covered depth, reports a kCheckStackDepth violation. A no-op with
+// the check off. Not async-signal-safe (with the check on).
+void CheckSecretStackDepth(uintptr_t frame);
 
 }  // namespace sigrace::crashdump
 
