@@ -3,9 +3,11 @@
 #
 #   scripts/sigrace-env.sh repro [ARGS...]  install, build default+tsan, run
 #                                           `sigrace repro`
-#   scripts/sigrace-env.sh test             install, then every test suite
-#                                           (default, tsan and fuzz
-#                                           workflows)
+#   scripts/sigrace-env.sh test             install, then every check the
+#                                           repo declares: format, layering,
+#                                           the default workflow, clang-tidy,
+#                                           the tsan, asan and fuzz
+#                                           workflows, the bench build
 #
 # Installs missing Debian packages with apt-get (as root; idempotent, and it
 # does not touch the network when every package is already present).
@@ -14,7 +16,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PACKAGES=(
-  clang-14 libclang-rt-14-dev cmake ninja-build pkg-config
+  clang-14 libclang-rt-14-dev clang-format-14 clang-tidy-14 cmake
+  ninja-build pkg-config
   libssl-dev openssl libgtest-dev libgmock-dev libbenchmark-dev
   libunwind-dev libcli11-dev nlohmann-json3-dev
   gdb elfutils binutils python3 python3-jwt
@@ -60,10 +63,17 @@ case "$cmd" in
     ;;
   test)
     install_packages
+    # Cheap checks first: a style or layering break fails in seconds.
+    scripts/lint.sh format
+    scripts/lint.sh layering
     cmake --workflow --preset default
+    scripts/lint.sh tidy build/default
     cmake --workflow --preset tsan
+    cmake --workflow --preset asan
     # The reader's libFuzzer target, briefly (about 30 s).
     cmake --workflow --preset fuzz
+    # The benchmarks must build (they run by hand: rates are not tests).
+    cmake --workflow --preset bench
     ;;
   setup)
     install_packages
