@@ -470,6 +470,7 @@ StatusOr<std::unique_ptr<KeyRecord>> Signer::Impl::Generate(
     return InternalError("PKCS#8 encoding failed");
   }
   uint8_t* out = (*page)->data();
+  crashdump::CheckCovered(out, static_cast<size_t>(len), "keygen.pkcs8");
   if (i2d_PKCS8_PRIV_KEY_INFO(p8.get(), &out) != len) {
     return InternalError("PKCS#8 encoding failed");
   }
@@ -545,6 +546,7 @@ Status Signer::Impl::Load(KeyRecord* rec) {
   const bool torn = variant_ == Variant::kTornUpdate;
   page->MoveRegion(page->data(), page->size(), torn, &TornBetween);
   if (!torn) TornBetween();
+  crashdump::CheckCovered(parse_slot, *n, "load.parse_slot");
   memcpy(parse_slot, staging, *n);
   OPENSSL_cleanse(staging, kSlotBytes);
   page->MoveRegion(parse_slot, kSlotBytes, /*torn=*/false, nullptr);

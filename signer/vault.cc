@@ -112,6 +112,7 @@ StatusOr<std::unique_ptr<Vault>> Vault::Create() {
   auto pages = ProtectedPages::Map(kPage, "signer.vault");
   if (!pages.ok()) return pages.status();
   KeyAllocScope scope;
+  crashdump::CheckCovered((*pages)->data(), kKekBytes, "vault.kek");
   if (RAND_priv_bytes((*pages)->data(), kKekBytes) != 1) {
     return InternalError("RAND_priv_bytes failed for the KEK");
   }
@@ -157,6 +158,9 @@ StatusOr<size_t> Vault::Unwrap(const std::vector<uint8_t>& wrapped,
   if (out == nullptr || cap < len) {
     return InvalidArgumentError("unwrap: output buffer too small");
   }
+  // The plaintext is key material: its destination must be covered
+  // before the first byte lands (publish-late opens its window here).
+  crashdump::CheckCovered(out, len, "vault.unwrap");
   KeyAllocScope scope;
   CipherCtx ctx(EVP_CIPHER_CTX_new());
   int n = 0;

@@ -102,7 +102,8 @@ class Vault {
   StatusOr<std::vector<uint8_t>> Wrap(const uint8_t* plain, size_t len,
                                       std::string_view aad) const;
   // Writes the plaintext to out[0..cap) and returns its length. A wrong
-  // tag, aad or a short buffer is an error and leaves out wiped.
+  // tag, aad or a short buffer is an error and leaves out wiped. With the
+  // registry's cover check on, out[0..len) must already be covered.
   StatusOr<size_t> Unwrap(const std::vector<uint8_t>& wrapped,
                           std::string_view aad, uint8_t* out, size_t cap) const;
 

@@ -342,6 +342,20 @@ void CheckSecretStackDepth(uintptr_t frame) {
                         "secret-stack", frame, lo - frame, 0});
 }
 
+void CheckCovered(const void* addr, size_t len, const char* label) {
+  if (!CoverCheckActive() || addr == nullptr || len == 0) return;
+  const uintptr_t lo = reinterpret_cast<uintptr_t>(addr);
+  uintptr_t end = 0;
+  for (uintptr_t a = lo; a - lo < len; a = end) {
+    if (!CoveredElsewhere(a, kNoSlot, &end)) {
+      ReportCoverViolation({kCheckWriteUncovered,
+                            "about to receive secret bytes outside the cover",
+                            label, lo, len, a - lo});
+      return;
+    }
+  }
+}
+
 RegionHandle PublishRegion(const void* addr, size_t len, const char* label,
                            RegionContent content) {
   if (addr == nullptr || len == 0) return {};

@@ -232,6 +232,7 @@ inline constexpr char kCheckUpdateLeave[] = "update.leave";
 inline constexpr char kCheckTornAddress[] = "torn-update.address-store";
 inline constexpr char kCheckTornLength[] = "torn-update.length-store";
 inline constexpr char kCheckStackDepth[] = "scope.stack-depth";
+inline constexpr char kCheckWriteUncovered[] = "write.uncovered";
 
 struct CoverViolation {
   const char* check;   // kCheck* above, or an owner's check name
@@ -282,6 +283,15 @@ inline bool CoverCheckActive() {
 // scope's covered depth, reports a kCheckStackDepth violation. A no-op with
 // the check off. Not async-signal-safe (with the check on).
 void CheckSecretStackDepth(uintptr_t frame);
+
+// A writer of secret bytes calls this just before it writes them to
+// [addr, addr+len): every byte must already be covered (by a live range or
+// the calling thread's secret stack), or a kCheckWriteUncovered violation
+// names `label` and the first uncovered byte. This catches a window that
+// opens with a write rather than with a transition (publish-late: the
+// unwrap writes before the page is published). A no-op with the check off.
+// Not async-signal-safe (with the check on).
+void CheckCovered(const void* addr, size_t len, const char* label);
 
 }  // namespace sigrace::crashdump
 
