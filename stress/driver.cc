@@ -5,7 +5,6 @@
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -24,14 +23,14 @@
 
 #include <nlohmann/json.hpp>
 
+#include "base/files.h"
+#include "base/process.h"
 #include "crashdump/oracle/key_forms.h"
 #include "crashdump/oracle/scanner.h"
 #include "stress/channel.h"
 #include "stress/progress.h"
 #include "stress/worker.h"
 #include "tsan/report_counter.h"
-
-extern char** environ;
 
 namespace sigrace::stress {
 namespace {
@@ -46,35 +45,13 @@ class WorkerProcess {
  public:
   static StatusOr<std::unique_ptr<WorkerProcess>> Spawn(
       const std::vector<std::string>& args);
-  ~WorkerProcess() {
-    if (pid_ > 0) {
-      kill(pid_, SIGKILL);
-      int st;
-      while (waitpid(pid_, &st, 0) < 0 && errno == EINTR) {
-      }
-    }
-  }
+  ~WorkerProcess() { KillProcess(pid_); }
   Channel& channel() { return *channel_; }
   pid_t pid() const { return pid_; }
   // Waits for the worker to end, at most timeout_ms, then kills it.
   // Returns the wait status; `killed` says whether the bound was hit.
   int Wait(int timeout_ms, bool* killed) {
-    *killed = false;
-    const auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
-    int st = 0;
-    while (true) {
-      const pid_t r = waitpid(pid_, &st, WNOHANG);
-      if (r == pid_) break;
-      if (r < 0 && errno != EINTR) break;
-      if (Clock::now() > deadline) {
-        kill(pid_, SIGKILL);
-        while (waitpid(pid_, &st, 0) < 0 && errno == EINTR) {
-        }
-        *killed = true;
-        break;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    }
+    const int st = WaitProcess(pid_, timeout_ms, killed);
     pid_ = -1;
     return st;
   }
@@ -96,22 +73,15 @@ StatusOr<std::unique_ptr<WorkerProcess>> WorkerProcess::Spawn(
     close(driver_end);
     return ErrnoError("fcntl F_DUPFD_CLOEXEC", errno);
   }
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_adddup2(&fa, high, kWorkerControlFd);
-  std::vector<char*> argv;
-  for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  auto w = std::unique_ptr<WorkerProcess>(new WorkerProcess());
-  const int rc = posix_spawn(&w->pid_, argv[0], &fa, nullptr, argv.data(),
-                             environ);
-  posix_spawn_file_actions_destroy(&fa);
+  StatusOr<pid_t> pid =
+      SpawnProcess({.argv = args, .fds = {{high, kWorkerControlFd}}});
   close(high);
-  if (rc != 0) {
+  if (!pid.ok()) {
     close(driver_end);
-    w->pid_ = -1;
-    return ErrnoError("spawn " + args[0], rc);
+    return pid.status();
   }
+  auto w = std::unique_ptr<WorkerProcess>(new WorkerProcess());
+  w->pid_ = *pid;
   w->channel_ = std::make_unique<Channel>(driver_end);
   return w;
 }
@@ -263,14 +233,6 @@ Status CopyFdToFile(int fd, const std::string& path) {
     return ErrnoError("rename " + path, e);
   }
   return Status::Ok();
-}
-
-std::string WaitStatusText(int st) {
-  if (WIFEXITED(st)) return "exited with code " + std::to_string(WEXITSTATUS(st));
-  if (WIFSIGNALED(st)) {
-    return std::string("died by signal ") + strsignal(WTERMSIG(st));
-  }
-  return "ended with wait status " + std::to_string(st);
 }
 
 class Driver {
@@ -794,14 +756,6 @@ StatusOr<RunReport> Driver::Run() {
 }
 
 }  // namespace
-
-std::string SelfExe() {
-  char buf[4096];
-  const ssize_t n = readlink("/proc/self/exe", buf, sizeof(buf) - 1);
-  if (n <= 0) return "/proc/self/exe";
-  buf[n] = '\0';
-  return buf;
-}
 
 StatusOr<RunReport> RunStress(const StressOptions& opts,
                               const VariantEntry& variant,

@@ -30,9 +30,6 @@ StatusOr<RunReport> RunStress(const StressOptions& opts,
                               const VariantEntry& variant,
                               const std::string& command);
 
-// The path of this executable (readlink /proc/self/exe).
-std::string SelfExe();
-
 }  // namespace sigrace::stress
 
 #endif  // SIGRACE_STRESS_DRIVER_H_

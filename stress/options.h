@@ -1,5 +1,6 @@
-// Flags of `sigrace stress` (and of its hidden worker, `sigrace
-// stress-child`), parsed with CLI11 into a StressOptions value.
+// Options of `sigrace stress` (and of its hidden worker, `sigrace
+// stress-child`). The flags that set them are defined in
+// tools/stress_flags.h; this file resolves and checks them.
 //
 // Thread safety: values; parse on one thread, then share read-only.
 // Not async-signal-safe.
@@ -14,10 +15,6 @@
 
 #include "base/status.h"
 #include "stress/trial.h"
-
-namespace CLI {
-class App;
-}
 
 namespace sigrace::stress {
 
@@ -81,19 +78,19 @@ struct StressOptions {
   uint64_t TrialCount() const { return trial ? 1 : trials; }
 };
 
-// Registers every flag of `sigrace stress` on `app`, writing into `opts`.
-// Call Finish() after app.parse() to resolve what depends on several flags.
-void AddStressFlags(CLI::App& app, StressOptions* opts,
-                    std::string* injectors_text, std::string* alg_text,
-                    std::string* mode_text, std::string* expect_text);
+// The flags that stay text until FinishStressOptions reads them (their
+// meaning depends on each other and on the variant).
+struct StressFlagText {
+  std::string injectors = kDefaultInjectors;
+  std::string alg = "both";
+  std::string mode = "live";
+  std::string expect;  // "": from the variant
+};
 
 // Parses the textual flags, fills defaults (a random seed, --expect from
 // the variant), and checks combinations. InvalidArgument on any problem.
-Status FinishStressOptions(const std::string& injectors_text,
-                           const std::string& alg_text,
-                           const std::string& mode_text,
-                           const std::string& expect_text,
-                           bool variant_is_race, StressOptions* opts);
+Status FinishStressOptions(const StressFlagText& text, bool variant_is_race,
+                           StressOptions* opts);
 
 // The one-line command that replays `plan` alone:
 // "sigrace stress --variant V --alg A --mode M --injectors I ... --seed S

@@ -1,6 +1,8 @@
-// Verdicts and reports of `sigrace stress` and `sigrace repro`: the text
-// summary table, the JSON report, JUnit XML, and the JSON sidecar kept
-// next to each leaking dump.
+// The run report of `sigrace stress` (trials, cells, verdicts) and its
+// reporters, one file per output format, shared with `sigrace repro`
+// (stress/repro_report.h): report_text.cc (the summary table),
+// report_json.cc (the JSON report and the JSON sidecar kept next to each
+// leaking dump), report_junit.cc (JUnit XML).
 //
 // No key byte is ever part of any of these: a finding carries offsets,
 // form names, lengths and region names only.
@@ -56,11 +58,10 @@
 
 #include <cstdint>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "base/status.h"
 #include "stress/options.h"
@@ -80,7 +81,6 @@ struct LeakFinding {
 };
 
 enum class Verdict { kClean, kLeak, kHarnessError };
-const char* VerdictName(Verdict verdict);
 
 struct TrialResult {
   TrialPlan plan;
@@ -92,9 +92,9 @@ struct TrialResult {
   uint64_t redacted_total = 0;
   uint64_t dump_size = 0;
   uint64_t dump_searched = 0;  // bytes the oracle read (holes skipped)
-  std::string dump_path;     // kept dump, or "" (deleted / in memory)
-  std::string sidecar_path;  // leak sidecar, or ""
-  double elapsed_s = 0;      // since the run started, at the verdict
+  std::string dump_path;       // kept dump, or "" (deleted / in memory)
+  std::string sidecar_path;    // leak sidecar, or ""
+  double elapsed_s = 0;        // since the run started, at the verdict
   double trial_ms = 0;
 
   // Distinct form and region names of the leaking findings, sorted.
@@ -127,7 +127,7 @@ struct RunReport {
   // count (not counting restarts after a lost worker).
   uint64_t worker_restarts = 0;
   std::vector<CellStats> cells;
-  std::vector<TrialResult> leak_list;  // first 100
+  std::vector<TrialResult> leak_list;   // first 100
   std::vector<TrialResult> error_list;  // first 20
   TsanCounts tsan;
   int exit_code = 2;
@@ -140,14 +140,16 @@ struct RunReport {
   double TrialsPerSecond() const;
 };
 
-// The summary table, as printed at the end of `sigrace stress`.
+// report_text.cc: the summary table, as printed at the end of `sigrace
+// stress`.
 std::string TextSummary(const RunReport& report);
+// report_json.cc: the JSON report (schema above) and a leak's sidecar.
 nlohmann::json ReportJson(const RunReport& report);
-nlohmann::json LeakJson(const TrialResult& r, const StressOptions& o);
 nlohmann::json SidecarJson(const TrialResult& r, const StressOptions& o,
                            const std::string& window);
 
-// One JUnit test case.
+// report_junit.cc: JUnit XML, one test case per cell (stress) or row
+// (repro).
 struct JUnitCase {
   std::string classname;
   std::string name;
@@ -160,10 +162,10 @@ std::string JUnitXml(const std::string& suite,
                      const std::vector<JUnitCase>& cases);
 std::vector<JUnitCase> StressJUnitCases(const RunReport& report);
 
-// Writes `text` to `path` through a temporary name and rename; mode 0644
-// (reports) or 0600 (dumps, sidecars).
-Status WriteFileAtomic(const std::string& path, const std::string& text,
-                       int mode = 0644);
+// Helpers of the reporters: printf-style formatting of one double, and
+// `v` joined with `sep`.
+std::string FormatDouble(const char* fmt, double v);
+std::string Join(const std::vector<std::string>& v, const char* sep);
 
 }  // namespace sigrace::stress
 

@@ -9,13 +9,11 @@
 #include <chrono>
 #include <cstdio>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <CLI/CLI.hpp>
-#include <nlohmann/json.hpp>
 
 #include "base/failpoint.h"
 #include "base/mutex.h"
@@ -319,7 +317,8 @@ Status Worker::SendNewKeys() {
   // adds no residue of its own to later dumps.
   Status result;
   StatusOr<std::unique_ptr<HarnessThread>> t = HarnessThread::Start(
-      "oracle", [this, &result] {
+      "oracle",
+      [this, &result] {
         keys_mu_.AssertHeld();  // held by the caller, which joins below
         result = SendNewKeysLocked();
       },
@@ -340,23 +339,25 @@ Status Worker::SendNewKeysLocked() {
     keys_mu_.AssertHeld();
     return sent_kids_.count(std::string(kid)) == 0;
   };
-  Status st = signer_->TEST_VisitKeys([&](const signer::OracleKey& k) {
-    keys_mu_.AssertHeld();  // the visit runs inside this call, under lock
-    const std::string kid(k.kid);
-    if (kid.size() > 0xffff) return InternalError("kid too long");
-    std::string header(2, '\0');
-    header[0] = static_cast<char>(kid.size() & 0xff);
-    header[1] = static_cast<char>(kid.size() >> 8);
-    header += kid;
-    // The DER goes out straight from the signer's published oracle page:
-    // no copy of it is made in this process.
-    SIGRACE_RETURN_IF_ERROR(channel_.Send(
-        'K', header,
-        std::string_view(reinterpret_cast<const char*>(k.pkcs8_der),
-                         k.pkcs8_len)));
-    sent_kids_.insert(kid);
-    return Status::Ok();
-  }, want);
+  Status st = signer_->TEST_VisitKeys(
+      [&](const signer::OracleKey& k) {
+        keys_mu_.AssertHeld();  // the visit runs inside this call, under lock
+        const std::string kid(k.kid);
+        if (kid.size() > 0xffff) return InternalError("kid too long");
+        std::string header(2, '\0');
+        header[0] = static_cast<char>(kid.size() & 0xff);
+        header[1] = static_cast<char>(kid.size() >> 8);
+        header += kid;
+        // The DER goes out straight from the signer's published oracle page:
+        // no copy of it is made in this process.
+        SIGRACE_RETURN_IF_ERROR(channel_.Send(
+            'K', header,
+            std::string_view(reinterpret_cast<const char*>(k.pkcs8_der),
+                             k.pkcs8_len)));
+        sent_kids_.insert(kid);
+        return Status::Ok();
+      },
+      want);
   if (st.ok()) {
     keys_seen_ = keys.size();
     rotations_seen_ = stats.rotations;
@@ -368,8 +369,9 @@ Status Worker::RunTrial(const TrialPlan& plan) {
   const uint64_t trial = plan.trial;
   if (plan.injector == Injector::kAsync &&
       plan.target_signer >= signers_.size()) {
-    return InvalidArgumentError("plan targets a signing thread that does "
-                                "not exist");
+    return InvalidArgumentError(
+        "plan targets a signing thread that does "
+        "not exist");
   }
   int alg_index = 0;
   for (size_t i = 0; i < opts_.algs.size(); ++i) {
@@ -402,8 +404,8 @@ Status Worker::RunTrial(const TrialPlan& plan) {
         st = failpoint::SetCallback(
             kSignBegin, [spec] { (void)failpoint::Configure(spec); });
         if (st.ok()) {
-          st = failpoint::Configure(std::string(kSignBegin) +
-                                    "=callback@1#" + plan.thread);
+          st = failpoint::Configure(std::string(kSignBegin) + "=callback@1#" +
+                                    plan.thread);
         }
       } else {
         st = failpoint::Configure(plan.FailpointSpec());
@@ -465,9 +467,8 @@ Status Worker::RunTrial(const TrialPlan& plan) {
   }
   const crashdump::DumpResult d = crashdump::LastDump();
   const uint64_t attempts = crashdump::DumpAttempts() - before;
-  r["wall_ms"] = std::chrono::duration<double, std::milli>(Clock::now() -
-                                                           start)
-                     .count();
+  r["wall_ms"] =
+      std::chrono::duration<double, std::milli>(Clock::now() - start).count();
   r["attempts"] = attempts;
   r["ok"] = d.ok;
   r["sealed"] = d.sealed;
@@ -500,13 +501,12 @@ Status Worker::RunTrial(const TrialPlan& plan) {
   // before its verdict, so the oracle always covers the dump it judges.
   const auto keys_start = Clock::now();
   SIGRACE_RETURN_IF_ERROR(SendNewKeys());
-  r["keys_ms"] = std::chrono::duration<double, std::milli>(Clock::now() -
-                                                           keys_start)
-                     .count();
-  r["post_ms"] = std::chrono::duration<double, std::milli>(Clock::now() -
-                                                           start)
-                     .count() -
-                 r["wall_ms"].get<double>();
+  r["keys_ms"] =
+      std::chrono::duration<double, std::milli>(Clock::now() - keys_start)
+          .count();
+  r["post_ms"] =
+      std::chrono::duration<double, std::milli>(Clock::now() - start).count() -
+      r["wall_ms"].get<double>();
   return channel_.Send('R', r.dump(), {},
                        error.empty() && d.memfd >= 0 ? d.memfd : -1);
 }
@@ -536,25 +536,10 @@ int Worker::Serve() {
 
 }  // namespace
 
-int StressChildMain(int argc, char** argv) {
-  CLI::App app{"Worker process of `sigrace stress` (internal; started by "
-               "the driver with a control channel on fd 3)."};
-  StressOptions opts;
-  std::string injectors = kDefaultInjectors, alg = "both", mode = "live",
-              expect;
-  std::string dump_dir;
-  AddStressFlags(app, &opts, &injectors, &alg, &mode, &expect);
-  app.add_option("--dump-dir", dump_dir, "Fatal mode: directory for dumps");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e) == 0 ? 0 : 2;
-  }
-  opts.seed_given = app.count("--seed") > 0;
-  opts.trials_given = app.count("--trials") > 0;
+int RunStressWorker(StressOptions opts, const StressFlagText& text,
+                    const std::string& dump_dir) {
   StatusOr<VariantEntry> variant = FindVariant(opts.variant);
-  Status st = variant.ok() ? FinishStressOptions(injectors, alg, mode, expect,
-                                                 variant->race, &opts)
+  Status st = variant.ok() ? FinishStressOptions(text, variant->race, &opts)
                            : variant.status();
   if (!st.ok()) {
     Channel ch(kWorkerControlFd);
@@ -572,8 +557,7 @@ int StressChildMain(int argc, char** argv) {
   if (!st.ok()) {
     Channel ch(dup(kWorkerControlFd));
     (void)ch.Send('E', "worker set-up: " + st.message());
-    std::fprintf(stderr, "sigrace: worker set-up: %s\n",
-                 st.message().c_str());
+    std::fprintf(stderr, "sigrace: worker set-up: %s\n", st.message().c_str());
     return 2;
   }
   return worker.Serve();

@@ -14,12 +14,22 @@
 #ifndef SIGRACE_STRESS_WORKER_H_
 #define SIGRACE_STRESS_WORKER_H_
 
+#include <string>
+
+#include "stress/options.h"
+
 namespace sigrace::stress {
 
 // The fd number the control channel has in the worker.
 inline constexpr int kWorkerControlFd = 3;
 
-int StressChildMain(int argc, char** argv);
+// Runs the worker with options parsed by `sigrace stress-child`
+// (tools/stress_flags.h): resolves them, installs the handler, starts the
+// threads and serves trials until the driver quits. Returns the process
+// exit code (0, or 2 on a set-up or channel error, also sent to the driver
+// as an 'E' message when the channel is up).
+int RunStressWorker(StressOptions opts, const StressFlagText& text,
+                    const std::string& dump_dir);
 
 }  // namespace sigrace::stress
 

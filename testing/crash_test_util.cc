@@ -146,14 +146,6 @@ __attribute__((noinline)) void CrashHere() {
   __asm__ volatile("" ::: "memory");
 }
 
-std::string SelfExe() {
-  char buf[4096];
-  const ssize_t n = readlink("/proc/self/exe", buf, sizeof(buf) - 1);
-  if (n <= 0) return {};
-  buf[n] = '\0';
-  return buf;
-}
-
 int RunCommand(const std::string& cmd, std::string* output) {
   output->clear();
   FILE* p = popen((cmd + " 2>&1").c_str(), "r");

@@ -19,6 +19,8 @@
 #include <string>
 #include <vector>
 
+#include "base/files.h"
+
 namespace sigrace::crashdump::testing {
 
 struct ChildResult {
@@ -70,7 +72,7 @@ void BusyWorker(std::atomic<uint64_t>* counter, std::atomic<bool>* stop);
 void CrashHere();
 
 // Path of the running test executable.
-std::string SelfExe();
+using ::sigrace::SelfExe;
 
 // Runs a shell command, returns its exit status (-1 if it could not run)
 // and its combined stdout+stderr in *output.

@@ -11,6 +11,7 @@
 #include <string>
 #include <string_view>
 
+#include "base/hex.h"
 #include "base/status.h"
 #include "crashdump/format/core_reader.h"
 
@@ -34,12 +35,6 @@ std::string Printable(std::string_view s) {
     }
   }
   return out;
-}
-
-std::string Hex(uint64_t v) {
-  char buf[24];
-  std::snprintf(buf, sizeof(buf), "0x%" PRIx64, v);
-  return buf;
 }
 
 std::string Hex16(uint64_t v) {

@@ -13,9 +13,9 @@
 #include "tools/dump_info.h"
 #include "tools/gate.h"
 #include "tools/scan.h"
-#include "tools/token.h"
 #include "tools/stress.h"
-#include "stress/worker.h"
+#include "tools/stress_flags.h"
+#include "tools/token.h"
 
 namespace {
 
@@ -26,16 +26,24 @@ struct Command {
 };
 
 constexpr Command kCommands[] = {
-    {"dump-info", "print what a dump holds: seal, threads, mappings, "
-                  "redactions", sigrace::crashdump::DumpInfoMain},
-    {"token", "sign one JWS token (rs256|eddsa) and print it with the "
-              "public JWK set", sigrace::signer::TokenMain},
-    {"scan", "scan dumps for any fragment of a private key (exit 1 on a "
-             "leak)", sigrace::crashdump::ScanMain},
+    {"dump-info",
+     "print what a dump holds: seal, threads, mappings, "
+     "redactions",
+     sigrace::crashdump::DumpInfoMain},
+    {"token",
+     "sign one JWS token (rs256|eddsa) and print it with the "
+     "public JWK set",
+     sigrace::signer::TokenMain},
+    {"scan",
+     "scan dumps for any fragment of a private key (exit 1 on a "
+     "leak)",
+     sigrace::crashdump::ScanMain},
     {"gate", "release a dump only if sealed and clean, exactly as judged",
      sigrace::crashdump::GateMain},
-    {"stress", "run signing threads and fault injectors; scan every dump "
-               "for the key", sigrace::stress::StressMain},
+    {"stress",
+     "run signing threads and fault injectors; scan every dump "
+     "for the key",
+     sigrace::stress::StressMain},
     {"repro", "the main job: reproduce every race variant, confirm fixed",
      sigrace::stress::ReproMain},
     {"variants", "list the redaction-path variants and their windows",

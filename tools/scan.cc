@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "crashdump/oracle/key_forms.h"
+#include "base/hex.h"
 #include "crashdump/oracle/scanner.h"
 
 namespace sigrace::crashdump {
@@ -30,12 +31,6 @@ std::string Printable(const std::string& s) {
     }
   }
   return o;
-}
-
-std::string Hex(uint64_t v) {
-  char buf[24];
-  std::snprintf(buf, sizeof(buf), "0x%llx", static_cast<unsigned long long>(v));
-  return buf;
 }
 
 std::string OneLine(std::string s) {

@@ -1,16 +1,17 @@
 #include "tools/stress.h"
 
+#include <CLI/CLI.hpp>
 #include <cstdio>
+#include <nlohmann/json.hpp>
 #include <string>
 
-#include <CLI/CLI.hpp>
-
 #include "base/failpoint.h"
+#include "base/files.h"
 #include "stress/catalogue.h"
 #include "stress/driver.h"
 #include "stress/options.h"
 #include "stress/report.h"
-#include "tsan/report_counter.h"
+#include "tools/stress_flags.h"
 
 namespace sigrace::stress {
 namespace {
@@ -46,9 +47,8 @@ int StressMain(int argc, char** argv) {
       "without a verdict is never counted as clean).",
       "sigrace stress"};
   StressOptions opts;
-  std::string injectors = kDefaultInjectors, alg = "both", mode = "live",
-              expect;
-  AddStressFlags(app, &opts, &injectors, &alg, &mode, &expect);
+  StressFlagText text;
+  AddStressFlags(app, &opts, &text);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -68,11 +68,10 @@ int StressMain(int argc, char** argv) {
       const bool chosen = opts.failpoint.empty()
                               ? variant->race && e.name == variant->name
                               : e.race && e.failpoint == opts.failpoint;
-      if (chosen && e.algs.size() == 1) alg = e.algs[0];
+      if (chosen && e.algs.size() == 1) text.alg = e.algs[0];
     }
   }
-  Status st =
-      FinishStressOptions(injectors, alg, mode, expect, variant->race, &opts);
+  Status st = FinishStressOptions(text, variant->race, &opts);
   if (!st.ok()) return Usage(st.message());
   // Reject a bad --failpoint and friends before any process starts.
   StatusOr<PlanInputs> in = MakePlanInputs(opts, *variant);
@@ -82,7 +81,7 @@ int StressMain(int argc, char** argv) {
     std::fprintf(stdout,
                  "sigrace stress: variant %s, mode %s, alg %s, injectors "
                  "%s, %u signing threads, rotate every %u ms, seed %llu\n",
-                 opts.variant.c_str(), ModeName(opts.mode), alg.c_str(),
+                 opts.variant.c_str(), ModeName(opts.mode), text.alg.c_str(),
                  InjectorListString(opts.injectors).c_str(), opts.threads,
                  opts.rotate_every_ms,
                  static_cast<unsigned long long>(opts.seed));
@@ -110,12 +109,13 @@ int StressMain(int argc, char** argv) {
 }
 
 int VariantsMain(int argc, char** argv) {
-  CLI::App app{"Lists the redaction-path variants: fixed, and each race "
-               "variant with the one-line description of its window, the "
-               "failpoint inside it, and whether the window is also a data "
-               "race that ThreadSanitizer reports (\"race\") or one only the "
-               "dump oracle can judge (\"no race\").",
-               "sigrace variants"};
+  CLI::App app{
+      "Lists the redaction-path variants: fixed, and each race "
+      "variant with the one-line description of its window, the "
+      "failpoint inside it, and whether the window is also a data "
+      "race that ThreadSanitizer reports (\"race\") or one only the "
+      "dump oracle can judge (\"no race\").",
+      "sigrace variants"};
   bool json = false, failpoints = false;
   app.add_flag("--json", json, "Print JSON instead of a table");
   app.add_flag("--failpoints", failpoints,
@@ -133,13 +133,13 @@ int VariantsMain(int argc, char** argv) {
   if (json) {
     nlohmann::json j = nlohmann::json::array();
     for (const VariantEntry& v : cat) {
-      j.push_back({{"name", v.name},
-                   {"race", v.race},
-                   {"window", v.window},
-                   {"failpoint", v.failpoint},
-                   {"path", v.path},
-                   {"tsan", v.race ? (v.data_race ? "data race" : "no race")
-                                   : "-"}});
+      j.push_back(
+          {{"name", v.name},
+           {"race", v.race},
+           {"window", v.window},
+           {"failpoint", v.failpoint},
+           {"path", v.path},
+           {"tsan", v.race ? (v.data_race ? "data race" : "no race") : "-"}});
     }
     nlohmann::json out = {{"variants", j}};
     if (failpoints) out["failpoints"] = failpoint::ListNames();
@@ -152,7 +152,9 @@ int VariantsMain(int argc, char** argv) {
     std::printf("%-16s %-7s %-26s %-9s %s\n", v.name.c_str(),
                 v.path.empty() ? "-" : v.path.c_str(),
                 v.failpoint.empty() ? "-" : v.failpoint.c_str(),
-                !v.race ? "-" : v.data_race ? "race" : "no race",
+                !v.race       ? "-"
+                : v.data_race ? "race"
+                              : "no race",
                 v.race ? v.window.c_str()
                        : "no window: the redaction path closes every one");
   }

@@ -2,7 +2,8 @@
 //   sigrace stress       the stress driver (live or fatal trials)
 //   sigrace repro        the main job: reproduce every race, confirm fixed
 //   sigrace variants     the variant catalogue
-//   sigrace stress-child the driver's worker process (hidden)
+//   sigrace stress-child the driver's worker process (hidden;
+//                        tools/stress_flags.h)
 // Each returns the process exit code: 0 expectation met, 1 not met,
 // 2 usage or harness error.
 //

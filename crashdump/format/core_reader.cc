@@ -15,6 +15,8 @@
 #include <string>
 #include <utility>
 
+#include "base/hex.h"
+
 namespace sigrace::crashdump {
 
 // Multi-byte fields are copied out with memcpy and used as they are.
@@ -79,12 +81,6 @@ T Load(const uint8_t* p) {
   T v;
   std::memcpy(&v, p, sizeof(T));
   return v;
-}
-
-std::string Hex(uint64_t v) {
-  char buf[24];
-  std::snprintf(buf, sizeof(buf), "0x%llx", static_cast<unsigned long long>(v));
-  return buf;
 }
 
 // A C string of at most `max` bytes: up to the first NUL, or all of them.

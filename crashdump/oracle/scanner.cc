@@ -17,6 +17,7 @@
 #include <thread>
 #include <utility>
 
+#include "base/hex.h"
 #include "base/mutex.h"
 #include "base/thread_annotations.h"
 #include "crashdump/format/core_reader.h"
@@ -1379,12 +1380,6 @@ class MappedFile {
   uint64_t size_ = 0;
   int fd_ = -1;
 };
-
-std::string Hex(uint64_t v) {
-  char buf[24];
-  std::snprintf(buf, sizeof(buf), "0x%llx", static_cast<unsigned long long>(v));
-  return buf;
-}
 
 std::string NoteTypeName(const NoteInfo& n) {
   if (n.owner == kSigraceNoteOwner) {

@@ -1,0 +1,158 @@
+// The JSON reporter: the reports of `sigrace stress` and `sigrace repro`
+// and the sidecar kept next to each leaking dump.
+
+#include <string>
+#include <vector>
+
+#include "stress/report.h"
+#include "stress/repro_report.h"
+
+namespace sigrace::stress {
+namespace {
+
+nlohmann::json LeakJson(const TrialResult& r, const StressOptions& o) {
+  nlohmann::json j;
+  j["trial"] = r.plan.trial;
+  j["seed"] = r.plan.seed;
+  j["alg"] = r.plan.alg;
+  j["injector"] = InjectorName(r.plan.injector);
+  j["failpoint"] = r.plan.failpoint;
+  j["hit"] = r.plan.hit;
+  j["thread"] = r.plan.thread;
+  j["elapsed_s"] = r.elapsed_s;
+  j["forms"] = r.Forms();
+  j["regions"] = r.Regions();
+  j["findings"] = r.findings_total;
+  j["dump"] = r.dump_path;
+  j["sidecar"] = r.sidecar_path;
+  j["replay"] = ReplayCommand(o, r.plan);
+  return j;
+}
+
+nlohmann::json ReproRowJson(const ReproRow& r) {
+  return {{"variant", r.spec.variant},  {"alg", r.spec.alg},
+          {"mode", r.spec.mode},        {"race", r.spec.race},
+          {"trials", r.trials},         {"leaks", r.leaks},
+          {"harness_errors", r.errors}, {"first_leak", r.first_leak},
+          {"window", r.spec.window},    {"tsan", r.tsan},
+          {"verdict", r.verdict},       {"note", r.note},
+          {"command", r.command}};
+}
+
+}  // namespace
+
+nlohmann::json ReportJson(const RunReport& r) {
+  const StressOptions& o = r.options;
+  nlohmann::json j;
+  j["schema"] = "sigrace.stress.report/1";
+  j["command"] = r.command;
+  j["seed"] = o.seed;
+  j["first_trial"] = o.FirstTrial();
+  j["variant"] = o.variant;
+  j["mode"] = ModeName(o.mode);
+  j["algs"] = o.algs;
+  std::vector<std::string> inj;
+  for (Injector i : o.injectors) inj.push_back(InjectorName(i));
+  j["injectors"] = inj;
+  j["failpoint"] = o.failpoint;
+  j["threads"] = o.threads;
+  j["rotate_every_ms"] = o.rotate_every_ms;
+  j["min_fragment"] = o.min_fragment;
+  j["expect"] = ExpectName(o.expect);
+  j["window"] = r.window;
+  j["elapsed_s"] = r.elapsed_s;
+  j["trials_per_s"] = r.TrialsPerSecond();
+  j["totals"] = {{"trials", r.trials},
+                 {"clean", r.clean},
+                 {"leak", r.leaks},
+                 {"harness_error", r.harness_errors},
+                 {"dumps", r.dumps},
+                 {"dump_bytes", r.dump_bytes},
+                 {"dump_bytes_searched", r.dump_bytes_searched},
+                 {"worker_restarts", r.worker_restarts}};
+  nlohmann::json cells = nlohmann::json::array();
+  for (const CellStats& c : r.cells) {
+    nlohmann::json cj;
+    cj["variant"] = c.variant;
+    cj["alg"] = c.alg;
+    cj["mode"] = c.mode;
+    cj["trials"] = c.trials;
+    cj["clean"] = c.clean;
+    cj["leaks"] = c.leaks;
+    cj["harness_errors"] = c.harness_errors;
+    cj["first_leak"] =
+        c.first_leak ? LeakJson(*c.first_leak, o) : nlohmann::json(nullptr);
+    cj["verdict"] = c.verdict;
+    cells.push_back(cj);
+  }
+  j["cells"] = cells;
+  nlohmann::json leaks = nlohmann::json::array();
+  for (const TrialResult& l : r.leak_list) leaks.push_back(LeakJson(l, o));
+  j["leaks"] = leaks;
+  nlohmann::json errors = nlohmann::json::array();
+  for (const TrialResult& e : r.error_list) {
+    errors.push_back({{"trial", e.plan.trial},
+                      {"seed", e.plan.seed},
+                      {"alg", e.plan.alg},
+                      {"injector", InjectorName(e.plan.injector)},
+                      {"message", e.message}});
+  }
+  j["harness_errors"] = errors;
+  j["tsan"] = {{"enabled", r.tsan.enabled},
+               {"total", r.tsan.total},
+               {"by_type", r.tsan.by_type}};
+  j["exit_code"] = r.exit_code;
+  j["verdict"] = r.verdict;
+  return j;
+}
+
+nlohmann::json SidecarJson(const TrialResult& r, const StressOptions& o,
+                           const std::string& window) {
+  nlohmann::json j;
+  j["schema"] = "sigrace.leak/1";
+  j["seed"] = r.plan.seed;
+  j["trial"] = r.plan.trial;
+  j["variant"] = o.variant;
+  j["alg"] = r.plan.alg;
+  j["mode"] = ModeName(o.mode);
+  j["injector"] = InjectorName(r.plan.injector);
+  j["failpoint"] = r.plan.failpoint;
+  j["hit"] = r.plan.hit;
+  j["thread"] = r.plan.thread;
+  j["delay_us"] = r.plan.delay_us;
+  j["window"] = window;
+  j["dump"] = r.dump_path;
+  j["dump_size"] = r.dump_size;
+  j["replay"] = ReplayCommand(o, r.plan);
+  nlohmann::json f = nlohmann::json::array();
+  for (const LeakFinding& x : r.findings) {
+    f.push_back({{"file_offset", x.file_offset},
+                 {"vaddr",
+                  x.vaddr ? nlohmann::json(*x.vaddr) : nlohmann::json(nullptr)},
+                 {"region", x.region},
+                 {"form", x.form},
+                 {"form_offset", x.form_offset},
+                 {"length", x.length},
+                 {"redacted", x.redacted}});
+  }
+  j["findings"] = f;
+  j["findings_total"] = r.findings_total;
+  return j;
+}
+
+nlohmann::json ReproJson(const ReproResult& result) {
+  nlohmann::json j;
+  j["schema"] = "sigrace.repro.report/1";
+  j["seed"] = result.seed;
+  j["budget_s"] = result.budget_s;
+  j["elapsed_s"] = result.elapsed_s;
+  j["tsan_binary"] = result.tsan_binary;
+  nlohmann::json rows = nlohmann::json::array();
+  for (const ReproRow& r : result.rows) rows.push_back(ReproRowJson(r));
+  j["rows"] = rows;
+  j["exit_code"] = result.exit_code;
+  j["verdict"] = result.verdict;
+  return j;
+}
+
+}  // namespace sigrace::stress

@@ -1,0 +1,53 @@
+// The reporters of `sigrace repro` (stress/repro_verdict.h), beside those
+// of `sigrace stress` in the same files: report_text.cc, report_json.cc,
+// report_junit.cc.
+//
+// JSON report schema ("sigrace.repro.report/1", --report-json):
+//   {"schema", "seed", "budget_s", "elapsed_s", "tsan_binary" (or ""),
+//    "rows": [{"variant", "alg", "mode", "race": bool, "trials", "leaks",
+//              "harness_errors", "first_leak": null | {trial, seed,
+//              injector, failpoint, forms, regions, dump, replay, ...},
+//              "window", "tsan": null | {"total", "by_type", "trials",
+//              "leaks"}, "verdict", "note", "command"}],
+//    "exit_code", "verdict"}
+//
+// No key byte is part of any of these (the rows carry what the stress
+// reports carry: offsets, form and region names).
+//
+// Thread safety: pure functions. Not async-signal-safe.
+
+#ifndef SIGRACE_STRESS_REPRO_REPORT_H_
+#define SIGRACE_STRESS_REPRO_REPORT_H_
+
+#include <cstddef>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "stress/report.h"
+#include "stress/repro_plan.h"
+#include "stress/repro_schedule.h"
+#include "stress/repro_verdict.h"
+
+namespace sigrace::stress {
+
+// report_text.cc: the two lines printed before the jobs start.
+std::string ReproStartText(const ReproOptions& options,
+                           const std::string& tsan_binary);
+// The line printed (on stderr) as each job ends: "[3/20] variant alg mode
+// (tsan): exit 0 in 12.3 s".
+std::string ReproJobLine(const JobSpec& job, size_t finished, size_t total,
+                         const JobOutcome& outcome);
+// The first leak of each row, the notes, the table and the verdict line.
+std::string ReproText(const ReproResult& result);
+
+// report_json.cc: the JSON report (schema above).
+nlohmann::json ReproJson(const ReproResult& result);
+
+// report_junit.cc: one test case per row; a failing row's failure text
+// says why (its verdict, seed, trials, the replay or its command, note).
+std::vector<JUnitCase> ReproJUnitCases(const ReproResult& result);
+
+}  // namespace sigrace::stress
+
+#endif  // SIGRACE_STRESS_REPRO_REPORT_H_

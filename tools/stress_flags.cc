@@ -1,0 +1,130 @@
+#include "tools/stress_flags.h"
+
+#include <CLI/CLI.hpp>
+#include <string>
+
+#include "stress/worker.h"
+
+namespace sigrace::stress {
+
+void AddStressFlags(CLI::App& app, StressOptions* o, StressFlagText* text) {
+  app.add_option("--variant", o->variant,
+                 "Redaction-path variant: fixed or a race variant "
+                 "(sigrace variants lists them)")
+      ->capture_default_str();
+  app.add_option("--alg", text->alg,
+                 "Signing algorithm: rs256, eddsa or both (each trial "
+                 "draws one)")
+      ->capture_default_str();
+  app.add_option("--threads", o->threads, "Signing threads (1..64)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 64));
+  app.add_option("--rotate-every", o->rotate_every_ms,
+                 "Milliseconds between key rotations on the rotation "
+                 "thread; 0 never rotates")
+      ->capture_default_str();
+  app.add_option("--injectors", text->injectors,
+                 "Comma-separated fault injectors: failpoint (raise SIGSEGV "
+                 "at a failpoint on a signing or rotation thread), async "
+                 "(signal a random signing thread at a random moment), "
+                 "unrelated (SIGSEGV on a harness thread while signatures "
+                 "are in flight)")
+      ->capture_default_str();
+  app.add_option("--failpoint", o->failpoint,
+                 "Fault only at this failpoint (default: the variant's "
+                 "window failpoint; for fixed, a random signing or rotation "
+                 "failpoint per trial)");
+  app.add_option("--mode", text->mode,
+                 "live: one worker process dumps and goes on; fatal: a "
+                 "fresh process per trial really dies by the signal")
+      ->capture_default_str();
+  app.add_option("--trials", o->trials,
+                 "Trials to run (with --duration-s: the most to run)")
+      ->capture_default_str();
+  app.add_option("--duration-s", o->duration_s,
+                 "Run for this many seconds instead of a trial count")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--seed", o->seed,
+                 "Seed of every random choice (default: random, printed "
+                 "at the start)");
+  app.add_option("--trial", o->trial,
+                 "Replay only this trial number of --seed");
+  app.add_option("--expect", text->expect,
+                 "clean: any leak fails (exit 1); leak: no leak within the "
+                 "budget fails (exit 1). Default: clean for fixed, leak for "
+                 "a race variant");
+  app.add_option("--min-fragment", o->min_fragment,
+                 "Shortest fragment of a key form that counts, in bytes")
+      ->capture_default_str()
+      ->check(CLI::Range(8, 4096));
+  app.add_option("--out", o->out_dir,
+                 "Directory for leaking dumps and their JSON sidecars "
+                 "(created when the first leak is kept)")
+      ->capture_default_str();
+  app.add_option("--report-json", o->report_json,
+                 "Write the JSON report here (schema in stress/report.h)");
+  app.add_option("--junit", o->junit,
+                 "Write JUnit XML here (one test case per variant x alg x "
+                 "mode)");
+  app.add_flag("--keep-going", o->keep_going,
+               "With --expect leak, go on after the first leak (for "
+               "rates)");
+  app.add_option("--max-kept", o->max_kept,
+                 "Keep at most this many leaking dumps on disk (sidecars "
+                 "are always written)")
+      ->capture_default_str();
+  app.add_option("--trial-timeout-ms", o->trial_timeout_ms,
+                 "Bound on one trial's wait for its dump; reaching it is a "
+                 "harness error")
+      ->capture_default_str()
+      ->check(CLI::Range(100, 600000));
+  app.add_option("--max-delay-us", o->max_delay_us,
+                 "Upper bound of the random delay before an async or "
+                 "unrelated fault")
+      ->capture_default_str();
+  app.add_option("--rotation-share", o->rotation_share,
+                 "Probability that a failpoint fault lands on the rotation "
+                 "path (key generation, load, rotate) rather than a "
+                 "signing thread; default: uniform over all sites of the "
+                 "trial's algorithm (most are on the rotation path). Each "
+                 "rotation-path fault costs a key generation")
+      ->check(CLI::Range(0.0, 1.0));
+  app.add_option("--key-pool", o->key_pool,
+                 "Each worker generates N keys per algorithm once and every "
+                 "rotation takes its key material from them in turn (a new "
+                 "kid each time; the PKCS#8 encoding, wrap, load, warm-up, "
+                 "swap and retire still run). Leaves RSA key generation "
+                 "(0.2-1 s per key here) out of the trials. 0: a fresh key "
+                 "per rotation")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 64));
+  app.add_option("--worker-bin", o->worker_bin,
+                 "The sigrace binary that runs the worker processes "
+                 "(default: this one; e.g. the TSan build)")
+      ->group("");  // for `sigrace repro`
+  app.add_flag("--no-progress{false}", o->progress,
+               "No progress line on stderr (it is shown only on a "
+               "terminal anyway)");
+  app.add_flag("--quiet", o->quiet, "Print only the summary table");
+}
+
+int StressChildMain(int argc, char** argv) {
+  CLI::App app{
+      "Worker process of `sigrace stress` (internal; started by "
+      "the driver with a control channel on fd 3)."};
+  StressOptions opts;
+  StressFlagText text;
+  std::string dump_dir;
+  AddStressFlags(app, &opts, &text);
+  app.add_option("--dump-dir", dump_dir, "Fatal mode: directory for dumps");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;
+  }
+  opts.seed_given = app.count("--seed") > 0;
+  opts.trials_given = app.count("--trials") > 0;
+  return RunStressWorker(std::move(opts), text, dump_dir);
+}
+
+}  // namespace sigrace::stress
