@@ -349,7 +349,10 @@ Status Configure(std::string_view specs) {
 }
 
 Status ConfigureFromEnv() {
-  const char* env = std::getenv("SIGRACE_FAILPOINTS");
+  // Read at start-up, before the process starts threads that could
+  // change the environment.
+  const char* env = std::getenv(  // NOLINT(concurrency-mt-unsafe)
+      "SIGRACE_FAILPOINTS");
   if (env == nullptr || *env == '\0') return Status::Ok();
   Status s = Configure(env);
   if (!s.ok()) {

@@ -140,7 +140,8 @@ bool WalkFiles(const std::string& dir, int depth,
   DIR* d = opendir(dir.c_str());
   if (d == nullptr) return true;
   std::vector<std::string> names;
-  while (dirent* e = readdir(d)) {
+  // One thread reads this DIR stream.
+  while (dirent* e = readdir(d)) {  // NOLINT(concurrency-mt-unsafe)
     if (e->d_name[0] == '.') continue;
     names.push_back(e->d_name);
   }
@@ -182,7 +183,7 @@ std::vector<uint8_t> MakeReal() {
   const size_t have = v.size();
   while (have > 0 && v.size() < kSize) {
     const size_t n = std::min(have, kSize - v.size());
-    v.insert(v.end(), v.begin(), v.begin() + n);
+    v.insert(v.end(), v.begin(), v.begin() + static_cast<ptrdiff_t>(n));
   }
   return v;
 }
@@ -329,7 +330,7 @@ void BM_Scan(benchmark::State& state) {
   state.counters["findings"] = static_cast<double>(findings);
   state.counters["forms"] = static_cast<double>(Rsa2048().forms().size());
   state.counters["windows"] = static_cast<double>((*s)->indexed_windows());
-  state.counters["index_KiB"] = static_cast<double>((*s)->index_bytes() / 1024);
+  state.counters["index_KiB"] = static_cast<double>((*s)->index_bytes()) / 1024.0;
   static const char* kNames[] = {"random", "zeroheavy", "real", "text",
                                  "utf16"};
   state.SetLabel(std::string(kNames[kind]) + " " +

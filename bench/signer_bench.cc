@@ -41,7 +41,7 @@ Signer* ModelSigner() {
     if (!r.ok()) {
       fprintf(stderr, "sigrace: signer_bench: %s\n",
               r.status().ToString().c_str());
-      std::exit(2);
+      std::_Exit(2);  // before any benchmark thread starts
     }
     return r->release();
   }();

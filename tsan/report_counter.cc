@@ -444,7 +444,7 @@ std::string ToJson(const Counts& counts, size_t max_reports,
     for (const auto& stack : r.stacks) {
       const size_t n = std::min(stack.size(), max_frames);
       stacks.push_back(std::vector<std::string>(stack.begin(),
-                                                stack.begin() + n));
+                                                stack.begin() + static_cast<ptrdiff_t>(n)));
     }
     reports.push_back({{"seq", r.sequence},
                        {"type", ReportTypeName(r.type)},

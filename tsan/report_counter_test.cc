@@ -85,7 +85,7 @@ TEST(ReportCounter, JsonHasEveryTypeAndTheEnabledFlag) {
   c.total = 4;
   for (int i = 0; i < 5; ++i) {
     Report r;
-    r.sequence = static_cast<uint64_t>(i + 1);
+    r.sequence = static_cast<uint64_t>(i) + 1;
     r.type = ReportType::kDataRace;
     r.description = "data-race";
     r.stacks = {{"sigrace::crashdump::Frame", "caller"}};
