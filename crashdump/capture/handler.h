@@ -25,6 +25,12 @@
 //      re-raised, so the process really dies by it (or the earlier handler
 //      runs: chaining).
 //
+// Files: handler.cc is the signal entry (steps 1 and 8); freeze.cc steps
+// 2-3; dump_steps.cc steps 4-7, one function per step; handler_state.h the
+// state they share; install.cc everything done before a crash (Not
+// async-signal-safe). cmake/check_signal_safety.py checks at build time
+// that the crash-path objects call nothing outside signal_safe_allowlist.txt.
+//
 // Thread safety: InstallHandler/UninstallHandler/SetTrialMeta are
 // Not async-signal-safe and must not race with each other (call them from
 // one control thread). LastDump/DumpCount/RequestLiveDump may be called
@@ -81,19 +87,19 @@ struct DumpResult {
   uint64_t size = 0;      // bytes including the trailer
   int signal = 0;         // signal that triggered the dump
   int si_code = 0;
-  pid_t tid = 0;          // the crashing (or dump-requesting) thread
-  uint32_t threads = 0;   // threads in the dump (NT_PRSTATUS count)
+  pid_t tid = 0;                  // the crashing (or dump-requesting) thread
+  uint32_t threads = 0;           // threads in the dump (NT_PRSTATUS count)
   uint32_t threads_unfrozen = 0;  // threads that never acknowledged
   // Of those, the ones given up on early because they block the freeze
   // signal (ThreadSanitizer's background thread; a sigwait() thread).
   uint32_t threads_blocking_freeze = 0;
   uint32_t freeze_passes = 0;
-  uint32_t mappings = 0;     // PT_LOAD count
-  uint32_t redactions = 0;   // records in the redaction note
-  uint64_t freeze_ns = 0;    // time to freeze every other thread
-  uint64_t maps_ns = 0;      // reading /proc/self/smaps, auxv, cmdline
-  uint64_t write_ns = 0;     // writing and sealing the core
-  uint64_t total_ns = 0;     // handler entry to sealed
+  uint32_t mappings = 0;    // PT_LOAD count
+  uint32_t redactions = 0;  // records in the redaction note
+  uint64_t freeze_ns = 0;   // time to freeze every other thread
+  uint64_t maps_ns = 0;     // reading /proc/self/smaps, auxv, cmdline
+  uint64_t write_ns = 0;    // writing and sealing the core
+  uint64_t total_ns = 0;    // handler entry to sealed
 };
 
 struct HandlerOptions {
@@ -163,7 +169,8 @@ Status SetTrialMeta(std::string_view meta);
 
 // Sends the dump-request signal to thread `tid` of this process (tgkill).
 // tid 0: the calling thread.
-// Safe to call from a signal handler.
+// Not async-signal-safe: the tgkill is a raw syscall, but an error Status
+// allocates its message.
 Status RequestLiveDump(pid_t tid = 0);
 
 // Dump attempts that ended sealed.

@@ -9,10 +9,13 @@
 #ifndef SIGRACE_CRASHDUMP_CAPTURE_SIGNAL_SAFE_H_
 #define SIGRACE_CRASHDUMP_CAPTURE_SIGNAL_SAFE_H_
 
+#include <linux/futex.h>
+#include <signal.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 
@@ -38,12 +41,8 @@ inline long RawSyscall6(long n, long a1 = 0, long a2 = 0, long a3 = 0,
 #endif
 }
 
-inline pid_t Gettid() {
-  return static_cast<pid_t>(RawSyscall6(SYS_gettid));
-}
-inline pid_t Getpid() {
-  return static_cast<pid_t>(RawSyscall6(SYS_getpid));
-}
+inline pid_t Gettid() { return static_cast<pid_t>(RawSyscall6(SYS_gettid)); }
+inline pid_t Getpid() { return static_cast<pid_t>(RawSyscall6(SYS_getpid)); }
 inline long Tgkill(pid_t pid, pid_t tid, int sig) {
   return RawSyscall6(SYS_tgkill, pid, tid, sig);
 }
@@ -52,8 +51,7 @@ inline long Tgkill(pid_t pid, pid_t tid, int sig) {
 // vDSO data page is unreadable).
 inline uint64_t NowNs() {
   struct timespec ts;
-  RawSyscall6(SYS_clock_gettime, CLOCK_MONOTONIC,
-              reinterpret_cast<long>(&ts));
+  RawSyscall6(SYS_clock_gettime, CLOCK_MONOTONIC, reinterpret_cast<long>(&ts));
   return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull +
          static_cast<uint64_t>(ts.tv_nsec);
 }
@@ -62,6 +60,52 @@ inline size_t StrLen(const char* s) {
   size_t n = 0;
   while (s[n] != '\0') ++n;
   return n;
+}
+
+// Copies the NUL-terminated src into dst[0..cap), truncating; always
+// NUL-terminates (cap > 0).
+inline void CopyStr(char* dst, size_t cap, const char* src) {
+  size_t i = 0;
+  for (; src[i] != '\0' && i + 1 < cap; ++i) dst[i] = src[i];
+  dst[i] = '\0';
+}
+
+// Sleeps while *word == val, at most ns nanoseconds (FUTEX_WAIT_PRIVATE).
+inline void FutexWait(std::atomic<uint32_t>* word, uint32_t val, uint64_t ns) {
+  struct timespec ts;
+  ts.tv_sec = static_cast<time_t>(ns / 1000000000ull);
+  ts.tv_nsec = static_cast<long>(ns % 1000000000ull);
+  RawSyscall6(SYS_futex, reinterpret_cast<long>(word), FUTEX_WAIT_PRIVATE, val,
+              reinterpret_cast<long>(&ts));
+}
+
+inline void FutexWakeAll(std::atomic<uint32_t>* word) {
+  RawSyscall6(SYS_futex, reinterpret_cast<long>(word), FUTEX_WAKE_PRIVATE,
+              0x7fffffff);
+}
+
+// ns must be below one second.
+inline void SleepNs(uint64_t ns) {
+  struct timespec ts = {0, static_cast<long>(ns)};
+  RawSyscall6(SYS_nanosleep, reinterpret_cast<long>(&ts), 0);
+}
+
+// arch_prctl(ARCH_GET_FS / ARCH_GET_GS); 0 on failure.
+inline constexpr int kArchGetFs = 0x1003;
+inline constexpr int kArchGetGs = 0x1004;
+inline uint64_t ArchGetBase(int code) {
+  uint64_t v = 0;
+  RawSyscall6(SYS_arch_prctl, code, reinterpret_cast<long>(&v));
+  return v;
+}
+
+// True when the calling thread runs on its alternate signal stack.
+inline bool OnAltStack() {
+  stack_t cur;
+  if (RawSyscall6(SYS_sigaltstack, 0, reinterpret_cast<long>(&cur)) != 0) {
+    return false;
+  }
+  return (cur.ss_flags & SS_ONSTACK) != 0;
 }
 
 // Writes all of buf to fd, retrying on EINTR and short writes. Returns 0 or
@@ -79,6 +123,8 @@ inline long WriteAll(int fd, const void* buf, size_t len) {
   }
   return 0;
 }
+
+inline void WriteStderr(const char* s) { WriteAll(2, s, StrLen(s)); }
 
 // Bounded text builder over a caller-owned buffer. Always NUL-terminated;
 // silently truncates.
