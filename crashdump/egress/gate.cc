@@ -11,6 +11,7 @@
 
 #include "base/failpoint.h"
 #include "crashdump/format/core_reader.h"
+#include "crashdump/oracle/judgement.h"
 
 namespace sigrace::crashdump {
 namespace {
@@ -108,10 +109,6 @@ Status ReleaseInto(int from, const std::string& dir, const std::string& path,
   return Status::Ok();
 }
 
-std::string Refusal(const ScanReport& report) {
-  return "leak: " + std::to_string(report.leaks) + " fragment(s)";
-}
-
 }  // namespace
 
 std::vector<GateModeInfo> ListGateModes() {
@@ -177,8 +174,9 @@ StatusOr<GateDecision> Gate::SubmitFixed(const std::string& path) const {
   d.report = std::move(*report);
   d.report.path = path;
   SIGRACE_FAILPOINT(kFpAfterJudge);
-  if (d.report.leaks > 0) {
-    d.reason = Refusal(d.report);
+  d.judgement = JudgeReport(d.report);
+  if (!d.judgement.clean()) {
+    d.reason = d.judgement.reason;
     return d;
   }
   if (lseek(copy.get(), 0, SEEK_SET) != 0) {
@@ -224,8 +222,9 @@ StatusOr<GateDecision> Gate::SubmitInPlace(const std::string& path) const {
     d.report = std::move(*report);
   }
   SIGRACE_FAILPOINT(kFpAfterJudge);
-  if (d.report.leaks > 0) {
-    d.reason = Refusal(d.report);
+  d.judgement = JudgeReport(d.report);
+  if (!d.judgement.clean()) {
+    d.reason = d.judgement.reason;
     return d;
   }
   // WINDOW (both race modes): the release opens the path again, so the

@@ -11,7 +11,9 @@
 //      change;
 //   2. it requires the sigrace seal trailer on that copy (a dump still
 //      being written has none, so it is refused, never judged clean);
-//   3. it scans that copy with the oracle, and
+//   3. it scans that copy with the oracle and judges it with JudgeReport
+//      (oracle/judgement.h): a leak, or a redaction recorded and not
+//      applied, is refused; and
 //   4. it releases from that same copy (0600, temporary name, fsync,
 //      rename), never from the original path.
 //
@@ -30,6 +32,7 @@
 #include <vector>
 
 #include "base/status.h"
+#include "crashdump/oracle/judgement.h"
 #include "crashdump/oracle/scanner.h"
 
 namespace sigrace::crashdump {
@@ -60,10 +63,11 @@ struct GateOptions {
 struct GateDecision {
   bool released = false;
   std::string released_path;  // set when released
-  // Why it was refused ("leak: 3 fragments", "not sealed: ..."), or
-  // "clean" when released.
+  // Why it was refused (the judgement's reason, e.g. "leak: 3
+  // fragment(s)", or "not sealed: ..."), or "clean" when released.
   std::string reason;
-  ScanReport report;      // the judgment (findings carry no key bytes)
+  ScanReport report;    // the scan (findings carry no key bytes)
+  Judgement judgement;  // JudgeReport(report); clean when not judged
   uint64_t judged_size = 0;
   uint64_t released_size = 0;
 };
@@ -73,9 +77,10 @@ class Gate {
   // `scanner` is borrowed and must outlive the gate.
   Gate(const Scanner* scanner, GateOptions options);
 
-  // Judges the dump at `path` and releases it if it is sealed and holds no
-  // leak. A refusal is an ok StatusOr with released == false; a Status
-  // error means the gate could not decide (unreadable file, full disk).
+  // Judges the dump at `path` and releases it if it is sealed and judged
+  // clean (no leak, every recorded redaction applied). A refusal is an ok
+  // StatusOr with released == false; a Status error means the gate could not
+  // decide (unreadable file, full disk).
   StatusOr<GateDecision> Submit(const std::string& path) const;
 
   const GateOptions& options() const { return options_; }

@@ -1,8 +1,13 @@
 // The egress gate against real sigrace dumps of a child process: one that
-// holds an Ed25519 seed unregistered (leaks) and one with the same seed
-// registered (redacted). Every race-mode test is paired with the fixed gate
-// under the same forced interleaving, and the release is judged by scanning
-// the released file, so no test can pass by finding nothing.
+// holds an Ed25519 seed unregistered (leaks), one with the same seed
+// registered (redacted), and one with the 32 bytes before the seed
+// registered (the seed leaks beside a real record). Every race-mode test is
+// paired with the fixed gate under the same forced interleaving, and the
+// release is judged by scanning the released file, so no test can pass by
+// finding nothing. The gate believes bytes, never the dump's records: a
+// record widened over the seed and resealed, or a synthetic record over
+// bytes never overwritten, is refused; the same record over bytes that
+// really are the marker is released.
 
 #include "crashdump/egress/gate.h"
 
@@ -12,13 +17,22 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstddef>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "base/failpoint.h"
+#include "crashdump/format/core_format.h"
+#include "crashdump/format/core_reader.h"
+#include "crashdump/format/redaction_claims.h"
+#include "crashdump/oracle/judgement.h"
 #include "testing/crash_test_util.h"
+#include "testing/synthetic_core.h"
 #include "crashdump/capture/handler.h"
 #include "crashdump/oracle/key_forms.h"
 #include "crashdump/registry/registry.h"
@@ -34,10 +48,15 @@ using testing::TempDir;
 constexpr size_t kSeedLen = 32;
 constexpr uint64_t kSeedPattern = 0x6a7e2021;
 
+constexpr size_t kAdjacentLen = 32;
+constexpr char kAdjacentLabel[] = "test.before_seed";
+
 // Child body: an Ed25519 seed in an anonymous page, then a live dump; then
-// the same seed registered, and a second live dump. The seed never leaves
-// the child except inside the first dump.
-int TwoDumpsChild(const std::string& leak_dir, const std::string& clean_dir) {
+// the same seed registered, and a second live dump; then only the 32 bytes
+// before it registered, and a third. The seed never leaves the child
+// except inside the first and third dumps.
+int ThreeDumpsChild(const std::string& leak_dir, const std::string& clean_dir,
+                    const std::string& adjacent_dir) {
   uint8_t* page = static_cast<uint8_t*>(mmap(nullptr, 4096,
                                              PROT_READ | PROT_WRITE,
                                              MAP_PRIVATE | MAP_ANONYMOUS,
@@ -58,6 +77,13 @@ int TwoDumpsChild(const std::string& leak_dir, const std::string& clean_dir) {
     if (!RequestLiveDump().ok() || !LastDump().ok) return 14;
   }
   UninstallHandler();
+  o.target = DumpTarget::Directory(adjacent_dir);
+  if (!InstallHandler(o).ok()) return 15;
+  {
+    ScopedRegion region(seed - kAdjacentLen, kAdjacentLen, kAdjacentLabel);
+    if (!RequestLiveDump().ok() || !LastDump().ok) return 16;
+  }
+  UninstallHandler();
   return 0;
 }
 
@@ -75,10 +101,13 @@ class GateTest : public ::testing::Test {
     if (scanner_ != nullptr) return;
     leak_dir_ = new TempDir;
     clean_dir_ = new TempDir;
+    adjacent_dir_ = new TempDir;
     // Fork before this process has built any form of the key, so the
     // child's memory holds the seed only where the child put it.
-    const auto r = RunInChild(
-        [&] { return TwoDumpsChild(leak_dir_->path(), clean_dir_->path()); });
+    const auto r = RunInChild([&] {
+      return ThreeDumpsChild(leak_dir_->path(), clean_dir_->path(),
+                             adjacent_dir_->path());
+    });
     ASSERT_TRUE(r.exited && r.exit_code == 0)
         << "dump child failed: exit " << r.exit_code << " signal "
         << r.term_signal << "\n" << r.stderr_text;
@@ -102,6 +131,7 @@ class GateTest : public ::testing::Test {
 
   std::string LeakDump() const { return OnlyDump(*leak_dir_); }
   std::string CleanDump() const { return OnlyDump(*clean_dir_); }
+  std::string AdjacentDump() const { return OnlyDump(*adjacent_dir_); }
 
   // Leaks the oracle finds in a file (its seal is not required: a
   // released file is judged as the raw bytes that left).
@@ -117,11 +147,13 @@ class GateTest : public ::testing::Test {
 
   static TempDir* leak_dir_;
   static TempDir* clean_dir_;
+  static TempDir* adjacent_dir_;
   static Scanner* scanner_;
   friend class GateEnvironment;
 };
 TempDir* GateTest::leak_dir_ = nullptr;
 TempDir* GateTest::clean_dir_ = nullptr;
+TempDir* GateTest::adjacent_dir_ = nullptr;
 Scanner* GateTest::scanner_ = nullptr;
 
 // Removes the shared dumps after the last suite.
@@ -131,6 +163,7 @@ class GateEnvironment : public ::testing::Environment {
     delete GateTest::scanner_;
     delete GateTest::leak_dir_;
     delete GateTest::clean_dir_;
+    delete GateTest::adjacent_dir_;
   }
 };
 const ::testing::Environment* const kGateEnv =
@@ -259,6 +292,162 @@ TEST_F(SwapTest, FixedReleasesOnlyWhatItJudged) {
   EXPECT_EQ(LeaksIn(d->released_path), 0u);
   EXPECT_TRUE(testing::ReadWholeFile(d->released_path) ==
               testing::ReadWholeFile(CleanDump()));
+}
+
+// Issue 13: the oracle and the gate believe bytes, never the dump's own
+// records. A tampered copy of a real dump: the record before the seed
+// widened over it (the seed's bytes left as they are, or overwritten with
+// the marker), resealed the way the writer seals (v2 trailer).
+class TamperedDumpTest : public GateTest {
+ protected:
+  // Widens kAdjacentLabel's record by kSeedLen; with `mark`, writes the
+  // marker over the seed as the writer would have. Returns the path.
+  std::string Tamper(bool mark) {
+    std::string bytes = testing::ReadWholeFile(AdjacentDump());
+    auto* data = reinterpret_cast<uint8_t*>(bytes.data());
+    StatusOr<std::unique_ptr<CoreReader>> reader =
+        CoreReader::FromBuffer(data, bytes.size());
+    EXPECT_TRUE(reader.ok()) << reader.status().ToString();
+    if (!reader.ok()) return "";
+    const std::vector<Redaction>& reds = (*reader)->redactions();
+    size_t index = reds.size();
+    for (size_t i = 0; i < reds.size(); ++i) {
+      if (reds[i].label == kAdjacentLabel) index = i;
+    }
+    EXPECT_LT(index, reds.size()) << "no record " << kAdjacentLabel;
+    uint64_t record_at = 0;
+    for (const NoteInfo& n : (*reader)->notes()) {
+      if (n.owner == kSigraceNoteOwner && n.type == kNoteRedactions) {
+        record_at = n.desc_offset + sizeof(RedactionHeader) +
+                    index * sizeof(RedactionRecord);
+      }
+    }
+    EXPECT_NE(record_at, 0u);
+    if (index == reds.size() || record_at == 0) return "";
+    const uint64_t seed = reds[index].vaddr + reds[index].len;
+    const uint64_t len = reds[index].len + kSeedLen;
+    std::memcpy(data + record_at + offsetof(RedactionRecord, len), &len,
+                sizeof len);
+    if (mark) {
+      const std::optional<uint64_t> off = (*reader)->AddressToOffset(seed);
+      EXPECT_TRUE(off.has_value());
+      if (!off) return "";
+      for (uint64_t i = 0; i < kSeedLen; ++i) {
+        data[*off + i] = MarkerByte(seed + i);
+      }
+    }
+    // Reseal: the v2 checksum over everything before the trailer.
+    SealTrailer t{};
+    const size_t content = bytes.size() - sizeof(SealTrailer);
+    std::memcpy(t.magic, kSealMagicV2, sizeof t.magic);
+    t.content_size = content;
+    t.checksum = SealChecksumV2(data, content);
+    std::memcpy(data + content, &t, sizeof t);
+    const std::string path =
+        work_.path() + (mark ? "/widened-marked.core" : "/widened.core");
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    return out.good() ? path : "";
+  }
+  TempDir work_, out_;
+};
+
+// The untampered dump: the record before the seed is applied and verified,
+// and the seed beside it is a plain leak.
+TEST_F(TamperedDumpTest, SeedBesideARealRecordLeaks) {
+  StatusOr<ScanReport> r = scanner_->ScanFile(AdjacentDump());
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_GT(r->leaks, 0u);
+  EXPECT_EQ(r->not_applied, 0u);
+  EXPECT_EQ(r->redactions_not_applied, 0u);
+  EXPECT_GT(r->redactions_verified, 0u);
+  EXPECT_EQ(JudgeReport(*r).verdict, DumpVerdict::kLeak);
+}
+
+TEST_F(TamperedDumpTest, WidenedRecordOverTheSeedStillLeaks) {
+  const std::string path = Tamper(/*mark=*/false);
+  ASSERT_FALSE(path.empty());
+  StatusOr<ScanReport> r = scanner_->ScanFile(path);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();  // the seal holds
+  EXPECT_GT(r->leaks, 0u);
+  EXPECT_GT(r->not_applied, 0u);
+  bool named = false;
+  for (const Finding& f : r->findings) {
+    if (f.kind == FindingKind::kRedactionNotApplied) {
+      named |= f.redaction.rfind(kAdjacentLabel, 0) == 0;
+    }
+  }
+  EXPECT_TRUE(named);
+  EXPECT_EQ(r->redactions_not_applied, 1u);
+  EXPECT_EQ(JudgeReport(*r).verdict, DumpVerdict::kLeak);
+  Gate gate(scanner_, GateOptions{GateMode::kFixed, out_.path()});
+  auto d = gate.Submit(path);
+  ASSERT_TRUE(d.ok()) << d.status().ToString();
+  EXPECT_FALSE(d->released);
+  EXPECT_EQ(d->judgement.verdict, DumpVerdict::kLeak);
+  EXPECT_NE(d->reason.find("not applied"), std::string::npos) << d->reason;
+  EXPECT_TRUE(out_.List().empty());
+}
+
+// The pair: the same widened record over bytes that really are the marker.
+TEST_F(TamperedDumpTest, WidenedRecordOverMarkerBytesIsClean) {
+  const std::string path = Tamper(/*mark=*/true);
+  ASSERT_FALSE(path.empty());
+  Gate gate(scanner_, GateOptions{GateMode::kFixed, out_.path()});
+  auto d = gate.Submit(path);
+  ASSERT_TRUE(d.ok()) << d.status().ToString();
+  EXPECT_TRUE(d->released) << d->reason;
+  EXPECT_EQ(d->report.leaks, 0u);
+  EXPECT_EQ(d->report.redactions_not_applied, 0u);
+  EXPECT_GT(d->report.redactions_verified, 0u);
+  EXPECT_EQ(LeaksIn(d->released_path), 0u);
+}
+
+// A synthetic dump with a record over the seed: refused while the seed's
+// bytes are still there, released once they are the marker.
+TEST_F(GateTest, SyntheticRecordNotAppliedIsRefused) {
+  constexpr uint64_t kHeap = 0x555500000000, kAt = kHeap + 0x200;
+  const KeyForms& key = scanner_->keys()[0];
+  const Form& seed = key.forms()[key.FindForm("ed25519.seed")];
+  testing::SyntheticCore core;
+  core.threads.push_back({4242, 11, 0x401000, 0x7ffd0000, 0x7ffd0100});
+  testing::SyntheticCore::Load heap;
+  heap.vaddr = kHeap;
+  heap.bytes.assign(4096, 0);
+  heap.name = "[heap]";
+  std::memcpy(heap.bytes.data() + (kAt - kHeap), seed.data(), seed.size());
+  core.loads.push_back(heap);
+  core.AddRedaction(RedactionKind::kRange, kAt, seed.size(), 0, "vault");
+  TempDir work, out;
+  auto write = [&](const std::string& name) {
+    const std::vector<uint8_t> bytes = core.Build();
+    const std::string path = work.path() + "/" + name;
+    std::ofstream f(path, std::ios::binary | std::ios::trunc);
+    f.write(reinterpret_cast<const char*>(bytes.data()),
+            static_cast<std::streamsize>(bytes.size()));
+    return path;
+  };
+  Gate gate(scanner_, GateOptions{GateMode::kFixed, out.path()});
+  auto refused = gate.Submit(write("not-applied.core"));
+  ASSERT_TRUE(refused.ok()) << refused.status().ToString();
+  EXPECT_FALSE(refused->released);
+  EXPECT_EQ(refused->judgement.verdict, DumpVerdict::kLeak);
+  ASSERT_EQ(refused->report.leaks, 1u);
+  EXPECT_EQ(refused->report.findings[0].kind,
+            FindingKind::kRedactionNotApplied);
+  EXPECT_EQ(refused->report.findings[0].redaction, "vault");
+  EXPECT_TRUE(out.List().empty());
+
+  std::vector<uint8_t>& bytes = core.loads[0].bytes;
+  for (uint64_t i = 0; i < seed.size(); ++i) {
+    bytes[kAt - kHeap + i] = MarkerByte(kAt + i);
+  }
+  auto released = gate.Submit(write("applied.core"));
+  ASSERT_TRUE(released.ok()) << released.status().ToString();
+  EXPECT_TRUE(released->released) << released->reason;
+  EXPECT_EQ(released->judgement.verdict, DumpVerdict::kClean);
+  EXPECT_EQ(released->report.redactions_verified, 1u);
+  EXPECT_EQ(released->report.redacted_bytes_verified, seed.size());
 }
 
 TEST_F(GateTest, BadInputIsAnError) {

@@ -21,6 +21,7 @@
 #include "base/mutex.h"
 #include "base/thread_annotations.h"
 #include "crashdump/format/core_reader.h"
+#include "crashdump/format/redaction_claims.h"
 
 namespace sigrace::crashdump {
 
@@ -28,12 +29,19 @@ const char* FindingKindName(FindingKind kind) {
   switch (kind) {
     case FindingKind::kLeak:
       return "leak";
-    case FindingKind::kRedacted:
-      return "redacted";
+    case FindingKind::kRedactionNotApplied:
+      return "redaction-not-applied";
     case FindingKind::kAnchor:
       return "anchor";
+    case FindingKind::kRedacted:
+      return "redacted";
   }
   return "?";
+}
+
+bool IsLeak(FindingKind kind) {
+  return kind == FindingKind::kLeak ||
+         kind == FindingKind::kRedactionNotApplied;
 }
 
 const char* ProbePathName(ProbePath path) {
@@ -1419,89 +1427,131 @@ bool IsElfCore(const uint8_t* d, uint64_t size) {
 
 }  // namespace
 
-void Scanner::Attribute(const CoreReader& reader,
-                        std::vector<Finding>* findings) const {
-  const size_t f_min = options_.min_fragment;
-  for (Finding& f : *findings) {
-    const FileLocation loc = reader.Locate(f.file_offset);
-    switch (loc.kind) {
-      case FileLocation::Kind::kElfHeader:
-        f.region = "elf header";
-        break;
-      case FileLocation::Kind::kProgramHeaders:
-        f.region = "program headers";
-        break;
-      case FileLocation::Kind::kTrailer:
-        f.region = "seal trailer";
-        break;
-      case FileLocation::Kind::kOther:
-        f.region = "unclaimed file bytes";
-        break;
-      case FileLocation::Kind::kNote: {
-        const NoteInfo& n = reader.notes()[loc.note_index];
-        f.region = "note " + NoteTypeName(n);
-        if (n.thread_index >= 0) {
-          f.tid = reader.threads()[n.thread_index].tid;
-          f.region += " tid " + std::to_string(f.tid);
-          // Register notes of a thread whose registers were redacted.
-          if (f.kind == FindingKind::kLeak) {
-            for (const Redaction& r : reader.redactions()) {
-              if (r.kind == RedactionKind::kRegisters && r.tid == f.tid) {
-                f.kind = FindingKind::kRedacted;
-                f.redaction = r.label;
-                break;
-              }
-            }
-          }
-        }
-        break;
+namespace {
+
+// A claimed span and its record, in file-offset order.
+struct ClaimedSpan {
+  MarkerSpan span;
+  size_t record = 0;
+};
+
+// Where in the file a finding lies, by name (no redaction logic).
+void AttributeRegion(const CoreReader& reader, Finding* f) {
+  const FileLocation loc = reader.Locate(f->file_offset);
+  switch (loc.kind) {
+    case FileLocation::Kind::kElfHeader:
+      f->region = "elf header";
+      break;
+    case FileLocation::Kind::kProgramHeaders:
+      f->region = "program headers";
+      break;
+    case FileLocation::Kind::kTrailer:
+      f->region = "seal trailer";
+      break;
+    case FileLocation::Kind::kOther:
+      f->region = "unclaimed file bytes";
+      break;
+    case FileLocation::Kind::kNote: {
+      const NoteInfo& n = reader.notes()[loc.note_index];
+      f->region = "note " + NoteTypeName(n);
+      if (n.thread_index >= 0) {
+        f->tid = reader.threads()[n.thread_index].tid;
+        f->region += " tid " + std::to_string(f->tid);
       }
-      case FileLocation::Kind::kLoad: {
-        const Mapping& m = reader.mappings()[loc.mapping_index];
-        f.has_address = true;
-        f.address = loc.vaddr;
-        f.region = "load " + Hex(m.vaddr) + "-" + Hex(m.end()) + " " +
-                   m.Perms() + (m.name.empty() ? "" : " " + m.name);
-        // The part of the match inside this mapping's file bytes.
-        const uint64_t in_map =
-            std::min<uint64_t>(f.length, m.offset + m.filesz - f.file_offset);
-        const std::vector<size_t> over =
-            reader.RedactionsOverlapping(f.address, in_map);
-        if (over.empty()) break;
-        f.redaction = reader.redactions()[over[0]].label;
-        if (f.kind != FindingKind::kLeak) break;
-        // A leak stays a leak when a stretch outside every redaction still
-        // holds F secret bytes.
-        const Form& form = keys_[f.key_index].forms()[f.form_index];
-        std::vector<std::pair<uint64_t, uint64_t>> cover;
-        for (size_t i : over) {
-          const Redaction& r = reader.redactions()[i];
-          const uint64_t b = std::max(r.vaddr, f.address) - f.address;
-          const uint64_t e = std::min(r.vaddr + r.len, f.address + in_map) -
-                             f.address;
-          cover.emplace_back(b, e);
-        }
-        std::sort(cover.begin(), cover.end());
-        bool leak = false;
-        uint64_t pos = 0;
-        auto check = [&](uint64_t b, uint64_t e) {
-          if (e > b && form.SecretBytesIn(f.form_offset + b,
-                                          f.form_offset + e) >= f_min) {
-            leak = true;
-          }
-        };
-        for (const auto& [b, e] : cover) {
-          check(pos, b);
-          pos = std::max(pos, e);
-        }
-        check(pos, f.length);  // includes any part past the mapping
-        if (!leak) {
-          f.kind = FindingKind::kRedacted;
-        } else {
-          f.redaction += " (partial)";
-        }
-        break;
+      break;
+    }
+    case FileLocation::Kind::kLoad: {
+      const Mapping& m = reader.mappings()[loc.mapping_index];
+      f->has_address = true;
+      f->address = loc.vaddr;
+      f->region = "load " + Hex(m.vaddr) + "-" + Hex(m.end()) + " " +
+                  m.Perms() + (m.name.empty() ? "" : " " + m.name);
+      break;
+    }
+  }
+}
+
+}  // namespace
+
+void Scanner::VerifyAndAttribute(const CoreReader& reader,
+                                 ScanReport* report) const {
+  // Every record, byte for byte: what it claims is the marker, is it?
+  const std::vector<RedactionClaim> claims = RedactionClaims(reader);
+  std::vector<ClaimedSpan> spans;
+  report->redactions_recorded = claims.size();
+  for (const RedactionClaim& c : claims) {
+    const Redaction& r = reader.redactions()[c.record];
+    UnappliedRedaction u;
+    u.record = c.record;
+    u.kind = r.kind;
+    u.label = r.label;
+    u.tid = r.tid;
+    u.address = r.vaddr;
+    u.length = r.len;
+    for (const MarkerSpan& s : c.spans) {
+      uint64_t first = 0;
+      const uint64_t bad = NonMarkerBytes(reader.data(), s, &first);
+      if (bad > 0 && u.non_marker_bytes == 0) u.first_file_offset = first;
+      u.checked_bytes += s.length;
+      u.non_marker_bytes += bad;
+      spans.push_back({s, c.record});
+    }
+    report->redacted_bytes_verified += u.checked_bytes - u.non_marker_bytes;
+    report->bytes_not_applied += u.non_marker_bytes;
+    if (u.checked_bytes == 0) {
+      ++report->redactions_unchecked;
+    } else if (u.non_marker_bytes == 0) {
+      ++report->redactions_verified;
+    } else {
+      ++report->redactions_not_applied;
+      report->unapplied.push_back(std::move(u));
+    }
+  }
+  std::sort(spans.begin(), spans.end(),
+            [](const ClaimedSpan& a, const ClaimedSpan& b) {
+              return a.span.offset < b.span.offset;
+            });
+  std::vector<uint64_t> max_end;  // largest span end up to each span
+  for (const ClaimedSpan& c : spans) {
+    max_end.push_back(std::max(max_end.empty() ? 0 : max_end.back(),
+                               c.span.offset + c.span.length));
+  }
+
+  // Each finding: where it lies, and which record claims the marker over
+  // it. A record never makes a leak less than a leak; a leak where a
+  // record claims the marker is named for it.
+  for (Finding& f : report->findings) {
+    AttributeRegion(reader, &f);
+    const uint64_t f_end = f.file_offset + f.length;
+    size_t k = static_cast<size_t>(
+        std::upper_bound(max_end.begin(), max_end.end(), f.file_offset) -
+        max_end.begin());
+    const ClaimedSpan* first = nullptr;
+    const ClaimedSpan* unapplied = nullptr;
+    uint64_t covered = 0, covered_to = f.file_offset;
+    for (; k < spans.size() && spans[k].span.offset < f_end; ++k) {
+      const MarkerSpan& s = spans[k].span;
+      const uint64_t b = std::max(s.offset, f.file_offset);
+      const uint64_t e = std::min(s.offset + s.length, f_end);
+      if (b >= e) continue;
+      if (first == nullptr) first = &spans[k];
+      const MarkerSpan part{b, e - b,
+                            static_cast<uint32_t>((s.phase + (b - s.offset)) %
+                                                  kRedactionMarkerLen)};
+      if (unapplied == nullptr && NonMarkerBytes(reader.data(), part) > 0) {
+        unapplied = &spans[k];
       }
+      if (e > covered_to) {
+        covered += e - std::max(b, covered_to);
+        covered_to = e;
+      }
+    }
+    const ClaimedSpan* named = unapplied != nullptr ? unapplied : first;
+    if (named == nullptr) continue;
+    f.redaction = reader.redactions()[named->record].label;
+    if (covered < f.length) f.redaction += " (partial)";
+    if (unapplied != nullptr && IsLeak(f.kind)) {
+      f.kind = FindingKind::kRedactionNotApplied;
     }
   }
 }
@@ -1561,19 +1611,11 @@ StatusOr<ScanReport> Scanner::ScanFile(const std::string& path) const {
   report.seconds = std::chrono::duration<double>(
                        std::chrono::steady_clock::now() - t0)
                        .count();
-  if (reader) Attribute(*reader, &report.findings);
+  if (reader) VerifyAndAttribute(*reader, &report);
   for (const Finding& f : report.findings) {
-    switch (f.kind) {
-      case FindingKind::kLeak:
-        ++report.leaks;
-        break;
-      case FindingKind::kRedacted:
-        ++report.redacted;
-        break;
-      case FindingKind::kAnchor:
-        ++report.anchors;
-        break;
-    }
+    if (IsLeak(f.kind)) ++report.leaks;
+    if (f.kind == FindingKind::kRedactionNotApplied) ++report.not_applied;
+    if (f.kind == FindingKind::kAnchor) ++report.anchors;
   }
   return report;
 }

@@ -45,8 +45,14 @@
 // are secret-class bytes of the form (see key_forms.h), an ANCHOR when it
 // is not a leak but holds F or more key-specific (secret or public) bytes,
 // and is dropped otherwise (DER headers, PEM armour: identical for every
-// key). The ELF layer (ScanFile) turns a leak lying inside a range the
-// dump records as redacted into REDACTED.
+// key). Nothing the dump says about itself makes a leak less than a leak:
+// the ELF layer (ScanFile) checks every redaction record byte for byte
+// (crashdump/format/redaction_claims.h has what each record claims) and
+// only names the kind of a leak lying where a record claims the marker
+// but the bytes are not it: REDACTION-NOT-APPLIED, still a leak. The same
+// check counts, per dump, the records verified as marker and the records
+// not applied (a writer fault even without a key fragment); judgement.h
+// turns a ScanReport into the verdict every consumer uses.
 //
 // Findings carry offsets, lengths, form names and region names, never key
 // bytes.
@@ -109,11 +115,19 @@ struct ScanOptions {
 };
 
 enum class FindingKind {
-  kLeak,      // secret bytes outside any recorded redaction
-  kRedacted,  // secret bytes inside a range the dump marks as redacted
-  kAnchor,    // public key material (n, e, the public key): never a leak
+  kLeak,  // secret bytes (anywhere, whatever the dump records)
+  // Secret bytes where a redaction record claims the marker: the record
+  // was written, the redaction not applied. A leak.
+  kRedactionNotApplied,
+  kAnchor,  // public key material (n, e, the public key): never a leak
+  // Retired: no scan produces it (a record never excuses a fragment). Kept
+  // only so that code outside oracle/ that still names it compiles.
+  kRedacted,
 };
+// "leak", "redaction-not-applied", "anchor", "redacted".
 const char* FindingKindName(FindingKind kind);
+// True for the kinds that are leaks: kLeak and kRedactionNotApplied.
+bool IsLeak(FindingKind kind);
 
 struct Finding {
   FindingKind kind = FindingKind::kLeak;
@@ -137,7 +151,24 @@ struct Finding {
   std::string region;    // "load 0x7f..-0x7f.. rw-p /path", "note
                          // NT_PRSTATUS", "elf header", ...
   int32_t tid = 0;       // thread of a register note, or of a redaction
-  std::string redaction;  // label of the covering redaction record
+  // Label of a redaction record claiming the marker over the match (the
+  // first whose bytes there are not the marker), " (partial)" appended
+  // when part of the match lies outside every record's claim.
+  std::string redaction;
+};
+
+// A redaction record whose claimed bytes are not all the marker: the
+// writer recorded a redaction it did not apply. Offsets and counts only.
+struct UnappliedRedaction {
+  size_t record = 0;  // index into the dump's redaction records
+  RedactionKind kind = RedactionKind::kRange;
+  std::string label;
+  int32_t tid = 0;
+  uint64_t address = 0;            // record's vaddr (0 for kRegisters)
+  uint64_t length = 0;             // record's len (0 for kRegisters)
+  uint64_t checked_bytes = 0;      // claimed bytes present in the file
+  uint64_t non_marker_bytes = 0;   // of those, bytes that are not the marker
+  uint64_t first_file_offset = 0;  // first byte that is not the marker
 };
 
 // What ScanFile learned about the file itself.
@@ -149,9 +180,27 @@ struct ScanReport {
   uint64_t file_size = 0;
   FileKind file_kind = FileKind::kRaw;
   std::vector<Finding> findings;  // sorted by file_offset
-  size_t leaks = 0;
-  size_t redacted = 0;
+  size_t leaks = 0;        // findings that are leaks (IsLeak), every kind
+  size_t not_applied = 0;  // of those, kRedactionNotApplied
   size_t anchors = 0;
+  // Retired with FindingKind::kRedacted: always 0. Kept only so that code
+  // outside oracle/ that still prints it (bench/) compiles.
+  size_t redacted = 0;
+  // The dump's redaction records, each checked byte for byte (ELF cores;
+  // all zero for raw files). Bytes are summed over records, so bytes two
+  // records both claim count twice.
+  size_t redactions_recorded = 0;
+  // Records with claimed bytes in the file, every one of them the marker.
+  size_t redactions_verified = 0;
+  uint64_t redacted_bytes_verified = 0;  // claimed bytes that are the marker
+  // Records with a claimed byte in the file that is not the marker: a
+  // writer fault, with or without a key fragment there (listed below).
+  size_t redactions_not_applied = 0;
+  uint64_t bytes_not_applied = 0;  // claimed bytes that are not the marker
+  // Records with no claimed byte in the file (withheld from the dump, e.g.
+  // MADV_DONTDUMP; a thread not in the dump): nothing to verify.
+  size_t redactions_unchecked = 0;
+  std::vector<UnappliedRedaction> unapplied;  // one per record not applied
   double seconds = 0;  // wall time of the byte search
   // Bytes the search read: the file's data extents, each widened by the
   // longest form on either side; the rest are holes (zeros), which hold
@@ -210,9 +259,11 @@ class Scanner {
                                         uint64_t* bytes_searched) const;
   // Sorts and de-duplicates the workers' findings, names their forms.
   std::vector<Finding> Merge(std::vector<std::vector<Finding>> results) const;
-  // Reclassifies findings with what an ELF core records.
-  void Attribute(const CoreReader& reader,
-                 std::vector<Finding>* findings) const;
+  // Checks every redaction record of an ELF core byte for byte, fills the
+  // report's redaction counts, and attributes the findings (regions,
+  // addresses, threads; kRedactionNotApplied where a record claims the
+  // marker over secret bytes).
+  void VerifyAndAttribute(const CoreReader& reader, ScanReport* report) const;
 
   std::vector<KeyForms> keys_;
   ScanOptions options_;

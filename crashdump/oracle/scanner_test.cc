@@ -14,12 +14,16 @@
 
 #include <algorithm>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "crashdump/format/core_format.h"
+#include "crashdump/format/core_reader.h"
+#include "crashdump/format/redaction_claims.h"
+#include "crashdump/oracle/judgement.h"
 #include "testing/synthetic_core.h"
 #include <gtest/gtest.h>
 
@@ -581,8 +585,11 @@ TEST(Scanner, RejectsBadOptions) {
 }
 
 // ELF layer: a synthetic sigrace dump holding p's limbs in a load segment,
-// in pairs: found as a leak without a redaction record, as redacted with
-// one, and as a leak again when the record misses part of it.
+// in pairs: found as a leak without a redaction record; found as a leak
+// (redaction-not-applied) with a record over bytes the writer did not
+// overwrite, absent once the bytes really are the marker; and a leak again
+// when the marker misses part of it. The oracle believes bytes, never the
+// record.
 class ScannerElfTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -604,6 +611,9 @@ class ScannerElfTest : public ::testing::Test {
   StatusOr<ScanReport> ScanCore(bool seal = true, size_t cut = 0) {
     std::vector<uint8_t> bytes = core_.Build(seal);
     if (cut) bytes.resize(bytes.size() - cut);
+    return ScanBytes(bytes);
+  }
+  StatusOr<ScanReport> ScanBytes(const std::vector<uint8_t>& bytes) {
     path_ = TempPath("scanner_elf_test.core");
     FILE* fp = std::fopen(path_.c_str(), "wb");
     EXPECT_NE(fp, nullptr);
@@ -612,6 +622,16 @@ class ScannerElfTest : public ::testing::Test {
     return scanner_->ScanFile(path_);
   }
   void TearDown() override { std::remove(path_.c_str()); }
+
+  // What the writer does to a recorded range: the byte at address A
+  // becomes kRedactionMarker[A % 16].
+  // `shift` != 0 writes the marker at the wrong phase.
+  void ApplyMarker(uint64_t vaddr, uint64_t len, uint64_t shift = 0) {
+    std::vector<uint8_t>& heap = core_.loads[0].bytes;
+    for (uint64_t a = vaddr; a < vaddr + len; ++a) {
+      heap[a - kHeap] = MarkerByte(a + shift);
+    }
+  }
 
   static constexpr uint64_t kHeap = 0x555500000000;
   std::vector<KeyForms> keys_;
@@ -635,28 +655,236 @@ TEST_F(ScannerElfTest, KeyInLoadSegmentIsALeakWithAddress) {
   EXPECT_NE(f.region.find("[heap]"), std::string::npos) << f.region;
 }
 
-TEST_F(ScannerElfTest, KeyInsideRecordedRedactionIsRedacted) {
+// Issue 13: a record over key bytes the writer did not overwrite used to
+// turn the leak into "redacted". The record is a claim; the bytes are the
+// key: a leak of its own kind, and the dump is judged leaking.
+TEST_F(ScannerElfTest, RedactionRecordedNotAppliedIsALeak) {
   core_.AddRedaction(RedactionKind::kRange, kHeap + 0x100, 128, 0, "vault");
   StatusOr<ScanReport> r = ScanCore();
   ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_EQ(r->leaks, 1u);
+  EXPECT_EQ(r->not_applied, 1u);
+  const Finding& f = r->findings[0];
+  EXPECT_EQ(f.kind, FindingKind::kRedactionNotApplied);
+  EXPECT_STREQ(FindingKindName(f.kind), "redaction-not-applied");
+  EXPECT_EQ(f.form, "rsa.p.le64");
+  EXPECT_EQ(f.address, kHeap + 0x100);
+  EXPECT_EQ(f.redaction, "vault");
+  EXPECT_EQ(r->redactions_recorded, 1u);
+  EXPECT_EQ(r->redactions_verified, 0u);
+  EXPECT_EQ(r->redactions_not_applied, 1u);
+  // A random key byte may equal the marker byte at its address.
+  EXPECT_GE(r->bytes_not_applied, 1u);
+  EXPECT_LE(r->bytes_not_applied, 128u);
+  ASSERT_EQ(r->unapplied.size(), 1u);
+  EXPECT_EQ(r->unapplied[0].label, "vault");
+  EXPECT_EQ(r->unapplied[0].checked_bytes, 128u);
+  const Judgement j = JudgeReport(*r);
+  EXPECT_EQ(j.verdict, DumpVerdict::kLeak);
+  EXPECT_EQ(j.not_applied, 1u);
+  EXPECT_NE(j.reason.find("not applied"), std::string::npos) << j.reason;
+}
+
+// The pair: the same record with the range really overwritten by the
+// marker: nothing found, the record verified, the dump clean.
+TEST_F(ScannerElfTest, RedactionAppliedAsMarkerIsClean) {
+  core_.AddRedaction(RedactionKind::kRange, kHeap + 0x100, 128, 0, "vault");
+  ApplyMarker(kHeap + 0x100, 128);
+  StatusOr<ScanReport> r = ScanCore();
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(r->leaks, 0u);
-  ASSERT_EQ(r->redacted, 1u);
-  EXPECT_EQ(r->findings[0].redaction, "vault");
+  EXPECT_EQ(r->redactions_recorded, 1u);
+  EXPECT_EQ(r->redactions_verified, 1u);
+  EXPECT_EQ(r->redacted_bytes_verified, 128u);
+  EXPECT_EQ(r->redactions_not_applied, 0u);
+  EXPECT_TRUE(r->unapplied.empty());
+  EXPECT_EQ(JudgeReport(*r).verdict, DumpVerdict::kClean);
+}
+
+// The marker's phase is the address: the right bytes at the wrong phase
+// are not the marker.
+TEST_F(ScannerElfTest, MarkerAtTheWrongPhaseIsNotApplied) {
+  core_.AddRedaction(RedactionKind::kRange, kHeap + 0x100, 128, 0, "vault");
+  ApplyMarker(kHeap + 0x100, 128, /*shift=*/1);
+  StatusOr<ScanReport> r = ScanCore();
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->leaks, 0u);
+  EXPECT_EQ(r->redactions_not_applied, 1u);
+  EXPECT_EQ(JudgeReport(*r).verdict, DumpVerdict::kRedactionNotApplied);
 }
 
 TEST_F(ScannerElfTest, RedactionMissingPartOfTheKeyIsStillALeak) {
-  // The record stops 16 bytes short: those 16 bytes are a leak.
+  // The marker stops 16 bytes short: those 16 bytes are a leak, outside
+  // any record.
   core_.AddRedaction(RedactionKind::kRange, kHeap + 0x100, 112, 0, "vault");
+  ApplyMarker(kHeap + 0x100, 112);
   StatusOr<ScanReport> r = ScanCore();
   ASSERT_TRUE(r.ok());
-  EXPECT_EQ(r->leaks, 1u);
-  // 15 bytes uncovered are not.
+  ASSERT_EQ(r->leaks, 1u);
+  EXPECT_EQ(r->findings[0].kind, FindingKind::kLeak);
+  EXPECT_EQ(r->findings[0].address, kHeap + 0x100 + 112);
+  EXPECT_EQ(r->redactions_verified, 1u);
+  // 15 bytes left are not.
   core_.redactions.clear();
   core_.AddRedaction(RedactionKind::kRange, kHeap + 0x100, 113, 0, "vault");
+  ApplyMarker(kHeap + 0x100, 113);
   r = ScanCore();
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->leaks, 0u);
-  EXPECT_EQ(r->redacted, 1u);
+  EXPECT_EQ(r->redactions_verified, 1u);
+  EXPECT_EQ(JudgeReport(*r).verdict, DumpVerdict::kClean);
+}
+
+// A record whose bytes are not the marker is a writer fault even where no
+// key fragment lies (here: zeros): counted, listed, judged not clean;
+// paired with the same record applied.
+TEST_F(ScannerElfTest, RecordNotAppliedWithoutKeyIsAWriterFault) {
+  core_.AddRedaction(RedactionKind::kRange, kHeap + 0x1000, 64, 0, "scratch");
+  StatusOr<ScanReport> r = ScanCore();
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->leaks, 1u);  // p, outside the record
+  EXPECT_EQ(r->not_applied, 0u);
+  EXPECT_EQ(r->redactions_not_applied, 1u);
+  EXPECT_EQ(r->bytes_not_applied, 64u);
+  ASSERT_EQ(r->unapplied.size(), 1u);
+  EXPECT_EQ(r->unapplied[0].address, kHeap + 0x1000);
+  EXPECT_EQ(r->unapplied[0].non_marker_bytes, 64u);
+  EXPECT_EQ(r->unapplied[0].first_file_offset,
+            r->findings[0].file_offset - 0x100 + 0x1000);
+  // Without the key there: the verdict is the writer fault alone.
+  ApplyMarker(kHeap + 0x100, 128);  // (no record: just hides p)
+  r = ScanCore();
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->leaks, 0u);
+  Judgement j = JudgeReport(*r);
+  EXPECT_EQ(j.verdict, DumpVerdict::kRedactionNotApplied);
+  EXPECT_EQ(j.records_not_applied, 1u);
+  EXPECT_FALSE(j.clean());
+  ApplyMarker(kHeap + 0x1000, 64);
+  r = ScanCore();
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->redactions_verified, 1u);
+  EXPECT_EQ(JudgeReport(*r).verdict, DumpVerdict::kClean);
+}
+
+// A range outside every mapping's file bytes (withheld from the dump) has
+// nothing to verify: unchecked, not a fault.
+TEST_F(ScannerElfTest, RecordOfWithheldMemoryIsUnchecked) {
+  core_.AddRedaction(RedactionKind::kHandlerState, 0x7f0000000000, 4096, 0,
+                     "handler.scratch (not dumped)");
+  ApplyMarker(kHeap + 0x100, 128);
+  StatusOr<ScanReport> r = ScanCore();
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->redactions_unchecked, 1u);
+  EXPECT_EQ(r->redactions_not_applied, 0u);
+  EXPECT_EQ(JudgeReport(*r).verdict, DumpVerdict::kClean);
+}
+
+// Register notes (issue 13): a thread with a register redaction record
+// whose NT_PRSTATUS still holds key bytes leaks; the old oracle excused
+// every register note of such a thread.
+class ScannerRegisterTest : public ScannerElfTest {
+ protected:
+  static constexpr int32_t kTid = 1234;
+  static constexpr uint64_t kRbxOffset = 5 * 8;  // in pr_reg
+
+  // The built core with `fill` applied to its bytes, resealed.
+  std::vector<uint8_t> Edited(
+      const std::function<void(const CoreReader&, std::vector<uint8_t>*)>&
+          fill) {
+    ApplyMarker(kHeap + 0x100, 128);  // p stays out of the heap here
+    std::vector<uint8_t> bytes = core_.Build(/*seal=*/false);
+    {
+      StatusOr<std::unique_ptr<CoreReader>> r =
+          CoreReader::FromBuffer(bytes.data(), bytes.size());
+      EXPECT_TRUE(r.ok()) << r.status().ToString();
+      if (r.ok()) fill(**r, &bytes);
+    }
+    testing::SyntheticCore::Seal(&bytes);
+    return bytes;
+  }
+  // 32 bytes of p's limbs into rbx, r11, r10, r9 of thread kTid.
+  static void PlantKey(const Form& p, const CoreReader& r,
+                       std::vector<uint8_t>* bytes) {
+    const ThreadInfo& t = r.threads()[0];
+    std::memcpy(bytes->data() + t.regs_offset + kRbxOffset, p.data(), 32);
+  }
+  // What the writer does to a thread in a SecretScope: data registers and
+  // the SIMD bytes of NT_FPREGSET become the marker.
+  static void MarkRegisters(const CoreReader& r, std::vector<uint8_t>* b) {
+    const ThreadInfo& t = r.threads()[0];
+    // r15, r14, r13, r12, then rbx .. orig_rax (rbp, word 4, is kept);
+    // the i-th of them from phase 8 * i, as core_writer.cc fills them.
+    uint64_t i = 0;
+    for (uint64_t word = 0; word < 16; ++word) {
+      if (word == 4) continue;
+      for (uint64_t j = 0; j < 8; ++j) {
+        (*b)[t.regs_offset + word * 8 + j] = MarkerByte(i * 8 + j);
+      }
+      ++i;
+    }
+    for (size_t ni : t.reg_notes) {
+      const NoteInfo& n = r.notes()[ni];
+      if (ni == t.prstatus_note) continue;
+      for (uint64_t k = 32; k < 416 && k < n.desc_size; ++k) {
+        (*b)[n.desc_offset + k] = MarkerByte(k);
+      }
+    }
+  }
+};
+
+TEST_F(ScannerRegisterTest, RegisterRecordNotAppliedIsALeak) {
+  core_.AddRedaction(RedactionKind::kRegisters, 0, 0, kTid, "registers");
+  const Form& p = keys_[0].forms()[p_];
+  StatusOr<ScanReport> r =
+      ScanBytes(Edited([&](const CoreReader& cr, std::vector<uint8_t>* b) {
+        PlantKey(p, cr, b);
+      }));
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_EQ(r->leaks, 1u);
+  const Finding& f = r->findings[0];
+  EXPECT_EQ(f.kind, FindingKind::kRedactionNotApplied);
+  EXPECT_EQ(f.tid, kTid);
+  EXPECT_EQ(f.region.rfind("note NT_PRSTATUS", 0), 0u) << f.region;
+  EXPECT_EQ(f.redaction, "registers");
+  EXPECT_EQ(r->redactions_not_applied, 1u);
+  EXPECT_EQ(JudgeReport(*r).verdict, DumpVerdict::kLeak);
+}
+
+TEST_F(ScannerRegisterTest, RegisterRecordAppliedIsClean) {
+  core_.AddRedaction(RedactionKind::kRegisters, 0, 0, kTid, "registers");
+  const Form& p = keys_[0].forms()[p_];
+  StatusOr<ScanReport> r =
+      ScanBytes(Edited([&](const CoreReader& cr, std::vector<uint8_t>* b) {
+        PlantKey(p, cr, b);
+        MarkRegisters(cr, b);
+      }));
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->leaks, 0u);
+  EXPECT_EQ(r->redactions_verified, 1u);
+  // r15..r12 and rbx..orig_rax, then st0-7/xmm0-15 of NT_FPREGSET.
+  EXPECT_EQ(r->redacted_bytes_verified, 15u * 8 + (416 - 32));
+  EXPECT_EQ(JudgeReport(*r).verdict, DumpVerdict::kClean);
+}
+
+// A "simd-registers" record claims only the SIMD bytes: key bytes in the
+// general registers are a plain leak, not excused by the thread's record.
+TEST_F(ScannerRegisterTest, SimdRecordDoesNotCoverGeneralRegisters) {
+  core_.AddRedaction(RedactionKind::kRegisters, 0, 0, kTid, "simd-registers");
+  const Form& p = keys_[0].forms()[p_];
+  StatusOr<ScanReport> r =
+      ScanBytes(Edited([&](const CoreReader& cr, std::vector<uint8_t>* b) {
+        PlantKey(p, cr, b);
+        MarkRegisters(cr, b);
+        // The general registers hold the key again, as outside a scope.
+        PlantKey(p, cr, b);
+      }));
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_EQ(r->leaks, 1u);
+  EXPECT_EQ(r->findings[0].kind, FindingKind::kLeak);
+  EXPECT_TRUE(r->findings[0].redaction.empty()) << r->findings[0].redaction;
+  EXPECT_EQ(r->redactions_verified, 1u);  // its SIMD bytes are the marker
+  EXPECT_EQ(r->redacted_bytes_verified, 416u - 32);
 }
 
 TEST_F(ScannerElfTest, KeyInNoteIsFound) {
