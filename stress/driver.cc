@@ -25,6 +25,7 @@
 
 #include "base/files.h"
 #include "base/process.h"
+#include "crashdump/oracle/judgement.h"
 #include "crashdump/oracle/key_forms.h"
 #include "crashdump/oracle/scanner.h"
 #include "stress/channel.h"
@@ -406,12 +407,11 @@ void Driver::Judge(Oracle& oracle, const std::string& path, int fd,
   }
   r->dump_size = scan->file_size;
   r->dump_searched = scan->bytes_searched;
+  r->redactions_verified = scan->redactions_verified;
+  r->redacted_bytes_verified = scan->redacted_bytes_verified;
+  r->redactions_not_applied = scan->redactions_not_applied;
   for (const crashdump::Finding& f : scan->findings) {
-    if (f.kind == crashdump::FindingKind::kRedacted) {
-      ++r->redacted_total;
-      continue;
-    }
-    if (f.kind != crashdump::FindingKind::kLeak) continue;
+    if (!crashdump::IsLeak(f.kind)) continue;  // a record excuses nothing
     ++r->findings_total;
     if (r->findings.size() >= 64) continue;
     LeakFinding lf;
@@ -426,7 +426,13 @@ void Driver::Judge(Oracle& oracle, const std::string& path, int fd,
     lf.length = f.length;
     r->findings.push_back(lf);
   }
-  r->verdict = r->findings_total > 0 ? Verdict::kLeak : Verdict::kClean;
+  // The verdict `sigrace scan` and the gate give (oracle/judgement.h); a
+  // record not applied without a fragment has no trustworthy verdict.
+  const crashdump::Judgement j = crashdump::JudgeReport(*scan);
+  r->verdict = j.verdict == crashdump::DumpVerdict::kLeak ? Verdict::kLeak
+               : j.clean() ? Verdict::kClean
+                           : Verdict::kHarnessError;
+  if (r->verdict == Verdict::kHarnessError) r->message = "oracle: " + j.reason;
   if (r->verdict != Verdict::kLeak) return;
   Status st = MakeDirs(opts_.out_dir);
   const std::string base = opts_.out_dir + "/" + opts_.variant + "-" +

@@ -37,6 +37,9 @@ void RunReport::Add(const TrialResult& r) {
     ++dumps;
     dump_bytes += r.dump_size;
     dump_bytes_searched += r.dump_searched;
+    redactions_verified += r.redactions_verified;
+    redacted_bytes_verified += r.redacted_bytes_verified;
+    redactions_not_applied += r.redactions_not_applied;
   }
   switch (r.verdict) {
     case Verdict::kClean:

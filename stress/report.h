@@ -22,6 +22,8 @@
 //     "elapsed_s": 1.5, "trials_per_s": 120.0,
 //     "totals": {"trials": N, "clean": N, "leak": N, "harness_error": N,
 //                "dumps": N, "dump_bytes": N, "dump_bytes_searched": N,
+//                "redactions_verified": N, "redacted_bytes_verified": N,
+//                "redactions_not_applied": N,
 //                "worker_restarts": N},
 //     "cells": [                             // one per variant x alg x mode
 //       {"variant": "...", "alg": "rs256", "mode": "live",
@@ -89,7 +91,11 @@ struct TrialResult {
   // Leaks only (redacted fragments are counted, not kept), first 64.
   std::vector<LeakFinding> findings;
   uint64_t findings_total = 0;
-  uint64_t redacted_total = 0;
+  // The dump's redaction records as the oracle checked them, byte for
+  // byte (crashdump::ScanReport): verified as the marker, and not applied.
+  uint64_t redactions_verified = 0;
+  uint64_t redacted_bytes_verified = 0;
+  uint64_t redactions_not_applied = 0;
   uint64_t dump_size = 0;
   uint64_t dump_searched = 0;  // bytes the oracle read (holes skipped)
   std::string dump_path;       // kept dump, or "" (deleted / in memory)
@@ -123,6 +129,9 @@ struct RunReport {
   double elapsed_s = 0;
   uint64_t trials = 0, clean = 0, leaks = 0, harness_errors = 0;
   uint64_t dumps = 0, dump_bytes = 0, dump_bytes_searched = 0;
+  // Sums of the trials' redaction counts (TrialResult).
+  uint64_t redactions_verified = 0, redacted_bytes_verified = 0,
+           redactions_not_applied = 0;
   // Live mode: fresh worker processes started to bound the oracle's key
   // count (not counting restarts after a lost worker).
   uint64_t worker_restarts = 0;

@@ -69,6 +69,9 @@ nlohmann::json ReportJson(const RunReport& r) {
                  {"dumps", r.dumps},
                  {"dump_bytes", r.dump_bytes},
                  {"dump_bytes_searched", r.dump_bytes_searched},
+                 {"redactions_verified", r.redactions_verified},
+                 {"redacted_bytes_verified", r.redacted_bytes_verified},
+                 {"redactions_not_applied", r.redactions_not_applied},
                  {"worker_restarts", r.worker_restarts}};
   nlohmann::json cells = nlohmann::json::array();
   for (const CellStats& c : r.cells) {

@@ -84,19 +84,35 @@ int GateMain(int argc, char** argv) {
     }
     if (!d->released && exit_code == 0) exit_code = 1;
     if (json) {
-      jdumps.push_back({{"path", path},
-                        {"released", d->released},
-                        {"released_path", d->released_path},
-                        {"reason", d->reason},
-                        {"leaks", d->report.leaks},
-                        {"judged_size", d->judged_size},
-                        {"released_size", d->released_size}});
-    } else if (d->released) {
-      std::printf("%s: released -> %s (%llu bytes)\n", path.c_str(),
-                  d->released_path.c_str(),
-                  static_cast<unsigned long long>(d->released_size));
+      jdumps.push_back(
+          {{"path", path},
+           {"released", d->released},
+           {"released_path", d->released_path},
+           {"reason", d->reason},
+           {"verdict", DumpVerdictName(d->judgement.verdict)},
+           {"leaks", d->report.leaks},
+           {"not_applied", d->report.not_applied},
+           {"redactions_recorded", d->report.redactions_recorded},
+           {"redactions_verified", d->report.redactions_verified},
+           {"redacted_bytes_verified", d->report.redacted_bytes_verified},
+           {"redactions_not_applied", d->report.redactions_not_applied},
+           {"bytes_not_applied", d->report.bytes_not_applied},
+           {"redactions_unchecked", d->report.redactions_unchecked},
+           {"judged_size", d->judged_size},
+           {"released_size", d->released_size}});
     } else {
-      std::printf("%s: refused: %s\n", path.c_str(), d->reason.c_str());
+      // The redaction counts, when the dump was scanned at all.
+      const std::string counts =
+          d->report.path.empty() ? "" : "; " + RedactionSummary(d->report);
+      if (d->released) {
+        std::printf("%s: released -> %s (%llu bytes)%s\n", path.c_str(),
+                    d->released_path.c_str(),
+                    static_cast<unsigned long long>(d->released_size),
+                    counts.c_str());
+      } else {
+        std::printf("%s: refused: %s%s\n", path.c_str(), d->reason.c_str(),
+                    counts.c_str());
+      }
     }
   }
   if (json) {

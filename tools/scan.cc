@@ -10,8 +10,9 @@
 #include <string>
 #include <vector>
 
-#include "crashdump/oracle/key_forms.h"
 #include "base/hex.h"
+#include "crashdump/oracle/judgement.h"
+#include "crashdump/oracle/key_forms.h"
 #include "crashdump/oracle/scanner.h"
 
 namespace sigrace::crashdump {
@@ -135,13 +136,37 @@ std::string FindingText(const Finding& f) {
   return s + "\n";
 }
 
+// A record not applied: a warning of its own, not a finding of the key.
+nlohmann::json UnappliedJson(const UnappliedRedaction& u) {
+  return {{"record", u.record},
+          {"kind", RedactionKindName(u.kind)},
+          {"label", Printable(u.label)},
+          {"tid", u.tid},
+          {"address", Hex(u.address)},
+          {"length", u.length},
+          {"checked_bytes", u.checked_bytes},
+          {"non_marker_bytes", u.non_marker_bytes},
+          {"first_file_offset", u.first_file_offset}};
+}
+
+std::string UnappliedText(const UnappliedRedaction& u) {
+  return "  warning   redaction recorded, not applied: record " +
+         std::to_string(u.record) + " " + RedactionKindName(u.kind) + " " +
+         Printable(u.label) + (u.tid ? " tid " + std::to_string(u.tid) : "") +
+         ": " + std::to_string(u.non_marker_bytes) + " of " +
+         std::to_string(u.checked_bytes) +
+         " bytes not the marker, first at off " + Hex(u.first_file_offset) +
+         "\n";
+}
+
 }  // namespace
 
 int ScanMain(int argc, char** argv) {
   CLI::App app(
       "Scan dumps (sigrace dumps, kernel or gcore cores, any file) for any "
-      "fragment of any in-memory form of a private key. Exit 0 no leak, 1 "
-      "leak, 2 error. Never prints key bytes.",
+      "fragment of any in-memory form of a private key, and check that every "
+      "redaction the dump records is applied. Exit 0 clean, 1 leak or "
+      "redaction not applied, 2 error. Never prints key bytes.",
       "sigrace scan");
   std::vector<std::string> key_paths;
   std::vector<std::string> dumps;
@@ -187,7 +212,7 @@ int ScanMain(int argc, char** argv) {
   if (!scanner.ok()) return Fail(scanner.status().message());
 
   nlohmann::json jdumps = nlohmann::json::array();
-  size_t leaks = 0, redacted = 0, anchors = 0, errors = 0;
+  size_t leaks = 0, unclean = 0, not_applied = 0, anchors = 0, errors = 0;
   std::string text;
   for (const std::string& path : dumps) {
     StatusOr<ScanReport> r = (*scanner)->ScanFile(path);
@@ -204,31 +229,49 @@ int ScanMain(int argc, char** argv) {
       }
       continue;
     }
+    const Judgement j = JudgeReport(*r);
     leaks += r->leaks;
-    redacted += r->redacted;
+    unclean += j.clean() ? 0 : 1;
+    not_applied += r->redactions_not_applied;
     anchors += r->anchors;
     if (json) {
       nlohmann::json jf = nlohmann::json::array();
       for (const Finding& f : r->findings) jf.push_back(FindingJson(f));
+      nlohmann::json ju = nlohmann::json::array();
+      for (const UnappliedRedaction& u : r->unapplied) {
+        ju.push_back(UnappliedJson(u));
+      }
       jdumps.push_back({{"path", Printable(path)},
                         {"status", "ok"},
                         {"file_kind", FileKindName(r->file_kind)},
                         {"file_size", r->file_size},
                         {"scan_seconds", r->seconds},
+                        {"verdict", DumpVerdictName(j.verdict)},
                         {"leaks", r->leaks},
-                        {"redacted", r->redacted},
+                        {"not_applied", r->not_applied},
                         {"anchors", r->anchors},
-                        {"findings", jf}});
+                        {"redactions_recorded", r->redactions_recorded},
+                        {"redactions_verified", r->redactions_verified},
+                        {"redacted_bytes_verified", r->redacted_bytes_verified},
+                        {"redactions_not_applied", r->redactions_not_applied},
+                        {"bytes_not_applied", r->bytes_not_applied},
+                        {"redactions_unchecked", r->redactions_unchecked},
+                        {"findings", jf},
+                        {"unapplied_redactions", ju}});
     } else {
       text += Printable(path) + ": " + FileKindName(r->file_kind) + ", " +
               std::to_string(r->file_size) + " bytes, " +
-              std::to_string(r->leaks) + " leaks, " +
-              std::to_string(r->redacted) + " redacted, " +
-              std::to_string(r->anchors) + " anchors\n";
+              DumpVerdictName(j.verdict) + ", " + std::to_string(r->leaks) +
+              " leaks, " + std::to_string(r->anchors) + " anchors; " +
+              RedactionSummary(*r) + "\n";
       for (const Finding& f : r->findings) text += FindingText(f);
+      for (const UnappliedRedaction& u : r->unapplied) {
+        text += UnappliedText(u);
+      }
     }
   }
-  const int code = errors ? 2 : leaks ? 1 : 0;
+  // Not clean (judgement.h): a leak, or a redaction recorded, not applied.
+  const int code = errors ? 2 : unclean ? 1 : 0;
   if (json) {
     nlohmann::json jkeys = nlohmann::json::array();
     for (const KeyForms& k : (*scanner)->keys()) {
@@ -240,14 +283,17 @@ int ScanMain(int argc, char** argv) {
                           {"keys", jkeys},
                           {"dumps", jdumps},
                           {"leaks", leaks},
+                          {"not_clean", unclean},
+                          {"redactions_not_applied", not_applied},
                           {"errors", errors},
                           {"exit_code", code}};
     text = out.dump(2) + "\n";
   } else {
     text += "summary: " + std::to_string(dumps.size()) + " dumps, " +
-            std::to_string(leaks) + " leaks, " + std::to_string(redacted) +
-            " redacted, " + std::to_string(anchors) + " anchors, " +
-            std::to_string(errors) + " errors\n";
+            std::to_string(unclean) + " not clean, " + std::to_string(leaks) +
+            " leaks, " + std::to_string(not_applied) +
+            " redactions not applied, " + std::to_string(anchors) +
+            " anchors, " + std::to_string(errors) + " errors\n";
   }
   if (!Write(text) || std::fflush(stdout) != 0) {
     return Fail("cannot write to stdout");

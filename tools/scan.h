@@ -12,18 +12,33 @@
 // or thread, the form and the fragment's offset and length within it.
 // No key byte is ever printed.
 //
-// Exit codes: 0 no leak in any dump; 1 a leak was found; 2 error: bad
-// flags, a key file that does not parse, an unreadable dump, a truncated
-// core, a torn or unsealed sigrace dump. Every dump is still scanned and
+// Every redaction record of an ELF core is checked byte for byte: a record
+// counts only where the file's bytes are the marker. Each dump gets the
+// verdict of crashdump/oracle/judgement.h (shared with the gate and the
+// stress driver): clean, leak (a fragment anywhere, "redaction-not-applied"
+// when it lies where a record claims the marker), or redaction-not-applied
+// (no fragment, but a record whose bytes are not the marker: a writer
+// fault, listed as a warning).
+//
+// Exit codes: 0 every dump clean; 1 a dump is not clean (a leak, or a
+// redaction recorded and not applied); 2 error: bad flags, a key file that
+// does not parse, an unreadable dump, a truncated core, a torn or unsealed
+// sigrace dump. Every dump is still scanned and
 // reported; an error wins over a leak because a dump that could not be
 // judged must not pass. Errors are one line: "sigrace: scan: ...".
 //
 // Text output: one header line per dump, one line per finding, one summary
 // line:
-//   DUMP: sigrace-dump, 1048576 bytes, 2 leaks, 1 redacted, 1 anchors
+//   DUMP: sigrace-dump, 1048576 bytes, leak, 2 leaks, 1 anchors;
+//         redactions: 12 recorded, 9 verified (4176 bytes), 1 not applied
+//         (64 bytes), 2 unchecked
 //     leak      off 0x2100 addr 0x5555555592a0 len 128 rsa.p.le64[0+128]
 //               part p region load 0x555555559000-0x55555557a000 rw- [heap]
-//   summary: 1 dumps, 2 leaks, 1 redacted, 1 anchors, 0 errors
+//     warning   redaction recorded, not applied: record 3 range vault: 64
+//               of 64 bytes not the marker, first at off 0x3000
+//   summary: 1 dumps, 1 not clean, 2 leaks, 1 redactions not applied,
+//            1 anchors, 0 errors
+// (each one line in the output).
 //
 // JSON schema (--json; one object on stdout). Addresses are strings
 // "0x..." (64-bit values do not fit a JSON double); sizes, offsets and
@@ -38,17 +53,31 @@
 //       "error": s,                       (only when status is "error")
 //       "file_kind": "raw"|"elf-core"|"sigrace-dump",
 //       "file_size": n, "scan_seconds": x,
-//       "leaks": n, "redacted": n, "anchors": n,
+//       "verdict": "clean"|"leak"|"redaction-not-applied",
+//       "leaks": n,                 (every leaking finding, both kinds)
+//       "not_applied": n,           (findings "redaction-not-applied")
+//       "anchors": n,
+//       "redactions_recorded": n, "redactions_verified": n,
+//       "redacted_bytes_verified": n, "redactions_not_applied": n,
+//       "bytes_not_applied": n, "redactions_unchecked": n,
+//                                   (ScanReport, crashdump/oracle/scanner.h)
 //       "findings": [{
-//         "kind": "leak"|"redacted"|"anchor",
+//         "kind": "leak"|"redaction-not-applied"|"anchor",
 //         "file_offset": n, "length": n,
 //         "key": n, "form": s, "part": s,
 //         "form_offset": n, "secret_bytes": n, "other_forms": n,
 //         "address": "0x..." | null,
 //         "region": s, "tid": n, "redaction": s
+//       }],
+//       "unapplied_redactions": [{    (records whose bytes are not the
+//         "record": n, "kind": s,      marker; no key bytes)
+//         "label": s, "tid": n, "address": "0x...", "length": n,
+//         "checked_bytes": n, "non_marker_bytes": n,
+//         "first_file_offset": n
 //       }]
 //     }],
-//     "leaks": n, "errors": n, "exit_code": 0|1|2
+//     "leaks": n, "not_clean": n, "redactions_not_applied": n,
+//     "errors": n, "exit_code": 0|1|2
 //   }
 //
 // Thread safety: a command entry point; call it from one thread.
