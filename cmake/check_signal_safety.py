@@ -122,9 +122,11 @@ def defined_symbols(nm, obj):
     return set(names(run_nm(nm, ["-g", "-p", "--defined-only"], obj)))
 
 
-def shown_path(obj):
-    rel = os.path.relpath(obj)
-    return obj if rel.startswith("..") else rel
+def shown_path(path):
+    """The path relative to the working directory (the build tree) if it
+    lies below it, else normalised."""
+    rel = os.path.relpath(path)
+    return os.path.normpath(path) if rel.startswith("..") else rel
 
 
 def main(argv):
@@ -164,7 +166,7 @@ def main(argv):
             bad += 1
             what = mangled if demangled == mangled else \
                 f"{mangled} ({demangled})"
-            print(f"check_signal_safety: {shown_path(obj)}: calls {what}, "
+            print(f"check_signal_safety: {shown_path(obj)}: uses {what}, "
                   f"which is not in {allowlist_name}", file=sys.stderr)
     return VIOLATION if bad else 0
 
