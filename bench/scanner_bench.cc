@@ -495,10 +495,10 @@ int FalsePositives(const std::string& kind, uint64_t gib) {
     }
     std::printf(
         "%s: %llu bytes, %zu forms of 3 keys, F=16, path %s: findings %zu "
-        "(leaks %zu, anchors %zu, redacted %zu), %.1f ms, %.2f GB/s\n",
+        "(leaks %zu, anchors %zu, not applied %zu), %.1f ms, %.2f GB/s\n",
         path.c_str(), static_cast<unsigned long long>(r->file_size), forms,
         ProbePathName((*s)->probe_path()), r->findings.size(), r->leaks,
-        r->anchors, r->redacted, r->seconds * 1e3,
+        r->anchors, r->not_applied, r->seconds * 1e3,
         static_cast<double>(r->file_size) / r->seconds / 1e9);
     if (rep == 1) return r->findings.empty() ? 0 : 1;
   }

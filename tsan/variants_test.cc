@@ -126,8 +126,9 @@ struct TrialResult {
   Counts tsan;
   // scan_last_dump: what the oracle found in the last dump.
   bool scanned = false;
-  uint64_t leaks = 0;     // fragments outside every redacted range
-  uint64_t redacted = 0;  // fragments inside one
+  uint64_t leaks = 0;        // key fragments (every leak kind)
+  uint64_t not_applied = 0;  // of those, inside a record whose bytes are
+                             // not the marker
   std::string leak_forms;  // "form@region" of the first few, never bytes
 };
 
@@ -339,8 +340,10 @@ class TsanVariants : public ::testing::Test {
     ASSERT_TRUE(scan.ok()) << scan.status().ToString();
     res->scanned = true;
     for (const crashdump::Finding& f : scan->findings) {
-      if (f.kind == crashdump::FindingKind::kRedacted) ++res->redacted;
-      if (f.kind != crashdump::FindingKind::kLeak) continue;
+      if (!crashdump::IsLeak(f.kind)) continue;
+      if (f.kind == crashdump::FindingKind::kRedactionNotApplied) {
+        ++res->not_applied;
+      }
       if (res->leaks++ < 4) {
         res->leak_forms += " " + f.form + "@" +
                            (f.region.empty() ? "(raw)" : f.region);
@@ -355,7 +358,7 @@ void PrintTrial(const char* name, const TrialResult& r) {
                "sealed=%llu tokens=%llu rotations=%llu last_dump_bytes=%llu "
                "last_dump_ms=%.1f freeze_ms=%.1f threads=%u unfrozen=%u "
                "blocking_freeze=%u\n"
-               "  oracle: scanned=%d leaks=%llu redacted=%llu%s\n"
+               "  oracle: scanned=%d leaks=%llu not_applied=%llu%s\n"
                "  tsan=%s\n",
                name, r.create_s, r.trial_s,
                static_cast<unsigned long long>(r.dumps),
@@ -367,7 +370,7 @@ void PrintTrial(const char* name, const TrialResult& r) {
                static_cast<double>(r.last_dump.freeze_ns) / 1e6,
                r.last_dump.threads, r.last_dump.threads_unfrozen,
                r.last_dump.threads_blocking_freeze, r.scanned ? 1 : 0, static_cast<unsigned long long>(r.leaks),
-               static_cast<unsigned long long>(r.redacted),
+               static_cast<unsigned long long>(r.not_applied),
                r.leak_forms.c_str(), ToJson(r.tsan, 4).c_str());
 }
 

@@ -33,8 +33,6 @@ const char* FindingKindName(FindingKind kind) {
       return "redaction-not-applied";
     case FindingKind::kAnchor:
       return "anchor";
-    case FindingKind::kRedacted:
-      return "redacted";
   }
   return "?";
 }

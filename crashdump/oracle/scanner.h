@@ -120,11 +120,8 @@ enum class FindingKind {
   // was written, the redaction not applied. A leak.
   kRedactionNotApplied,
   kAnchor,  // public key material (n, e, the public key): never a leak
-  // Retired: no scan produces it (a record never excuses a fragment). Kept
-  // only so that code outside oracle/ that still names it compiles.
-  kRedacted,
 };
-// "leak", "redaction-not-applied", "anchor", "redacted".
+// "leak", "redaction-not-applied", "anchor".
 const char* FindingKindName(FindingKind kind);
 // True for the kinds that are leaks: kLeak and kRedactionNotApplied.
 bool IsLeak(FindingKind kind);
@@ -183,9 +180,6 @@ struct ScanReport {
   size_t leaks = 0;        // findings that are leaks (IsLeak), every kind
   size_t not_applied = 0;  // of those, kRedactionNotApplied
   size_t anchors = 0;
-  // Retired with FindingKind::kRedacted: always 0. Kept only so that code
-  // outside oracle/ that still prints it (bench/) compiles.
-  size_t redacted = 0;
   // The dump's redaction records, each checked byte for byte (ELF cores;
   // all zero for raw files). Bytes are summed over records, so bytes two
   // records both claim count twice.
