@@ -49,7 +49,9 @@ int WaitProcess(pid_t pid, int timeout_ms, bool* killed) {
     if (r == pid) break;
     if (r < 0 && errno != EINTR) break;
     if (Clock::now() > deadline) {
-      KillProcess(pid);
+      kill(pid, SIGKILL);
+      while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+      }
       *killed = true;
       break;
     }
