@@ -10,6 +10,7 @@
 #include <atomic>
 #include <cstring>
 
+#include "base/ablation.h"
 #include "crashdump/capture/signal_safe.h"
 
 namespace sigrace::crashdump {
@@ -211,9 +212,9 @@ void FillRegs(const ThreadCapture& t, user_regs_struct* r) {
   if (t.redact_registers) {
     // Keep rip, rsp and rbp (gdb unwinds with them), segments and flags;
     // every data register becomes marker bytes.
-    unsigned long long* data[] = {&r->r15, &r->r14, &r->r13, &r->r12,
-                                  &r->rbx, &r->r11, &r->r10, &r->r9,
-                                  &r->r8,  &r->rax, &r->rcx, &r->rdx,
+    unsigned long long* data[] = {&r->r15, &r->r14, &r->r13,     &r->r12,
+                                  &r->rbx, &r->r11, &r->r10,     &r->r9,
+                                  &r->r8,  &r->rax, &r->rcx,     &r->rdx,
                                   &r->rsi, &r->rdi, &r->orig_rax};
     for (size_t i = 0; i < sizeof(data) / sizeof(data[0]); ++i) {
       FillMarker(reinterpret_cast<char*>(data[i]), i * 8, 8);
@@ -420,8 +421,8 @@ void LoadXstateLayout() {
 void ZeroUnusedXstate(char* d, size_t size) {
   uint64_t bv;
   memcpy(&bv, d + kFxsaveSize, 8);
-  memset(d + 416, 0, kSwBytesOffset - 416);  // unused legacy bytes
-  if ((bv & 1) == 0) memset(d + 32, 0, 160 - 32);   // x87 st0-7
+  memset(d + 416, 0, kSwBytesOffset - 416);          // unused legacy bytes
+  if ((bv & 1) == 0) memset(d + 32, 0, 160 - 32);    // x87 st0-7
   if ((bv & 2) == 0) memset(d + 160, 0, 416 - 160);  // xmm0-15
   memset(d + kFxsaveSize + 16, 0, kXsaveHeaderEnd - kFxsaveSize - 16);
   LoadXstateLayout();
@@ -448,7 +449,8 @@ void ApplyRedactions(const CoreInput& in, char* buf, uint64_t va, size_t n) {
   const uint64_t end = va + n;
   for (size_t i = 0; i < in.redaction_count; ++i) {
     const RedactionRecord& r = in.redactions[i];
-    if (r.len == 0 || r.kind == static_cast<uint32_t>(RedactionKind::kRegisters)) {
+    if (r.len == 0 ||
+        r.kind == static_cast<uint32_t>(RedactionKind::kRegisters)) {
       continue;
     }
     const uint64_t rs = r.vaddr;
@@ -474,7 +476,13 @@ uint64_t DumpSizeForMapping(const ProcMapping& m, const char* pool) {
       m.special == ProcMappingSpecial::kVsyscall) {
     return 0;
   }
-  if (m.dontdump || m.io) return 0;
+  // Protection `dontdump` (its honouring): MADV_DONTDUMP pages stay out,
+  // as with the kernel. Ablated, they are dumped like any other page (the
+  // handler's own scratch and alternate stacks then hold the marker: they
+  // are recorded redactions).
+  bool honour_dontdump = m.dontdump;
+  if (Ablated(Protection::kDontDump)) honour_dontdump = false;
+  if (honour_dontdump || m.io) return 0;
   // DEVIATION: the kernel reads PROT_NONE mappings with FOLL_FORCE and
   // writes their (mostly hole) pages; sigrace writes no bytes for them, so
   // guard pages and reserved arenas cost nothing.
@@ -527,8 +535,8 @@ bool WriteCore(const CoreInput& in, int fd, CoreOutput* out) {
     AddThreadNotes(nb, in, in.threads[i], i == 0, mt.maps, nloads, mt.pool);
   }
   {
-    const size_t n = sizeof(RedactionHeader) +
-                     in.redaction_count * sizeof(RedactionRecord);
+    const size_t n =
+        sizeof(RedactionHeader) + in.redaction_count * sizeof(RedactionRecord);
     if (char* d = nb.Add(kSigraceNoteOwner, kNoteRedactions, n)) {
       RedactionHeader h{kRedactionVersion,
                         static_cast<uint32_t>(in.redaction_count)};
@@ -540,8 +548,7 @@ bool WriteCore(const CoreInput& in, int fd, CoreOutput* out) {
     }
   }
   nb.AddCopy(kSigraceNoteOwner, kNoteMeta, in.meta, in.meta_len);
-  nb.AddCopy(kSigraceNoteOwner, kNoteBacktrace, in.backtrace,
-             in.backtrace_len);
+  nb.AddCopy(kSigraceNoteOwner, kNoteBacktrace, in.backtrace, in.backtrace_len);
   if (nb.overflow()) {
     out->error = 105;  // ENOBUFS
     out->stage = "notes";
@@ -581,8 +588,8 @@ bool WriteCore(const CoreInput& in, int fd, CoreOutput* out) {
     const ProcMapping& m = mt.maps[i];
     memset(&ph, 0, sizeof(ph));
     ph.p_type = PT_LOAD;
-    ph.p_flags = (m.read ? PF_R : 0) | (m.write ? PF_W : 0) |
-                 (m.exec ? PF_X : 0);
+    ph.p_flags =
+        (m.read ? PF_R : 0) | (m.write ? PF_W : 0) | (m.exec ? PF_X : 0);
     ph.p_offset = off;
     ph.p_vaddr = m.start;
     ph.p_filesz = in.dump_len[i];
@@ -598,9 +605,9 @@ bool WriteCore(const CoreInput& in, int fd, CoreOutput* out) {
   // Pages of a private anonymous mapping that were never touched (neither
   // present nor swapped, per /proc/self/pagemap) are zeros: they become
   // holes without being read, as the kernel's FOLL_DUMP skips them.
-  const long pagemap = RawSyscall6(
-      SYS_open, reinterpret_cast<long>("/proc/self/pagemap"),
-      O_RDONLY | O_CLOEXEC);
+  const long pagemap =
+      RawSyscall6(SYS_open, reinterpret_cast<long>("/proc/self/pagemap"),
+                  O_RDONLY | O_CLOEXEC);
   for (size_t i = 0; i < nloads && sink.error() == 0; ++i) {
     const ProcMapping& m = mt.maps[i];
     const bool anon_private = m.inode == 0 && !m.shared &&
@@ -617,10 +624,9 @@ bool WriteCore(const CoreInput& in, int fd, CoreOutput* out) {
         if (va < win_start || va >= win_start + win_n * kPage) {
           size_t want = static_cast<size_t>((end - va) / kPage);
           if (want > in.pagemap_cap) want = in.pagemap_cap;
-          const long r = RawSyscall6(SYS_pread64, pagemap,
-                                     reinterpret_cast<long>(in.pagemap_buf),
-                                     static_cast<long>(want * 8),
-                                     static_cast<long>(va / kPage * 8));
+          const long r = RawSyscall6(
+              SYS_pread64, pagemap, reinterpret_cast<long>(in.pagemap_buf),
+              static_cast<long>(want * 8), static_cast<long>(va / kPage * 8));
           win_start = va;
           win_n = r > 0 ? static_cast<size_t>(r) / 8 : 0;
         }

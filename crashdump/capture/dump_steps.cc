@@ -19,6 +19,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "base/ablation.h"
 #include "crashdump/capture/core_writer.h"
 #include "crashdump/capture/handler_state.h"
 #include "crashdump/capture/signal_safe.h"
@@ -95,8 +96,15 @@ ThreadCapture& AddCapture(DumpContext* d, pid_t tid, const ucontext_t* uc,
   c.uc = uc;
   c.fs_base = fs_base;
   c.gs_base = gs_base;
-  c.redact_registers = ThreadInSecretScope(tid);
-  c.redact_simd = g_redact_simd;
+  const bool in_scope = ThreadInSecretScope(tid);
+  // Protection `scope-registers`: every data register of a thread inside a
+  // SecretScope (GP and SIMD). Ablated, such a thread keeps all of them.
+  c.redact_registers = in_scope;
+  if (Ablated(Protection::kScopeRegisters)) c.redact_registers = false;
+  // Protection `simd-outside-scope`: the SIMD registers of every other
+  // thread (a memcpy or a hash leaves its last words there).
+  c.redact_simd = g_redact_simd && !in_scope;
+  if (Ablated(Protection::kSimdOutsideScope)) c.redact_simd = false;
   return c;
 }
 
@@ -232,10 +240,17 @@ void PublishResult(const DumpResult& r) {
 
 // The steps between the recovery point and its end, in order.
 void RunSteps(DumpContext* d) {
+  // Protection `snapshot-after-freeze`: no writer moves under the
+  // snapshot. Ablated, the snapshot is taken before the freeze, and a
+  // thread that publishes, moves or enters a scope before it is parked is
+  // not covered ("handler.entered" then lies between the two).
+  bool snapshot_first = false;
+  if (Ablated(Protection::kSnapshotAfterFreeze)) snapshot_first = true;
+  if (snapshot_first) SnapshotRegistry(d);
   (void)SIGRACE_FAILPOINT(kFpEntered);
   FreezeProcess(d);
   (void)SIGRACE_FAILPOINT(kFpAfterFreeze);
-  SnapshotRegistry(d);
+  if (!snapshot_first) SnapshotRegistry(d);
   (void)SIGRACE_FAILPOINT(kFpAfterSnapshot);
   CaptureThreads(d);
   ListRedactions(d);
@@ -294,7 +309,11 @@ void BeginAttempt(DumpContext* d) {
 }
 
 void FreezeProcess(DumpContext* d) {
-  if (g_freeze) {
+  d->frozen = g_freeze;
+  // Protection `freeze`: ablated, every other thread runs on while the
+  // dump is taken, as with the no-freeze window below.
+  if (Ablated(Protection::kFreeze)) d->frozen = false;
+  if (d->frozen) {
     g_active_gen.store(d->gen, std::memory_order_release);
     FreezeOthers(d->pid, d->self, &d->freeze);
   }
@@ -343,6 +362,15 @@ void ListRedactions(DumpContext* d) {
   Scratch& sc = *g_scratch;
   for (size_t i = 0; i < d->nviews; ++i) {
     const RegionView& v = sc.regions[i];
+    if (v.kind == RegionKind::kSecretStack) {
+      // Protection `secret-stack`: the stack below a SecretScope's entry.
+      if (Ablated(Protection::kSecretStack)) continue;
+    } else if (CoverAblated(v.label)) {
+      // Protection `registry-cover` (every range) or `cover:LABEL` (the
+      // ranges published under LABEL): ablated, the range is neither
+      // redacted nor recorded, so the dump holds its bytes as they are.
+      continue;
+    }
     RedactionKind k = RedactionKind::kRange;
     if (v.kind == RegionKind::kUpdatePrev) k = RedactionKind::kUpdatePrev;
     if (v.kind == RegionKind::kSecretStack) k = RedactionKind::kSecretStack;
@@ -406,7 +434,7 @@ void BuildMetaNote(DumpContext* d) {
   meta.Str("tid=").Dec(d->self).Ch('\n');
   meta.Str("mode=").Str(d->live ? "live" : "fatal").Ch('\n');
   meta.Str("sequence=").UDec(d->gen).Ch('\n');
-  meta.Str("freeze=").Str(g_freeze ? "on" : "off").Ch('\n');
+  meta.Str("freeze=").Str(d->frozen ? "on" : "off").Ch('\n');
   meta.Str("threads=").UDec(d->nthreads).Ch('\n');
   meta.Str("threads_unfrozen=").UDec(fst.timed_out + fst.blocking).Ch('\n');
   meta.Str("threads_blocking_freeze=").UDec(fst.blocking).Ch('\n');

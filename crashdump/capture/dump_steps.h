@@ -58,6 +58,7 @@ struct DumpContext {
   bool owner_on_alt = false;  // the owner runs on its alternate stack
   DumpResult* r = nullptr;
   // Filled in by the steps.
+  bool frozen = false;  // other threads were frozen (meta "freeze")
   FreezeStats freeze;
   size_t nviews = 0;    // registry views in g_scratch->regions
   size_t nthreads = 0;  // captures in g_scratch->captures
@@ -79,7 +80,8 @@ void RunDump(int sig, siginfo_t* info, ucontext_t* uc, bool live,
 // Safe to call from a signal handler.
 void BeginAttempt(DumpContext* d);
 
-// Freezes every other thread (unless the no-freeze window is configured).
+// Freezes every other thread (unless the no-freeze window is configured
+// or the `freeze` protection is ablated).
 // Safe to call from a signal handler.
 void FreezeProcess(DumpContext* d);
 

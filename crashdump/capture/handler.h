@@ -31,6 +31,17 @@
 // async-signal-safe). cmake/check_signal_safety.py checks at build time
 // that the crash-path objects call nothing outside signal_safe_allowlist.txt.
 //
+// Ablation (test builds, base/ablation.h; SIGRACE_ABLATE): each protection
+// of the handler can be switched off at its one point, so an ablation run
+// can show the fixed signer leaks without it. registry-cover and
+// cover:LABEL (a range is neither redacted nor recorded) and secret-stack
+// act in ListRedactions; scope-registers and simd-outside-scope where a
+// thread's capture is set up (CaptureThreads); freeze in FreezeProcess;
+// snapshot-after-freeze in the order of the steps (the snapshot moves
+// before step 3); dontdump in the writer's DumpSizeForMapping (MADV_DONTDUMP
+// pages are dumped). The meta note says "ablation=SPEC" for the spec active
+// at install.
+//
 // Thread safety: InstallHandler/UninstallHandler/SetTrialMeta are
 // Not async-signal-safe and must not race with each other (call them from
 // one control thread). LastDump/DumpCount/RequestLiveDump may be called

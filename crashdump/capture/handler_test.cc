@@ -5,9 +5,10 @@
 #include "crashdump/capture/handler.h"
 
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <malloc.h>
-#include <signal.h>
 #include <sched.h>
+#include <signal.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/resource.h>
@@ -16,19 +17,21 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "base/ablation.h"
 #include "base/failpoint.h"
 #include "crashdump/format/core_format.h"
 #include "crashdump/format/core_reader.h"
-#include "testing/crash_test_util.h"
 #include "crashdump/registry/registry.h"
-#include <gtest/gtest.h>
+#include "testing/crash_test_util.h"
 
 namespace sigrace::crashdump {
 namespace {
@@ -41,6 +44,17 @@ using testing::TempDir;
 
 constexpr size_t kSecretLen = 64;
 constexpr uint64_t kSeed = 0x5eed2026;
+
+// The seed of planted secret `n` in the running test: each test plants its
+// own secrets. A dump the parent read earlier leaves its bytes in freed
+// heap, which every child forked later inherits and dumps; with one secret
+// per test an absence test cannot find another test's leftovers.
+uint64_t Seed(uint64_t n) {
+  const ::testing::TestInfo* t =
+      ::testing::UnitTest::GetInstance()->current_test_info();
+  const std::string name = std::string(t->test_suite_name()) + "." + t->name();
+  return kSeed + n + 0x100 * std::hash<std::string>{}(name);
+}
 
 pid_t Gettid() { return static_cast<pid_t>(syscall(SYS_gettid)); }
 
@@ -60,6 +74,38 @@ std::unique_ptr<CoreReader> OnlySealedDump(const testing::TempDir& dir) {
   return OpenSealed(cores[0]);
 }
 
+// Switches off the protections named in `spec` (base/ablation.h) in a
+// child, before it installs the handler or starts a thread.
+bool Ablate(const char* spec) { return SetAblation(spec).ok(); }
+
+// A planted secret remade in the parent to search a dump for, wiped when it
+// goes: a child forked later inherits the parent's stack, and a stale copy
+// in a dead frame there would be found in that child's dump.
+class Remade {
+ public:
+  Remade(uint64_t seed, size_t len = kSecretLen) : len_(len) {
+    FillSecret(buf_, len_, seed);
+  }
+  ~Remade() { explicit_bzero(buf_, sizeof(buf_)); }
+  Remade(const Remade&) = delete;
+  Remade& operator=(const Remade&) = delete;
+  bool In(const std::string& hay) const { return Contains(hay, buf_, len_); }
+
+ private:
+  uint8_t buf_[kSecretLen];
+  size_t len_;
+};
+
+// Whether the one dump in `dir` holds the `len` bytes FillSecret makes
+// from `seed` (never printed).
+bool DumpHoldsSecret(const TempDir& dir, uint64_t seed,
+                     size_t len = kSecretLen) {
+  const auto cores = dir.Files(".core");
+  EXPECT_EQ(cores.size(), 1u);
+  if (cores.size() != 1) return false;
+  return Remade(seed, len).In(testing::ReadWholeFile(cores[0]));
+}
+
 HandlerOptions DirOptions(const TempDir& dir, bool fatal) {
   HandlerOptions o;
   o.target = DumpTarget::Directory(dir.path());
@@ -70,13 +116,14 @@ HandlerOptions DirOptions(const TempDir& dir, bool fatal) {
 
 // Child body: a secret in an anonymous page, registered or not, then a live
 // dump. Exit 0 if the dump sealed.
-int SecretDumpChild(const TempDir& dir, bool register_it) {
+int SecretDumpChild(const TempDir& dir, bool register_it, const char* ablate) {
+  if (!Ablate(ablate)) return 9;
   if (!InstallHandler(DirOptions(dir, /*fatal=*/false)).ok()) return 10;
   void* page = mmap(nullptr, 4096, PROT_READ | PROT_WRITE,
                     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (page == MAP_FAILED) return 11;
   uint8_t* secret = static_cast<uint8_t*>(page) + 128;
-  FillSecret(secret, kSecretLen, kSeed);
+  FillSecret(secret, kSecretLen, Seed(0));
   ScopedRegion region;
   if (register_it) region = ScopedRegion(secret, kSecretLen, "test.secret");
   if (!RequestLiveDump().ok()) return 12;
@@ -85,9 +132,9 @@ int SecretDumpChild(const TempDir& dir, bool register_it) {
   // Where the secret sat, for the parent (an address, not key material).
   std::FILE* f = std::fopen((dir.path() + "/addr").c_str(), "w");
   if (f == nullptr) return 14;
-  std::fprintf(f, "%llu\n",
-               static_cast<unsigned long long>(
-                   reinterpret_cast<uintptr_t>(secret)));
+  std::fprintf(
+      f, "%llu\n",
+      static_cast<unsigned long long>(reinterpret_cast<uintptr_t>(secret)));
   std::fclose(f);
   return 0;
 }
@@ -99,9 +146,11 @@ struct SecretDump {
   std::unique_ptr<CoreReader> reader;
 };
 
-SecretDump MakeSecretDump(const TempDir& dir, bool register_it) {
+SecretDump MakeSecretDump(const TempDir& dir, bool register_it,
+                          const char* ablate = "") {
   SecretDump d;
-  d.child = RunInChild([&] { return SecretDumpChild(dir, register_it); });
+  d.child =
+      RunInChild([&] { return SecretDumpChild(dir, register_it, ablate); });
   const auto cores = dir.Files(".core");
   if (cores.size() != 1) return d;
   d.bytes = testing::ReadWholeFile(cores[0]);
@@ -116,17 +165,16 @@ TEST(HandlerRedaction, RegisteredSecretAbsentFromDump) {
   ASSERT_TRUE(d.child.exited) << d.child.stderr_text;
   ASSERT_EQ(d.child.exit_code, 0) << d.child.stderr_text;
   ASSERT_NE(d.reader, nullptr);
-  uint8_t secret[kSecretLen];
-  FillSecret(secret, sizeof(secret), kSeed);
-  EXPECT_FALSE(Contains(d.bytes, secret, sizeof(secret)))
-      << "registered secret found in the dump";
+  const Remade secret(Seed(0));
+  EXPECT_FALSE(secret.In(d.bytes)) << "registered secret found in the dump";
   // The page itself is in the dump, holding the marker where the secret was.
   const uint8_t* mem = d.reader->MemoryAt(d.addr, kSecretLen);
   ASSERT_NE(mem, nullptr);
   bool marker = true;
   for (size_t i = 0; i < kSecretLen; ++i) {
-    marker &= mem[i] == static_cast<uint8_t>(
-                           kRedactionMarker[(d.addr + i) % kRedactionMarkerLen]);
+    marker &=
+        mem[i] == static_cast<uint8_t>(
+                      kRedactionMarker[(d.addr + i) % kRedactionMarkerLen]);
   }
   EXPECT_TRUE(marker) << "redacted bytes are not the marker";
   EXPECT_TRUE(d.reader->IsRedacted(d.addr, kSecretLen));
@@ -143,17 +191,134 @@ TEST(HandlerRedaction, UnregisteredSecretPresentInDump) {
   ASSERT_TRUE(d.child.exited) << d.child.stderr_text;
   ASSERT_EQ(d.child.exit_code, 0) << d.child.stderr_text;
   ASSERT_NE(d.reader, nullptr);
-  uint8_t secret[kSecretLen];
-  FillSecret(secret, sizeof(secret), kSeed);
-  EXPECT_TRUE(Contains(d.bytes, secret, sizeof(secret)))
+  const Remade secret(Seed(0));
+  EXPECT_TRUE(secret.In(d.bytes))
       << "unregistered secret missing: the dump does not capture anon memory";
   EXPECT_FALSE(d.reader->IsRedacted(d.addr, kSecretLen));
+}
+
+// ---- Ablation switches (base/ablation.h) ----
+// Each switch is paired with its protection's test above or beside it:
+// with the switch off the planted secret is absent (that test), with the
+// protection ablated it is present, unredacted and unrecorded.
+
+#define SKIP_WITHOUT_ABLATION() \
+  if (!kAblationBuild) GTEST_SKIP() << "built without SIGRACE_ABLATION"
+
+// Registered range, `cover:LABEL` or `registry-cover` ablated: the range is
+// neither redacted nor recorded. Paired: RegisteredSecretAbsentFromDump.
+void ExpectCoverAblated(const char* spec) {
+  TempDir dir;
+  SecretDump d = MakeSecretDump(dir, /*register_it=*/true, spec);
+  ASSERT_TRUE(d.child.exited) << d.child.stderr_text;
+  ASSERT_EQ(d.child.exit_code, 0) << d.child.stderr_text;
+  ASSERT_NE(d.reader, nullptr);
+  const Remade secret(Seed(0));
+  EXPECT_TRUE(secret.In(d.bytes))
+      << spec << ": the ablated cover still redacted the secret";
+  EXPECT_FALSE(d.reader->IsRedacted(d.addr, kSecretLen));
+  for (const auto& r : d.reader->redactions()) {
+    EXPECT_NE(r.label, "test.secret") << spec << ": ablated cover recorded";
+  }
+  EXPECT_EQ(d.reader->MetaValue("ablation").value_or(""), spec);
+}
+
+TEST(HandlerAblation, CoverLabelAblatedLeavesRangeInDump) {
+  SKIP_WITHOUT_ABLATION();
+  ExpectCoverAblated("cover:test.secret");
+}
+
+TEST(HandlerAblation, RegistryCoverAblatedLeavesRangeInDump) {
+  SKIP_WITHOUT_ABLATION();
+  ExpectCoverAblated("registry-cover");
+}
+
+// Another label's switch leaves this cover alone.
+TEST(HandlerAblation, OtherCoverLabelAblatedKeepsRangeRedacted) {
+  SKIP_WITHOUT_ABLATION();
+  TempDir dir;
+  SecretDump d = MakeSecretDump(dir, /*register_it=*/true, "cover:other");
+  ASSERT_TRUE(d.child.exited && d.child.exit_code == 0) << d.child.stderr_text;
+  ASSERT_NE(d.reader, nullptr);
+  const Remade secret(Seed(0));
+  EXPECT_FALSE(secret.In(d.bytes));
+  EXPECT_TRUE(d.reader->IsRedacted(d.addr, kSecretLen));
+}
+
+// A secret on the stack of a thread inside a SecretScope (in the frame that
+// declares the scope, below its entry) is redacted by the scope's stack
+// cover; with `secret-stack` ablated it is in the dump.
+std::atomic<bool> g_stack_ready{false};
+std::atomic<bool> g_stack_stop{false};
+
+__attribute__((noinline)) void HoldSecretOnScopeStack() {
+  SecretScope scope;
+  alignas(16) uint8_t buf[kSecretLen];
+  FillSecret(buf, sizeof(buf), Seed(4));
+  g_stack_ready.store(true);
+  while (!g_stack_stop.load(std::memory_order_relaxed)) {
+  }
+  volatile uint8_t* v = buf;
+  for (size_t i = 0; i < sizeof(buf); ++i) v[i] = 0;
+}
+
+int StackSecretChild(const TempDir& dir, const char* ablate) {
+  if (!Ablate(ablate)) return 9;
+  if (!InstallHandler(DirOptions(dir, false)).ok()) return 10;
+  std::atomic<pid_t> tid{0};
+  std::thread t([&] {
+    (void)InstallAltStackForThisThread();
+    tid = Gettid();
+    HoldSecretOnScopeStack();
+  });
+  while (!g_stack_ready.load()) sched_yield();
+  if (!RequestLiveDump().ok()) return 12;
+  g_stack_stop = true;
+  t.join();
+  if (!LastDump().ok) return 13;
+  std::FILE* f = std::fopen((dir.path() + "/tid").c_str(), "w");
+  if (f == nullptr) return 14;
+  std::fprintf(f, "%d\n", tid.load());
+  std::fclose(f);
+  return 0;
+}
+
+// Whether the dump records a secret-stack redaction for the child's thread.
+bool SecretStackRecorded(const TempDir& dir) {
+  auto reader = OnlySealedDump(dir);
+  if (reader == nullptr) return false;
+  const int tid = std::stoi(testing::ReadWholeFile(dir.path() + "/tid"));
+  bool recorded = false;
+  for (const auto& r : reader->redactions()) {
+    recorded |= r.kind == RedactionKind::kSecretStack && r.tid == tid;
+  }
+  return recorded;
+}
+
+TEST(HandlerRedaction, SecretOnScopeStackAbsentFromDump) {
+  TempDir dir;
+  ChildResult c = RunInChild([&] { return StackSecretChild(dir, ""); });
+  ASSERT_TRUE(c.exited && c.exit_code == 0) << c.stderr_text;
+  EXPECT_FALSE(DumpHoldsSecret(dir, Seed(4)));
+  EXPECT_TRUE(SecretStackRecorded(dir));
+}
+
+TEST(HandlerAblation, SecretStackAblatedLeavesScopeStackInDump) {
+  SKIP_WITHOUT_ABLATION();
+  TempDir dir;
+  ChildResult c =
+      RunInChild([&] { return StackSecretChild(dir, "secret-stack"); });
+  ASSERT_TRUE(c.exited && c.exit_code == 0) << c.stderr_text;
+  EXPECT_TRUE(DumpHoldsSecret(dir, Seed(4)));
+  EXPECT_FALSE(SecretStackRecorded(dir));
 }
 
 // Threads in a SecretScope get their data registers replaced; rip, rsp and
 // rbp stay so the stack still unwinds. Paired: a thread outside any scope
 // keeps its registers.
-int SecretScopeChild(const TempDir& dir, bool in_scope) {
+int SecretScopeChild(const TempDir& dir, bool in_scope,
+                     const char* ablate = "") {
+  if (!Ablate(ablate)) return 9;
   if (!InstallHandler(DirOptions(dir, false)).ok()) return 10;
   std::atomic<bool> ready{false}, stop{false};
   std::atomic<pid_t> tid{0};
@@ -217,41 +382,67 @@ TEST(HandlerRedaction, ThreadOutsideSecretScopeKeepsRegisters) {
   EXPECT_FALSE(marker);
 }
 
+// `scope-registers` ablated: a thread inside a scope keeps every register.
+// Paired: SecretScopeThreadRegistersRedacted.
+TEST(HandlerAblation, ScopeRegistersAblatedKeepsScopeThreadRegisters) {
+  SKIP_WITHOUT_ABLATION();
+  TempDir dir;
+  ChildResult c = RunInChild(
+      [&] { return SecretScopeChild(dir, true, "scope-registers"); });
+  ASSERT_TRUE(c.exited && c.exit_code == 0) << c.stderr_text;
+  auto [recorded, marker] = RegisterRedaction(dir);
+  EXPECT_FALSE(recorded);
+  EXPECT_FALSE(marker);
+}
+
 // MADV_DONTDUMP pages (the `dd` VmFlag) stay out of the dump, as with the
 // kernel. Paired: the same secret in an ordinary page is in the dump.
-int DontDumpChild(const TempDir& dir, bool dontdump) {
+int DontDumpChild(const TempDir& dir, bool dontdump, const char* ablate = "") {
+  if (!Ablate(ablate)) return 9;
   if (!InstallHandler(DirOptions(dir, false)).ok()) return 10;
   void* page = mmap(nullptr, 4096, PROT_READ | PROT_WRITE,
                     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (page == MAP_FAILED) return 11;
   if (dontdump && madvise(page, 4096, MADV_DONTDUMP) != 0) return 12;
-  FillSecret(static_cast<uint8_t*>(page) + 64, kSecretLen, kSeed + 1);
+  FillSecret(static_cast<uint8_t*>(page) + 64, kSecretLen, Seed(1));
   if (!RequestLiveDump().ok()) return 13;
   return LastDump().ok ? 0 : 14;
-}
-
-bool DumpHoldsSecret(const TempDir& dir, uint64_t seed,
-                     size_t len = kSecretLen) {
-  const auto cores = dir.Files(".core");
-  EXPECT_EQ(cores.size(), 1u);
-  if (cores.size() != 1) return false;
-  uint8_t secret[kSecretLen];
-  FillSecret(secret, len, seed);
-  return Contains(testing::ReadWholeFile(cores[0]), secret, len);
 }
 
 TEST(HandlerCapture, DontDumpPageLeftOut) {
   TempDir dir;
   ChildResult c = RunInChild([&] { return DontDumpChild(dir, true); });
   ASSERT_TRUE(c.exited && c.exit_code == 0) << c.stderr_text;
-  EXPECT_FALSE(DumpHoldsSecret(dir, kSeed + 1));
+  EXPECT_FALSE(DumpHoldsSecret(dir, Seed(1)));
+}
+
+// `dontdump` ablated: the writer dumps MADV_DONTDUMP pages. Paired:
+// DontDumpPageLeftOut.
+TEST(HandlerAblation, DontDumpAblatedPageCaptured) {
+  SKIP_WITHOUT_ABLATION();
+  TempDir dir;
+  ChildResult c =
+      RunInChild([&] { return DontDumpChild(dir, true, "dontdump"); });
+  ASSERT_TRUE(c.exited && c.exit_code == 0) << c.stderr_text;
+  EXPECT_TRUE(DumpHoldsSecret(dir, Seed(1)));
+  // The handler's own MADV_DONTDUMP memory (scratch, alternate stacks) is
+  // then dumped too, as the marker its records claim.
+  auto reader = OnlySealedDump(dir);
+  ASSERT_NE(reader, nullptr);
+  bool scratch_checked = false;
+  for (const auto& r : reader->redactions()) {
+    if (r.label != "handler.scratch (not dumped)") continue;
+    scratch_checked = true;
+    EXPECT_TRUE(reader->IsRedacted(r.vaddr, r.len));
+  }
+  EXPECT_TRUE(scratch_checked);
 }
 
 TEST(HandlerCapture, OrdinaryPageCaptured) {
   TempDir dir;
   ChildResult c = RunInChild([&] { return DontDumpChild(dir, false); });
   ASSERT_TRUE(c.exited && c.exit_code == 0) << c.stderr_text;
-  EXPECT_TRUE(DumpHoldsSecret(dir, kSeed + 1));
+  EXPECT_TRUE(DumpHoldsSecret(dir, Seed(1)));
 }
 
 // A thread created after the first /proc/self/task pass (here: by a
@@ -263,17 +454,21 @@ std::atomic<uint64_t> g_late_counter{0};
 int LateThreadChild(const TempDir& dir) {
   if (!InstallHandler(DirOptions(dir, false)).ok()) return 10;
   static std::thread* late = nullptr;
-  if (!failpoint::SetCallback("handler.after_freeze_pass", [] {
-         late = new std::thread([] {
-           // Created inside the handler, it inherits the handler's mask;
-           // an ordinary thread would not have the freeze signal blocked.
-           sigset_t none;
-           sigemptyset(&none);
-           pthread_sigmask(SIG_SETMASK, &none, nullptr);
-           (void)InstallAltStackForThisThread();
-           testing::BusyWorker(&g_late_counter, &g_late_stop);
-         });
-       }).ok() ||
+  if (!failpoint::SetCallback("handler.after_freeze_pass",
+                              [] {
+                                late = new std::thread([] {
+                                  // Created inside the handler, it inherits the
+                                  // handler's mask; an ordinary thread would
+                                  // not have the freeze signal blocked.
+                                  sigset_t none;
+                                  sigemptyset(&none);
+                                  pthread_sigmask(SIG_SETMASK, &none, nullptr);
+                                  (void)InstallAltStackForThisThread();
+                                  testing::BusyWorker(&g_late_counter,
+                                                      &g_late_stop);
+                                });
+                              })
+           .ok() ||
       !failpoint::Configure("handler.after_freeze_pass=callback@1").ok()) {
     return 11;
   }
@@ -306,15 +501,122 @@ TEST(HandlerFreeze, ThreadCreatedDuringFreezeIsInDump) {
   EXPECT_EQ(reader->threads().size(), 3u);
 }
 
+// A writer moves a registered secret during the dump, the way the signer
+// moves key material (UpdateRegion over both places, copy, wipe the old
+// place). A failpoint callback inside the handler lets it go and waits for
+// it, with a bound (a frozen writer never answers). Each protection that
+// keeps the snapshot true to memory is shown by where the move happens:
+//   - at "handler.after_registry_snapshot" the writer is frozen: nothing
+//     moves; with `freeze` ablated it moves after the snapshot and the
+//     secret's new place is not covered;
+//   - at "handler.entered" the writer moves before the freeze and the
+//     snapshot (after the freeze) covers the new place; with
+//     `snapshot-after-freeze` ablated the snapshot was taken before.
+std::atomic<bool> g_move_go{false};
+std::atomic<bool> g_move_done{false};
+std::atomic<bool> g_move_stop{false};
+
+int MovingSecretChild(const TempDir& dir, const char* site,
+                      const char* ablate) {
+  if (!Ablate(ablate)) return 9;
+  if (!InstallHandler(DirOptions(dir, false)).ok()) return 10;
+  void* mem = mmap(nullptr, 2 * 4096, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (mem == MAP_FAILED) return 11;
+  uint8_t* from = static_cast<uint8_t*>(mem) + 256;
+  uint8_t* to = static_cast<uint8_t*>(mem) + 4096 + 512;
+  FillSecret(from, kSecretLen, Seed(5));
+  const RegionHandle h = PublishRegion(from, kSecretLen, "test.moving");
+  if (!h.valid()) return 12;
+  std::thread t([&] {
+    (void)InstallAltStackForThisThread();
+    while (!g_move_go.load() && !g_move_stop.load()) {
+    }
+    if (g_move_stop.load()) return;
+    UpdateRegion(h, to, kSecretLen);
+    memcpy(to, from, kSecretLen);
+    volatile uint8_t* v = from;
+    for (size_t i = 0; i < kSecretLen; ++i) v[i] = 0;
+    g_move_done.store(true);
+    while (!g_move_stop.load()) {
+    }
+  });
+  if (!failpoint::SetCallback(
+           site,
+           [] {
+             g_move_go.store(true);
+             const auto until = std::chrono::steady_clock::now() +
+                                std::chrono::milliseconds(300);
+             while (!g_move_done.load() &&
+                    std::chrono::steady_clock::now() < until) {
+             }
+           })
+           .ok() ||
+      !failpoint::Configure(std::string(site) + "=callback@1").ok()) {
+    return 13;
+  }
+  if (!RequestLiveDump().ok()) return 14;
+  const DumpResult r = LastDump();
+  g_move_stop = true;
+  t.join();
+  if (!r.ok) return 15;
+  return 0;
+}
+
+TEST(HandlerFreeze, SecretMovedDuringDumpWaitsForTheFreeze) {
+  TempDir dir;
+  ChildResult c = RunInChild([&] {
+    return MovingSecretChild(dir, "handler.after_registry_snapshot", "");
+  });
+  ASSERT_TRUE(c.exited && c.exit_code == 0) << c.stderr_text;
+  EXPECT_FALSE(DumpHoldsSecret(dir, Seed(5)));
+  auto reader = OnlySealedDump(dir);
+  ASSERT_NE(reader, nullptr);
+  EXPECT_EQ(reader->MetaValue("freeze").value_or(""), "on");
+  EXPECT_EQ(reader->threads().size(), 2u);
+}
+
+TEST(HandlerAblation, FreezeAblatedSecretMovedDuringDumpLeaks) {
+  SKIP_WITHOUT_ABLATION();
+  TempDir dir;
+  ChildResult c = RunInChild([&] {
+    return MovingSecretChild(dir, "handler.after_registry_snapshot", "freeze");
+  });
+  ASSERT_TRUE(c.exited && c.exit_code == 0) << c.stderr_text;
+  EXPECT_TRUE(DumpHoldsSecret(dir, Seed(5)));
+  auto reader = OnlySealedDump(dir);
+  ASSERT_NE(reader, nullptr);
+  EXPECT_EQ(reader->MetaValue("freeze").value_or(""), "off");
+  EXPECT_EQ(reader->threads().size(), 1u);
+}
+
+TEST(HandlerFreeze, SecretMovedBeforeFreezeIsCoveredBySnapshot) {
+  TempDir dir;
+  ChildResult c =
+      RunInChild([&] { return MovingSecretChild(dir, "handler.entered", ""); });
+  ASSERT_TRUE(c.exited && c.exit_code == 0) << c.stderr_text;
+  EXPECT_FALSE(DumpHoldsSecret(dir, Seed(5)));
+}
+
+TEST(HandlerAblation, SnapshotBeforeFreezeMissesSecretMovedMeanwhile) {
+  SKIP_WITHOUT_ABLATION();
+  TempDir dir;
+  ChildResult c = RunInChild([&] {
+    return MovingSecretChild(dir, "handler.entered", "snapshot-after-freeze");
+  });
+  ASSERT_TRUE(c.exited && c.exit_code == 0) << c.stderr_text;
+  EXPECT_TRUE(DumpHoldsSecret(dir, Seed(5)));
+}
+
 // SIMD registers of a thread OUTSIDE any SecretScope: a secret left in
 // xmm15 (as a memcpy leaves the last bytes it moved) is redacted by
 // default, and present when the option is off (so the capture is real).
 std::atomic<bool> g_simd_ready{false};
 std::atomic<bool> g_simd_stop{false};
 
-__attribute__((noinline)) void HoldSecretInXmm15() {
+__attribute__((noinline)) void HoldSecretInXmm15(uint64_t seed = Seed(2)) {
   alignas(16) uint8_t buf[16];
-  FillSecret(buf, sizeof(buf), kSeed + 2);
+  FillSecret(buf, sizeof(buf), seed);
   __asm__ volatile("movdqu (%0), %%xmm15" : : "r"(buf) : "xmm15", "memory");
   // Wipe without a call: a first call through the PLT runs the lazy
   // binder, which XSAVEs every register (xmm15 too) onto this stack.
@@ -327,13 +629,22 @@ __attribute__((noinline)) void HoldSecretInXmm15() {
   __asm__ volatile("pxor %%xmm15, %%xmm15" : : : "xmm15");
 }
 
-int SimdChild(const TempDir& dir, bool redact_all) {
+// `in_scope`: the thread holds the secret inside a SecretScope, in xmm15
+// under Seed(3).
+int SimdChild(const TempDir& dir, bool redact_all, const char* ablate = "",
+              bool in_scope = false) {
+  if (!Ablate(ablate)) return 9;
   HandlerOptions o = DirOptions(dir, false);
   o.redact_simd_all_threads = redact_all;
   if (!InstallHandler(o).ok()) return 10;
-  std::thread t([] {
+  std::thread t([in_scope] {
     (void)InstallAltStackForThisThread();
-    HoldSecretInXmm15();
+    if (in_scope) {
+      SecretScope scope;
+      HoldSecretInXmm15(Seed(3));
+    } else {
+      HoldSecretInXmm15();
+    }
   });
   while (!g_simd_ready.load()) sched_yield();
   if (!RequestLiveDump().ok()) return 12;
@@ -346,14 +657,44 @@ TEST(HandlerRedaction, SimdSecretOutsideScopeRedactedByDefault) {
   TempDir dir;
   ChildResult c = RunInChild([&] { return SimdChild(dir, true); });
   ASSERT_TRUE(c.exited && c.exit_code == 0) << c.stderr_text;
-  EXPECT_FALSE(DumpHoldsSecret(dir, kSeed + 2, 16));
+  EXPECT_FALSE(DumpHoldsSecret(dir, Seed(2), 16));
+}
+
+// `simd-outside-scope` ablated: as with the option off. Paired:
+// SimdSecretOutsideScopeRedactedByDefault.
+TEST(HandlerAblation, SimdOutsideScopeAblatedLeavesSimdSecret) {
+  SKIP_WITHOUT_ABLATION();
+  TempDir dir;
+  ChildResult c =
+      RunInChild([&] { return SimdChild(dir, true, "simd-outside-scope"); });
+  ASSERT_TRUE(c.exited && c.exit_code == 0) << c.stderr_text;
+  EXPECT_TRUE(DumpHoldsSecret(dir, Seed(2), 16));
+}
+
+// A thread inside a scope: its SIMD registers are redacted as part of its
+// registers, even with the outside-scope redaction off; ablating
+// `scope-registers` leaves them.
+TEST(HandlerRedaction, SimdSecretInsideScopeRedacted) {
+  TempDir dir;
+  ChildResult c = RunInChild([&] { return SimdChild(dir, false, "", true); });
+  ASSERT_TRUE(c.exited && c.exit_code == 0) << c.stderr_text;
+  EXPECT_FALSE(DumpHoldsSecret(dir, Seed(3), 16));
+}
+
+TEST(HandlerAblation, ScopeRegistersAblatedLeavesSimdSecretInsideScope) {
+  SKIP_WITHOUT_ABLATION();
+  TempDir dir;
+  ChildResult c =
+      RunInChild([&] { return SimdChild(dir, true, "scope-registers", true); });
+  ASSERT_TRUE(c.exited && c.exit_code == 0) << c.stderr_text;
+  EXPECT_TRUE(DumpHoldsSecret(dir, Seed(3), 16));
 }
 
 TEST(HandlerRedaction, SimdSecretPresentWhenOptionOff) {
   TempDir dir;
   ChildResult c = RunInChild([&] { return SimdChild(dir, false); });
   ASSERT_TRUE(c.exited && c.exit_code == 0) << c.stderr_text;
-  EXPECT_TRUE(DumpHoldsSecret(dir, kSeed + 2, 16));
+  EXPECT_TRUE(DumpHoldsSecret(dir, Seed(2), 16));
 }
 
 // A fatal crash: the child must die by SIGSEGV and leave one sealed dump
@@ -568,13 +909,16 @@ int SecondCrasherChild(const TempDir& dir, bool slow_waiter = false) {
       !failpoint::Configure("handler.crash_waiter_poll=sleep(200)@1").ok()) {
     return 12;
   }
-  if (!failpoint::SetCallback("handler.entered", [] {
-         g_release_second.store(true);
-         // Wait (bounded) until the second crasher is inside the handler.
-         for (int i = 0; i < 5000 && TEST_CrashWaiters() == 0; ++i) {
-           usleep(1000);
-         }
-       }).ok() ||
+  if (!failpoint::SetCallback(
+           "handler.entered",
+           [] {
+             g_release_second.store(true);
+             // Wait (bounded) until the second crasher is inside the handler.
+             for (int i = 0; i < 5000 && TEST_CrashWaiters() == 0; ++i) {
+               usleep(1000);
+             }
+           })
+           .ok() ||
       !failpoint::Configure("handler.entered=callback@1").ok()) {
     return 11;
   }
@@ -674,8 +1018,7 @@ int FileSizeChild(const TempDir& dir, bool limit) {
 TEST(HandlerDisk, FileSizeLimitFailsClearlyAndLeavesNoFile) {
   TempDir dir;
   ChildResult c = RunInChild([&] { return FileSizeChild(dir, true); });
-  ASSERT_TRUE(c.exited) << "signal " << c.term_signal << ": "
-                        << c.stderr_text;
+  ASSERT_TRUE(c.exited) << "signal " << c.term_signal << ": " << c.stderr_text;
   EXPECT_EQ(c.exit_code, 0) << c.stderr_text;
   EXPECT_NE(c.stderr_text.find("sigrace: crash dump 1 failed at write: file "
                                "too large"),
@@ -781,8 +1124,7 @@ int MemfdChild() {
     const DumpResult r = LastDump();
     if (!r.ok || r.memfd < 0 || r.path[0] != '\0') return 12;
     std::string path = "/proc/self/fd/" + std::to_string(r.memfd);
-    auto reader =
-        CoreReader::Open(path, ReaderOptions{.require_seal = true});
+    auto reader = CoreReader::Open(path, ReaderOptions{.require_seal = true});
     if (!reader.ok()) return 13;
     if ((*reader)->size() != r.size) return 14;
     kept.push_back(dup(r.memfd));

@@ -24,6 +24,7 @@
 #include <string>
 #include <string_view>
 
+#include "base/ablation.h"
 #include "crashdump/capture/core_writer.h"
 #include "crashdump/capture/dump_steps.h"
 #include "crashdump/capture/handler.h"
@@ -222,6 +223,20 @@ Status MapScratch() {
   return Status::Ok();
 }
 
+// Appends "ablation=SPEC" to the static meta when a protection is off
+// (base/ablation.h), starting a line; dropped if it does not fit.
+void AppendAblationMeta() {
+  const std::string spec = AblationSpec();
+  if (spec.empty()) return;
+  std::string line = "ablation=" + spec + "\n";
+  if (g_static_meta_len > 0 && g_static_meta[g_static_meta_len - 1] != '\n') {
+    line.insert(line.begin(), '\n');
+  }
+  if (g_static_meta_len + line.size() > sizeof(g_static_meta)) return;
+  memcpy(g_static_meta + g_static_meta_len, line.data(), line.size());
+  g_static_meta_len += line.size();
+}
+
 void CopyOptions(const HandlerOptions& options, const HandlerSignals& sigs,
                  int dirfd, int memfd) {
   g_fatal = options.fatal;
@@ -241,6 +256,8 @@ void CopyOptions(const HandlerOptions& options, const HandlerSignals& sigs,
   // NOLINTNEXTLINE(bugprone-not-null-terminated-result)
   memcpy(g_static_meta, options.meta.data(), options.meta.size());
   g_static_meta_len = options.meta.size();
+  // A dump taken with a protection switched off says so.
+  AppendAblationMeta();
   g_owner.store(0);
   g_active_gen.store(0);
 }
