@@ -2,10 +2,11 @@
 // each field draws from its own stream, exit codes follow the expectation,
 // and no report carries anything but names, offsets and lengths.
 
+#include <gtest/gtest.h>
+
+#include <set>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "stress/options.h"
 #include "stress/report.h"
@@ -34,16 +35,16 @@ PlanInputs Inputs(std::vector<Injector> injectors,
 }
 
 TEST(TrialPlan, SameSeedAndTrialReplayTheSamePlan) {
-  const PlanInputs in = Inputs({Injector::kFailpoint, Injector::kAsync,
-                                Injector::kUnrelated});
+  const PlanInputs in =
+      Inputs({Injector::kFailpoint, Injector::kAsync, Injector::kUnrelated});
   for (uint64_t t = 0; t < 200; ++t) {
     EXPECT_EQ(PlanToJson(PlanTrial(in, t)), PlanToJson(PlanTrial(in, t)));
   }
 }
 
 TEST(TrialPlan, TrialsDiffer) {
-  const PlanInputs in = Inputs({Injector::kFailpoint, Injector::kAsync,
-                                Injector::kUnrelated});
+  const PlanInputs in =
+      Inputs({Injector::kFailpoint, Injector::kAsync, Injector::kUnrelated});
   int differ = 0;
   for (uint64_t t = 1; t < 100; ++t) {
     if (PlanToJson(PlanTrial(in, t)) != PlanToJson(PlanTrial(in, 0))) ++differ;
@@ -54,8 +55,8 @@ TEST(TrialPlan, TrialsDiffer) {
 // The replay command narrows --injectors and --alg to the trial's own;
 // every other choice of the trial must stay put.
 TEST(TrialPlan, NarrowingInjectorsAndAlgKeepsTheOtherChoices) {
-  const PlanInputs all = Inputs({Injector::kFailpoint, Injector::kAsync,
-                                 Injector::kUnrelated});
+  const PlanInputs all =
+      Inputs({Injector::kFailpoint, Injector::kAsync, Injector::kUnrelated});
   for (uint64_t t = 0; t < 300; ++t) {
     const TrialPlan p = PlanTrial(all, t);
     const TrialPlan q = PlanTrial(Inputs({p.injector}, {p.alg}), t);
@@ -181,9 +182,9 @@ RunReport Report(Expect expect, std::vector<TrialResult> results) {
 }
 
 TEST(ExitCode, ExpectClean) {
-  EXPECT_EQ(Report(Expect::kClean, {Result(Verdict::kClean, "rs256", 0)})
-                .exit_code,
-            0);
+  EXPECT_EQ(
+      Report(Expect::kClean, {Result(Verdict::kClean, "rs256", 0)}).exit_code,
+      0);
   EXPECT_EQ(Report(Expect::kClean, {Result(Verdict::kClean, "rs256", 0),
                                     Result(Verdict::kLeak, "rs256", 1)})
                 .exit_code,
@@ -197,12 +198,11 @@ TEST(ExitCode, ExpectClean) {
 }
 
 TEST(ExitCode, ExpectLeak) {
-  EXPECT_EQ(Report(Expect::kLeak, {Result(Verdict::kLeak, "rs256", 0)})
-                .exit_code,
-            0);
-  EXPECT_EQ(Report(Expect::kLeak, {Result(Verdict::kClean, "rs256", 0)})
-                .exit_code,
-            1);
+  EXPECT_EQ(
+      Report(Expect::kLeak, {Result(Verdict::kLeak, "rs256", 0)}).exit_code, 0);
+  EXPECT_EQ(
+      Report(Expect::kLeak, {Result(Verdict::kClean, "rs256", 0)}).exit_code,
+      1);
   EXPECT_EQ(Report(Expect::kLeak, {Result(Verdict::kHarnessError, "rs256", 0)})
                 .exit_code,
             2);
@@ -261,6 +261,104 @@ TEST(Replay, CommandNamesEverythingTheTrialDependsOn) {
   EXPECT_EQ(ReplayCommand(o, p),
             "sigrace stress --variant shallow-scope --alg eddsa --mode fatal "
             "--injectors failpoint --threads 3 --seed 5 --trial 17");
+}
+
+// Issue 13: exploration plans.
+PlanInputs ExploreInputs(std::vector<Injector> injectors) {
+  PlanInputs in = Inputs(std::move(injectors));
+  in.rotator = true;
+  in.widen_us = 200;
+  in.max_instants = 50;
+  in.census = {{"rs256", "sign", 30},
+               {"rs256", "rotate", 120},
+               {"eddsa", "sign", 12},
+               {"eddsa", "rotate", 0}};
+  return in;
+}
+
+TEST(ExplorePlan, NewPlansReplayExactlyThroughJson) {
+  const PlanInputs in =
+      ExploreInputs({Injector::kFailpoint, Injector::kAsync, Injector::kAlloc});
+  for (uint64_t t = 0; t < 300; ++t) {
+    const TrialPlan p = PlanTrial(in, t);
+    EXPECT_EQ(PlanToJson(p), PlanToJson(PlanTrial(in, t)));
+    StatusOr<TrialPlan> back = PlanFromJson(PlanToJson(p));
+    ASSERT_TRUE(back.ok());
+    EXPECT_EQ(PlanToJson(*back), PlanToJson(p));
+  }
+}
+
+TEST(ExplorePlan, AsyncFaultsReachTheRotationThreadAndEverySigner) {
+  const PlanInputs in = ExploreInputs({Injector::kAsync});
+  std::set<std::string> threads;
+  for (uint64_t t = 0; t < 400; ++t) threads.insert(PlanTrial(in, t).thread);
+  EXPECT_EQ(threads, (std::set<std::string>{"signer-0", "signer-1", "signer-2",
+                                            "signer-3", "rotator"}));
+  PlanInputs no_rotator = in;
+  no_rotator.rotator = false;
+  for (uint64_t t = 0; t < 400; ++t) {
+    EXPECT_NE(PlanTrial(no_rotator, t).thread, "rotator");
+  }
+}
+
+TEST(ExplorePlan, AllocInstantStaysWithinTheOperationsInstants) {
+  PlanInputs in = ExploreInputs({Injector::kAlloc});
+  std::set<std::string> ops;
+  for (uint64_t t = 0; t < 500; ++t) {
+    const TrialPlan p = PlanTrial(in, t);
+    ops.insert(p.op);
+    EXPECT_EQ(p.thread == "rotator", p.op == "rotate");
+    uint32_t bound = in.max_instants;
+    if (p.alg == "rs256" && p.op == "sign") bound = 30;
+    if (p.alg == "eddsa" && p.op == "sign") bound = 12;
+    EXPECT_GE(p.instant, 1u);
+    EXPECT_LE(p.instant, bound) << p.Describe();
+    EXPECT_NE(p.widen_seed, 0u);
+  }
+  EXPECT_EQ(ops, (std::set<std::string>{"sign", "rotate"}));
+}
+
+TEST(ExplorePlan, SystematicVisitsEveryInstantOnce) {
+  PlanInputs in = ExploreInputs({Injector::kAsync});
+  in.explore = Explore::kSystematic;
+  // 30 + min(120, 50) + 12 + 0.
+  ASSERT_EQ(SystematicTotal(in), 92u);
+  std::set<std::string> seen;
+  for (uint64_t t = 0; t < SystematicTotal(in); ++t) {
+    const TrialPlan p = PlanTrial(in, t);
+    EXPECT_EQ(p.injector, Injector::kAlloc);
+    EXPECT_TRUE(
+        seen.insert(p.alg + " " + p.op + " " + std::to_string(p.instant))
+            .second)
+        << p.Describe();
+  }
+  for (const OpInstants& o : in.census) {
+    for (uint32_t i = 1; i <= std::min(o.seen, in.max_instants); ++i) {
+      EXPECT_EQ(seen.count(o.alg + " " + o.op + " " + std::to_string(i)), 1u);
+    }
+  }
+  // Then round again, the same order.
+  EXPECT_EQ(PlanTrial(in, 92 + 40).instant, PlanTrial(in, 40).instant);
+}
+
+TEST(ExplorePlan, FlagsAreRangeChecked) {
+  StressFlagText text;
+  StressOptions o;
+  o.seed_given = true;
+  EXPECT_TRUE(FinishStressOptions(text, false, &o).ok());
+  text.explore = "exhaustive";
+  EXPECT_FALSE(FinishStressOptions(text, false, &o).ok());
+  text.explore = "systematic";
+  o.max_instants = 0;
+  EXPECT_FALSE(FinishStressOptions(text, false, &o).ok());
+  o.max_instants = 2000;
+  o.widen_us = 10001;
+  EXPECT_FALSE(FinishStressOptions(text, false, &o).ok());
+  o.widen_us = 200;
+  EXPECT_TRUE(FinishStressOptions(text, false, &o).ok());
+  EXPECT_EQ(o.explore, Explore::kSystematic);
+  text.injectors = "failpoint,alloc";
+  EXPECT_TRUE(FinishStressOptions(text, false, &o).ok());
 }
 
 }  // namespace

@@ -65,6 +65,15 @@ Status FinishStressOptions(const StressFlagText& text, bool variant_is_race,
   if (o->trial && !o->seed_given) {
     return InvalidArgumentError("--trial needs the --seed it came from");
   }
+  StatusOr<Explore> explore = ParseExplore(text.explore);
+  if (!explore.ok()) return explore.status();
+  o->explore = *explore;
+  if (o->max_instants == 0 || o->max_instants > 100000) {
+    return InvalidArgumentError("--max-instants must be in 1..100000");
+  }
+  if (o->widen_us > 10000) {
+    return InvalidArgumentError("--widen-us must be in 0..10000");
+  }
   if (!o->seed_given) o->seed = RandomSeed();
   return Status::Ok();
 }
@@ -92,6 +101,13 @@ std::string ReplayCommand(const StressOptions& o, const TrialPlan& p) {
     std::snprintf(share, sizeof(share), "%.17g", o.rotation_share);
     cmd += std::string(" --rotation-share ") + share;
   }
+  if (o.explore != Explore::kRandom) {
+    cmd += std::string(" --explore ") + ExploreName(o.explore);
+  }
+  if (o.max_instants != kDefaultMaxInstants && p.injector == Injector::kAlloc) {
+    cmd += " --max-instants " + std::to_string(o.max_instants);
+  }
+  if (p.widen_us != 0) cmd += " --widen-us " + std::to_string(p.widen_us);
   if (o.key_pool != 0) {
     cmd += " --key-pool " + std::to_string(o.key_pool);
   }

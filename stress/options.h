@@ -62,6 +62,11 @@ struct StressOptions {
   uint32_t trial_timeout_ms = 15000;
   uint32_t max_delay_us = kDefaultMaxDelayUs;
   double rotation_share = -1;  // see PlanInputs::rotation_share
+  // Window exploration (issue 13; stress/explore.h): systematic visits
+  // every instant of one signature and one rotation per algorithm.
+  Explore explore = Explore::kRandom;
+  uint32_t max_instants = kDefaultMaxInstants;  // 1..100000
+  uint32_t widen_us = 0;                        // 0..10000; 0: off
   // Keys per algorithm each worker generates once and cycles through its
   // rotations (signer::SignerOptions::TEST_key_pool); 0: every rotation
   // generates a fresh key.
@@ -85,6 +90,7 @@ struct StressFlagText {
   std::string alg = "both";
   std::string mode = "live";
   std::string expect;  // "": from the variant
+  std::string explore = "random";
 };
 
 // Parses the textual flags, fills defaults (a random seed, --expect from

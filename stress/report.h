@@ -139,6 +139,10 @@ struct RunReport {
   std::vector<TrialResult> leak_list;   // first 100
   std::vector<TrialResult> error_list;  // first 20
   TsanCounts tsan;
+  // --explore systematic: the census (instants seen per operation, capped
+  // at --max-instants) and how many distinct instants the run visited.
+  std::vector<OpInstants> census;
+  uint64_t instants_seen = 0, instants_visited = 0;
   int exit_code = 2;
   std::string verdict;
 

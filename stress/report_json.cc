@@ -101,6 +101,16 @@ nlohmann::json ReportJson(const RunReport& r) {
                       {"message", e.message}});
   }
   j["harness_errors"] = errors;
+  if (r.options.explore == Explore::kSystematic) {
+    nlohmann::json ops = nlohmann::json::array();
+    for (const OpInstants& c : r.census) {
+      ops.push_back({{"alg", c.alg}, {"op", c.op}, {"seen", c.seen}});
+    }
+    j["explore"] = {{"mode", "systematic"},
+                    {"instants_seen", r.instants_seen},
+                    {"instants_visited", r.instants_visited},
+                    {"operations", ops}};
+  }
   j["tsan"] = {{"enabled", r.tsan.enabled},
                {"total", r.tsan.total},
                {"by_type", r.tsan.by_type}};

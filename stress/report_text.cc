@@ -130,6 +130,15 @@ std::string TextSummary(const RunReport& r) {
     }
     s += "\n";
   }
+  if (o.explore == Explore::kSystematic) {
+    s += "systematic: " + std::to_string(r.instants_visited) + " of " +
+         std::to_string(r.instants_seen) + " instants visited (";
+    for (size_t i = 0; i < r.census.size(); ++i) {
+      s += (i ? ", " : "") + r.census[i].alg + " " + r.census[i].op + " " +
+           std::to_string(r.census[i].seen);
+    }
+    s += " seen)\n";
+  }
   s += FormatDouble("%.1f", r.TrialsPerSecond()) + " trials/s, " +
        std::to_string(r.dumps) + " dumps (" +
        FormatDouble("%.1f", static_cast<double>(r.dump_bytes) / 1048576.0) +

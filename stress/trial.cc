@@ -1,10 +1,9 @@
 #include "stress/trial.h"
 
 #include <algorithm>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <string>
-
-#include <nlohmann/json.hpp>
 
 namespace sigrace::stress {
 
@@ -16,6 +15,8 @@ const char* InjectorName(Injector injector) {
       return "async";
     case Injector::kUnrelated:
       return "unrelated";
+    case Injector::kAlloc:
+      return "alloc";
   }
   return "?";
 }
@@ -24,8 +25,28 @@ StatusOr<Injector> ParseInjector(std::string_view name) {
   if (name == "failpoint") return Injector::kFailpoint;
   if (name == "async") return Injector::kAsync;
   if (name == "unrelated") return Injector::kUnrelated;
+  if (name == "alloc") return Injector::kAlloc;
   return InvalidArgumentError("unknown injector '" + std::string(name) +
-                              "' (failpoint, async, unrelated)");
+                              "' (failpoint, async, unrelated, alloc)");
+}
+
+const char* ExploreName(Explore explore) {
+  return explore == Explore::kRandom ? "random" : "systematic";
+}
+
+StatusOr<Explore> ParseExplore(std::string_view name) {
+  if (name == "random") return Explore::kRandom;
+  if (name == "systematic") return Explore::kSystematic;
+  return InvalidArgumentError("unknown --explore '" + std::string(name) +
+                              "' (random, systematic)");
+}
+
+uint64_t SystematicTotal(const PlanInputs& in) {
+  uint64_t total = 0;
+  for (const OpInstants& o : in.census) {
+    total += std::min(o.seen, in.max_instants);
+  }
+  return total;
 }
 
 StatusOr<std::vector<Injector>> ParseInjectorList(std::string_view list) {
@@ -81,12 +102,13 @@ std::string TrialPlan::Describe() const {
   if (injector == Injector::kFailpoint) {
     s += " failpoint " + failpoint + "@" + std::to_string(hit);
     if (!thread.empty()) s += "#" + thread;
+  } else if (injector == Injector::kAlloc) {
+    s += " op " + op + " instant " + std::to_string(instant) + "#" + thread;
   } else {
-    if (injector == Injector::kAsync) {
-      s += " target signer-" + std::to_string(target_signer);
-    }
+    if (injector == Injector::kAsync) s += " target " + thread;
     s += " delay " + std::to_string(delay_us) + "us";
   }
+  if (widen_us != 0) s += " widen " + std::to_string(widen_us) + "us";
   return s;
 }
 
@@ -105,6 +127,54 @@ TrialPlan PlanTrial(const PlanInputs& in, uint64_t trial) {
   p.delay_us = static_cast<uint32_t>(
       TrialRng(in.seed, trial, Field::kDelay).Below(in.max_delay_us + 1));
   p.claims_seed = TrialRng(in.seed, trial, Field::kClaims).Next();
+  if (in.widen_us != 0 && p.injector != Injector::kFailpoint) {
+    p.widen_us = in.widen_us;
+    p.widen_seed = TrialRng(in.seed, trial, Field::kWiden).Next();
+  }
+  if (p.injector == Injector::kAsync) {
+    const uint64_t i = TrialRng(in.seed, trial, Field::kAsyncThread)
+                           .Below(threads + (in.rotator ? 1 : 0));
+    if (i < threads) {
+      p.target_signer = static_cast<uint32_t>(i);
+      p.thread = "signer-" + std::to_string(i);
+    } else {
+      p.thread = "rotator";
+    }
+  }
+  const uint64_t total =
+      in.explore == Explore::kSystematic ? SystematicTotal(in) : 0;
+  if (total > 0) {
+    // Every instant once, in census order, then round again.
+    uint64_t k = trial % total;
+    p.injector = Injector::kAlloc;
+    p.widen_us = 0;
+    for (const OpInstants& o : in.census) {
+      const uint64_t n = std::min(o.seen, in.max_instants);
+      if (k < n) {
+        p.alg = o.alg;
+        p.op = o.op;
+        p.instant = static_cast<uint32_t>(k + 1);
+        break;
+      }
+      k -= n;
+    }
+  } else if (p.injector == Injector::kAlloc) {
+    const bool rotate =
+        in.rotator && TrialRng(in.seed, trial, Field::kOp).Below(2) == 1;
+    p.op = rotate ? "rotate" : "sign";
+    uint32_t bound = in.max_instants == 0 ? 1 : in.max_instants;
+    for (const OpInstants& o : in.census) {
+      if (o.alg == p.alg && o.op == p.op && o.seen > 0) {
+        bound = std::min(bound, o.seen);
+      }
+    }
+    p.instant = static_cast<uint32_t>(
+        TrialRng(in.seed, trial, Field::kInstant).Between(1, bound));
+  }
+  if (p.injector == Injector::kAlloc) {
+    p.thread = p.op == "rotate" ? "rotator"
+                                : "signer-" + std::to_string(p.target_signer);
+  }
   // Only the sites the trial's algorithm reaches.
   std::vector<const FailpointChoice*> sites;
   for (const FailpointChoice& fp : in.failpoints) {
@@ -119,10 +189,9 @@ TrialPlan PlanTrial(const PlanInputs& in, uint64_t trial) {
       (fp->on_signer ? signing : rotation).push_back(fp);
     }
     // 53 random bits -> [0, 1): the share is met to within 2^-53.
-    const double u =
-        static_cast<double>(TrialRng(in.seed, trial, Field::kPath).Next() >>
-                            11) *
-        0x1.0p-53;
+    const double u = static_cast<double>(
+                         TrialRng(in.seed, trial, Field::kPath).Next() >> 11) *
+                     0x1.0p-53;
     const bool on_rotation = u < in.rotation_share;
     std::vector<const FailpointChoice*>& group =
         on_rotation ? rotation : signing;
@@ -138,8 +207,8 @@ TrialPlan PlanTrial(const PlanInputs& in, uint64_t trial) {
                 : static_cast<uint32_t>(
                       TrialRng(in.seed, trial, Field::kHit)
                           .Between(1, fp.max_hit == 0 ? 1 : fp.max_hit));
-    p.thread = fp.on_signer ? "signer-" + std::to_string(p.target_signer)
-                            : fp.thread;
+    p.thread =
+        fp.on_signer ? "signer-" + std::to_string(p.target_signer) : fp.thread;
   }
   return p;
 }
@@ -155,7 +224,11 @@ std::string PlanToJson(const TrialPlan& p) {
                         {"per_signature", p.per_signature},
                         {"target_signer", p.target_signer},
                         {"delay_us", p.delay_us},
-                        {"claims_seed", p.claims_seed}}
+                        {"claims_seed", p.claims_seed},
+                        {"op", p.op},
+                        {"instant", p.instant},
+                        {"widen_us", p.widen_us},
+                        {"widen_seed", p.widen_seed}}
       .dump();
 }
 
@@ -177,6 +250,10 @@ StatusOr<TrialPlan> PlanFromJson(std::string_view json) {
     p.target_signer = j.at("target_signer").get<uint32_t>();
     p.delay_us = j.at("delay_us").get<uint32_t>();
     p.claims_seed = j.at("claims_seed").get<uint64_t>();
+    p.op = j.at("op").get<std::string>();
+    p.instant = j.at("instant").get<uint32_t>();
+    p.widen_us = j.at("widen_us").get<uint32_t>();
+    p.widen_seed = j.at("widen_seed").get<uint64_t>();
     return p;
   } catch (const nlohmann::json::exception&) {
     return InvalidArgumentError("malformed trial plan");

@@ -46,7 +46,11 @@ enum class Field : uint64_t {
   kDelay = 6,
   kClaims = 7,
   kWorkload = 8,
-  kPath = 9,  // signing or rotation path (with a rotation share only)
+  kPath = 9,          // signing or rotation path (with a rotation share only)
+  kAsyncThread = 10,  // async: signing threads and the rotation thread
+  kOp = 11,           // alloc: signature or rotation
+  kInstant = 12,      // alloc: the N-th instant of the operation
+  kWiden = 13,        // seed of the window-widening delays
 };
 
 // Draws of one field of one trial. Copyable; each copy replays the same
@@ -60,20 +64,37 @@ class TrialRng {
   uint64_t Next() { return SplitMix64(base_ + 0x9e3779b97f4a7c15ULL * i_++); }
   // Uniform in [0, n); n > 0. Lemire's multiply-shift, bias < n / 2^64.
   uint64_t Below(uint64_t n) {
-    return static_cast<uint64_t>(
-        (static_cast<unsigned __int128>(Next()) * n) >> 64);
+    return static_cast<uint64_t>((static_cast<unsigned __int128>(Next()) * n) >>
+                                 64);
   }
   // Uniform in [lo, hi], lo <= hi.
-  uint64_t Between(uint64_t lo, uint64_t hi) {
-    return lo + Below(hi - lo + 1);
-  }
+  uint64_t Between(uint64_t lo, uint64_t hi) { return lo + Below(hi - lo + 1); }
 
  private:
   uint64_t base_;
   uint64_t i_ = 0;
 };
 
-enum class Injector { kFailpoint, kAsync, kUnrelated };
+// kAlloc: SIGSEGV on the target thread at the N-th instant (key-heap
+// allocation or free, or failpoint evaluation) of a signature or rotation;
+// see stress/explore.h.
+enum class Injector { kFailpoint, kAsync, kUnrelated, kAlloc };
+// kSystematic: trial t visits instant t of the enumeration of every instant
+// of one signature and one rotation per algorithm (SystematicInstant).
+enum class Explore { kRandom, kSystematic };
+const char* ExploreName(Explore explore);
+StatusOr<Explore> ParseExplore(std::string_view name);
+
+// The instants one operation of one algorithm was seen to have (the
+// driver's census, stress/explore.h).
+struct OpInstants {
+  std::string alg;
+  std::string op;  // "sign" or "rotate"
+  uint32_t seen = 0;
+};
+
+// Largest instant count visited per operation.
+inline constexpr uint32_t kDefaultMaxInstants = 2000;
 enum class Mode { kLive, kFatal };
 
 const char* InjectorName(Injector injector);
@@ -120,7 +141,19 @@ struct PlanInputs {
   // fault costs a key generation (RSA-2048: a few hundred ms here) and a
   // new key for the oracle; long live runs lower the share to fit.
   double rotation_share = -1;
+  // A rotation thread exists: async and alloc faults may target it.
+  bool rotator = false;
+  Explore explore = Explore::kRandom;
+  // alloc: the largest instant drawn (and visited per operation).
+  uint32_t max_instants = kDefaultMaxInstants;
+  // Bound of each widening delay, in microseconds; 0: no widening.
+  uint32_t widen_us = 0;
+  // Instants per operation (needed by kSystematic; bounds kAlloc draws).
+  std::vector<OpInstants> census;
 };
+
+// Instants the systematic mode visits: sum of min(seen, max_instants).
+uint64_t SystematicTotal(const PlanInputs& in);
 
 // Every choice of one trial.
 struct TrialPlan {
@@ -131,7 +164,7 @@ struct TrialPlan {
   // kFailpoint: the site, its hit count and thread filter.
   std::string failpoint;
   uint32_t hit = 0;
-  std::string thread;  // "signer-1", "rotator", or "" (any)
+  std::string thread;          // "signer-1", "rotator", or "" (any)
   bool per_signature = false;  // see FailpointChoice
   // kAsync: the signing thread to signal. kFailpoint: the signer index
   // used for `thread` when the site is on a signing thread.
@@ -140,6 +173,13 @@ struct TrialPlan {
   uint32_t delay_us = 0;
   // Seeds the claims the signing threads put in tokens during the trial.
   uint64_t claims_seed = 0;
+  // kAlloc: the operation ("sign" or "rotate") and its instant (1-based);
+  // the target thread is `thread`. kAsync: `thread` names the target too.
+  std::string op;
+  uint32_t instant = 0;
+  // Window widening on every thread during the trial (not with kFailpoint).
+  uint32_t widen_us = 0;
+  uint64_t widen_seed = 0;
 
   // "name=raise(SIGSEGV)@H#thread" for failpoint::Configure.
   std::string FailpointSpec(const char* action = "raise(SIGSEGV)") const;
