@@ -308,6 +308,7 @@ std::vector<std::string> Driver::WorkerArgs(const std::string& dump_dir) const {
     a.push_back("--dump-dir");
     a.push_back(dump_dir);
   }
+  if (!opts_.cover_check) a.push_back("--no-cover-check");
   return a;
 }
 
@@ -464,6 +465,25 @@ void Driver::Judge(Oracle& oracle, const std::string& path, int fd,
   }
 }
 
+// A cover-check violation the worker reported with this trial (stress/
+// cover_watch.h) fails it as a leak: the window opened, whether or not
+// the fault landed in it. The finding names the check and the cover's
+// label, never bytes.
+void JudgeCoverReport(const nlohmann::json& cover, TrialResult* r) {
+  if (!cover.is_object() || cover.value("count", uint64_t{0}) == 0) return;
+  const nlohmann::json first = cover.value("first", nlohmann::json::object());
+  LeakFinding lf;
+  lf.vaddr = first.value("addr", uint64_t{0});
+  lf.region = "cover " + first.value("label", std::string("?")) + " (" +
+              first.value("reason", std::string("?")) + ")";
+  lf.form = "cover-check:" + first.value("check", std::string("?"));
+  lf.form_offset = first.value("offset", uint64_t{0});
+  lf.length = first.value("len", uint64_t{0});
+  r->findings.insert(r->findings.begin(), lf);
+  r->findings_total += cover.value("count", uint64_t{0});
+  if (r->verdict != Verdict::kHarnessError) r->verdict = Verdict::kLeak;
+}
+
 // Folds a finished worker's TSan counts (its last result) into the report.
 void FoldWorkerTsan(const nlohmann::json& t, RunReport* report) {
   if (!t.is_object()) return;
@@ -584,6 +604,7 @@ StatusOr<RunReport> Driver::RunLive() {
       } else {
         Judge(*oracle, "/proc/self/fd/" + std::to_string(m->fd), m->fd, &r);
       }
+      if (j.is_object()) JudgeCoverReport(j.value("cover", nlohmann::json()), &r);
       if (j.is_object() && j.contains("tsan")) worker_tsan = j["tsan"];
       if (j.is_object() && keys_before != oracle->size()) {
         handover_ms = j.value("keys_ms", 0.0);

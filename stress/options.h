@@ -75,6 +75,12 @@ struct StressOptions {
   // `sigrace repro` runs a TSan build's worker under a regular driver, so
   // the oracle's scan of a TSan process's large dumps is not instrumented.
   std::string worker_bin;
+  // `fixed` only: the worker runs the registry's cover check
+  // (crashdump::SetCoverCheck, counting) and a violation (a cover left
+  // unwiped, a publish over data, a key write outside the cover) fails the
+  // trial at the instant the window opens, whatever the fault's timing.
+  // Live mode only (a fatal worker dies before it can report).
+  bool cover_check = true;
   bool progress = true;  // only when stderr is a terminal
   bool quiet = false;
 

@@ -21,6 +21,7 @@
 #include "signer/signer.h"
 #include "stress/catalogue.h"
 #include "stress/channel.h"
+#include "stress/cover_watch.h"
 #include "stress/harness_thread.h"
 #include "stress/options.h"
 #include "stress/trial.h"
@@ -116,6 +117,12 @@ Status Worker::Setup() {
     StatusOr<signer::Alg> alg = signer::ParseAlg(a);
     if (!alg.ok()) return alg.status();
     algs_.push_back(*alg);
+  }
+  // The cover check watches fixed from its first key load on (a race
+  // variant trips it by design; a fatal worker could not report it).
+  if (opts_.cover_check && variant_.variant == signer::Variant::kFixed &&
+      opts_.mode == Mode::kLive) {
+    StartCoverWatch();
   }
   signer::SignerOptions so;
   so.variant = variant_.variant;
@@ -489,6 +496,7 @@ Status Worker::RunTrial(const TrialPlan& plan) {
   r["sign_errors"] = sign_errors_.load();
   r["rotate_errors"] = rotate_errors_.load();
   r["tsan"] = TsanJson();
+  r["cover"] = TakeCoverReport();
   if (error.empty() && attempts != 1) {
     error = "expected exactly one dump, got " + std::to_string(attempts);
   }
