@@ -310,7 +310,17 @@ __attribute__((noinline, cold)) void* CheckedAlloc(size_t n) {
   return p;
 }
 
+std::atomic<AllocObserver> g_alloc_observer{nullptr};
+static_assert(std::atomic<AllocObserver>::is_always_lock_free);
+
+void Observe(KeyHeapEvent e) {
+  if (AllocObserver fn = g_alloc_observer.load(std::memory_order_relaxed)) {
+    fn(e);
+  }
+}
+
 void* MallocFn(size_t n, const char* /*file*/, int /*line*/) {
+  Observe(KeyHeapEvent::kAlloc);
   if (t_signature_depth > 0) (void)SIGRACE_FAILPOINT(kFpWindowShallowScope);
   if (crashdump::CoverCheckMaybeOn()) return CheckedAlloc(n);
   if (RouteToKeyHeap()) return HeapAlloc(n);
@@ -321,9 +331,10 @@ void FreeFn(void* p, const char* /*file*/, int /*line*/) {
   if (p == nullptr) return;
   if (InReserve(p)) {
     HeapFree(p);
-    return;
+  } else {
+    free(p);
   }
-  free(p);
+  Observe(KeyHeapEvent::kFree);
 }
 
 void* ReallocFn(void* p, size_t n, const char* file, int line) {
@@ -417,6 +428,10 @@ KeyAllocSuspend::~KeyAllocSuspend() {
 }
 
 bool InKeyAllocScope() { return RouteToKeyHeap(); }
+
+void TEST_SetAllocObserver(AllocObserver fn) {
+  g_alloc_observer.store(fn, std::memory_order_relaxed);
+}
 
 SignatureMark::SignatureMark() { ++t_signature_depth; }
 SignatureMark::~SignatureMark() { --t_signature_depth; }

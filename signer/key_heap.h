@@ -114,6 +114,16 @@ struct KeyHeapStats {
 };
 KeyHeapStats GetKeyHeapStats();
 
+// Test hook (issue 13): `fn` runs on the allocating thread at every OpenSSL
+// allocation and free that passes through the key heap's memory functions,
+// inside or outside a KeyAllocScope, before the block is handed out or after
+// it is wiped. The stress harness counts these instants per operation,
+// faults at the N-th one and widens windows with short delays there.
+// nullptr removes it. Lock-free: one relaxed load when none is set.
+enum class KeyHeapEvent { kAlloc, kFree };
+using AllocObserver = void (*)(KeyHeapEvent event);
+void TEST_SetAllocObserver(AllocObserver fn);
+
 // True if p points into the key heap reservation.
 bool TEST_InKeyHeap(const void* p);
 

@@ -20,6 +20,7 @@
 #include "crashdump/registry/registry.h"
 #include "signer/jws.h"
 #include "signer/key_heap.h"
+#include "signer/test_regressions.h"
 #include "signer/vault.h"
 
 // WHERE PLAINTEXT KEY MATERIAL LIVES, and what `fixed` does about each.
@@ -552,7 +553,9 @@ Status Signer::Impl::Load(KeyRecord* rec) {
   page->MoveRegion(parse_slot, kSlotBytes, /*torn=*/false, nullptr);
   if (SIGRACE_FAILPOINT(kFpLoadAfterMove)) return Injected("load.after_move");
 
-  auto parsed = ParsePrivateKey(parse_slot, *n);
+  const uint8_t* der = TEST_MaybeHeapCopy(parse_slot, *n);  // test-only
+  auto parsed = ParsePrivateKey(der, *n);
+  TEST_ReleaseHeapCopy(der, parse_slot, *n);  // test-only
   if (!parsed.ok()) return parsed.status();
   Pkey pkey = std::move(*parsed);
   SIGRACE_RETURN_IF_ERROR(jws::CheckKeyMatches(rec->alg, pkey.get()));

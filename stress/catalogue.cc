@@ -4,6 +4,7 @@
 
 #include "base/failpoint.h"
 #include "signer/signer.h"
+#include "stress/explore.h"
 
 namespace sigrace::stress {
 
@@ -203,6 +204,18 @@ StatusOr<PlanInputs> MakePlanInputs(const StressOptions& opts,
   in.signer_threads = opts.threads;
   in.max_delay_us = opts.max_delay_us;
   in.rotation_share = opts.rotation_share;
+  in.rotator = opts.rotate_every_ms > 0;
+  in.explore = opts.explore;
+  in.max_instants = opts.max_instants;
+  in.widen_us = opts.widen_us;
+  const bool alloc = std::find(opts.injectors.begin(), opts.injectors.end(),
+                               Injector::kAlloc) != opts.injectors.end();
+  if (probe && (alloc || opts.explore == Explore::kSystematic)) {
+    StatusOr<std::vector<OpInstants>> census =
+        CensusInstants(opts.algs, in.rotator, opts.key_pool);
+    if (!census.ok()) return census.status();
+    in.census = *census;
+  }
   if (std::find(opts.injectors.begin(), opts.injectors.end(),
                 Injector::kFailpoint) != opts.injectors.end()) {
     StatusOr<std::vector<FailpointChoice>> fps =

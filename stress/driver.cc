@@ -764,6 +764,12 @@ StatusOr<RunReport> Driver::Run() {
       opts_.mode == Mode::kLive ? RunLive() : RunFatal();
   progress_->Done();
   if (!r.ok()) return r;
+  if (opts_.explore == Explore::kSystematic) {
+    report_.census = inputs_.census;
+    for (const OpInstants& c : inputs_.census) report_.instants_seen += c.seen;
+    report_.instants_visited =
+        std::min<uint64_t>(report_.trials, SystematicTotal(inputs_));
+  }
   report_.elapsed_s =
       std::chrono::duration<double>(Clock::now() - start_).count();
   // The driver's own TSan reports count too (a TSan build of the driver).

@@ -21,6 +21,7 @@
 #include "signer/signer.h"
 #include "stress/catalogue.h"
 #include "stress/channel.h"
+#include "stress/explore.h"
 #include "stress/cover_watch.h"
 #include "stress/harness_thread.h"
 #include "stress/options.h"
@@ -105,6 +106,9 @@ class Worker {
   // Rotations asked for now: a fault armed on the rotation path need not
   // wait for the next --rotate-every period.
   std::atomic<int> rotate_now_{0};
+  // Rotations begun: an async fault on the rotation thread is timed from
+  // the start of one.
+  std::atomic<uint64_t> rotations_begun_{0};
 
   Mutex keys_mu_;
   std::set<std::string> sent_kids_ GUARDED_BY(keys_mu_);
@@ -144,6 +148,7 @@ Status Worker::Setup() {
   ho.meta = "variant=" + variant_.name + "\nmode=" + ModeName(opts_.mode) +
             "\nseed=" + std::to_string(opts_.seed) + "\n";
   SIGRACE_RETURN_IF_ERROR(crashdump::InstallHandler(ho));
+  ExploreInstall();
 
   // Every key the worker holds reaches the driver before any fault.
   SIGRACE_RETURN_IF_ERROR(SendNewKeys());
@@ -243,6 +248,7 @@ void Worker::WaitForTrial() {
 }
 
 void Worker::SignLoop(int index) {
+  ExploreSetThreadIndex(index);
   uint64_t n = 0;
   bool warm = false;
   while (!stop_.load(std::memory_order_relaxed)) {
@@ -261,7 +267,9 @@ void Worker::SignLoop(int index) {
     c.extra_json = "{\"sub\":\"user-" + std::to_string(r % 100000) +
                    "\",\"scope\":\"" + ((r >> 20) % 2 ? "read" : "write") +
                    "\",\"n\":" + std::to_string(n) + "}";
+    ExploreOpBegin();
     StatusOr<std::string> token = signer_->Sign(alg, c);
+    ExploreOpEnd();
     if (token.ok()) {
       tokens_.fetch_add(1, std::memory_order_relaxed);
     } else {
@@ -275,6 +283,7 @@ void Worker::SignLoop(int index) {
 }
 
 void Worker::RotateLoop() {
+  ExploreSetThreadIndex(static_cast<int>(opts_.threads));
   while (SleepUnlessStopped(std::chrono::milliseconds(opts_.rotate_every_ms),
                             &rotate_now_)) {
     // Rotate the key the trial signs with, so a fault on the load or
@@ -284,9 +293,11 @@ void Worker::RotateLoop() {
     const signer::Alg alg =
         algs_[static_cast<size_t>(alg_index_.load(std::memory_order_relaxed)) %
               algs_.size()];
-    if (!signer_->Rotate(alg).ok()) {
-      rotate_errors_.fetch_add(1, std::memory_order_relaxed);
-    }
+    rotations_begun_.fetch_add(1);
+    ExploreOpBegin();
+    const Status rs = signer_->Rotate(alg);
+    ExploreOpEnd();
+    if (!rs.ok()) rotate_errors_.fetch_add(1, std::memory_order_relaxed);
     // A fatal child dies with the trial: hand every new key over as soon
     // as Rotate() returns. (A fault inside Rotate() after the new key is
     // generated dies before this line; such a key never reaches the
@@ -374,10 +385,15 @@ Status Worker::SendNewKeysLocked() {
 
 Status Worker::RunTrial(const TrialPlan& plan) {
   const uint64_t trial = plan.trial;
-  if (plan.injector == Injector::kAsync &&
-      plan.target_signer >= signers_.size()) {
+  const bool on_rotator =
+      plan.thread == "rotator" &&
+      (plan.injector == Injector::kAsync || plan.injector == Injector::kAlloc);
+  if ((plan.injector == Injector::kAsync ||
+       plan.injector == Injector::kAlloc) &&
+      (on_rotator ? rotator_ == nullptr
+                  : plan.target_signer >= signers_.size())) {
     return InvalidArgumentError(
-        "plan targets a signing thread that does "
+        "plan targets a signing or rotation thread that does "
         "not exist");
   }
   int alg_index = 0;
@@ -392,7 +408,24 @@ Status Worker::RunTrial(const TrialPlan& plan) {
     meta += "failpoint=" + plan.failpoint + "@" + std::to_string(plan.hit) +
             "#" + plan.thread + "\n";
   }
+  if (plan.injector == Injector::kAlloc) {
+    meta += "instant=" + plan.op + "@" + std::to_string(plan.instant) + "#" +
+            plan.thread + "\n";
+  }
   SIGRACE_RETURN_IF_ERROR(crashdump::SetTrialMeta(meta));
+  if (plan.injector != Injector::kFailpoint &&
+      (plan.widen_us != 0 || plan.injector == Injector::kAlloc)) {
+    ExploreArming arm;
+    if (plan.injector == Injector::kAlloc) {
+      arm.target = on_rotator ? static_cast<int>(opts_.threads)
+                              : static_cast<int>(plan.target_signer);
+      arm.instant = plan.instant;
+    }
+    arm.widen_us = plan.widen_us;
+    arm.widen_seed = plan.widen_seed;
+    arm.failpoints = true;
+    SIGRACE_RETURN_IF_ERROR(ExploreArm(arm));
+  }
   if (opts_.mode == Mode::kFatal) SIGRACE_RETURN_IF_ERROR(SendNewKeys());
 
   const uint64_t before = crashdump::DumpAttempts();
@@ -424,8 +457,18 @@ Status Worker::RunTrial(const TrialPlan& plan) {
       break;
     }
     case Injector::kAsync: {
+      if (on_rotator) {
+        // Timed from the start of a rotation (key load included).
+        const uint64_t begun = rotations_begun_.load();
+        rotate_now_.store(1);
+        const auto bound = Clock::now() + std::chrono::seconds(5);
+        while (rotations_begun_.load() == begun && Clock::now() < bound) {
+          std::this_thread::sleep_for(std::chrono::microseconds(50));
+        }
+      }
       std::this_thread::sleep_for(std::chrono::microseconds(plan.delay_us));
-      const pid_t tid = signers_[plan.target_signer]->tid();
+      const pid_t tid =
+          on_rotator ? rotator_->tid() : signers_[plan.target_signer]->tid();
       if (opts_.mode == Mode::kLive) {
         Status st = crashdump::RequestLiveDump(tid);
         if (!st.ok()) error = "dump request: " + st.message();
@@ -437,6 +480,10 @@ Status Worker::RunTrial(const TrialPlan& plan) {
     case Injector::kUnrelated:
       unrelated_delay_us_.store(plan.delay_us);
       sem_post(&unrelated_go_);
+      break;
+    case Injector::kAlloc:
+      // Armed above; the target's next operation counts from its start.
+      if (on_rotator) rotate_now_.store(1);
       break;
   }
   nlohmann::json r;
@@ -451,6 +498,11 @@ Status Worker::RunTrial(const TrialPlan& plan) {
     while (crashdump::LastDump().sequence <= before &&
            Clock::now() < deadline) {
       std::this_thread::sleep_for(pause);
+      // An instant beyond the rotation's wraps into the next one.
+      if (plan.injector == Injector::kAlloc && on_rotator &&
+          rotate_now_.load() == 0) {
+        rotate_now_.store(1);
+      }
       // Capped low: the signing threads run on until running_ drops.
       pause = std::min<std::chrono::microseconds>(
           pause * 2, std::chrono::microseconds(200));
@@ -462,6 +514,7 @@ Status Worker::RunTrial(const TrialPlan& plan) {
   }
   running_.store(false, std::memory_order_release);
   rotate_now_.store(0);
+  ExploreDisarm();
   if (plan.injector == Injector::kFailpoint) {
     if (plan.per_signature) (void)failpoint::Clear(kSignBegin);
     (void)failpoint::Clear(plan.failpoint);

@@ -28,7 +28,10 @@ void AddStressFlags(CLI::App& app, StressOptions* o, StressFlagText* text) {
                  "at a failpoint on a signing or rotation thread), async "
                  "(signal a random signing thread at a random moment), "
                  "unrelated (SIGSEGV on a harness thread while signatures "
-                 "are in flight)")
+                 "are in flight), alloc (SIGSEGV at the N-th key-heap "
+                 "allocation, free or failpoint evaluation of a signature "
+                 "or rotation, N from the seed). async picks among the "
+                 "signing threads and the rotation thread")
       ->capture_default_str();
   app.add_option("--failpoint", o->failpoint,
                  "Fault only at this failpoint (default: the variant's "
@@ -89,6 +92,25 @@ void AddStressFlags(CLI::App& app, StressOptions* o, StressFlagText* text) {
                  "trial's algorithm (most are on the rotation path). Each "
                  "rotation-path fault costs a key generation")
       ->check(CLI::Range(0.0, 1.0));
+  app.add_option("--explore", text->explore,
+                 "random: faults drawn per trial; systematic: trial t "
+                 "faults at instant t of one signature and one rotation per "
+                 "algorithm (every key-heap allocation, free and failpoint "
+                 "evaluation, at most --max-instants each), and the report "
+                 "counts instants visited out of instants seen")
+      ->capture_default_str();
+  app.add_option("--max-instants", o->max_instants,
+                 "Most instants per operation the alloc injector draws "
+                 "from and the systematic mode visits")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100000));
+  app.add_option("--widen-us", o->widen_us,
+                 "Window widening: at every key-heap allocation and free "
+                 "(and failpoint, with the alloc injector) a seeded short "
+                 "delay of up to this many microseconds or a yield, on "
+                 "every thread (not in failpoint trials); 0: off")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 10000));
   app.add_option("--key-pool", o->key_pool,
                  "Each worker generates N keys per algorithm once and every "
                  "rotation takes its key material from them in turn (a new "
