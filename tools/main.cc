@@ -10,6 +10,7 @@
 #include <string>
 #include <string_view>
 
+#include "tools/ablate.h"
 #include "tools/dump_info.h"
 #include "tools/gate.h"
 #include "tools/scan.h"
@@ -48,6 +49,10 @@ constexpr Command kCommands[] = {
      sigrace::stress::ReproMain},
     {"variants", "list the redaction-path variants and their windows",
      sigrace::stress::VariantsMain},
+    {"ablate",
+     "switch each protection of fixed off in turn; show each one is "
+     "needed",
+     sigrace::stress::AblateMain},
     // Hidden (summary nullptr): the worker process `sigrace stress` starts.
     {"stress-child", nullptr, sigrace::stress::StressChildMain},
     {nullptr, nullptr, nullptr},
