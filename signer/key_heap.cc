@@ -12,9 +12,11 @@
 #include <utility>
 #include <vector>
 
+#include "base/ablation.h"
 #include "base/failpoint.h"
 #include "base/mutex.h"
 #include "crashdump/registry/registry.h"
+#include "signer/dont_dump.h"
 
 namespace sigrace::signer {
 namespace {
@@ -122,7 +124,7 @@ uint8_t* CarveRun(size_t usable) {
   if (off + span > kReserveBytes) return nullptr;
   uint8_t* p = reinterpret_cast<uint8_t*>(base + off + kPage);
   if (mprotect(p, usable, PROT_READ | PROT_WRITE) != 0) return nullptr;
-  madvise(p, usable, MADV_DONTDUMP);
+  AdviseDontDump(p, usable);
   if (mlock(p, usable) != 0) {
     g_mlock_failures.fetch_add(1, std::memory_order_relaxed);
   }
@@ -246,6 +248,17 @@ void* HeapAlloc(size_t n) {
   return p + kHeaderBytes;
 }
 
+// Wipes a freed block (header included) before it goes back on a free
+// list: OpenSSL frees many key copies with a plain free (Montgomery
+// contexts, BN_CTX pools, DER buffers), and the next owner of the block may
+// read bytes it never wrote.
+void WipeFreedBlock(uint8_t* p, size_t bytes) {
+  // ABLATION (key-heap-wipe): a freed block keeps its previous owner's
+  // bytes until it is reused.
+  if (Ablated(Protection::kKeyHeapWipe)) return;
+  OPENSSL_cleanse(p, bytes);
+}
+
 // Usable bytes of a key-heap block.
 size_t BlockUsable(const Header* h) {
   if (h->cls == kLargeClass) return h->large_bytes - kHeaderBytes;
@@ -260,7 +273,7 @@ void HeapFree(void* ptr) {
   g_live.fetch_sub(1, std::memory_order_relaxed);
   if (h->cls == kLargeClass) {
     const size_t bytes = h->large_bytes;
-    OPENSSL_cleanse(p, bytes);
+    WipeFreedBlock(p, bytes);
     MutexLock l(&g_large_mu);
     if (g_large_free == nullptr) {
       g_large_free = new std::vector<std::pair<uint8_t*, size_t>>;
@@ -270,9 +283,8 @@ void HeapFree(void* ptr) {
   }
   const uint32_t cls = h->cls;
   Arena* owner = h->owner;
-  // Every freed block is wiped, whoever frees it: OpenSSL frees many key
-  // copies with a plain free (Montgomery contexts, BN_CTX pools).
-  OPENSSL_cleanse(p, ClassBytes(static_cast<int>(cls)));
+  // Every freed block is wiped, whoever frees it.
+  WipeFreedBlock(p, ClassBytes(static_cast<int>(cls)));
   FreeBlock* b = reinterpret_cast<FreeBlock*>(p);
   b->cls = cls;
   if (owner == t_arena) {

@@ -15,9 +15,11 @@
 #include <optional>
 #include <thread>
 
+#include "base/ablation.h"
 #include "base/failpoint.h"
 #include "base/mutex.h"
 #include "crashdump/registry/registry.h"
+#include "signer/exposure_models.h"
 #include "signer/jws.h"
 #include "signer/key_heap.h"
 #include "signer/test_regressions.h"
@@ -640,13 +642,21 @@ __attribute__((noinline)) Status Signer::Impl::SignInScope(
   if (st.ok() && SIGRACE_FAILPOINT(kFpSignAfterDigest)) {
     st = Injected("sign.after_digest");
   }
+  // WORKLOAD MODEL (exposure_models.h): key bytes left on the stack below
+  // this frame, as other providers' signing code leaves them; the scrub
+  // below is what removes them.
+  if (st.ok()) st = exposure::SigningStackResidueModel(alg, pkey);
   // OpenSSL wipes az[] itself, but its frames keep other key-derived
   // values (ge_scalarmult_base's signed radix-16 digits, SHA-512 message
   // schedules): scrub them while the scope still covers them.
-  if (alg == Alg::kRs256) {
-    ScrubStackAndRegisters<kScrubRs256Bytes>();
-  } else {
-    ScrubStackAndRegisters<kScrubEdDsaBytes>();
+  // ABLATION (scrub): the stack below this frame and the vector registers
+  // keep what the signature left there when the scope ends.
+  if (!Ablated(Protection::kScrub)) {
+    if (alg == Alg::kRs256) {
+      ScrubStackAndRegisters<kScrubRs256Bytes>();
+    } else {
+      ScrubStackAndRegisters<kScrubEdDsaBytes>();
+    }
   }
   return st;
 }
@@ -680,6 +690,10 @@ StatusOr<std::string> Signer::Impl::Sign(Alg alg, const Claims& claims) {
   std::string sig;
   sig.reserve(256);
   Status st = SignInScope(alg, k->pkey, token, &sig);
+  // WORKLOAD MODEL (exposure_models.h): key bytes moved between covered
+  // buffers outside any SecretScope, through vector registers that keep
+  // them.
+  exposure::SimdMoveOutsideScopeModel();
   if (!st.ok()) return st;
   tokens_[slot].v.fetch_add(1, std::memory_order_relaxed);
   token.push_back('.');

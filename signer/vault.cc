@@ -14,6 +14,7 @@
 #include <memory>
 
 #include "base/mutex.h"
+#include "signer/dont_dump.h"
 #include "signer/key_heap.h"
 
 namespace sigrace::signer {
@@ -53,7 +54,7 @@ StatusOr<std::unique_ptr<ProtectedPages>> ProtectedPages::Map(size_t bytes,
   }
   // Kernel core dumps skip these pages; sigrace's own writer redacts them
   // through the registry instead.
-  if (dontdump) madvise(data, size, MADV_DONTDUMP);
+  if (dontdump) AdviseDontDump(data, size);
   // EPERM (no CAP_IPC_LOCK, RLIMIT_MEMLOCK) or ENOMEM: keep going, record.
   const bool locked = mlock(data, size) == 0;
   std::unique_ptr<ProtectedPages> p(
