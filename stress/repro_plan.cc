@@ -113,6 +113,11 @@ void Planner::AddRaceRows(const VariantEntry& v) {
   }
 }
 
+// fixed's injector mix (issue 13): the default mix plus `alloc`.
+constexpr char kFixedInjectors[] = "failpoint,async,unrelated,alloc";
+// Widening delay bound of the live rows' non-failpoint trials.
+constexpr char kFixedWidenUs[] = "200";
+
 void Planner::AddFixedRows(const VariantEntry& v,
                            std::vector<size_t>* live_rows) {
   for (const std::string& a : o_.algs) {
@@ -125,14 +130,15 @@ void Planner::AddFixedRows(const VariantEntry& v,
     // second one: with --key-pool 1 the rotation re-runs encode, wrap,
     // load, warm-up, swap and retire on the first key's material under a
     // new kid (measured: 2.5 -> 3.8 fatal RS256 trials/s).
-    r.job = AddJob({.kind = JobKind::kFixedFatal,
-                    .variant = v.name,
-                    .alg = a,
-                    .mode = "fatal",
-                    .args = {"--expect", "clean", "--trials",
-                             std::to_string(o_.min_fatal), "--key-pool", "1"},
-                    .cap_s = std::max(20.0, o_.budget_s * 0.6),
-                    .binary = self_});
+    r.job = AddJob(
+        {.kind = JobKind::kFixedFatal,
+         .variant = v.name,
+         .alg = a,
+         .mode = "fatal",
+         .args = {"--expect", "clean", "--trials", std::to_string(o_.min_fatal),
+                  "--key-pool", "1", "--injectors", kFixedInjectors},
+         .cap_s = std::max(20.0, o_.budget_s * 0.6),
+         .binary = self_});
     plan_.rows.push_back(r);
     r.job = -1;
     r.mode = "live";
@@ -193,8 +199,12 @@ void Planner::AddFixedLiveJobs(size_t row) {
          .variant = r.variant,
          .alg = r.alg,
          .mode = "live",
+         // Issue 13: async faults on the rotation thread too, faults at
+         // the N-th key-heap instant of a signature or rotation, and
+         // widened windows, so a window no failpoint names is reached.
          .args = {"--expect", "clean", "--trials", std::to_string(n),
-                  "--rotation-share", share, "--key-pool", kFixedLiveKeyPool},
+                  "--rotation-share", share, "--key-pool", kFixedLiveKeyPool,
+                  "--injectors", kFixedInjectors, "--widen-us", kFixedWidenUs},
          .cap_s = 0,
          .cap_is_rest = true,
          .binary = self_,

@@ -6,19 +6,18 @@
 // Deterministic: every fault is a failpoint at a fixed hit, and every
 // assertion is about verdicts, never about timing.
 
+#include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 namespace {
 
@@ -116,10 +115,10 @@ void ExpectLeaks(const std::string& variant, const std::string& mode) {
   TempDir d;
   const std::string report = d.path() + "/r.json";
   const int rc = RunSigrace("stress --variant " + variant + " --mode " + mode +
-                         " --injectors failpoint --trials 3 --seed 1 "
-                         "--expect leak --quiet --out " + d.path() +
-                         "/out --report-json " + report,
-                     d.path() + "/log");
+                                " --injectors failpoint --trials 3 --seed 1 "
+                                "--expect leak --quiet --out " +
+                                d.path() + "/out --report-json " + report,
+                            d.path() + "/log");
   EXPECT_EQ(rc, 0) << variant << " " << mode << ":\n"
                    << ReadAll(d.path() + "/log");
   const nlohmann::json j = ReadJson(report);
@@ -148,14 +147,14 @@ TEST_F(StressE2E, FixedIsCleanUnderTheSameForcedFaults) {
   for (const Variant& v : RaceVariants()) {
     for (const char* mode : {"live", "fatal"}) {
       TempDir d;
-      const int rc =
-          RunSigrace("stress --variant fixed --failpoint " + v.failpoint +
-                  " --mode " + mode +
-                  " --injectors failpoint --trials 2 --seed 1 --expect clean "
-                  "--quiet --out " + d.path() + "/out",
-              d.path() + "/log");
-      EXPECT_EQ(rc, 0) << "fixed at " << v.failpoint << " (" << mode
-                       << "):\n"
+      const int rc = RunSigrace(
+          "stress --variant fixed --failpoint " + v.failpoint + " --mode " +
+              mode +
+              " --injectors failpoint --trials 2 --seed 1 --expect clean "
+              "--quiet --out " +
+              d.path() + "/out",
+          d.path() + "/log");
+      EXPECT_EQ(rc, 0) << "fixed at " << v.failpoint << " (" << mode << "):\n"
                        << ReadAll(d.path() + "/log");
     }
   }
@@ -165,10 +164,10 @@ TEST_F(StressE2E, ExitOneWhenALeakIsFoundUnderExpectClean) {
   TempDir d;
   const std::string junit = d.path() + "/j.xml";
   EXPECT_EQ(RunSigrace("stress --variant " + SigningWindowVariant() +
-                    " --injectors failpoint --trials 1 --seed 4 "
-                    "--expect clean --quiet --out " + d.path() +
-                    "/out --junit " + junit,
-                d.path() + "/log"),
+                           " --injectors failpoint --trials 1 --seed 4 "
+                           "--expect clean --quiet --out " +
+                           d.path() + "/out --junit " + junit,
+                       d.path() + "/log"),
             1)
       << ReadAll(d.path() + "/log");
   const std::string xml = ReadAll(junit);
@@ -177,22 +176,26 @@ TEST_F(StressE2E, ExitOneWhenALeakIsFoundUnderExpectClean) {
 
 TEST_F(StressE2E, ExitOneWhenNoLeakUnderExpectLeak) {
   TempDir d;
-  EXPECT_EQ(RunSigrace("stress --variant fixed --alg eddsa --failpoint sign.begin "
-                "--injectors failpoint --trials 2 --seed 4 --expect leak "
-                "--quiet --out " + d.path() + "/out",
-                d.path() + "/log"),
-            1)
+  EXPECT_EQ(
+      RunSigrace("stress --variant fixed --alg eddsa --failpoint sign.begin "
+                 "--injectors failpoint --trials 2 --seed 4 --expect leak "
+                 "--quiet --out " +
+                     d.path() + "/out",
+                 d.path() + "/log"),
+      1)
       << ReadAll(d.path() + "/log");
 }
 
 TEST_F(StressE2E, ReplayingARecordedTrialReproducesItsFindings) {
   TempDir d;
   const std::string first = d.path() + "/first.json";
-  ASSERT_EQ(RunSigrace("stress --variant " + SigningWindowVariant() +
-                    " --injectors failpoint --trials 3 --seed 77 --quiet "
-                    "--out " + d.path() + "/a --report-json " + first,
-                d.path() + "/log1"),
-            0)
+  ASSERT_EQ(
+      RunSigrace("stress --variant " + SigningWindowVariant() +
+                     " --injectors failpoint --trials 3 --seed 77 --quiet "
+                     "--out " +
+                     d.path() + "/a --report-json " + first,
+                 d.path() + "/log1"),
+      0)
       << ReadAll(d.path() + "/log1");
   const nlohmann::json a = ReadJson(first)["cells"][0]["first_leak"];
   ASSERT_TRUE(a.is_object());
@@ -200,9 +203,9 @@ TEST_F(StressE2E, ReplayingARecordedTrialReproducesItsFindings) {
   ASSERT_EQ(replay.rfind("sigrace stress ", 0), 0u) << replay;
   replay = replay.substr(std::string("sigrace ").size());
   const std::string second = d.path() + "/second.json";
-  ASSERT_EQ(RunSigrace(replay + " --quiet --out " + d.path() + "/b --report-json " +
-                    second,
-                d.path() + "/log2"),
+  ASSERT_EQ(RunSigrace(replay + " --quiet --out " + d.path() +
+                           "/b --report-json " + second,
+                       d.path() + "/log2"),
             0)
       << replay << "\n"
       << ReadAll(d.path() + "/log2");
@@ -231,6 +234,9 @@ TEST_F(StressE2E, BadFlagsExitTwo) {
       "stress --failpoint sign.begin --injectors async",
       "stress --no-such-flag",
       "stress --trials many",
+      "stress --explore exhaustive",
+      "stress --max-instants 0",
+      "stress --widen-us 20000",
       "repro --budget-s -1",
       "repro --alg rsa",
       "variants --nope",
@@ -243,7 +249,59 @@ TEST_F(StressE2E, BadFlagsExitTwo) {
     EXPECT_EQ(out.rfind("sigrace: ", 0), 0u) << args << ": " << out;
   }
   EXPECT_EQ(RunSigrace("stress --help", d.path() + "/h"), 0);
-  EXPECT_NE(ReadAll(d.path() + "/h").find("--rotate-every"),
+  EXPECT_NE(ReadAll(d.path() + "/h").find("--rotate-every"), std::string::npos);
+}
+
+// Issue 13: a window with no failpoint inside. The test-only seeded
+// regression parse-via-heap-copy (signer/test_regressions.h) parses the key
+// from an ordinary heap copy during the load of every rotation. The alloc
+// injector faults at the N-th key-heap instant of a rotation, so it lands
+// inside the parse; the trial that found it replays clean without the
+// regression (the same instant, nothing there to find).
+TEST_F(StressE2E, AllocInjectorFindsAWindowNoFailpointNames) {
+  TempDir d;
+  const std::string common =
+      "stress --variant fixed --alg eddsa --injectors alloc --key-pool 1 "
+      "--quiet --max-kept 0 --seed 7 --out " +
+      d.path() + "/out ";
+  const std::string log = d.path() + "/log";
+  const std::string cmd = "SIGRACE_TEST_REGRESSION=parse-via-heap-copy '" +
+                          Bin() + "' " + common +
+                          "--expect leak --trials 200 --report-json " +
+                          d.path() + "/r.json >'" + log + "' 2>&1";
+  const int st = system(cmd.c_str());
+  ASSERT_TRUE(WIFEXITED(st));
+  ASSERT_EQ(WEXITSTATUS(st), 0) << ReadAll(log);
+  const nlohmann::json j = ReadJson(d.path() + "/r.json");
+  ASSERT_TRUE(j.is_object());
+  const nlohmann::json& first = j["cells"][0]["first_leak"];
+  ASSERT_TRUE(first.is_object());
+  EXPECT_EQ(first["injector"], "alloc");
+  EXPECT_EQ(first["failpoint"], "");
+  const std::string trial = std::to_string(first["trial"].get<int>());
+  EXPECT_EQ(RunSigrace(common + "--expect clean --trial " + trial,
+                       d.path() + "/clean"),
+            0)
+      << ReadAll(d.path() + "/clean");
+}
+
+// The systematic mode counts what it visited out of what it saw.
+TEST_F(StressE2E, SystematicModeReportsCoverage) {
+  TempDir d;
+  const std::string report = d.path() + "/r.json";
+  EXPECT_EQ(RunSigrace("stress --variant fixed --alg eddsa --explore "
+                       "systematic --injectors alloc --key-pool 1 --quiet "
+                       "--seed 3 --trials 20 --report-json " +
+                           report,
+                       d.path() + "/log"),
+            0)
+      << ReadAll(d.path() + "/log");
+  const nlohmann::json j = ReadJson(report);
+  ASSERT_TRUE(j.is_object());
+  ASSERT_TRUE(j["explore"].is_object());
+  EXPECT_EQ(j["explore"]["instants_visited"].get<int>(), 20);
+  EXPECT_GT(j["explore"]["instants_seen"].get<int>(), 20);
+  EXPECT_NE(ReadAll(d.path() + "/log").find("instants visited"),
             std::string::npos);
 }
 
