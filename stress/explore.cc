@@ -69,6 +69,24 @@ void OnInstant() {
 
 void OnHeapEvent(signer::KeyHeapEvent /*event*/) { OnInstant(); }
 
+// The signer's failpoints only: the crash handler's own sites
+// (handler.*) and the gate's must stay disarmed, or the handler would take
+// the failpoint table's lock (held, perhaps, by a thread it froze) and run
+// the instant hook inside a dump.
+std::vector<std::string> SignerFailpoints() {
+  std::vector<std::string> out;
+  for (const std::string& name : failpoint::ListNames()) {
+    for (const char* prefix :
+         {"sign.", "load.", "keygen.", "rotate.", "window."}) {
+      if (name.rfind(prefix, 0) == 0) {
+        out.push_back(name);
+        break;
+      }
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 void ExploreInstall() { signer::TEST_SetAllocObserver(&OnHeapEvent); }
@@ -85,7 +103,7 @@ Status ExploreArm(const ExploreArming& a) {
   g_failpoints.store(a.failpoints);
   if (a.failpoints) {
     std::string specs;
-    for (const std::string& name : failpoint::ListNames()) {
+    for (const std::string& name : SignerFailpoints()) {
       SIGRACE_RETURN_IF_ERROR(
           failpoint::SetCallback(name, [] { OnInstant(); }));
       specs += (specs.empty() ? "" : ";") + name + "=callback";
@@ -100,8 +118,8 @@ void ExploreDisarm() {
   g_instant.store(0);
   g_widen_us.store(0);
   if (g_failpoints.exchange(false)) {
-    failpoint::ClearAll();
-    for (const std::string& name : failpoint::ListNames()) {
+    for (const std::string& name : SignerFailpoints()) {
+      (void)failpoint::Clear(name);
       (void)failpoint::SetCallback(name, nullptr);
     }
   }

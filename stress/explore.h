@@ -40,7 +40,8 @@ struct ExploreArming {
   uint64_t widen_seed = 0;
   bool failpoints = false;  // count failpoint evaluations as instants
 };
-// Arms for one trial (failpoints: every site gets a counting callback).
+// Arms for one trial (failpoints: every signer site, sign./load./keygen./
+// rotate./window., gets a counting callback; never the handler's own).
 Status ExploreArm(const ExploreArming& a);
 // Disarms; clears the failpoint callbacks it set.
 void ExploreDisarm();
