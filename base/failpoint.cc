@@ -18,17 +18,25 @@
 namespace sigrace::failpoint {
 namespace {
 
-enum class Kind { kOff, kError, kYield, kAbort, kPause, kRaise, kSleep,
-                  kCallback };
+enum class Kind {
+  kOff,
+  kError,
+  kYield,
+  kAbort,
+  kPause,
+  kRaise,
+  kSleep,
+  kCallback
+};
 
 struct Config {
   Kind kind = Kind::kOff;
   int signal = 0;
   int sleep_ms = 0;
-  uint64_t hit = 1;     // first eligible evaluation that fires (1-based)
-  uint64_t count = 0;   // max fires; 0 = unlimited
-  int prob = 100;       // percent
-  std::string thread;   // empty = any thread
+  uint64_t hit = 1;    // first eligible evaluation that fires (1-based)
+  uint64_t count = 0;  // max fires; 0 = unlimited
+  int prob = 100;      // percent
+  std::string thread;  // empty = any thread
 };
 
 struct State {
@@ -72,12 +80,12 @@ uint64_t NameHash(const char* s) {
 }
 
 std::string_view Trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t' ||
-                        s.front() == '\n')) {
+  while (!s.empty() &&
+         (s.front() == ' ' || s.front() == '\t' || s.front() == '\n')) {
     s.remove_prefix(1);
   }
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' ||
-                        s.back() == '\n')) {
+  while (!s.empty() &&
+         (s.back() == ' ' || s.back() == '\t' || s.back() == '\n')) {
     s.remove_suffix(1);
   }
   return s;
@@ -156,10 +164,9 @@ Status ParseAction(std::string_view spec, std::string_view a, Config* c) {
     }
     c->sleep_ms = static_cast<int>(ms);
   } else {
-    return SpecError(spec,
-                     "unknown action '" + std::string(a) +
-                         "' (off, error, yield, abort, pause, callback, "
-                         "raise(SIG), sleep(MS))");
+    return SpecError(spec, "unknown action '" + std::string(a) +
+                               "' (off, error, yield, abort, pause, callback, "
+                               "raise(SIG), sleep(MS))");
   }
   return Status::Ok();
 }
@@ -325,9 +332,8 @@ Status Configure(std::string_view specs) {
   std::string_view rest = specs;
   while (!rest.empty()) {
     const size_t semi = rest.find(';');
-    const std::string_view one =
-        Trim(rest.substr(0, semi == std::string_view::npos ? rest.size()
-                                                           : semi));
+    const std::string_view one = Trim(
+        rest.substr(0, semi == std::string_view::npos ? rest.size() : semi));
     rest = semi == std::string_view::npos ? std::string_view()
                                           : rest.substr(semi + 1);
     if (one.empty()) continue;
@@ -426,11 +432,10 @@ bool WaitPaused(std::string_view name, int n, int timeout_ms) {
   const int i = FindLocked(t, name);
   if (i < 0) return false;
   std::unique_lock<std::mutex> ul(t.mu.native(), std::adopt_lock);
-  const bool ok = t.cv.wait_for(ul, std::chrono::milliseconds(timeout_ms),
-                                [&] {
-                                  t.mu.AssertHeld();
-                                  return t.states[i].paused >= n;
-                                });
+  const bool ok = t.cv.wait_for(ul, std::chrono::milliseconds(timeout_ms), [&] {
+    t.mu.AssertHeld();
+    return t.states[i].paused >= n;
+  });
   ul.release();
   return ok;
 }

@@ -106,8 +106,7 @@ std::vector<std::string> ListNames();
 
 }  // namespace sigrace::failpoint
 
-#define SIGRACE_FAILPOINT_DEFINE(var, name) \
-  ::sigrace::failpoint::Site var(name)
+#define SIGRACE_FAILPOINT_DEFINE(var, name) ::sigrace::failpoint::Site var(name)
 #define SIGRACE_FAILPOINT(var) ((var).Evaluate())
 
 #endif  // SIGRACE_BASE_FAILPOINT_H_

@@ -1,12 +1,11 @@
 #include "base/failpoint.h"
 
+#include <gtest/gtest.h>
 #include <signal.h>
 
 #include <atomic>
 #include <thread>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 namespace sigrace::failpoint {
 namespace {

@@ -6,15 +6,24 @@ namespace sigrace {
 
 const char* StatusCodeName(StatusCode code) {
   switch (code) {
-    case StatusCode::kOk: return "ok";
-    case StatusCode::kInvalidArgument: return "invalid-argument";
-    case StatusCode::kNotFound: return "not-found";
-    case StatusCode::kFailedPrecondition: return "failed-precondition";
-    case StatusCode::kDataLoss: return "data-loss";
-    case StatusCode::kResourceExhausted: return "resource-exhausted";
-    case StatusCode::kIoError: return "io-error";
-    case StatusCode::kUnavailable: return "unavailable";
-    case StatusCode::kInternal: return "internal";
+    case StatusCode::kOk:
+      return "ok";
+    case StatusCode::kInvalidArgument:
+      return "invalid-argument";
+    case StatusCode::kNotFound:
+      return "not-found";
+    case StatusCode::kFailedPrecondition:
+      return "failed-precondition";
+    case StatusCode::kDataLoss:
+      return "data-loss";
+    case StatusCode::kResourceExhausted:
+      return "resource-exhausted";
+    case StatusCode::kIoError:
+      return "io-error";
+    case StatusCode::kUnavailable:
+      return "unavailable";
+    case StatusCode::kInternal:
+      return "internal";
   }
   return "unknown";
 }

@@ -21,14 +21,14 @@ namespace sigrace {
 
 enum class StatusCode {
   kOk = 0,
-  kInvalidArgument,    // bad flag, malformed spec, wrong key type
-  kNotFound,           // no such file, failpoint, variant
-  kFailedPrecondition, // called in the wrong state
-  kDataLoss,           // truncated, unsealed or hostile dump
-  kResourceExhausted,  // disk full, RLIMIT_FSIZE, table full
-  kIoError,            // a syscall failed
-  kUnavailable,        // a tool or feature absent on this machine
-  kInternal,           // a broken invariant that did not abort
+  kInvalidArgument,     // bad flag, malformed spec, wrong key type
+  kNotFound,            // no such file, failpoint, variant
+  kFailedPrecondition,  // called in the wrong state
+  kDataLoss,            // truncated, unsealed or hostile dump
+  kResourceExhausted,   // disk full, RLIMIT_FSIZE, table full
+  kIoError,             // a syscall failed
+  kUnavailable,         // a tool or feature absent on this machine
+  kInternal,            // a broken invariant that did not abort
 };
 
 const char* StatusCodeName(StatusCode code);
@@ -115,9 +115,9 @@ class [[nodiscard]] StatusOr {
 
 }  // namespace sigrace
 
-#define SIGRACE_RETURN_IF_ERROR(expr)            \
-  do {                                           \
-    ::sigrace::Status sigrace_status_ = (expr);  \
+#define SIGRACE_RETURN_IF_ERROR(expr)                  \
+  do {                                                 \
+    ::sigrace::Status sigrace_status_ = (expr);        \
     if (!sigrace_status_.ok()) return sigrace_status_; \
   } while (0)
 

@@ -35,8 +35,8 @@
 #include <thread>
 #include <vector>
 
-#include "testing/crash_test_util.h"
 #include "crashdump/capture/handler.h"
+#include "testing/crash_test_util.h"
 
 namespace sigrace::crashdump {
 namespace {
@@ -114,7 +114,8 @@ void LiveDump(benchmark::State& state, bool to_file) {
     struct stat st;
     if (to_file) {
       state.PauseTiming();
-      if (stat(r.path, &st) == 0) disk += static_cast<uint64_t>(st.st_blocks) * 512;
+      if (stat(r.path, &st) == 0)
+        disk += static_cast<uint64_t>(st.st_blocks) * 512;
       unlink(r.path);
       state.ResumeTiming();
     } else if (fstat(r.memfd, &st) == 0) {
@@ -132,11 +133,22 @@ void LiveDump(benchmark::State& state, bool to_file) {
 
 void BM_LiveDumpMemfd(benchmark::State& state) { LiveDump(state, false); }
 void BM_LiveDumpFile(benchmark::State& state) { LiveDump(state, true); }
-BENCHMARK(BM_LiveDumpMemfd)->Arg(8)->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK(BM_LiveDumpFile)->Arg(8)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_LiveDumpMemfd)
+    ->Arg(8)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+BENCHMARK(BM_LiveDumpFile)
+    ->Arg(8)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 
 void BM_Freeze(benchmark::State& state) { LiveDump(state, false); }
-BENCHMARK(BM_Freeze)->Arg(2)->Arg(8)->Arg(32)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_Freeze)
+    ->Arg(2)
+    ->Arg(8)
+    ->Arg(32)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 
 // A child with the heap and 8 threads dies by SIGSEGV; kernel or sigrace
 // writes the dump. Time: from the child's "crashing now" to reaped.

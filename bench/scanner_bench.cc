@@ -51,10 +51,10 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <functional>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <random>
 #include <string>
@@ -204,8 +204,8 @@ const HugeBuffer& Data(int kind) {
 
 // Writes `d` to `path` in 2 MiB writes and syncs it.
 bool WriteSynced(const std::string& path, const HugeBuffer& d) {
-  const int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-                      0644);
+  const int fd =
+      open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return false;
   bool ok = true;
   constexpr size_t kStep = size_t{2} << 20;
@@ -330,7 +330,8 @@ void BM_Scan(benchmark::State& state) {
   state.counters["findings"] = static_cast<double>(findings);
   state.counters["forms"] = static_cast<double>(Rsa2048().forms().size());
   state.counters["windows"] = static_cast<double>((*s)->indexed_windows());
-  state.counters["index_KiB"] = static_cast<double>((*s)->index_bytes()) / 1024.0;
+  state.counters["index_KiB"] =
+      static_cast<double>((*s)->index_bytes()) / 1024.0;
   static const char* kNames[] = {"random", "zeroheavy", "real", "text",
                                  "utf16"};
   state.SetLabel(std::string(kNames[kind]) + " " +
@@ -341,8 +342,8 @@ void BM_Scan(benchmark::State& state) {
 bool Reread(const std::string& path) {
   const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return false;
-  bool ok = fdatasync(fd) == 0 &&
-            posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED) == 0;
+  bool ok =
+      fdatasync(fd) == 0 && posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED) == 0;
   std::vector<uint8_t> buf(size_t{1} << 20);
   for (ssize_t n = 1; ok && n > 0;) {
     n = read(fd, buf.data(), buf.size());
@@ -365,7 +366,8 @@ void BM_ScanFile(benchmark::State& state) {
   }
   ScanOptions opt;
   opt.threads = static_cast<int>(state.range(1));
-  if (state.range(3) > 0) opt.read_size = static_cast<size_t>(state.range(3)) << 10;
+  if (state.range(3) > 0)
+    opt.read_size = static_cast<size_t>(state.range(3)) << 10;
   StatusOr<std::unique_ptr<Scanner>> s = Scanner::Create({Rsa2048()}, opt);
   if (!s.ok()) {
     state.SkipWithError(s.status().ToString().c_str());
@@ -429,8 +431,8 @@ bool WriteRandomFile(const std::string& path, uint64_t size) {
   std::vector<uint64_t> block(1 << 20);
   for (uint64_t done = 0; done < size;) {
     for (uint64_t& x : block) x = rng();
-    const size_t n = static_cast<size_t>(
-        std::min<uint64_t>(size - done, block.size() * 8));
+    const size_t n =
+        static_cast<size_t>(std::min<uint64_t>(size - done, block.size() * 8));
     if (std::fwrite(block.data(), 1, n, f) != n) break;
     done += n;
   }
@@ -513,8 +515,8 @@ int main(int argc, char** argv) {
                     std::string(argv[1]) == "--fp-real")) {
     const int gib = std::atoi(argv[2]);
     if (gib <= 0 || gib > 64) return 2;
-    return sigrace::crashdump::FalsePositives(
-        std::string(argv[1]).substr(5), static_cast<uint64_t>(gib));
+    return sigrace::crashdump::FalsePositives(std::string(argv[1]).substr(5),
+                                              static_cast<uint64_t>(gib));
   }
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;

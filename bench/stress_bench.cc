@@ -3,11 +3,10 @@
 // round trip with a payload the size of an RSA-2048 PKCS#8 key record
 // (random bytes here, never a key).
 
+#include <benchmark/benchmark.h>
 #include <unistd.h>
 
 #include <string>
-
-#include <benchmark/benchmark.h>
 
 #include "stress/channel.h"
 #include "stress/trial.h"
@@ -19,8 +18,7 @@ void BM_PlanTrial(benchmark::State& state) {
   PlanInputs in;
   in.seed = 1;
   in.algs = {"rs256", "eddsa"};
-  in.injectors = {Injector::kFailpoint, Injector::kAsync,
-                  Injector::kUnrelated};
+  in.injectors = {Injector::kFailpoint, Injector::kAsync, Injector::kUnrelated};
   for (int i = 0; i < 24; ++i) {
     FailpointChoice c;
     c.name = "site." + std::to_string(i);

@@ -404,12 +404,14 @@ TEST(Signer, KeyPoolCyclesMaterialUnderNewKids) {
     std::vector<std::string> digest;
     std::vector<std::string> kids;
     ASSERT_TRUE((*s)->TEST_VisitKeys([&](const OracleKey& k) {
-                  uint8_t md[SHA256_DIGEST_LENGTH];
-                  SHA256(k.pkcs8_der, k.pkcs8_len, md);
-                  digest.emplace_back(reinterpret_cast<char*>(md), sizeof(md));
-                  kids.emplace_back(k.kid);
-                  return Status::Ok();
-                }).ok());
+                      uint8_t md[SHA256_DIGEST_LENGTH];
+                      SHA256(k.pkcs8_der, k.pkcs8_len, md);
+                      digest.emplace_back(reinterpret_cast<char*>(md),
+                                          sizeof(md));
+                      kids.emplace_back(k.kid);
+                      return Status::Ok();
+                    })
+                    .ok());
     ASSERT_EQ(digest.size(), 5u);  // Create's key and four rotations
     EXPECT_EQ(std::set<std::string>(kids.begin(), kids.end()).size(), 5u);
     for (size_t g = 0; g + 2 < digest.size(); ++g) {
@@ -417,14 +419,15 @@ TEST(Signer, KeyPoolCyclesMaterialUnderNewKids) {
       EXPECT_FALSE(digest[g] == digest[g + 1]) << "generation " << g;
     }
     int visited = 0;
-    ASSERT_TRUE((*s)->TEST_VisitKeys(
-                    [&](const OracleKey& k) {
-                      EXPECT_EQ(std::string(k.kid), kids.back());
-                      ++visited;
-                      return Status::Ok();
-                    },
-                    [&](std::string_view kid) { return kid == kids.back(); })
-                    .ok());
+    ASSERT_TRUE(
+        (*s)->TEST_VisitKeys(
+                [&](const OracleKey& k) {
+                  EXPECT_EQ(std::string(k.kid), kids.back());
+                  ++visited;
+                  return Status::Ok();
+                },
+                [&](std::string_view kid) { return kid == kids.back(); })
+            .ok());
     EXPECT_EQ(visited, 1);
   }
 }
@@ -539,15 +542,23 @@ TEST(Signer, InjectedErrorAtEveryStepIsAStatus) {
   auto s = MakeSigner();
   ASSERT_NE(s, nullptr);
   const char* rotate_steps[] = {
-      "rotate.begin",        "keygen.after_generate",
-      "keygen.after_encode", "keygen.after_wrap",
-      "load.before_unwrap",  "window.publish_late",
-      "load.after_unwrap",   "load.after_move",
-      "load.after_parse",    "window.heap_montgomery",
+      "rotate.begin",
+      "keygen.after_generate",
+      "keygen.after_encode",
+      "keygen.after_wrap",
+      "load.before_unwrap",
+      "window.publish_late",
+      "load.after_unwrap",
+      "load.after_move",
+      "load.after_parse",
+      "window.heap_montgomery",
       "window.global_key_scope",
-      "load.after_warmup",   "window.unpublish_early",
-      "load.after_wipe",     "rotate.after_load",
-      "rotate.after_swap",   "rotate.before_retire",
+      "load.after_warmup",
+      "window.unpublish_early",
+      "load.after_wipe",
+      "rotate.after_load",
+      "rotate.after_swap",
+      "rotate.before_retire",
       "rotate.after_retire",
   };
   for (const char* fp : rotate_steps) {

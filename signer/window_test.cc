@@ -13,8 +13,8 @@
 #include <vector>
 
 #include "base/failpoint.h"
-#include "testing/leak_probe.h"
 #include "signer/signer.h"
+#include "testing/leak_probe.h"
 
 namespace sigrace::signer {
 namespace {

@@ -39,8 +39,7 @@ StatusOr<VariantEntry> FindVariant(const std::string& name) {
     if (e.name == name) return e;
     names += (names.empty() ? "" : ", ") + e.name;
   }
-  return InvalidArgumentError("unknown variant '" + name + "' (" + names +
-                              ")");
+  return InvalidArgumentError("unknown variant '" + name + "' (" + names + ")");
 }
 
 namespace {
@@ -85,8 +84,7 @@ StatusOr<std::vector<FailpointChoice>> FailpointChoices(
   const std::vector<std::string> names = failpoint::ListNames();
   std::vector<FailpointChoice> out;
   if (!opts.failpoint.empty()) {
-    if (std::find(names.begin(), names.end(), opts.failpoint) ==
-        names.end()) {
+    if (std::find(names.begin(), names.end(), opts.failpoint) == names.end()) {
       return InvalidArgumentError("unknown failpoint '" + opts.failpoint +
                                   "' (sigrace variants --failpoints lists "
                                   "them)");
@@ -130,8 +128,8 @@ StatusOr<std::vector<FailpointChoice>> FailpointChoices(
                                     "--rotate-every 0 never reaches it");
       }
     }
-    std::erase_if(out,
-                  [](const FailpointChoice& c) { return c.thread == "rotator"; });
+    std::erase_if(
+        out, [](const FailpointChoice& c) { return c.thread == "rotator"; });
   }
   return out;
 }
@@ -227,23 +225,23 @@ StatusOr<PlanInputs> MakePlanInputs(const StressOptions& opts,
       for (const std::string& alg : opts.algs) {
         bool any = false;
         for (const FailpointChoice& c : in.failpoints) {
-          if (c.algs.empty() || std::find(c.algs.begin(), c.algs.end(),
-                                          alg) != c.algs.end()) {
+          if (c.algs.empty() ||
+              std::find(c.algs.begin(), c.algs.end(), alg) != c.algs.end()) {
             any = true;
           }
         }
         if (!any) {
-          return InvalidArgumentError(
-              "no failpoint of this run is on the " + alg +
-              " path (choose --alg accordingly)");
+          return InvalidArgumentError("no failpoint of this run is on the " +
+                                      alg + " path (choose --alg accordingly)");
         }
       }
     }
     if (probe && !variant.race && opts.failpoint.empty()) {
       SIGRACE_RETURN_IF_ERROR(ProbeSites(opts.algs, &in.failpoints));
       if (in.failpoints.empty()) {
-        return InternalError("no failpoint is reachable on the signing or "
-                             "rotation path");
+        return InternalError(
+            "no failpoint is reachable on the signing or "
+            "rotation path");
       }
     }
   }

@@ -16,12 +16,11 @@
 #include <cstring>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "base/files.h"
 #include "base/process.h"
@@ -117,8 +116,7 @@ class Oracle {
       scanner_ = std::move(*s);
       dirty_ = false;
       last_build_ms_ =
-          std::chrono::duration<double, std::milli>(Clock::now() - t0)
-              .count();
+          std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
     }
     return scanner_.get();
   }
@@ -129,12 +127,14 @@ class Oracle {
  private:
   Status AddKey(const std::string& p) {
     if (p.size() < 2) return DataLossError("malformed key message");
-    const size_t kid_len = static_cast<uint8_t>(p[0]) |
-                           (static_cast<size_t>(static_cast<uint8_t>(p[1])) << 8);
+    const size_t kid_len =
+        static_cast<uint8_t>(p[0]) |
+        (static_cast<size_t>(static_cast<uint8_t>(p[1])) << 8);
     if (p.size() < 2 + kid_len) return DataLossError("malformed key message");
     const std::string kid = p.substr(2, kid_len);
     if (!kids_.insert(kid).second) return Status::Ok();
-    const uint8_t* der = reinterpret_cast<const uint8_t*>(p.data()) + 2 + kid_len;
+    const uint8_t* der =
+        reinterpret_cast<const uint8_t*>(p.data()) + 2 + kid_len;
     const size_t der_len = p.size() - 2 - kid_len;
     // A key whose material the oracle already has (a --key-pool rotation)
     // adds nothing to search for: keep the index as it is. The digest is
@@ -177,8 +177,8 @@ Status MakeDirs(const std::string& dir) {
 // dump is over a GB, nearly all holes).
 Status CopyFdToFile(int fd, const std::string& path) {
   const std::string tmp = path + ".tmp";
-  const int out = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-                       0600);
+  const int out =
+      open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (out < 0) return ErrnoError("open " + tmp, errno);
   std::vector<char> buf(1 << 20);
   off_t off = 0;
@@ -211,8 +211,8 @@ Status CopyFdToFile(int fd, const std::string& path) {
     }
     ssize_t done = 0;
     while (done < n) {
-      const ssize_t w = write(out, buf.data() + done,
-                              static_cast<size_t>(n - done));
+      const ssize_t w =
+          write(out, buf.data() + done, static_cast<size_t>(n - done));
       if (w < 0 && errno == EINTR) continue;
       if (w < 0) {
         const int e = errno;
@@ -257,8 +257,7 @@ class Driver {
   // Scans the dump at `path` (a file, or /proc/self/fd/N of a memfd),
   // fills the verdict, keeps a leaking dump (copied from `fd`, or moved
   // from `path`), deletes a clean fatal dump.
-  void Judge(Oracle& oracle, const std::string& path, int fd,
-             TrialResult* r);
+  void Judge(Oracle& oracle, const std::string& path, int fd, TrialResult* r);
   bool Done(uint64_t trial_index) const;
   void Record(TrialResult r);
 
@@ -275,27 +274,27 @@ class Driver {
 };
 
 std::vector<std::string> Driver::WorkerArgs(const std::string& dump_dir) const {
-  std::vector<std::string> a = {opts_.worker_bin.empty() ? SelfExe()
-                                                         : opts_.worker_bin,
-                                "stress-child",
-                                "--variant",
-                                opts_.variant,
-                                "--alg",
-                                opts_.algs.size() == 1 ? opts_.algs[0] : "both",
-                                "--threads",
-                                std::to_string(opts_.threads),
-                                "--rotate-every",
-                                std::to_string(opts_.rotate_every_ms),
-                                "--injectors",
-                                InjectorListString(opts_.injectors),
-                                "--mode",
-                                ModeName(opts_.mode),
-                                "--seed",
-                                std::to_string(opts_.seed),
-                                "--max-delay-us",
-                                std::to_string(opts_.max_delay_us),
-                                "--trial-timeout-ms",
-                                std::to_string(opts_.trial_timeout_ms)};
+  std::vector<std::string> a = {
+      opts_.worker_bin.empty() ? SelfExe() : opts_.worker_bin,
+      "stress-child",
+      "--variant",
+      opts_.variant,
+      "--alg",
+      opts_.algs.size() == 1 ? opts_.algs[0] : "both",
+      "--threads",
+      std::to_string(opts_.threads),
+      "--rotate-every",
+      std::to_string(opts_.rotate_every_ms),
+      "--injectors",
+      InjectorListString(opts_.injectors),
+      "--mode",
+      ModeName(opts_.mode),
+      "--seed",
+      std::to_string(opts_.seed),
+      "--max-delay-us",
+      std::to_string(opts_.max_delay_us),
+      "--trial-timeout-ms",
+      std::to_string(opts_.trial_timeout_ms)};
   if (!opts_.failpoint.empty()) {
     a.push_back("--failpoint");
     a.push_back(opts_.failpoint);
@@ -340,8 +339,7 @@ bool Driver::Done(uint64_t index) const {
           opts_.duration_s) {
     return true;
   }
-  if (opts_.expect == Expect::kLeak && !opts_.keep_going &&
-      report_.leaks > 0) {
+  if (opts_.expect == Expect::kLeak && !opts_.keep_going && report_.leaks > 0) {
     // Stop once every algorithm of the run has leaked.
     for (const std::string& alg : opts_.algs) {
       bool leaked = false;
@@ -359,7 +357,8 @@ void Driver::Record(TrialResult r) {
   r.elapsed_s = std::chrono::duration<double>(Clock::now() - start_).count();
   if (!opts_.quiet && r.verdict == Verdict::kLeak) {
     std::string forms;
-    for (const std::string& f : r.Forms()) forms += (forms.empty() ? "" : ",") + f;
+    for (const std::string& f : r.Forms())
+      forms += (forms.empty() ? "" : ",") + f;
     if (progress_) progress_->Done();
     std::fprintf(stderr, "sigrace: LEAK %s: %llu fragment(s) [%s]%s%s\n",
                  r.plan.Describe().c_str(),
@@ -391,14 +390,14 @@ void Driver::Judge(Oracle& oracle, const std::string& path, int fd,
   const auto t1 = Clock::now();
   StatusOr<crashdump::ScanReport> scan = (*scanner)->ScanFile(path);
   if (debug_) {
-    std::fprintf(stderr,
-                 "{\"driver\":1,\"trial\":%llu,\"index_ms\":%.3f,"
-                 "\"scanfile_ms\":%.3f,\"search_ms\":%.3f,\"keys\":%zu}\n",
-                 static_cast<unsigned long long>(r->plan.trial),
-                 std::chrono::duration<double, std::milli>(t1 - t0).count(),
-                 std::chrono::duration<double, std::milli>(Clock::now() - t1)
-                     .count(),
-                 scan.ok() ? scan->seconds * 1e3 : 0.0, oracle.size());
+    std::fprintf(
+        stderr,
+        "{\"driver\":1,\"trial\":%llu,\"index_ms\":%.3f,"
+        "\"scanfile_ms\":%.3f,\"search_ms\":%.3f,\"keys\":%zu}\n",
+        static_cast<unsigned long long>(r->plan.trial),
+        std::chrono::duration<double, std::milli>(t1 - t0).count(),
+        std::chrono::duration<double, std::milli>(Clock::now() - t1).count(),
+        scan.ok() ? scan->seconds * 1e3 : 0.0, oracle.size());
   }
   if (!scan.ok()) {
     // A torn or unsealed dump is never scanned as clean.
@@ -431,7 +430,7 @@ void Driver::Judge(Oracle& oracle, const std::string& path, int fd,
   // record not applied without a fragment has no trustworthy verdict.
   const crashdump::Judgement j = crashdump::JudgeReport(*scan);
   r->verdict = j.verdict == crashdump::DumpVerdict::kLeak ? Verdict::kLeak
-               : j.clean() ? Verdict::kClean
+               : j.clean()                                ? Verdict::kClean
                            : Verdict::kHarnessError;
   if (r->verdict == Verdict::kHarnessError) r->message = "oracle: " + j.reason;
   if (r->verdict != Verdict::kLeak) return;
@@ -525,16 +524,14 @@ StatusOr<RunReport> Driver::RunLive() {
     bool killed = false;
     const int ws = worker->Wait(20000, &killed);
     const uint64_t tsan_reports =
-        worker_tsan.is_object() ? worker_tsan.value("total", uint64_t{0})
-                                : 0;
+        worker_tsan.is_object() ? worker_tsan.value("total", uint64_t{0}) : 0;
     FoldWorkerTsan(worker_tsan, &report_);
     worker_tsan = nlohmann::json();
     // A TSan worker that reported anything exits with TSan's exitcode (66,
     // tsan/tsan.options): those reports are counted above and judged with
     // the run, so that exit is not a harness error.
     const bool tsan_exit = !killed && WIFEXITED(ws) &&
-                           WEXITSTATUS(ws) == kTsanExitCode &&
-                           tsan_reports > 0;
+                           WEXITSTATUS(ws) == kTsanExitCode && tsan_reports > 0;
     if (!tsan_exit && (killed || !WIFEXITED(ws) || WEXITSTATUS(ws) != 0)) {
       TrialResult r;
       r.plan = PlanTrial(inputs_, next_trial);
@@ -558,9 +555,8 @@ StatusOr<RunReport> Driver::RunLive() {
     Status st = worker->channel().Send('T', PlanToJson(r.plan));
     bool lost = !st.ok();
     while (!lost) {
-      StatusOr<Message> m =
-          worker->channel().Recv(static_cast<int>(opts_.trial_timeout_ms) +
-                                 30000);
+      StatusOr<Message> m = worker->channel().Recv(
+          static_cast<int>(opts_.trial_timeout_ms) + 30000);
       if (!m.ok()) {
         r.message = "worker: " + m.status().message();
         lost = true;
@@ -595,8 +591,8 @@ StatusOr<RunReport> Driver::RunLive() {
       if (!j.is_object()) {
         r.message = "malformed result from worker";
       } else if (j.value("plan", "") != r.plan.Describe()) {
-        r.message = "worker planned a different trial (" +
-                    j.value("plan", "") + ")";
+        r.message =
+            "worker planned a different trial (" + j.value("plan", "") + ")";
       } else if (!j.value("error", "").empty()) {
         r.message = j.value("error", "");
       } else if (m->fd < 0) {
@@ -604,7 +600,8 @@ StatusOr<RunReport> Driver::RunLive() {
       } else {
         Judge(*oracle, "/proc/self/fd/" + std::to_string(m->fd), m->fd, &r);
       }
-      if (j.is_object()) JudgeCoverReport(j.value("cover", nlohmann::json()), &r);
+      if (j.is_object())
+        JudgeCoverReport(j.value("cover", nlohmann::json()), &r);
       if (j.is_object() && j.contains("tsan")) worker_tsan = j["tsan"];
       if (j.is_object() && keys_before != oracle->size()) {
         handover_ms = j.value("keys_ms", 0.0);
@@ -616,8 +613,7 @@ StatusOr<RunReport> Driver::RunLive() {
     r.trial_ms =
         std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
     if (debug_) {
-      std::fprintf(stderr,
-                   "{\"driver\":2,\"trial\":%llu,\"trial_ms\":%.3f}\n",
+      std::fprintf(stderr, "{\"driver\":2,\"trial\":%llu,\"trial_ms\":%.3f}\n",
                    static_cast<unsigned long long>(trial), r.trial_ms);
     }
     if (lost) {
@@ -645,8 +641,7 @@ StatusOr<RunReport> Driver::RunLive() {
     // costs more than starting a fresh worker (a new exec: nothing of the
     // old keys is in its memory, so its oracle starts from its own keys),
     // start over.
-    if (oracle->last_build_ms() + handover_ms > start_ms &&
-        !Done(index + 1)) {
+    if (oracle->last_build_ms() + handover_ms > start_ms && !Done(index + 1)) {
       if (debug_) {
         std::fprintf(stderr,
                      "{\"driver\":3,\"recycle_after\":%llu,\"keys\":%zu,"
@@ -666,8 +661,8 @@ StatusOr<RunReport> Driver::RunLive() {
 
 StatusOr<RunReport> Driver::RunFatal() {
   const char* tmp = getenv("TMPDIR");
-  std::string templ = std::string(tmp && *tmp ? tmp : "/tmp") +
-                      "/sigrace-fatal-XXXXXX";
+  std::string templ =
+      std::string(tmp && *tmp ? tmp : "/tmp") + "/sigrace-fatal-XXXXXX";
   if (mkdtemp(templ.data()) == nullptr) {
     return ErrnoError("mkdtemp " + templ, errno);
   }
@@ -716,9 +711,8 @@ StatusOr<RunReport> Driver::RunFatal() {
       while (dirent* e = readdir(d)) {
         const std::string n = e->d_name;
         if (n == "." || n == "..") continue;
-        (n.size() > 5 && n.compare(n.size() - 5, 5, ".core") == 0
-             ? dumps
-             : partial)
+        (n.size() > 5 && n.compare(n.size() - 5, 5, ".core") == 0 ? dumps
+                                                                  : partial)
             .push_back(dir + "/" + n);
       }
       closedir(d);
@@ -730,14 +724,14 @@ StatusOr<RunReport> Driver::RunFatal() {
     } else if (killed) {
       r.message = "worker did not die within the bound (killed)";
     } else if (!WIFSIGNALED(ws) || WTERMSIG(ws) != SIGSEGV) {
-      r.message = "worker " + WaitStatusText(ws) + ", expected death by " +
-                  "SIGSEGV";
+      r.message =
+          "worker " + WaitStatusText(ws) + ", expected death by " + "SIGSEGV";
     } else if (!partial.empty()) {
       r.message = "unsealed dump left behind (" +
                   partial[0].substr(dir.size() + 1) + ")";
     } else if (dumps.size() != 1) {
-      r.message = "expected exactly one dump, found " +
-                  std::to_string(dumps.size());
+      r.message =
+          "expected exactly one dump, found " + std::to_string(dumps.size());
     } else {
       Judge(oracle, dumps[0], -1, &r);
     }
@@ -756,12 +750,11 @@ StatusOr<RunReport> Driver::Run() {
   StatusOr<PlanInputs> in = MakePlanInputs(opts_, variant_, /*probe=*/true);
   if (!in.ok()) return in.status();
   inputs_ = *in;
-  progress_ = std::make_unique<Progress>(
-      opts_.progress && !opts_.quiet,
-      opts_.variant + " " + ModeName(opts_.mode), opts_.TrialCount(),
-      opts_.duration_s);
-  StatusOr<RunReport> r =
-      opts_.mode == Mode::kLive ? RunLive() : RunFatal();
+  progress_ =
+      std::make_unique<Progress>(opts_.progress && !opts_.quiet,
+                                 opts_.variant + " " + ModeName(opts_.mode),
+                                 opts_.TrialCount(), opts_.duration_s);
+  StatusOr<RunReport> r = opts_.mode == Mode::kLive ? RunLive() : RunFatal();
   progress_->Done();
   if (!r.ok()) return r;
   if (opts_.explore == Explore::kSystematic) {
@@ -779,8 +772,9 @@ StatusOr<RunReport> Driver::Run() {
     report_.tsan.total += c.total;
     for (int i = 0; i < tsan::kNumReportTypes; ++i) {
       if (c.by_type[i] > 0) {
-        report_.tsan.by_type[tsan::ReportTypeName(
-            static_cast<tsan::ReportType>(i))] += c.by_type[i];
+        report_.tsan
+            .by_type[tsan::ReportTypeName(static_cast<tsan::ReportType>(i))] +=
+            c.by_type[i];
       }
     }
   }

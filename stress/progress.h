@@ -21,8 +21,8 @@ class Progress {
            double duration_s);
   ~Progress();
 
-  void Update(uint64_t trials, uint64_t dumps, uint64_t leaks,
-              uint64_t errors, bool force = false);
+  void Update(uint64_t trials, uint64_t dumps, uint64_t leaks, uint64_t errors,
+              bool force = false);
   // Erases the line.
   void Done();
   bool enabled() const { return enabled_; }

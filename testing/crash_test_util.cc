@@ -74,9 +74,9 @@ ChildResult RunInChild(const std::function<int()>& body, int timeout_s) {
 
 TempDir::TempDir() {
   const char* base = getenv("TMPDIR");
-  std::string t = std::string(base != nullptr && base[0] != '\0' ? base
-                                                                 : "/tmp") +
-                  "/sigrace-dumps-XXXXXX";
+  std::string t =
+      std::string(base != nullptr && base[0] != '\0' ? base : "/tmp") +
+      "/sigrace-dumps-XXXXXX";
   std::vector<char> buf(t.begin(), t.end());
   buf.push_back('\0');
   if (mkdtemp(buf.data()) != nullptr) path_ = buf.data();

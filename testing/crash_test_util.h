@@ -24,9 +24,9 @@
 namespace sigrace::crashdump::testing {
 
 struct ChildResult {
-  bool exited = false;     // exit() / _exit()
+  bool exited = false;  // exit() / _exit()
   int exit_code = -1;
-  bool signaled = false;   // killed by a signal
+  bool signaled = false;  // killed by a signal
   int term_signal = 0;
   bool timed_out = false;  // still running at the bound: killed (deadlock)
   std::string stderr_text;

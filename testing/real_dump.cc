@@ -1,10 +1,10 @@
 #include "testing/real_dump.h"
 
+#include <gtest/gtest.h>
 #include <sys/mman.h>
 
 #include "crashdump/capture/handler.h"
 #include "crashdump/registry/registry.h"
-#include <gtest/gtest.h>
 
 namespace sigrace::crashdump::testing {
 

@@ -22,8 +22,8 @@ inline constexpr uint64_t kRealDumpSeed = 0x0dd5eed;
 inline constexpr const char* kRealDumpLabel = "reader.region";
 
 struct RealDump {
-  std::string path;   // empty when the child failed (a test failure is
-                      // recorded)
+  std::string path;     // empty when the child failed (a test failure is
+                        // recorded)
   uint64_t region = 0;  // address of the published region
   pid_t pid = 0;
 };

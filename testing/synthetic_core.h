@@ -1,6 +1,6 @@
 // Test-only: builds small ELF core files in memory that follow
-// crashdump/format/core_format.h (standard CORE notes, sigrace notes, PT_LOADs and
-// an optional seal trailer). Used by the reader's tests, to make the fuzz
+// crashdump/format/core_format.h (standard CORE notes, sigrace notes, PT_LOADs
+// and an optional seal trailer). Used by the reader's tests, to make the fuzz
 // seed corpus, and by any test that needs a dump without crashing a
 // process. Not the sigrace dump writer: it is never used on a crash path.
 //

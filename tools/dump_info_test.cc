@@ -1,4 +1,7 @@
+#include "tools/dump_info.h"
+
 #include <elf.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -11,9 +14,7 @@
 #include <vector>
 
 #include "crashdump/format/core_format.h"
-#include "tools/dump_info.h"
 #include "testing/synthetic_core.h"
-#include <gtest/gtest.h>
 
 namespace sigrace::crashdump {
 namespace {

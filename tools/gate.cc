@@ -1,12 +1,11 @@
 #include "tools/gate.h"
 
+#include <CLI/CLI.hpp>
 #include <cstdio>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <CLI/CLI.hpp>
-#include <nlohmann/json.hpp>
 
 #include "crashdump/egress/gate.h"
 #include "crashdump/oracle/scanner.h"
@@ -116,9 +115,8 @@ int GateMain(int argc, char** argv) {
     }
   }
   if (json) {
-    nlohmann::json out = {{"mode", mode_name},
-                          {"dumps", jdumps},
-                          {"exit_code", exit_code}};
+    nlohmann::json out = {
+        {"mode", mode_name}, {"dumps", jdumps}, {"exit_code", exit_code}};
     std::printf("%s\n", out.dump(2).c_str());
   }
   return exit_code;

@@ -112,8 +112,8 @@ nlohmann::json FindingJson(const Finding& f) {
   j["form_offset"] = f.form_offset;
   j["secret_bytes"] = f.secret_bytes;
   j["other_forms"] = f.other_forms;
-  j["address"] = f.has_address ? nlohmann::json(Hex(f.address))
-                               : nlohmann::json(nullptr);
+  j["address"] =
+      f.has_address ? nlohmann::json(Hex(f.address)) : nlohmann::json(nullptr);
   j["region"] = Printable(f.region);
   j["tid"] = f.tid;
   j["redaction"] = Printable(f.redaction);
@@ -186,8 +186,7 @@ int ScanMain(int argc, char** argv) {
       ->capture_default_str();
   app.add_flag("--json", json,
                "one JSON object on stdout (schema in tools/scan.h)");
-  app.add_flag("--no-anchors", no_anchors,
-               "do not report public-key anchors");
+  app.add_flag("--no-anchors", no_anchors, "do not report public-key anchors");
   app.add_flag("--list-forms", list_forms,
                "print the form table (names, descriptions, lengths) and exit");
   app.add_option("DUMP", dumps, "files to scan");

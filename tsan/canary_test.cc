@@ -15,6 +15,7 @@
 // given pair of stacks once per process, so every test races on its own
 // variable from its own functions.
 
+#include <gtest/gtest.h>
 #include <openssl/evp.h>
 #include <pthread.h>
 #include <signal.h>
@@ -29,7 +30,6 @@
 #include <vector>
 
 #include "base/mutex.h"
-#include <gtest/gtest.h>
 #include "tsan/report_counter.h"
 
 namespace sigrace::tsan {

@@ -40,8 +40,7 @@ __attribute__((noinline)) void TEST_ProbeSecondAccess() { g_probe_word = 2; }
 
 // GAP instrumented stores, each one event in the thread's trace. The
 // buffer is thread-private, so the gap itself races with nothing.
-__attribute__((noinline)) void TEST_ProbeGap(std::vector<char>* buf,
-                                             long gap) {
+__attribute__((noinline)) void TEST_ProbeGap(std::vector<char>* buf, long gap) {
   const size_t mask = buf->size() - 1;
   volatile char* p = buf->data();
   for (long i = 0; i < gap; ++i) {
@@ -99,8 +98,7 @@ int main(int argc, char** argv) {
     arg = 2;
   }
   if (arg >= argc) {
-    std::fprintf(stderr,
-                 "usage: tsan_history_probe [--expect-reported] GAP\n");
+    std::fprintf(stderr, "usage: tsan_history_probe [--expect-reported] GAP\n");
     return 2;
   }
   char* end = nullptr;
@@ -131,9 +129,8 @@ int main(int argc, char** argv) {
   TEST_ProbeSecondAccess();
   first.join();
 
-  const bool reported =
-      sigrace::tsan::RaceTouches("TEST_ProbeFirstAccess") &&
-      sigrace::tsan::RaceTouches("TEST_ProbeSecondAccess");
+  const bool reported = sigrace::tsan::RaceTouches("TEST_ProbeFirstAccess") &&
+                        sigrace::tsan::RaceTouches("TEST_ProbeSecondAccess");
   if (expect) {
     std::fprintf(stderr, "tsan_history_probe: gap %ld: %s\n", gap,
                  reported ? "reported" : "NOT reported (history too small)");

@@ -65,8 +65,8 @@ struct RawTotals {
 SIGRACE_NO_TSAN void CopyTotals(RawTotals* out) {
   out->reports = __atomic_load_n(&g_reports, __ATOMIC_ACQUIRE);
   for (size_t i = 0; i < kMaxDescriptions; ++i) {
-    out->descriptions[i].description = __atomic_load_n(
-        &g_descriptions[i].description, __ATOMIC_ACQUIRE);
+    out->descriptions[i].description =
+        __atomic_load_n(&g_descriptions[i].description, __ATOMIC_ACQUIRE);
     out->descriptions[i].count =
         __atomic_load_n(&g_descriptions[i].count, __ATOMIC_RELAXED);
   }
@@ -119,11 +119,11 @@ std::map<uintptr_t, std::vector<std::string>>* g_symbols;  // g_symbol_mu
 // the prototypes are declared here, checked against the runtime's symbols
 // (nm libclang_rt.tsan-x86_64.a).
 extern "C" {
-int __tsan_get_report_data(void* report, const char** description,
-                           int* count, int* stack_count, int* mop_count,
-                           int* loc_count, int* mutex_count,
-                           int* thread_count, int* unique_tid_count,
-                           void** sleep_trace, uintptr_t trace_size);
+int __tsan_get_report_data(void* report, const char** description, int* count,
+                           int* stack_count, int* mop_count, int* loc_count,
+                           int* mutex_count, int* thread_count,
+                           int* unique_tid_count, void** sleep_trace,
+                           uintptr_t trace_size);
 int __tsan_get_report_stack(void* report, uintptr_t idx, void** trace,
                             uintptr_t trace_size);
 int __tsan_get_report_mop(void* report, uintptr_t idx, int* tid, void** addr,
@@ -184,8 +184,8 @@ __tsan_on_report(void* report) {
   int count = 0, stack_count = 0, mop_count = 0, loc_count = 0;
   int mutex_count = 0, thread_count = 0, unique_tid_count = 0;
   void* sleep_trace[kMaxFramesPerStack + 1] = {};
-  __tsan_get_report_data(report, &description, &count, &stack_count,
-                         &mop_count, &loc_count, &mutex_count, &thread_count,
+  __tsan_get_report_data(report, &description, &count, &stack_count, &mop_count,
+                         &loc_count, &mutex_count, &thread_count,
                          &unique_tid_count, sleep_trace, kMaxFramesPerStack);
 
   const uint64_t seq = __atomic_add_fetch(&g_reports, 1, __ATOMIC_ACQ_REL);
@@ -198,8 +198,8 @@ __tsan_on_report(void* report) {
     void* trace[kMaxFramesPerStack + 1] = {};
     int tid = 0, size = 0, write = 0, atomic = 0;
     void* addr = nullptr;
-    __tsan_get_report_mop(report, static_cast<uintptr_t>(i), &tid, &addr,
-                          &size, &write, &atomic, trace, kMaxFramesPerStack);
+    __tsan_get_report_mop(report, static_cast<uintptr_t>(i), &tid, &addr, &size,
+                          &write, &atomic, trace, kMaxFramesPerStack);
     StoreStack(r, nstacks++, trace);
   }
   for (int i = 0; i < stack_count && nstacks < kMaxStacksPerReport; ++i) {
@@ -226,8 +226,7 @@ std::vector<std::string> SymbolizeRaw(uintptr_t pc) {
   std::vector<std::string> names;
   char buf[4096];
   std::memset(buf, 0, sizeof(buf));
-  __sanitizer_symbolize_pc(reinterpret_cast<void*>(pc), "%f", buf,
-                           sizeof(buf));
+  __sanitizer_symbolize_pc(reinterpret_cast<void*>(pc), "%f", buf, sizeof(buf));
   const char* p = buf;
   const char* end = buf + sizeof(buf);
   while (p < end && *p != '\0') {
@@ -243,8 +242,7 @@ std::vector<std::string> SymbolizeRaw(uintptr_t pc) {
       int status = 0;
       char* demangled =
           abi::__cxa_demangle(info.dli_sname, nullptr, nullptr, &status);
-      names.emplace_back(status == 0 && demangled ? demangled
-                                                  : info.dli_sname);
+      names.emplace_back(status == 0 && demangled ? demangled : info.dli_sname);
       std::free(demangled);
     } else {
       names.emplace_back("?");
@@ -382,8 +380,7 @@ Counts Snapshot() {
     uint64_t n = d.count;
     auto it = base.by_description.find(d.description);
     if (it != base.by_description.end()) n -= std::min(n, it->second);
-    counts.by_type[static_cast<int>(ClassifyDescription(d.description))] +=
-        n;
+    counts.by_type[static_cast<int>(ClassifyDescription(d.description))] += n;
   }
   const uint64_t overflow_base = base.by_description["<overflow>"];
   counts.by_type[static_cast<int>(ReportType::kOther)] +=
@@ -443,8 +440,8 @@ std::string ToJson(const Counts& counts, size_t max_reports,
     nlohmann::json stacks = nlohmann::json::array();
     for (const auto& stack : r.stacks) {
       const size_t n = std::min(stack.size(), max_frames);
-      stacks.push_back(std::vector<std::string>(stack.begin(),
-                                                stack.begin() + static_cast<ptrdiff_t>(n)));
+      stacks.push_back(std::vector<std::string>(
+          stack.begin(), stack.begin() + static_cast<ptrdiff_t>(n)));
     }
     reports.push_back({{"seq", r.sequence},
                        {"type", ReportTypeName(r.type)},

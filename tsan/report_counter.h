@@ -88,9 +88,7 @@ struct Counts {
   uint64_t frames_dropped = 0;
   std::vector<Report> reports;  // oldest first
 
-  uint64_t of(ReportType type) const {
-    return by_type[static_cast<int>(type)];
-  }
+  uint64_t of(ReportType type) const { return by_type[static_cast<int>(type)]; }
   // True if some report of `type` has a frame whose function name contains
   // `needle`.
   bool Touches(ReportType type, std::string_view needle) const;

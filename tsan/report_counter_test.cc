@@ -4,10 +4,10 @@
 
 #include "tsan/report_counter.h"
 
+#include <gtest/gtest.h>
+
 #include <nlohmann/json.hpp>
 #include <string>
-
-#include <gtest/gtest.h>
 
 namespace sigrace::tsan {
 namespace {

@@ -100,8 +100,8 @@ int main(int argc, char** argv) {
       "{\"build\":\"%s\",\"alg\":\"%s\",\"threads\":%ld,\"tokens\":%ld,"
       "\"rotations\":%ld,\"seconds\":%.3f,\"tokens_per_second\":%.1f,"
       "\"failures\":%ld,\"tsan_reports\":%llu}\n",
-      sigrace::tsan::Enabled() ? "tsan" : "default", alg_name.c_str(),
-      threads, signed_tokens, rotations, secs,
+      sigrace::tsan::Enabled() ? "tsan" : "default", alg_name.c_str(), threads,
+      signed_tokens, rotations, secs,
       secs > 0 ? static_cast<double>(signed_tokens) / secs : 0.0,
       failures.load(),
       static_cast<unsigned long long>(sigrace::tsan::TotalSinceReset()));

@@ -29,6 +29,7 @@
 // Thread safety: a test; the Signer and the handler carry their own
 // contracts.
 
+#include <gtest/gtest.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/syscall.h>
@@ -45,7 +46,6 @@
 #include "crashdump/capture/handler.h"
 #include "crashdump/oracle/key_forms.h"
 #include "crashdump/oracle/scanner.h"
-#include <gtest/gtest.h>
 #include "signer/signer.h"
 #include "tsan/report_counter.h"
 
@@ -61,7 +61,7 @@ pid_t Gettid() { return static_cast<pid_t>(syscall(SYS_gettid)); }
 // Frames that belong to the redaction path: the registry, the handler and
 // the signer's vault and key heap.
 constexpr const char* kRedactionFrames[] = {
-    "sigrace::crashdump::", "Registry", "Region", "SecretScope",
+    "sigrace::crashdump::", "Registry", "Region",  "SecretScope",
     "ProtectedPages",       "Vault",    "KeyHeap", "KeyAlloc",
 };
 
@@ -129,7 +129,7 @@ struct TrialResult {
   uint64_t leaks = 0;        // key fragments (every leak kind)
   uint64_t not_applied = 0;  // of those, inside a record whose bytes are
                              // not the marker
-  std::string leak_forms;  // "form@region" of the first few, never bytes
+  std::string leak_forms;    // "form@region" of the first few, never bytes
 };
 
 class TsanVariants : public ::testing::Test {
@@ -189,17 +189,16 @@ class TsanVariants : public ::testing::Test {
 
     std::atomic<uint64_t> signatures{0};
     if (t.load_waits_for_a_signature) {
-      EXPECT_TRUE(failpoint::SetCallback("load.before_unwrap", [&] {
-                    const uint64_t from =
-                        signatures.load(std::memory_order_relaxed);
-                    // +2: the signature under way may have begun before
-                    // the load; the next one begins and ends inside it.
-                    while (signatures.load(std::memory_order_relaxed) <
-                               from + 2 &&
-                           Clock::now() < deadline) {
-                      sched_yield();
-                    }
-                  }).ok());
+      EXPECT_TRUE(
+          failpoint::SetCallback("load.before_unwrap", [&] {
+            const uint64_t from = signatures.load(std::memory_order_relaxed);
+            // +2: the signature under way may have begun before
+            // the load; the next one begins and ends inside it.
+            while (signatures.load(std::memory_order_relaxed) < from + 2 &&
+                   Clock::now() < deadline) {
+              sched_yield();
+            }
+          }).ok());
       EXPECT_TRUE(
           failpoint::Configure("load.before_unwrap=callback#rotator").ok());
     }
@@ -208,8 +207,7 @@ class TsanVariants : public ::testing::Test {
     std::atomic<bool> stop{false};
     std::atomic<int> failures{0};
     std::atomic<int> rotations_done{0};
-    std::vector<std::atomic<pid_t>> tids(
-        static_cast<size_t>(t.signer_threads));
+    std::vector<std::atomic<pid_t>> tids(static_cast<size_t>(t.signer_threads));
     std::vector<std::thread> threads;
     for (int i = 0; i < t.signer_threads; ++i) {
       threads.emplace_back([&, i] {
@@ -233,9 +231,9 @@ class TsanVariants : public ::testing::Test {
         return;
       }
       failpoint::SetThreadName("rotator");
-      for (int r = 0; r < t.max_rotations &&
-                      (r < t.min_rotations ||
-                       !stop.load(std::memory_order_acquire));
+      for (int r = 0;
+           r < t.max_rotations &&
+           (r < t.min_rotations || !stop.load(std::memory_order_acquire));
            ++r) {
         if (!s->Rotate(t.algs[static_cast<size_t>(r) % t.algs.size()]).ok()) {
           failures.fetch_add(1);
@@ -253,7 +251,8 @@ class TsanVariants : public ::testing::Test {
             hash == std::string::npos ? "" : phase.substr(hash);
         st = failpoint::SetCallback(
             "sign.begin", [phase] { (void)failpoint::Configure(phase); });
-        if (st.ok()) st = failpoint::Configure("sign.begin=callback@1" + thread);
+        if (st.ok())
+          st = failpoint::Configure("sign.begin=callback@1" + thread);
       } else {
         st = failpoint::Configure(phase);
       }
@@ -345,33 +344,33 @@ class TsanVariants : public ::testing::Test {
         ++res->not_applied;
       }
       if (res->leaks++ < 4) {
-        res->leak_forms += " " + f.form + "@" +
-                           (f.region.empty() ? "(raw)" : f.region);
+        res->leak_forms +=
+            " " + f.form + "@" + (f.region.empty() ? "(raw)" : f.region);
       }
     }
   }
 };
 
 void PrintTrial(const char* name, const TrialResult& r) {
-  std::fprintf(stderr,
-               "tsan-trial %s: create=%.2fs trial=%.2fs dumps=%llu "
-               "sealed=%llu tokens=%llu rotations=%llu last_dump_bytes=%llu "
-               "last_dump_ms=%.1f freeze_ms=%.1f threads=%u unfrozen=%u "
-               "blocking_freeze=%u\n"
-               "  oracle: scanned=%d leaks=%llu not_applied=%llu%s\n"
-               "  tsan=%s\n",
-               name, r.create_s, r.trial_s,
-               static_cast<unsigned long long>(r.dumps),
-               static_cast<unsigned long long>(r.sealed),
-               static_cast<unsigned long long>(r.tokens),
-               static_cast<unsigned long long>(r.rotations),
-               static_cast<unsigned long long>(r.last_dump.size),
-               static_cast<double>(r.last_dump.total_ns) / 1e6,
-               static_cast<double>(r.last_dump.freeze_ns) / 1e6,
-               r.last_dump.threads, r.last_dump.threads_unfrozen,
-               r.last_dump.threads_blocking_freeze, r.scanned ? 1 : 0, static_cast<unsigned long long>(r.leaks),
-               static_cast<unsigned long long>(r.not_applied),
-               r.leak_forms.c_str(), ToJson(r.tsan, 4).c_str());
+  std::fprintf(
+      stderr,
+      "tsan-trial %s: create=%.2fs trial=%.2fs dumps=%llu "
+      "sealed=%llu tokens=%llu rotations=%llu last_dump_bytes=%llu "
+      "last_dump_ms=%.1f freeze_ms=%.1f threads=%u unfrozen=%u "
+      "blocking_freeze=%u\n"
+      "  oracle: scanned=%d leaks=%llu not_applied=%llu%s\n"
+      "  tsan=%s\n",
+      name, r.create_s, r.trial_s, static_cast<unsigned long long>(r.dumps),
+      static_cast<unsigned long long>(r.sealed),
+      static_cast<unsigned long long>(r.tokens),
+      static_cast<unsigned long long>(r.rotations),
+      static_cast<unsigned long long>(r.last_dump.size),
+      static_cast<double>(r.last_dump.total_ns) / 1e6,
+      static_cast<double>(r.last_dump.freeze_ns) / 1e6, r.last_dump.threads,
+      r.last_dump.threads_unfrozen, r.last_dump.threads_blocking_freeze,
+      r.scanned ? 1 : 0, static_cast<unsigned long long>(r.leaks),
+      static_cast<unsigned long long>(r.not_applied), r.leak_forms.c_str(),
+      ToJson(r.tsan, 4).c_str());
 }
 
 const VariantInfo& Info(Variant v) {
@@ -469,8 +468,8 @@ void RunWindowTrial(const Expectation& e) {
   } else {
     // TSan-blind window (see `why`): the dump oracle catches this variant,
     // TSan cannot. A data race here means the window changed shape.
-    EXPECT_EQ(r.tsan.of(ReportType::kDataRace), 0u)
-        << e.why << "\n" << ToJson(r.tsan);
+    EXPECT_EQ(r.tsan.of(ReportType::kDataRace), 0u) << e.why << "\n"
+                                                    << ToJson(r.tsan);
   }
   // Other report types (signal-unsafe calls in the handler, ...) are the
   // handler's, the same in every variant; TsanFixed judges them.

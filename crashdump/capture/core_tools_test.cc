@@ -6,6 +6,7 @@
 // threads and then faults in CrashHere(); the tools get this binary as the
 // executable, so every frame symbolizes.
 
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -16,9 +17,8 @@
 #include <string>
 #include <thread>
 
-#include "testing/crash_test_util.h"
 #include "crashdump/capture/handler.h"
-#include <gtest/gtest.h>
+#include "testing/crash_test_util.h"
 
 namespace sigrace::crashdump {
 namespace {
@@ -52,9 +52,8 @@ class CoreTools : public ::testing::Test {
   static void SetUpTestSuite() {
     dir_ = new testing::TempDir();
     const std::string d = dir_->path();
-    testing::ChildResult c = testing::RunInChild([&] {
-      return CrashingChild(d);
-    });
+    testing::ChildResult c =
+        testing::RunInChild([&] { return CrashingChild(d); });
     if (c.signaled && c.term_signal == SIGSEGV) {
       const auto cores = dir_->Files(".core");
       if (cores.size() == 1) dump_ = new std::string(cores[0]);
@@ -87,13 +86,13 @@ std::string* CoreTools::dump_ = nullptr;
 TEST_F(CoreTools, GdbShowsEveryThreadSymbolized) {
   if (!testing::HaveTool("gdb")) GTEST_SKIP() << "gdb not installed";
   std::string out;
-  const int rc = RunCommand("gdb -batch -nx -ex 'info threads' -ex "
-                            "'thread apply all bt' '" +
-                                testing::SelfExe() + "' '" + *dump_ + "'",
-                            &out);
+  const int rc = RunCommand(
+      "gdb -batch -nx -ex 'info threads' -ex "
+      "'thread apply all bt' '" +
+          testing::SelfExe() + "' '" + *dump_ + "'",
+      &out);
   EXPECT_EQ(rc, 0) << out;
-  EXPECT_EQ(Count(out, "\nThread "), static_cast<size_t>(kWorkers + 1))
-      << out;
+  EXPECT_EQ(Count(out, "\nThread "), static_cast<size_t>(kWorkers + 1)) << out;
   EXPECT_NE(out.find("CrashHere"), std::string::npos) << out;
   // Every worker's backtrace names BusyWorker; `info threads` names it
   // again for a worker stopped in BusyWorker itself rather than in the

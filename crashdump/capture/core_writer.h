@@ -38,8 +38,8 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "crashdump/format/core_format.h"
 #include "crashdump/capture/proc_maps.h"
+#include "crashdump/format/core_format.h"
 
 namespace sigrace::crashdump {
 
@@ -57,7 +57,7 @@ struct CoreInput {
   size_t thread_count = 0;
   int signal = 0;
   const siginfo_t* siginfo = nullptr;  // the crashing thread's
-  ProcMapTable* maps = nullptr;            // dump sizes are decided here
+  ProcMapTable* maps = nullptr;        // dump sizes are decided here
   const RedactionRecord* redactions = nullptr;
   size_t redaction_count = 0;
   const char* auxv = nullptr;
@@ -74,7 +74,7 @@ struct CoreInput {
   size_t note_cap = 0;
   char* copy_buf = nullptr;  // memory copy chunk, a multiple of 4096
   size_t copy_cap = 0;
-  uint64_t* dump_len = nullptr;  // one per mapping (maps->cap entries)
+  uint64_t* dump_len = nullptr;     // one per mapping (maps->cap entries)
   uint64_t* pagemap_buf = nullptr;  // /proc/self/pagemap entries
   size_t pagemap_cap = 0;           // in entries
   // Called between content and seal, so tests can fault there; may be null.
@@ -85,8 +85,8 @@ struct CoreOutput {
   uint64_t size = 0;  // bytes written, trailer included
   uint32_t loads = 0;
   bool sealed = false;
-  int error = 0;              // positive errno
-  const char* stage = "";     // failing step
+  int error = 0;           // positive errno
+  const char* stage = "";  // failing step
 };
 
 // Looks up what the writer needs from the CPU once (the XSAVE layout), so

@@ -10,9 +10,7 @@ namespace {
 
 using ss::RawSyscall6;
 
-bool IsHex(char c) {
-  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
-}
+bool IsHex(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); }
 
 uint64_t ParseHex(const char*& p, const char* end) {
   uint64_t v = 0;
@@ -144,9 +142,9 @@ long ReadSelfSmaps(ProcMapTable* t, char* buf, size_t cap) {
   t->count = 0;
   t->pool_len = 0;
   t->truncated = false;
-  const long fd = RawSyscall6(SYS_open,
-                              reinterpret_cast<long>("/proc/self/smaps"),
-                              O_RDONLY | O_CLOEXEC);
+  const long fd =
+      RawSyscall6(SYS_open, reinterpret_cast<long>("/proc/self/smaps"),
+                  O_RDONLY | O_CLOEXEC);
   if (fd < 0) return fd;
   size_t have = 0;
   long result = 0;

@@ -1,11 +1,10 @@
 #include "crashdump/capture/symbol_table.h"
 
+#include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <cstdint>
 #include <string>
-
-#include <gtest/gtest.h>
 
 namespace sigrace::crashdump {
 namespace {

@@ -80,8 +80,7 @@ StatusOr<uint64_t> Release(int from, const std::string& dir,
                            const std::string& name) {
   const std::string final_path = dir + "/" + name;
   const std::string tmp_path = final_path + ".releasing";
-  Fd out(open(tmp_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
-              0600));
+  Fd out(open(tmp_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
   if (out.get() < 0) return ErrnoError("gate: create " + tmp_path, errno);
   uint64_t copied = 0;
   Status s = CopyAll(from, out.get(), &copied);

@@ -11,6 +11,7 @@
 
 #include "crashdump/egress/gate.h"
 
+#include <gtest/gtest.h>
 #include <openssl/evp.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -27,17 +28,16 @@
 #include <vector>
 
 #include "base/failpoint.h"
+#include "crashdump/capture/handler.h"
 #include "crashdump/format/core_format.h"
 #include "crashdump/format/core_reader.h"
 #include "crashdump/format/redaction_claims.h"
 #include "crashdump/oracle/judgement.h"
+#include "crashdump/oracle/key_forms.h"
+#include "crashdump/oracle/scanner.h"
+#include "crashdump/registry/registry.h"
 #include "testing/crash_test_util.h"
 #include "testing/synthetic_core.h"
-#include "crashdump/capture/handler.h"
-#include "crashdump/oracle/key_forms.h"
-#include "crashdump/registry/registry.h"
-#include "crashdump/oracle/scanner.h"
-#include <gtest/gtest.h>
 
 namespace sigrace::crashdump {
 namespace {
@@ -57,10 +57,9 @@ constexpr char kAdjacentLabel[] = "test.before_seed";
 // except inside the first and third dumps.
 int ThreeDumpsChild(const std::string& leak_dir, const std::string& clean_dir,
                     const std::string& adjacent_dir) {
-  uint8_t* page = static_cast<uint8_t*>(mmap(nullptr, 4096,
-                                             PROT_READ | PROT_WRITE,
-                                             MAP_PRIVATE | MAP_ANONYMOUS,
-                                             -1, 0));
+  uint8_t* page =
+      static_cast<uint8_t*>(mmap(nullptr, 4096, PROT_READ | PROT_WRITE,
+                                 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
   if (page == MAP_FAILED) return 10;
   uint8_t* seed = page + 256;
   testing::FillSecret(seed, kSeedLen, kSeedPattern);
@@ -110,12 +109,13 @@ class GateTest : public ::testing::Test {
     });
     ASSERT_TRUE(r.exited && r.exit_code == 0)
         << "dump child failed: exit " << r.exit_code << " signal "
-        << r.term_signal << "\n" << r.stderr_text;
+        << r.term_signal << "\n"
+        << r.stderr_text;
     // The oracle: the same seed, rebuilt here as an OpenSSL key.
     uint8_t seed[kSeedLen];
     testing::FillSecret(seed, kSeedLen, kSeedPattern);
-    EVP_PKEY* pkey = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, nullptr,
-                                                  seed, kSeedLen);
+    EVP_PKEY* pkey =
+        EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, nullptr, seed, kSeedLen);
     OPENSSL_cleanse(seed, sizeof seed);
     ASSERT_NE(pkey, nullptr);
     auto forms = KeyForms::FromPkey(pkey, "gate-test");
@@ -172,8 +172,8 @@ const ::testing::Environment* const kGateEnv =
 void CopyFile(const std::string& from, const std::string& to, size_t len) {
   const std::string bytes = testing::ReadWholeFile(from);
   std::ofstream out(to, std::ios::binary | std::ios::trunc);
-  out.write(bytes.data(), static_cast<std::streamsize>(
-                              std::min(len, bytes.size())));
+  out.write(bytes.data(),
+            static_cast<std::streamsize>(std::min(len, bytes.size())));
 }
 
 // The pair that gives every other test its teeth: the oracle sees the seed

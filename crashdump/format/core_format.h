@@ -113,8 +113,8 @@ inline constexpr uint64_t kSealChecksumInit = 0xcbf29ce484222325ULL;
 #if defined(__clang__)
 __attribute__((no_sanitize("thread")))
 #endif
-inline uint64_t SealChecksumUpdate(uint64_t state, const void* data,
-                                   size_t len) {
+inline uint64_t
+SealChecksumUpdate(uint64_t state, const void* data, size_t len) {
   const unsigned char* p = static_cast<const unsigned char*>(data);
   for (size_t i = 0; i < len; ++i) {
     state ^= p[i];
@@ -155,12 +155,12 @@ class SealHasherV2 {
 #if defined(__clang__)
   __attribute__((no_sanitize("thread")))
 #endif
-  void Update(const void* data, size_t len) {
+  void
+  Update(const void* data, size_t len) {
     const unsigned char* p = static_cast<const unsigned char*>(data);
     total_ += len;
     if (tail_len_ > 0) {
-      const size_t take =
-          len < kBlock - tail_len_ ? len : kBlock - tail_len_;
+      const size_t take = len < kBlock - tail_len_ ? len : kBlock - tail_len_;
       __builtin_memcpy(tail_ + tail_len_, p, take);
       tail_len_ += take;
       p += take;
@@ -192,9 +192,8 @@ class SealHasherV2 {
   void UpdateZeros(uint64_t n) {
     static constexpr unsigned char kZero[kBlock] = {};
     if (tail_len_ > 0) {
-      const size_t take = n < kBlock - tail_len_
-                              ? static_cast<size_t>(n)
-                              : kBlock - tail_len_;
+      const size_t take =
+          n < kBlock - tail_len_ ? static_cast<size_t>(n) : kBlock - tail_len_;
       Update(kZero, take);
       n -= take;
     }
@@ -211,7 +210,8 @@ class SealHasherV2 {
 #if defined(__clang__)
   __attribute__((no_sanitize("thread")))
 #endif
-  uint64_t Finish() const {
+  uint64_t
+  Finish() const {
     SealHasherV2 h = *this;
     if (h.tail_len_ > 0) {
       __builtin_memset(h.tail_ + h.tail_len_, 0, kBlock - h.tail_len_);
@@ -235,7 +235,8 @@ class SealHasherV2 {
 #if defined(__clang__)
   __attribute__((no_sanitize("thread")))
 #endif
-  void Block(const unsigned char* p) {
+  void
+  Block(const unsigned char* p) {
     uint64_t w[4];
     __builtin_memcpy(w, p, kBlock);
     for (int i = 0; i < 4; ++i) lane_[i] = lane_[i] * kP + Mix(w[i]);

@@ -234,8 +234,7 @@ class CoreReader::Parser {
     seal.checksum = t.checksum;
     if (std::memcmp(t.magic, kSealMagicV2, sizeof(kSealMagicV2)) == 0) {
       seal.version = 2;
-    } else if (std::memcmp(t.magic, kSealMagicV1, sizeof(kSealMagicV1)) ==
-               0) {
+    } else if (std::memcmp(t.magic, kSealMagicV1, sizeof(kSealMagicV1)) == 0) {
       seal.version = 1;
     } else {
       std::string v;

@@ -4,6 +4,7 @@
 // handler put in; these check what the reader gets out, including offset
 // mapping, marker placement and damage to a real file.
 
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -15,13 +16,12 @@
 #include <string>
 #include <vector>
 
+#include "crashdump/capture/handler.h"
 #include "crashdump/format/core_format.h"
 #include "crashdump/format/core_reader.h"
+#include "crashdump/registry/registry.h"
 #include "testing/crash_test_util.h"
 #include "testing/real_dump.h"
-#include "crashdump/capture/handler.h"
-#include "crashdump/registry/registry.h"
-#include <gtest/gtest.h>
 
 namespace sigrace::crashdump {
 namespace {

@@ -2,6 +2,7 @@
 
 #include <elf.h>
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/mman.h>
@@ -26,7 +27,6 @@
 
 #include "crashdump/format/core_format.h"
 #include "testing/synthetic_core.h"
-#include <gtest/gtest.h>
 
 namespace sigrace::crashdump {
 namespace {
@@ -342,8 +342,8 @@ TEST(SealHasherV2, ChunkingAndZeroRunsGiveTheOneShotValue) {
   std::memset(data.data() + 4096, 0, 4096);
   std::memset(data.data() + 9000, 0, 33);
   const uint64_t want = SealChecksumV2(data.data(), data.size());
-  for (size_t piece : {size_t{1}, size_t{3}, size_t{31}, size_t{32},
-                       size_t{33}, size_t{4096}, size_t{5000}}) {
+  for (size_t piece : {size_t{1}, size_t{3}, size_t{31}, size_t{32}, size_t{33},
+                       size_t{4096}, size_t{5000}}) {
     SealHasherV2 h;
     for (size_t i = 0; i < data.size(); i += piece) {
       const size_t n = std::min(piece, data.size() - i);
@@ -427,7 +427,7 @@ TEST_F(SparseDump, HolesAreFoldedIntoTheSealWithoutBeingRead) {
   SyntheticCore::Load big;
   big.vaddr = 0x7f0000100000;
   big.bytes.assign(size_t{3} << 20, 0);
-  big.bytes[0x1234] = 0x5a;           // data in its first page
+  big.bytes[0x1234] = 0x5a;                 // data in its first page
   big.bytes[(size_t{2} << 20) + 9] = 0xa5;  // and one in the middle
   c.loads.push_back(big);
   SyntheticCore::Layout lay;

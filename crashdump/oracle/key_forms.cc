@@ -226,8 +226,8 @@ void Mark(Labelled* der, const std::vector<uint8_t>& needle, uint8_t cls,
   const uint8_t* base = der->bytes.data();
   size_t pos = 0;
   while (pos + needle.size() <= der->bytes.size()) {
-    const void* hit = memmem(base + pos, der->bytes.size() - pos,
-                             needle.data(), needle.size());
+    const void* hit = memmem(base + pos, der->bytes.size() - pos, needle.data(),
+                             needle.size());
     if (hit == nullptr) break;
     const size_t at = static_cast<const uint8_t*>(hit) - base;
     for (size_t i = at + skip_prefix; i < at + needle.size(); ++i) {
@@ -340,8 +340,7 @@ class FormBuilder {
   void AddDerFamily(const std::string& prefix, const std::string& what,
                     const std::string& pem_label, Labelled&& der) {
     Labelled copy = der;
-    Add(prefix + ".der", what + " DER", FormEncoding::kBinary,
-        std::move(copy));
+    Add(prefix + ".der", what + " DER", FormEncoding::kBinary, std::move(copy));
     AddText(prefix + ".pem", what + " PEM (" + pem_label + ")",
             Pem(der, pem_label));
     for (size_t k = 0; k < 3; ++k) {
@@ -401,9 +400,9 @@ Status BuildRsa(const EVP_PKEY* pkey, FormBuilder& b) {
   for (const Comp& c : kSecretComps) {
     StatusOr<BnPtr> bn = GetBn(pkey, c.param);
     if (!bn.ok()) {
-      return InvalidArgumentError(
-          "RSA key has no private component " + std::string(c.name) +
-          " (a public key cannot be scanned for)");
+      return InvalidArgumentError("RSA key has no private component " +
+                                  std::string(c.name) +
+                                  " (a public key cannot be scanned for)");
     }
     be.push_back(BnToBe(bn->get()));
   }
@@ -415,7 +414,8 @@ Status BuildRsa(const EVP_PKEY* pkey, FormBuilder& b) {
     const uint8_t part = b.Part(c.name);
     const std::string base = std::string("rsa.") + c.name;
     b.Add(base + ".be", std::string("RSA ") + c.name + ", big-endian",
-          FormEncoding::kBinary, Uniform(be[i].data(), be[i].size(), kSec, part));
+          FormEncoding::kBinary,
+          Uniform(be[i].data(), be[i].size(), kSec, part));
     b.Add(base + ".le64",
           std::string("RSA ") + c.name +
               ", little-endian 64-bit limbs (OpenSSL BIGNUM on x86-64)",
@@ -452,10 +452,10 @@ Status BuildRsa(const EVP_PKEY* pkey, FormBuilder& b) {
     const Comp& c = kSecretComps[i];
     const uint8_t part = b.Part(c.name);
     Labelled raw = Uniform(be[i].data(), be[i].size(), kSec, part);
-    b.AddText(std::string("rsa.") + c.name + ".b64url",
-              std::string("RSA ") + c.name + ", base64url (JWK \"" + c.jwk +
-                  "\")",
-              Base64(raw, 0, /*url=*/true, /*pad=*/false));
+    b.AddText(
+        std::string("rsa.") + c.name + ".b64url",
+        std::string("RSA ") + c.name + ", base64url (JWK \"" + c.jwk + "\")",
+        Base64(raw, 0, /*url=*/true, /*pad=*/false));
   }
   for (auto& v : be) Wipe(v);
   b.SetKeyType("RSA-" + std::to_string(EVP_PKEY_get_bits(pkey)));
@@ -467,8 +467,7 @@ Status BuildEd25519(const EVP_PKEY* pkey, FormBuilder& b) {
   uint8_t pub[32];
   size_t seed_len = sizeof(seed);
   size_t pub_len = sizeof(pub);
-  if (!EVP_PKEY_get_raw_private_key(pkey, seed, &seed_len) ||
-      seed_len != 32) {
+  if (!EVP_PKEY_get_raw_private_key(pkey, seed, &seed_len) || seed_len != 32) {
     ERR_clear_error();
     return InvalidArgumentError(
         "Ed25519 key has no private part (a public key cannot be scanned "
@@ -481,8 +480,7 @@ Status BuildEd25519(const EVP_PKEY* pkey, FormBuilder& b) {
   }
   uint8_t h[64];
   unsigned int h_len = 0;
-  if (!EVP_Digest(seed, 32, h, &h_len, EVP_sha512(), nullptr) ||
-      h_len != 64) {
+  if (!EVP_Digest(seed, 32, h, &h_len, EVP_sha512(), nullptr) || h_len != 64) {
     ERR_clear_error();
     OPENSSL_cleanse(seed, sizeof(seed));
     return InternalError("SHA-512 failed");

@@ -4,19 +4,18 @@
 
 #include "crashdump/oracle/key_forms.h"
 
+#include <gtest/gtest.h>
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
-#include <openssl/rsa.h>
 #include <openssl/pem.h>
+#include <openssl/rsa.h>
 
 #include <cstring>
 #include <memory>
 #include <set>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 namespace sigrace::crashdump {
 namespace {
@@ -104,7 +103,8 @@ TEST(KeyForms, RsaNumericFormsMatchIndependentDerivation) {
     bepad.insert(bepad.end(), be.begin(), be.end());
     std::vector<uint8_t> w32;
     for (size_t i = 0; i < bepad.size(); i += 4) {
-      uint32_t word = (uint32_t{bepad[i]} << 24) | (uint32_t{bepad[i + 1]} << 16) |
+      uint32_t word = (uint32_t{bepad[i]} << 24) |
+                      (uint32_t{bepad[i + 1]} << 16) |
                       (uint32_t{bepad[i + 2]} << 8) | bepad[i + 3];
       uint8_t mem[4];
       std::memcpy(mem, &word, 4);  // host order: x86-64 little-endian
@@ -125,7 +125,8 @@ TEST(KeyForms, RsaDerAndPemRoundTrip) {
     SCOPED_TRACE(der_name);
     const Form& der = Get(*k, der_name);
     const unsigned char* p = der.data();
-    PkeyPtr back(d2i_AutoPrivateKey(nullptr, &p, static_cast<long>(der.size())));
+    PkeyPtr back(
+        d2i_AutoPrivateKey(nullptr, &p, static_cast<long>(der.size())));
     ASSERT_TRUE(back);
     EXPECT_EQ(EVP_PKEY_eq(back.get(), pkey.get()), 1);
     // Tags and lengths are structure; the whole is mostly secret.
@@ -134,12 +135,11 @@ TEST(KeyForms, RsaDerAndPemRoundTrip) {
     EXPECT_GE(der.PublicBytesIn(0, der.size()), 256u);
     // base64 at three alignments decodes to the DER from byte K.
     for (int a = 0; a < 3; ++a) {
-      const Form& b64 =
-          Get(*k, std::string(der_name).substr(0, 9) + ".b64@" +
-                      std::to_string(a));
+      const Form& b64 = Get(
+          *k, std::string(der_name).substr(0, 9) + ".b64@" + std::to_string(a));
       std::vector<uint8_t> dec(b64.size());
-      const int n = EVP_DecodeBlock(dec.data(), b64.data(),
-                                    static_cast<int>(b64.size()));
+      const int n =
+          EVP_DecodeBlock(dec.data(), b64.data(), static_cast<int>(b64.size()));
       ASSERT_GT(n, 0);
       const size_t want = der.size() - a;
       EXPECT_TRUE(std::memcmp(dec.data(), der.data() + a, want) == 0);
@@ -152,8 +152,8 @@ TEST(KeyForms, RsaDerAndPemRoundTrip) {
       KeyForms::FromBytes(Get(*k, "rsa.pkcs1.pem").data(),
                           Get(*k, "rsa.pkcs1.pem").size(), "pkcs1");
   ASSERT_TRUE(again.ok()) << again.status().ToString();
-  EXPECT_TRUE(SameBytes(Get(*again, "rsa.p.le64"),
-                        Bytes(Get(*k, "rsa.p.le64"))));
+  EXPECT_TRUE(
+      SameBytes(Get(*again, "rsa.p.le64"), Bytes(Get(*k, "rsa.p.le64"))));
   // The PEM armour line is structure, the body secret where it encodes d.
   const Form& pem = Get(*k, "rsa.pkcs8.pem");
   EXPECT_EQ(pem.SecretBytesIn(0, 27), 0u);
@@ -231,10 +231,10 @@ TEST(KeyForms, Ed25519Expansion) {
                         std::vector<uint8_t>(seed, seed + 32)));
   uint8_t h[64];
   ASSERT_EQ(EVP_Digest(seed, 32, h, nullptr, EVP_sha512(), nullptr), 1);
-  EXPECT_TRUE(SameBytes(Get(*k, "ed25519.sha512"),
-                        std::vector<uint8_t>(h, h + 64)));
-  EXPECT_TRUE(SameBytes(Get(*k, "ed25519.scalar"),
-                        std::vector<uint8_t>(h, h + 32)));
+  EXPECT_TRUE(
+      SameBytes(Get(*k, "ed25519.sha512"), std::vector<uint8_t>(h, h + 64)));
+  EXPECT_TRUE(
+      SameBytes(Get(*k, "ed25519.scalar"), std::vector<uint8_t>(h, h + 32)));
   EXPECT_TRUE(SameBytes(Get(*k, "ed25519.prefix"),
                         std::vector<uint8_t>(h + 32, h + 64)));
   const Form& clamped = Get(*k, "ed25519.scalar.clamped");
@@ -272,7 +272,8 @@ TEST(KeyForms, ParsesPemAndDerFiles) {
   const Form& der = Get(*a, "ed25519.pkcs8.der");
   StatusOr<KeyForms> b = KeyForms::FromBytes(der.data(), der.size(), "der");
   ASSERT_TRUE(b.ok()) << b.status().ToString();
-  EXPECT_TRUE(SameBytes(Get(*b, "ed25519.seed"), Bytes(Get(*a, "ed25519.seed"))));
+  EXPECT_TRUE(
+      SameBytes(Get(*b, "ed25519.seed"), Bytes(Get(*a, "ed25519.seed"))));
 }
 
 TEST(KeyForms, RejectsWhatIsNotAPrivateKey) {
@@ -296,7 +297,8 @@ TEST(KeyForms, RejectsWhatIsNotAPrivateKey) {
 
   // Truncated PEM.
   const std::vector<uint8_t> pem = Pem(pkey.get());
-  StatusOr<KeyForms> cut = KeyForms::FromBytes(pem.data(), pem.size() / 2, "cut");
+  StatusOr<KeyForms> cut =
+      KeyForms::FromBytes(pem.data(), pem.size() / 2, "cut");
   EXPECT_FALSE(cut.ok());
 
   StatusOr<KeyForms> missing = KeyForms::FromFile("/nonexistent/key.pem");

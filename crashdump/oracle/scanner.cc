@@ -1,8 +1,8 @@
 #include "crashdump/oracle/scanner.h"
 
+#include <fcntl.h>
 #include <immintrin.h>
 #include <openssl/crypto.h>
-#include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -149,7 +149,6 @@ class Table {
     return true;
   }
 
-
   uint64_t BucketOf(uint64_t v) const { return (v * kHashMul) >> shift_; }
   uint16_t FingerprintOf(uint64_t v) const {
     const uint16_t fp = static_cast<uint16_t>((v * kHashMul) >> (shift_ - 16));
@@ -182,8 +181,8 @@ class Table {
   bool empty() const { return entries_.empty(); }
   size_t entries() const { return entries_.size(); }
   size_t bytes() const {
-    return buckets_.size() * sizeof(Bucket) +
-           start_.size() * 4 + entries_.size() * sizeof(Entry);
+    return buckets_.size() * sizeof(Bucket) + start_.size() * 4 +
+           entries_.size() * sizeof(Entry);
   }
 
  private:
@@ -320,9 +319,8 @@ class Filter {
     shift_ = 32 - (std::max(bits[0], bits[1]) - 5);
     base_[0] = 0;
     base_[1] = mask_[0] + 1;
-    static constexpr uint32_t kFills[] = {0,           ~uint32_t{0},
-                                          0x20202020u, 0xccccccccu,
-                                          0xaaaaaaaau, 0x01010101u};
+    static constexpr uint32_t kFills[] = {
+        0, ~uint32_t{0}, 0x20202020u, 0xccccccccu, 0xaaaaaaaau, 0x01010101u};
     for (uint32_t attempt = 0;; ++attempt) {
       seed_ = attempt * 0x8D4BA64Du;
       if (!words_.Assign(size_t{mask_[0]} + 1 + mask_[1] + 1)) return false;
@@ -350,8 +348,8 @@ class Filter {
   bool TestIn(uint32_t v, uint32_t c) const {
     const uint32_t m = Mix(v, seed_);
     const uint32_t w = words_.data()[((m >> shift_) & mask_[c]) + base_[c]];
-    return (w >> (m & 31)) & (w >> ((m >> 5) & 31)) &
-           (w >> ((m >> 10) & 31)) & 1;
+    return (w >> (m & 31)) & (w >> ((m >> 5) & 31)) & (w >> ((m >> 10) & 31)) &
+           1;
   }
   // Whether k may be an 8-byte key of the UTF-16LE table.
   bool Test8(uint64_t k) const { return TestIn(Fold8(k), 1); }
@@ -401,7 +399,7 @@ struct Active {
 namespace internal {
 
 struct ScanIndex {
-  size_t w = 4;       // window bytes
+  size_t w = 4;  // window bytes
   // Window bytes of the UTF-16LE table: 8 when F >= 11. Four bytes of
   // UTF-16LE are two characters, and every pair of hex digits recurs
   // dozens of times in a hex form's UTF-16LE: on binaries, whose 16-bit
@@ -411,8 +409,8 @@ struct ScanIndex {
   // up.
   size_t w16 = 4;
   size_t stride = 13;  // probe spacing
-  Filter filter;     // in front of all three tables
-  Table tables[3];  // binary, ascii, utf16
+  Filter filter;       // in front of all three tables
+  Table tables[3];     // binary, ascii, utf16
   struct FormRef {
     uint32_t key;
     uint32_t form;
@@ -518,8 +516,7 @@ StatusOr<std::unique_ptr<Scanner>> Scanner::Create(std::vector<KeyForms> keys,
     }
   }
   std::sort(distinct.begin(), distinct.end());
-  distinct.erase(std::unique(distinct.begin(), distinct.end()),
-                 distinct.end());
+  distinct.erase(std::unique(distinct.begin(), distinct.end()), distinct.end());
   std::vector<uint64_t> binary;
   for (const Entry& e : per_table[0]) binary.push_back(e.value);
   std::vector<uint64_t> keys8;
@@ -723,8 +720,8 @@ __attribute__((always_inline)) inline void ProbeLoop(Worker* wk, size_t begin,
     const uint32_t* base = text ? text_words : words;
     const uint32_t m = Filter::Mix(v, seed);
     const uint32_t w = base[(m >> shift) & (text ? mask_text : mask_bin)];
-    return (w >> (m & 31)) & (w >> ((m >> 5) & 31)) &
-           (w >> ((m >> 10) & 31)) & 1;
+    return (w >> (m & 31)) & (w >> ((m >> 5) & 31)) & (w >> ((m >> 10) & 31)) &
+           1;
   };
   size_t p = begin;
   for (; p + 3 * stride < end; p += 4 * stride) {
@@ -750,8 +747,8 @@ __attribute__((always_inline)) inline void ProbeLoop(Worker* wk, size_t begin,
 }
 
 __attribute__((target("bmi2"), noinline)) void ProbeLoopBmi2(Worker* wk,
-                                                              size_t begin,
-                                                              size_t end) {
+                                                             size_t begin,
+                                                             size_t end) {
   ProbeLoop(wk, begin, end);
 }
 
@@ -764,8 +761,8 @@ __attribute__((noinline)) void ProbeLoopGeneric(Worker* wk, size_t begin,
 
 // The constants of the vector loop.
 struct Avx512Consts {
-  __m512i perm;   // window k byte j <- byte (k mod 8) * S + j of its half
-  __m512i offs;   // k * S, for the data gather
+  __m512i perm;  // window k byte j <- byte (k mod 8) * S + j of its half
+  __m512i offs;  // k * S, for the data gather
   __m512i seed;
   __m512i mul;
   __m512i high;   // kHighBits32
@@ -783,11 +780,11 @@ template <bool kPermute>
 __attribute__((target(SIGRACE_AVX512), always_inline)) inline __m512i
 Avx512Windows(const Avx512Consts& c, const uint8_t* at, size_t half) {
   if constexpr (kPermute) {
-    const __m512i lo = _mm512_permutex2var_epi8(
-        _mm512_loadu_si512(at), c.perm, _mm512_loadu_si512(at + 64));
-    const __m512i hi = _mm512_permutex2var_epi8(
-        _mm512_loadu_si512(at + half), c.perm,
-        _mm512_loadu_si512(at + half + 64));
+    const __m512i lo = _mm512_permutex2var_epi8(_mm512_loadu_si512(at), c.perm,
+                                                _mm512_loadu_si512(at + 64));
+    const __m512i hi =
+        _mm512_permutex2var_epi8(_mm512_loadu_si512(at + half), c.perm,
+                                 _mm512_loadu_si512(at + half + 64));
     return _mm512_mask_blend_epi32(0xff00, lo, hi);
   } else {
     return _mm512_i32gather_epi32(c.offs, at, 1);
@@ -798,8 +795,8 @@ Avx512Windows(const Avx512Consts& c, const uint8_t* at, size_t half) {
 // `at`, for the lanes in `lanes` (the others are not loaded).
 __attribute__((target(SIGRACE_AVX512), always_inline)) inline __mmask16
 Avx512Bits(const int* words, __mmask16 lanes, __m512i at, __m512i m) {
-  const __m512i word = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(),
-                                                   lanes, at, words, 4);
+  const __m512i word =
+      _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), lanes, at, words, 4);
   // Rotates take their counts mod 32, as the scalar loop masks them.
   const __m512i t = _mm512_ternarylogic_epi32(
       _mm512_rorv_epi32(word, m),
@@ -809,8 +806,8 @@ Avx512Bits(const int* words, __mmask16 lanes, __m512i at, __m512i m) {
 }
 
 // Filter::Mix, sixteen at once.
-__attribute__((target(SIGRACE_AVX512), always_inline)) inline __m512i
-Avx512Mix(const Avx512Consts& c, __m512i v) {
+__attribute__((target(SIGRACE_AVX512), always_inline)) inline __m512i Avx512Mix(
+    const Avx512Consts& c, __m512i v) {
   const __m512i h = _mm512_mullo_epi32(_mm512_xor_si512(v, c.seed), c.mul);
   return _mm512_xor_si512(h, _mm512_srli_epi32(h, 16));
 }
@@ -820,17 +817,16 @@ Avx512Mix(const Avx512Consts& c, __m512i v) {
 __attribute__((target(SIGRACE_AVX512), always_inline)) inline __mmask16
 Avx512Flags(const Avx512Consts& c, const int* words, __m512i v) {
   // Filter::ClassOf, sixteen at once.
-  const __m512i zero =
-      _mm512_andnot_si512(_mm512_add_epi32(v, c.low), c.high);
+  const __m512i zero = _mm512_andnot_si512(_mm512_add_epi32(v, c.low), c.high);
   const __m512i pair = _mm512_ternarylogic_epi32(
       zero, _mm512_srli_epi32(zero, 8), c.pairs, 0x80);
   const __mmask16 text = _mm512_mask_testn_epi32_mask(
       _mm512_testn_epi32_mask(v, c.high), pair, pair);
   const __m512i m = Avx512Mix(c, v);
   const __m512i top = _mm512_srl_epi32(m, c.sh_word);
-  const __m512i at = _mm512_mask_add_epi32(
-      _mm512_and_si512(top, c.mask_bin), text,
-      _mm512_and_si512(top, c.mask_text), c.text_base);
+  const __m512i at =
+      _mm512_mask_add_epi32(_mm512_and_si512(top, c.mask_bin), text,
+                            _mm512_and_si512(top, c.mask_text), c.text_base);
   return Avx512Bits(words, 0xffff, at, m);
 }
 
@@ -847,25 +843,25 @@ Avx512Utf16(const Avx512Consts& c, const int* words, const uint8_t* at,
   // Slow's test: no top bit set, and every odd or every even byte zero.
   const __mmask16 text = _mm512_testn_epi32_mask(v, c.high);
   const __mmask16 u16 =
-      text & (_mm512_testn_epi32_mask(v, _mm512_set1_epi32(
-                                             static_cast<int>(0xff00ff00u))) |
+      text & (_mm512_testn_epi32_mask(
+                  v, _mm512_set1_epi32(static_cast<int>(0xff00ff00u))) |
               _mm512_testn_epi32_mask(v, _mm512_set1_epi32(0x00ff00ff)));
   const __mmask16 lanes = hit & u16;
   if (lanes == 0) return hit;
   const __m512i zero = _mm512_setzero_si512();
   // The binary half, whatever the window's class.
   const __m512i m0 = Avx512Mix(c, v);
-  const __m512i at0 = _mm512_and_si512(_mm512_srl_epi32(m0, c.sh_word),
-                                       c.mask_bin);
+  const __m512i at0 =
+      _mm512_and_si512(_mm512_srl_epi32(m0, c.sh_word), c.mask_bin);
   const __mmask16 keep0 = Avx512Bits(words, lanes, at0, m0);
   // Filter::Fold8 of the keys [p, p + 8) and [p - 4, p + 4), then Mix.
   const __m512i mul8 = _mm512_set1_epi32(static_cast<int>(0x85EBCA6Bu));
   const __m512i next = _mm512_mask_i32gather_epi32(zero, lanes, c.next, at, 1);
   const __m512i prev = _mm512_mask_i32gather_epi32(zero, lanes, c.prev, at, 1);
-  const __m512i fa = _mm512_xor_si512(
-      v, _mm512_rol_epi32(_mm512_mullo_epi32(next, mul8), 15));
-  const __m512i fb = _mm512_xor_si512(
-      prev, _mm512_rol_epi32(_mm512_mullo_epi32(v, mul8), 15));
+  const __m512i fa =
+      _mm512_xor_si512(v, _mm512_rol_epi32(_mm512_mullo_epi32(next, mul8), 15));
+  const __m512i fb =
+      _mm512_xor_si512(prev, _mm512_rol_epi32(_mm512_mullo_epi32(v, mul8), 15));
   const __m512i ma = Avx512Mix(c, fa);
   const __m512i mb = Avx512Mix(c, fb);
   const __m512i ata = _mm512_add_epi32(
@@ -1141,8 +1137,8 @@ Status ReadFully(int fd, uint8_t* to, size_t n, uint64_t offset,
                  const std::string& path) {
   size_t got = 0;
   while (got < n) {
-    const ssize_t r = ::pread(fd, to + got, n - got,
-                              static_cast<off_t>(offset + got));
+    const ssize_t r =
+        ::pread(fd, to + got, n - got, static_cast<off_t>(offset + got));
     if (r < 0 && errno == EINTR) continue;
     if (r < 0) return ErrnoError(path + ": read", errno);
     if (r == 0) return DataLossError(path + ": file shrank while scanned");
@@ -1168,7 +1164,8 @@ StatusOr<std::vector<Finding>> Scanner::ScanFd(
   // Both are multiples of the stride, so every probe stays on the file's
   // probe grid.
   const size_t stride = idx.stride;
-  const size_t chunk = std::max<size_t>(options_.chunk_size / stride, 1) * stride;
+  const size_t chunk =
+      std::max<size_t>(options_.chunk_size / stride, 1) * stride;
   const size_t step = std::min(
       chunk, std::max<size_t>(options_.read_size / stride, 1) * stride);
   // What to search: each data extent widened by `margin` on either side
@@ -1219,10 +1216,17 @@ StatusOr<std::vector<Finding>> Scanner::ScanFd(
       error.Set(ResourceExhaustedError(path + ": no memory for read buffer"));
       return;
     }
-    Worker wk{&idx,    buf.data(), 0, 0, options_.min_fragment,
-              options_.report_anchors, path_, &results[t], {}};
-    for (uint64_t c = next.fetch_add(1, std::memory_order_relaxed);
-         c < nchunks; c = next.fetch_add(1, std::memory_order_relaxed)) {
+    Worker wk{&idx,
+              buf.data(),
+              0,
+              0,
+              options_.min_fragment,
+              options_.report_anchors,
+              path_,
+              &results[t],
+              {}};
+    for (uint64_t c = next.fetch_add(1, std::memory_order_relaxed); c < nchunks;
+         c = next.fetch_add(1, std::memory_order_relaxed)) {
       const uint64_t b = pieces[c].begin;
       const uint64_t e = pieces[c].end;
       // The buffer holds file bytes [lo, hi).
@@ -1318,7 +1322,8 @@ std::vector<Finding> Scanner::Merge(
   for (Finding& f : out) {
     const uint64_t end = f.file_offset + f.length;
     if (!kept.empty() && end <= cover_end &&
-        (kept[cover].kind == FindingKind::kLeak || kept[cover].kind == f.kind)) {
+        (kept[cover].kind == FindingKind::kLeak ||
+         kept[cover].kind == f.kind)) {
       kept[cover].other_forms += 1 + f.other_forms;
       continue;
     }
@@ -1599,16 +1604,15 @@ StatusOr<ScanReport> Scanner::ScanFile(const std::string& path) const {
     }
   }
   const auto t0 = std::chrono::steady_clock::now();
-  const bool skip_holes =
-      extents.ok() && holes_hold_nothing_;
+  const bool skip_holes = extents.ok() && holes_hold_nothing_;
   StatusOr<std::vector<Finding>> found =
       ScanFd((*file)->fd(), size, skip_holes ? &*extents : nullptr, path,
              &report.bytes_searched);
   if (!found.ok()) return found.status();
   report.findings = std::move(found).value();
-  report.seconds = std::chrono::duration<double>(
-                       std::chrono::steady_clock::now() - t0)
-                       .count();
+  report.seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0)
+          .count();
   if (reader) VerifyAndAttribute(*reader, &report);
   for (const Finding& f : report.findings) {
     if (IsLeak(f.kind)) ++report.leaks;

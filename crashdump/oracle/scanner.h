@@ -128,13 +128,13 @@ bool IsLeak(FindingKind kind);
 
 struct Finding {
   FindingKind kind = FindingKind::kLeak;
-  uint64_t file_offset = 0;  // first matching byte in the file
-  uint64_t length = 0;       // length of the maximal match
-  uint32_t key_index = 0;    // into Scanner::keys()
-  uint32_t form_index = 0;   // into keys()[key_index].forms()
-  std::string form;          // form name, e.g. "rsa.p.le64"
-  std::string part;          // key component, e.g. "p", "seed", "n"
-  uint64_t form_offset = 0;  // offset of the fragment within the form
+  uint64_t file_offset = 0;   // first matching byte in the file
+  uint64_t length = 0;        // length of the maximal match
+  uint32_t key_index = 0;     // into Scanner::keys()
+  uint32_t form_index = 0;    // into keys()[key_index].forms()
+  std::string form;           // form name, e.g. "rsa.p.le64"
+  std::string part;           // key component, e.g. "p", "seed", "n"
+  uint64_t form_offset = 0;   // offset of the fragment within the form
   uint64_t secret_bytes = 0;  // secret-class bytes in the match
   // Other matches folded into this one: other forms holding exactly these
   // bytes (the finding names the first in table order), and shorter
@@ -195,7 +195,7 @@ struct ScanReport {
   // MADV_DONTDUMP; a thread not in the dump): nothing to verify.
   size_t redactions_unchecked = 0;
   std::vector<UnappliedRedaction> unapplied;  // one per record not applied
-  double seconds = 0;  // wall time of the byte search
+  double seconds = 0;                         // wall time of the byte search
   // Bytes the search read: the file's data extents, each widened by the
   // longest form on either side; the rest are holes (zeros), which hold
   // no fragment unless a form has a run of min_fragment zero bytes.

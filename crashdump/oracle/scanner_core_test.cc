@@ -14,6 +14,7 @@
 // offsets, lengths).
 
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -30,11 +31,10 @@
 #include <string>
 #include <vector>
 
-#include "testing/crash_test_util.h"
 #include "crashdump/capture/handler.h"
 #include "crashdump/oracle/key_forms.h"
 #include "crashdump/oracle/scanner.h"
-#include <gtest/gtest.h>
+#include "testing/crash_test_util.h"
 
 namespace sigrace::crashdump {
 namespace {
@@ -201,9 +201,10 @@ DumpOutcome DumpChildHolding(const std::string& pem, DumpKind kind,
     if (key_fd < 0 || ready_fd < 0) ::_exit(8);
     ::dup2(key_fd, kKeyFd);
     ::dup2(ready_fd, kReadyFd);
-    ::setenv(kChildEnv, kind == DumpKind::kKernel  ? "kernel"
-                        : kind == DumpKind::kGcore ? "gcore"
-                                                   : "handler",
+    ::setenv(kChildEnv,
+             kind == DumpKind::kKernel  ? "kernel"
+             : kind == DumpKind::kGcore ? "gcore"
+                                        : "handler",
              1);
     ::setenv(kDirEnv, dir.path().c_str(), 1);
     char arg0[] = "scanner_core_test";
@@ -243,8 +244,8 @@ DumpOutcome DumpChildHolding(const std::string& pem, DumpKind kind,
   int status = 0;
   ::waitpid(pid, &status, 0);
   if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGABRT) {
-    out.skip = "child did not die by SIGABRT (status " +
-               std::to_string(status) + ")";
+    out.skip =
+        "child did not die by SIGABRT (status " + std::to_string(status) + ")";
     return out;
   }
   if (kind == DumpKind::kKernel && !WCOREDUMP(status)) {
@@ -365,20 +366,20 @@ TEST_P(ScannerCoreTest, FindsEd25519SeedOfLoadedKey) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Dumps, ScannerCoreTest,
-    ::testing::Values(DumpKind::kKernel, DumpKind::kGcore, DumpKind::kHandler),
-    [](const ::testing::TestParamInfo<DumpKind>& i) {
-      switch (i.param) {
-        case DumpKind::kKernel:
-          return std::string("KernelCore");
-        case DumpKind::kGcore:
-          return std::string("Gcore");
-        case DumpKind::kHandler:
-          return std::string("SigraceHandler");
-      }
-      return std::string("Unknown");
-    });
+INSTANTIATE_TEST_SUITE_P(Dumps, ScannerCoreTest,
+                         ::testing::Values(DumpKind::kKernel, DumpKind::kGcore,
+                                           DumpKind::kHandler),
+                         [](const ::testing::TestParamInfo<DumpKind>& i) {
+                           switch (i.param) {
+                             case DumpKind::kKernel:
+                               return std::string("KernelCore");
+                             case DumpKind::kGcore:
+                               return std::string("Gcore");
+                             case DumpKind::kHandler:
+                               return std::string("SigraceHandler");
+                           }
+                           return std::string("Unknown");
+                         });
 
 }  // namespace
 }  // namespace sigrace::crashdump

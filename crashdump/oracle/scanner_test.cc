@@ -8,6 +8,7 @@
 #include "crashdump/oracle/scanner.h"
 
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <openssl/evp.h>
 #include <openssl/rsa.h>
 #include <unistd.h>
@@ -25,7 +26,6 @@
 #include "crashdump/format/redaction_claims.h"
 #include "crashdump/oracle/judgement.h"
 #include "testing/synthetic_core.h"
-#include <gtest/gtest.h>
 
 namespace sigrace::crashdump {
 namespace {
@@ -162,10 +162,10 @@ const Finding* FindAt(const std::vector<Finding>& fs, uint64_t off,
   for (const Finding& x : fs) {
     bool inside = false, overlaps = false;
     for (const Plant& p : corpus.plants()) {
-      inside |= x.file_offset >= p.pos &&
-                x.file_offset + x.length <= p.pos + p.len;
-      overlaps |= x.file_offset < p.pos + p.len &&
-                  p.pos < x.file_offset + x.length;
+      inside |=
+          x.file_offset >= p.pos && x.file_offset + x.length <= p.pos + p.len;
+      overlaps |=
+          x.file_offset < p.pos + p.len && p.pos < x.file_offset + x.length;
     }
     if (inside) continue;
     const Form& f = keys[x.key_index].forms()[x.form_index];
@@ -203,8 +203,8 @@ const Finding* FindAt(const std::vector<Finding>& fs, uint64_t off,
           a.form == r.form && a.part == r.part)) {
       return ::testing::AssertionFailure()
              << "finding " << i << " at " << a.file_offset << " (" << a.form
-             << ") differs from the one at " << r.file_offset << " ("
-             << r.form << ")";
+             << ") differs from the one at " << r.file_offset << " (" << r.form
+             << ")";
     }
   }
   return ::testing::AssertionSuccess();
@@ -228,8 +228,8 @@ TEST_P(ScannerCorpusTest, EveryFragmentFoundExactlyAndNothingElse) {
       for (int rep = 0; rep < 2; ++rep) {
         const size_t len =
             rep == 0 ? fmin
-                     : fmin + corpus.rng()() % (std::min<size_t>(f.size(), 600) -
-                                                fmin + 1);
+                     : fmin + corpus.rng()() %
+                                  (std::min<size_t>(f.size(), 600) - fmin + 1);
         const size_t off = corpus.rng()() % (f.size() - len + 1);
         pos += 96 + corpus.rng()() % 4000;
         ASSERT_LT(pos + len + 1, corpus.data().size());
@@ -425,8 +425,8 @@ TEST(ScannerPaths, EveryProbePathGivesTheSameFindings) {
         for (int rep = 0; rep < 3; ++rep) {
           size_t len = rep == 0 ? fmin : fmin - 1;
           if (rep == 2) {
-            len = fmin + corpus.rng()() %
-                             (std::min<size_t>(f.size(), 300) - fmin + 1);
+            len = fmin +
+                  corpus.rng()() % (std::min<size_t>(f.size(), 300) - fmin + 1);
           }
           const size_t off = corpus.rng()() % (f.size() - len + 1);
           pos += 40 + corpus.rng()() % 1500;
@@ -501,8 +501,8 @@ TEST(ScannerPaths, EveryProbePathGivesTheSameFindings) {
           continue;
         }
         ++expected;
-        EXPECT_NE(hit, nullptr) << f.name() << " off " << p.form_off
-                                << " len " << p.len << " at " << p.pos;
+        EXPECT_NE(hit, nullptr) << f.name() << " off " << p.form_off << " len "
+                                << p.len << " at " << p.pos;
       }
       // Below F = 13 the hex and UTF-16 forms hold the same short runs at
       // many offsets, so chance matches inside and next to the plants are
@@ -998,8 +998,8 @@ TEST(ScannerFile, SmallReadsGiveTheSameFindingsAsScan) {
   ASSERT_NE(fp, nullptr);
   std::fwrite(corpus.data().data(), 1, corpus.data().size(), fp);
   std::fclose(fp);
-  for (size_t read_size : {size_t{4096}, size_t{5000}, size_t{60000},
-                           size_t{256} << 10}) {
+  for (size_t read_size :
+       {size_t{4096}, size_t{5000}, size_t{60000}, size_t{256} << 10}) {
     for (int threads : {1, 2}) {
       SCOPED_TRACE("read_size " + std::to_string(read_size) + " threads " +
                    std::to_string(threads));
@@ -1037,12 +1037,12 @@ TEST(ScannerFile, SparseFileSkipsHolesAndGivesTheSameFindingsAsScan) {
   const int seed = keys[1].FindForm("ed25519.seed");
   ASSERT_GE(q, 0);
   ASSERT_GE(seed, 0);
-  corpus.PlantAt(kMiB + 1, 0, q, 3, 40);           // just after a hole
+  corpus.PlantAt(kMiB + 1, 0, q, 3, 40);            // just after a hole
   corpus.PlantAt(kMiB + 65536 - 17, 0, q, 70, 16);  // just before one
-  corpus.PlantAt(kMiB + 20000, 1, seed, 0, 32);    // inside the data
-  corpus.PlantAt(5 * kMiB + 100, 0, q, 10, 24);    // a lone page in holes
+  corpus.PlantAt(kMiB + 20000, 1, seed, 0, 32);     // inside the data
+  corpus.PlantAt(5 * kMiB + 100, 0, q, 10, 24);     // a lone page in holes
   corpus.PlantAt(9 * kMiB + 5000, 0, q, 0, 128);
-  corpus.PlantAt(d.size() - 20, 0, q, 90, 19);     // the file's last bytes
+  corpus.PlantAt(d.size() - 20, 0, q, 90, 19);  // the file's last bytes
 
   ScanOptions opt;
   opt.chunk_size = 1 << 16;
