@@ -78,7 +78,7 @@ std::string WaitStatusText(int st) {
     return "exited with code " + std::to_string(WEXITSTATUS(st));
   }
   if (WIFSIGNALED(st)) {
-    return std::string("died by signal ") + strsignal(WTERMSIG(st));
+    return std::string("died by signal ") + sigdescr_np(WTERMSIG(st));
   }
   return "ended with wait status " + std::to_string(st);
 }

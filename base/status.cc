@@ -33,11 +33,14 @@ std::string Status::ToString() const {
   return std::string(StatusCodeName(code_)) + ": " + message_;
 }
 
-Status ErrnoError(std::string_view what, int errno_value) {
+std::string ErrnoText(int errno_value) {
   char buf[128];
   // GNU strerror_r returns the message pointer, which may not be buf.
-  const char* msg = strerror_r(errno_value, buf, sizeof buf);
-  return IoError(std::string(what) + ": " + msg);
+  return strerror_r(errno_value, buf, sizeof buf);
+}
+
+Status ErrnoError(std::string_view what, int errno_value) {
+  return IoError(std::string(what) + ": " + ErrnoText(errno_value));
 }
 
 }  // namespace sigrace

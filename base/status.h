@@ -76,6 +76,8 @@ inline Status UnavailableError(std::string m) {
 inline Status InternalError(std::string m) {
   return Status(StatusCode::kInternal, std::move(m));
 }
+// strerror(errno_value), thread-safe (strerror_r).
+std::string ErrnoText(int errno_value);
 // IoError with strerror(errno_value) appended: "open /x: No such file".
 Status ErrnoError(std::string_view what, int errno_value);
 

@@ -77,7 +77,7 @@ StatusOr<size_t> PrivateSlice(Alg alg, EVP_PKEY* pkey, uint8_t* out,
 // Moves 128 bytes from src to dst through xmm8-xmm15 and leaves them there.
 __attribute__((noinline)) void MoveThroughUpperXmm(const uint8_t* src,
                                                    uint8_t* dst) {
-  static_assert(kSliceMaxBytes == 8 * 16);
+  static_assert(kSliceMaxBytes == size_t{8} * 16);
 #if defined(__x86_64__)
   asm volatile(
       "movdqu 0(%0), %%xmm8\n\t"

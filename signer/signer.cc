@@ -187,8 +187,8 @@ constexpr VariantInfo kVariants[] = {
 
 constexpr size_t kWorkingBytes = 4096;
 constexpr size_t kSlotBytes = kWorkingBytes / 2;  // parse slot, staging slot
-constexpr size_t kScrubEdDsaBytes = 8 * 1024;
-constexpr size_t kScrubRs256Bytes = 32 * 1024;
+constexpr size_t kScrubEdDsaBytes = size_t{8} * 1024;
+constexpr size_t kScrubRs256Bytes = size_t{32} * 1024;
 static_assert(kScrubRs256Bytes < crashdump::kDefaultSecretStackDepth);
 // What the shallow-scope variant covers: this module's own frame only.
 constexpr size_t kShallowScopeBytes = 256;

@@ -36,7 +36,7 @@
 
 namespace sigrace::stress {
 
-inline constexpr size_t kMaxMessage = 64 * 1024;
+inline constexpr size_t kMaxMessage = size_t{64} * 1024;
 
 struct Message {
   char type = 0;

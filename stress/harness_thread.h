@@ -33,9 +33,9 @@ inline constexpr size_t kTlsAllowance = 0;
 // Every stack page of every thread goes into each dump, so stacks are
 // small: 128 KiB holds OpenSSL's deepest signing and key-generation chains
 // (the signer's SecretScope covers 64 KiB below its frame).
-inline constexpr size_t kHarnessStackBytes = 128 * 1024 + kTlsAllowance;
+inline constexpr size_t kHarnessStackBytes = size_t{128} * 1024 + kTlsAllowance;
 // For threads that never sign (the unrelated-crash thread).
-inline constexpr size_t kSmallStackBytes = 64 * 1024 + kTlsAllowance;
+inline constexpr size_t kSmallStackBytes = size_t{64} * 1024 + kTlsAllowance;
 
 class HarnessThread {
  public:

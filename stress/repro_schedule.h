@@ -23,7 +23,8 @@
 namespace sigrace::stress {
 
 // What one job did.
-struct JobOutcome {
+// Its members' moves do not throw; a throwing copy is a bug to surface.
+struct JobOutcome {  // NOLINT(bugprone-exception-escape)
   bool started = false;
   std::string spawn_error;  // non-empty: it never started
   std::string command;      // the command line it ran

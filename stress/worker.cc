@@ -17,6 +17,7 @@
 
 #include "base/failpoint.h"
 #include "base/mutex.h"
+#include "base/status.h"
 #include "crashdump/capture/handler.h"
 #include "signer/signer.h"
 #include "stress/catalogue.h"
@@ -169,8 +170,9 @@ Status Worker::StartThreads() {
   }
   sem_ready_ = true;
   for (uint32_t i = 0; i < opts_.threads; ++i) {
-    StatusOr<std::unique_ptr<HarnessThread>> t = HarnessThread::Start(
-        "signer-" + std::to_string(i), [this, i] { SignLoop(i); });
+    StatusOr<std::unique_ptr<HarnessThread>> t =
+        HarnessThread::Start("signer-" + std::to_string(i),
+                             [this, i] { SignLoop(static_cast<int>(i)); });
     if (!t.ok()) return t.status();
     signers_.push_back(std::move(*t));
   }
@@ -473,7 +475,7 @@ Status Worker::RunTrial(const TrialPlan& plan) {
         Status st = crashdump::RequestLiveDump(tid);
         if (!st.ok()) error = "dump request: " + st.message();
       } else if (syscall(SYS_tgkill, getpid(), tid, SIGSEGV) != 0) {
-        error = "tgkill: " + std::string(strerror(errno));
+        error = "tgkill: " + ErrnoText(errno);
       }
       break;
     }
@@ -555,7 +557,7 @@ Status Worker::RunTrial(const TrialPlan& plan) {
   }
   if (error.empty() && !d.ok) {
     error = std::string("dump failed at ") + d.stage + ": " +
-            (d.error != 0 ? strerror(d.error) : "no errno");
+            (d.error != 0 ? ErrnoText(d.error) : std::string("no errno"));
   }
   r["error"] = error;
   // Keys born since the last trial (rotation) go out after the dump and

@@ -18,7 +18,7 @@ namespace sigrace::signer::testing {
 namespace {
 
 constexpr size_t kPage = 4096;
-constexpr size_t kBufBytes = 64 * 1024;
+constexpr size_t kBufBytes = size_t{64} * 1024;
 constexpr size_t kMaxMapping = size_t{1} << 30;
 
 // The probe's own derivations run OpenSSL code whose frames may keep

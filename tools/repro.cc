@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "base/files.h"
+#include "base/status.h"
 #include "stress/catalogue.h"
 #include "stress/repro_plan.h"
 #include "stress/repro_report.h"
@@ -42,8 +43,8 @@ constexpr char kReproHelp[] =
     "window, form, region, dump path and the one-line command that "
     "replays it. For fixed it runs every injector (failpoint, async on "
     "signing and rotation threads, unrelated, alloc; live rows with "
-    "widened windows) for at least --min-live-trials live and "
-    "--min-fatal-trials fatal trials per algorithm and expects zero "
+    "the registry's cover check on) for at least --min-live-trials live "
+    "and --min-fatal-trials fatal trials per algorithm and expects zero "
     "leaks. With the tsan build present (build/tsan/tools/sigrace next "
     "to this build) it adds the ThreadSanitizer report count per variant "
     "and algorithm; otherwise it says so. It ends with one table: "
@@ -153,7 +154,7 @@ int ReproMain(int argc, char** argv) {
   const std::string logs = o.out_dir + "/logs";
   for (const std::string& d : {o.out_dir, logs}) {
     if (mkdir(d.c_str(), 0700) != 0 && errno != EEXIST) {
-      return Fail("mkdir " + d + ": " + strerror(errno));
+      return Fail("mkdir " + d + ": " + ErrnoText(errno));
     }
   }
   std::fputs(ReproStartText(o, tsan).c_str(), stdout);

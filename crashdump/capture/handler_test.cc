@@ -520,7 +520,7 @@ int MovingSecretChild(const TempDir& dir, const char* site,
                       const char* ablate) {
   if (!Ablate(ablate)) return 9;
   if (!InstallHandler(DirOptions(dir, false)).ok()) return 10;
-  void* mem = mmap(nullptr, 2 * 4096, PROT_READ | PROT_WRITE,
+  void* mem = mmap(nullptr, size_t{2} * 4096, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (mem == MAP_FAILED) return 11;
   uint8_t* from = static_cast<uint8_t*>(mem) + 256;
@@ -1001,7 +1001,7 @@ TEST(HandlerFault, CrashWhileAnotherThreadHoldsMallocLock) {
 // the same child without the limit writes a sealed dump.
 int FileSizeChild(const TempDir& dir, bool limit) {
   if (limit) {
-    struct rlimit rl = {256 * 1024, 256 * 1024};
+    struct rlimit rl = {rlim_t{256} * 1024, rlim_t{256} * 1024};
     if (setrlimit(RLIMIT_FSIZE, &rl) != 0) return 9;
   }
   if (!InstallHandler(DirOptions(dir, false)).ok()) return 10;

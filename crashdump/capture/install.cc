@@ -233,6 +233,8 @@ void AppendAblationMeta() {
     line.insert(line.begin(), '\n');
   }
   if (g_static_meta_len + line.size() > sizeof(g_static_meta)) return;
+  // A length-delimited buffer (g_static_meta_len), not a C string.
+  // NOLINTNEXTLINE(bugprone-not-null-terminated-result)
   memcpy(g_static_meta + g_static_meta_len, line.data(), line.size());
   g_static_meta_len += line.size();
 }

@@ -396,7 +396,8 @@ class SparseDump : public ::testing::Test {
     EXPECT_GE(fd, 0);
     for (size_t off = 0; off < f.size(); off += 4096) {
       const size_t n = std::min<size_t>(4096, f.size() - off);
-      if (std::all_of(f.begin() + off, f.begin() + off + n,
+      if (std::all_of(f.begin() + static_cast<ptrdiff_t>(off),
+                      f.begin() + static_cast<ptrdiff_t>(off + n),
                       [](uint8_t b) { return b == 0; })) {
         continue;
       }

@@ -16,9 +16,9 @@ constexpr uint32_t NT_X86_XSTATE = 0x202;
 // x86_64 register notes as the writer redacts them (core_writer.cc,
 // FillRegs and AddThreadNotes). Offsets are from the start of pr_reg (GP)
 // or of the note descriptor (FPREGSET, XSTATE).
-constexpr uint64_t kGpLowBegin = 0, kGpLowEnd = 4 * 8;  // r15 .. r12
-constexpr uint64_t kGpHighBegin = 5 * 8,
-                   kGpHighEnd = 16 * 8;                  // rbx .. orig_rax
+constexpr uint64_t kGpLowBegin = 0, kGpLowEnd = uint64_t{4} * 8;  // r15 .. r12
+constexpr uint64_t kGpHighBegin = uint64_t{5} * 8,
+                   kGpHighEnd = uint64_t{16} * 8;        // rbx .. orig_rax
 constexpr uint64_t kLegacyBegin = 32, kLegacyEnd = 416;  // st0-7, xmm0-15
 constexpr uint64_t kXsaveHeaderEnd = 576;  // extended components after it
 

@@ -163,7 +163,8 @@ class Table {
     fp = fp == 0 ? 1 : fp;
     const __m128i bucket =
         _mm_load_si128(reinterpret_cast<const __m128i*>(&buckets_[b]));
-    const __m128i eq = _mm_cmpeq_epi16(bucket, _mm_set1_epi16(fp));
+    const __m128i eq =
+        _mm_cmpeq_epi16(bucket, _mm_set1_epi16(static_cast<int16_t>(fp)));
     return _mm_movemask_epi8(eq) != 0;
   }
 

@@ -201,12 +201,13 @@ DumpOutcome DumpChildHolding(const std::string& pem, DumpKind kind,
     if (key_fd < 0 || ready_fd < 0) ::_exit(8);
     ::dup2(key_fd, kKeyFd);
     ::dup2(ready_fd, kReadyFd);
-    ::setenv(kChildEnv,
+    // The test's only thread sets the environment its children inherit.
+    ::setenv(kChildEnv,  // NOLINT(concurrency-mt-unsafe)
              kind == DumpKind::kKernel  ? "kernel"
              : kind == DumpKind::kGcore ? "gcore"
                                         : "handler",
              1);
-    ::setenv(kDirEnv, dir.path().c_str(), 1);
+    ::setenv(kDirEnv, dir.path().c_str(), 1);  // NOLINT(concurrency-mt-unsafe)
     char arg0[] = "scanner_core_test";
     char* argv[] = {arg0, nullptr};
     ::execv("/proc/self/exe", argv);

@@ -564,7 +564,7 @@ TEST(Scanner, ZeroAndRepeatedPagesAreClean) {
   // A fragment inside a zero page is still found.
   const int d = keys[0].FindForm("rsa.d.le64");
   const Form& f = keys[0].forms()[d];
-  std::memcpy(data.data() + 3 * 4096 + 3000, f.data() + 8, 16);
+  std::memcpy(data.data() + size_t{3} * 4096 + 3000, f.data() + 8, 16);
   const std::vector<Finding> fs = (*s)->Scan(data.data(), data.size());
   ASSERT_EQ(fs.size(), 1u);
   // The match is maximal: zero bytes of the form next to the planted run
@@ -786,7 +786,7 @@ TEST_F(ScannerElfTest, RecordOfWithheldMemoryIsUnchecked) {
 class ScannerRegisterTest : public ScannerElfTest {
  protected:
   static constexpr int32_t kTid = 1234;
-  static constexpr uint64_t kRbxOffset = 5 * 8;  // in pr_reg
+  static constexpr uint64_t kRbxOffset = uint64_t{5} * 8;  // in pr_reg
 
   // The built core with `fill` applied to its bytes, resealed.
   std::vector<uint8_t> Edited(
@@ -1058,7 +1058,8 @@ TEST(ScannerFile, SparseFileSkipsHolesAndGivesTheSameFindingsAsScan) {
   const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
   ASSERT_GE(fd, 0);
   for (size_t off = 0; off < d.size(); off += 4096) {
-    if (std::all_of(d.begin() + off, d.begin() + off + 4096,
+    if (std::all_of(d.begin() + static_cast<ptrdiff_t>(off),
+                    d.begin() + static_cast<ptrdiff_t>(off + 4096),
                     [](uint8_t b) { return b == 0; })) {
       continue;
     }

@@ -447,8 +447,11 @@ TEST(CoverCheck, EnvironmentVariableSetsTheMode) {
     const pid_t pid = fork();
     ASSERT_GE(pid, 0);
     if (pid == 0) {
+      // One thread; the exec'd child reads it.
+      // NOLINTNEXTLINE(concurrency-mt-unsafe)
       setenv("SIGRACE_COVER_CHECK", c.value, 1);
       const std::string expect = std::to_string(static_cast<int>(c.mode));
+      // NOLINTNEXTLINE(concurrency-mt-unsafe)
       setenv("SIGRACE_COVER_CHECK_TEST_EXPECT", expect.c_str(), 1);
       execl("/proc/self/exe", "registry_test",
             "--gtest_filter=CoverCheck.EnvironmentVariableSetsTheMode",
