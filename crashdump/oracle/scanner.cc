@@ -79,15 +79,8 @@ constexpr uint64_t kOddBytes = 0xFF00FF00FF00FF00ULL;
 constexpr uint64_t kEvenBytes = 0x00FF00FF00FF00FFULL;
 constexpr int kSlots = 8;
 // The window W: four bytes, one 32-bit lane. A narrower window means a
-// wider stride (S = F - W + 1) and fewer probes. Measured on RSA-2048,
-// F = 16, with 64-bit lanes: W 8 (S 9) to W 6 (S 11) took the AVX-512 loop
-// from 8.1 to 9.1 GiB/s on random data, and W 5 (S 12) gained 7% more; W 4
-// was then no faster, as eight 64-bit lanes cost the same at any W. In
-// 32-bit lanes a vector holds sixteen 4-byte windows, so the hash, class
-// and bit tests cost half as much per probe, and the 32-bit gather a
-// quarter less per element; see ProbeLoopAvx512 for the figures. Real data
-// passes a few more 4-byte windows to the tables (every pair of UTF-16LE
-// base64 characters is in a form).
+// wider stride (S = F - W + 1) and fewer probes; docs/scanner.md has the
+// measurements that chose 4.
 constexpr size_t kWindow = 4;
 
 struct alignas(16) Bucket {
@@ -903,13 +896,7 @@ __attribute__((target(SIGRACE_AVX512), noinline)) void Avx512Utf16Slow(
 // filter is cache-resident). Probes the vector loop cannot take (the last
 // ones before `end`, or too near the end of the data) go through the
 // scalar loop.
-//
-// Measured on RSA-2048, F = 16, one core (scanner_bench BM_Scan, 1 GiB in
-// memory): eight 64-bit lanes and W 5 took 75 ms per GiB of random data,
-// half of it in the filter-word gathers; sixteen 32-bit lanes and W 4
-// (S 13) take 64-66 (a 32-bit gather costs 0.24 ns per element here, a
-// 64-bit one 0.31). On real data (/usr/lib files) both take 77-82: it
-// passes more 4-byte windows (see ScanIndex::w16).
+// Its speed per lane width and window: docs/scanner.md.
 template <bool kPermute>
 __attribute__((target(SIGRACE_AVX512), noinline)) void ProbeLoopAvx512(
     Worker* wk, size_t begin, size_t end) {
@@ -1079,17 +1066,10 @@ std::vector<Finding> Scanner::Scan(const uint8_t* data, size_t size,
 
 namespace {
 
-// A per-thread read buffer on a transparent huge page. Why ScanFile reads
-// rather than maps: on the virtual machine this was measured on, user
-// access through a fresh mapping is dear. To 4 KiB page-cache folios it
-// costs about 1.5 us a page every time (370-460 ms per GiB, even after
-// MADV_POPULATE_READ), more than copying the same pages out of the page
-// cache (130-190 ms per GiB; 45-60 from 2 MiB folios). To 2 MiB folios
-// mapped by PMD it costs 245-345 ms per GiB the first time any process
-// touches them after they were written, and 10-27 ms after that, from any
-// process. A dump is scanned once, soon after it is written, so it would
-// mostly pay the first price. And a mapping turns a file shrinking under
-// the scan into SIGBUS where a read returns a short count.
+// A per-thread read buffer on a transparent huge page. ScanFile reads
+// rather than maps: a fresh mapping of a just-written dump costs more than
+// the copy (docs/scanner.md has the figures), and a mapping turns a file
+// shrinking under the scan into SIGBUS where a read returns a short count.
 class ReadBuffer {
  public:
   explicit ReadBuffer(size_t size) : size_((size + kHuge - 1) / kHuge * kHuge) {
