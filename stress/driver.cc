@@ -267,6 +267,7 @@ class Driver {
   RunReport report_;
   Clock::time_point start_;
   uint32_t kept_ = 0;
+  uint64_t run_ = 0;  // index of the trial being run (a replay's run)
   std::unique_ptr<Progress> progress_;
   // SIGRACE_STRESS_DEBUG=1: per-trial records (timings, sizes; never key
   // bytes) on stderr.
@@ -339,7 +340,9 @@ bool Driver::Done(uint64_t index) const {
           opts_.duration_s) {
     return true;
   }
-  if (opts_.expect == Expect::kLeak && !opts_.keep_going && report_.leaks > 0) {
+  // A replay's runs all count: its result is how often the trial leaks.
+  if (opts_.expect == Expect::kLeak && !opts_.keep_going && opts_.repeat == 1 &&
+      report_.leaks > 0) {
     // Stop once every algorithm of the run has leaked.
     for (const std::string& alg : opts_.algs) {
       bool leaked = false;
@@ -435,10 +438,12 @@ void Driver::Judge(Oracle& oracle, const std::string& path, int fd,
   if (r->verdict == Verdict::kHarnessError) r->message = "oracle: " + j.reason;
   if (r->verdict != Verdict::kLeak) return;
   Status st = MakeDirs(opts_.out_dir);
-  const std::string base = opts_.out_dir + "/" + opts_.variant + "-" +
-                           r->plan.alg + "-" + ModeName(opts_.mode) + "-seed" +
-                           std::to_string(r->plan.seed) + "-trial" +
-                           std::to_string(r->plan.trial) + ".core";
+  const std::string base =
+      opts_.out_dir + "/" + opts_.variant + "-" + r->plan.alg + "-" +
+      ModeName(opts_.mode) + "-seed" + std::to_string(r->plan.seed) + "-trial" +
+      std::to_string(r->plan.trial) +
+      (opts_.repeat > 1 ? "-run" + std::to_string(run_) : std::string()) +
+      ".core";
   if (st.ok() && kept_ < opts_.max_kept) {
     st = fd >= 0 ? CopyFdToFile(fd, base) : Status::Ok();
     if (st.ok() && fd < 0 && rename(path.c_str(), base.c_str()) != 0) {
@@ -547,7 +552,8 @@ StatusOr<RunReport> Driver::RunLive() {
   uint64_t index = 0;
   uint32_t restarts = 0;
   for (; !Done(index); ++index) {
-    const uint64_t trial = opts_.FirstTrial() + index;
+    const uint64_t trial = opts_.TrialAt(index);
+    run_ = index;
     TrialResult r;
     r.plan = PlanTrial(inputs_, trial);
     const auto t0 = Clock::now();
@@ -655,7 +661,7 @@ StatusOr<RunReport> Driver::RunLive() {
       SIGRACE_RETURN_IF_ERROR(start_worker());
     }
   }
-  finish_worker(opts_.FirstTrial() + index);
+  finish_worker(opts_.TrialAt(index));
   return report_;
 }
 
@@ -670,7 +676,8 @@ StatusOr<RunReport> Driver::RunFatal() {
   start_ = Clock::now();
   uint64_t index = 0;
   for (; !Done(index); ++index) {
-    const uint64_t trial = opts_.FirstTrial() + index;
+    const uint64_t trial = opts_.TrialAt(index);
+    run_ = index;
     TrialResult r;
     r.plan = PlanTrial(inputs_, trial);
     const auto t0 = Clock::now();

@@ -65,6 +65,13 @@ Status FinishStressOptions(const StressFlagText& text, bool variant_is_race,
   if (o->trial && !o->seed_given) {
     return InvalidArgumentError("--trial needs the --seed it came from");
   }
+  if (o->repeat != 1 && !o->trial) {
+    return InvalidArgumentError(
+        "--repeat needs --trial (it re-runs one trial)");
+  }
+  if (o->repeat == 0 || o->repeat > 100000) {
+    return InvalidArgumentError("--repeat must be in 1..100000");
+  }
   StatusOr<Explore> explore = ParseExplore(text.explore);
   if (!explore.ok()) return explore.status();
   o->explore = *explore;

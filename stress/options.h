@@ -49,6 +49,10 @@ struct StressOptions {
   uint64_t seed = 0;
   bool seed_given = false;
   std::optional<uint64_t> trial;  // replay exactly this trial
+  // With `trial`: run it this many times and count how often it leaks
+  // (a leak that needs another thread at one instant does not replay
+  // every time).
+  uint32_t repeat = 1;
   Expect expect = Expect::kClean;
   bool expect_given = false;
   uint32_t min_fragment = kDefaultMinFragment;
@@ -84,9 +88,11 @@ struct StressOptions {
   bool progress = true;  // only when stderr is a terminal
   bool quiet = false;
 
-  // First trial number and how many trials to run at most.
+  // First trial number, how many trials to run at most, and the trial
+  // number of the index-th run (every run of a replay is the same trial).
   uint64_t FirstTrial() const { return trial ? *trial : 0; }
-  uint64_t TrialCount() const { return trial ? 1 : trials; }
+  uint64_t TrialCount() const { return trial ? repeat : trials; }
+  uint64_t TrialAt(uint64_t index) const { return trial ? *trial : index; }
 };
 
 // The flags that stay text until FinishStressOptions reads them (their

@@ -48,6 +48,9 @@ nlohmann::json ReportJson(const RunReport& r) {
   j["command"] = r.command;
   j["seed"] = o.seed;
   j["first_trial"] = o.FirstTrial();
+  // A replay (--trial N --repeat K): K runs of trial N; totals.leak of
+  // them leaked.
+  j["repeat"] = o.trial ? o.repeat : 0;
   j["variant"] = o.variant;
   j["mode"] = ModeName(o.mode);
   j["algs"] = o.algs;

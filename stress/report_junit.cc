@@ -97,9 +97,12 @@ std::vector<JUnitCase> StressJUnitCases(const RunReport& r) {
     jc.classname = "sigrace.stress." + c.variant;
     jc.name = c.variant + "/" + c.alg + "/" + c.mode;
     jc.time_s = per_trial * static_cast<double>(c.trials);
-    const std::string range = "seed " + std::to_string(o.seed) + ", trials " +
-                              std::to_string(o.FirstTrial()) + ".." +
-                              std::to_string(o.FirstTrial() + r.trials - 1);
+    const std::string range =
+        "seed " + std::to_string(o.seed) +
+        (o.trial ? ", trial " + std::to_string(*o.trial) + " x " +
+                       std::to_string(r.trials) + " run(s)"
+                 : ", trials " + std::to_string(o.FirstTrial()) + ".." +
+                       std::to_string(o.FirstTrial() + r.trials - 1));
     if (c.verdict == "fail") {
       if (o.expect == Expect::kClean && c.first_leak) {
         const TrialResult& f = *c.first_leak;

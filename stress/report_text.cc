@@ -120,6 +120,11 @@ std::string TextSummary(const RunReport& r) {
          (f.dump_path.empty() ? std::string("(not kept)") : f.dump_path) + "\n";
     s += "  replay:  " + c.first_leak_replay + "\n";
   }
+  if (o.trial && o.repeat > 1) {
+    s += "replay: trial " + std::to_string(*o.trial) + " leaked in " +
+         std::to_string(r.leaks) + " of " + std::to_string(r.trials) +
+         " run(s)\n";
+  }
   for (const TrialResult& e : r.error_list) {
     s += "harness error: " + e.plan.Describe() + ": " + e.message + "\n";
   }

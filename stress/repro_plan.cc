@@ -19,6 +19,9 @@ constexpr char kRs256RotationShare[] = "0.25";
 constexpr char kEddsaRotationShare[] = "0.25";
 constexpr char kFixedLiveKeyPool[] = "2";
 constexpr uint64_t kFixedLiveParts = 2;
+// fixed's TSan rows run at this niceness: they take the CPU the other
+// rows leave, not theirs.
+constexpr int kTsanFixedNice = 10;
 
 // What one job adds to the arguments every job shares.
 struct JobRequest {
@@ -27,6 +30,7 @@ struct JobRequest {
   std::vector<std::string> args;
   double cap_s = 0;
   bool cap_is_rest = false;
+  int nice = 0;
   std::string binary;
   std::string seed;        // "": the run's seed
   std::string tag_suffix;  // tells a row's parts apart
@@ -77,6 +81,7 @@ int Planner::AddJob(JobRequest req) {
   j.args.insert(j.args.end(), req.args.begin(), req.args.end());
   j.cap_s = req.cap_s;
   j.cap_is_rest = req.cap_is_rest;
+  j.nice = req.nice;
   plan_.jobs.push_back(std::move(j));
   return static_cast<int>(plan_.jobs.size()) - 1;
 }
@@ -147,27 +152,47 @@ void Planner::AddFixedRows(const VariantEntry& v,
 void Planner::AddTsanJobs() {
   for (RowSpec& r : plan_.rows) {
     if (r.mode != "live" || r.na) continue;
-    const bool race = r.race;
     // The TSan build runs the worker (signer, handler, workload: what
     // TSan checks); this build's driver scans its dumps uninstrumented.
-    r.tsan_job =
-        AddJob({.kind = JobKind::kTsan,
-                .variant = r.variant,
-                .alg = r.alg,
-                .mode = "live",
-                .args = {"--injectors",
-                         race ? "failpoint" : "failpoint,unrelated", "--expect",
-                         race ? "leak" : "clean", "--keep-going", "--trials",
-                         std::to_string(race ? o_.tsan_race_trials
-                                             : o_.tsan_fixed_trials),
-                         "--trial-timeout-ms", "30000", "--worker-bin", tsan_,
-                         // A TSan process's dump is over a GB (the runtime's
-                         // reserved regions, mostly holes); the table gets the
-                         // counts, the log the regions, and the dump itself is
-                         // left out.
-                         "--max-kept", "0"},
-                .cap_s = race ? 40.0 : 60.0,
-                .binary = self_});
+    // A TSan process's dump is over a GB (the runtime's reserved regions,
+    // mostly holes); the table gets the counts, the log the regions, and
+    // the dump itself is left out.
+    const std::vector<std::string> common = {
+        "--keep-going", "--trial-timeout-ms", "30000", "--worker-bin",
+        tsan_,          "--max-kept",         "0"};
+    JobRequest req{.kind = JobKind::kTsan,
+                   .variant = r.variant,
+                   .alg = r.alg,
+                   .mode = "live",
+                   .binary = self_};
+    if (r.race) {
+      req.args = {"--injectors", "failpoint",
+                  "--expect",    "leak",
+                  "--trials",    std::to_string(o_.tsan_race_trials)};
+      req.cap_s = 40.0;
+    } else {
+      // fixed under TSan gets the weight of its live rows: every injector
+      // (async on the rotation thread too, alloc instants inside OpenSSL),
+      // the rotation share and key pool of the live rows, the cover check
+      // (on by default for fixed live workers), and the budget's slack:
+      // it runs niced to the end of the budget, at least
+      // tsan_fixed_trials trials (fewer is SHORT), at most tsan_fixed_max.
+      req.args = {
+          "--injectors",
+          kFixedInjectors,
+          "--rotation-share",
+          r.alg == "rs256" ? kRs256RotationShare : kEddsaRotationShare,
+          "--key-pool",
+          kFixedLiveKeyPool,
+          "--expect",
+          "clean",
+          "--trials",
+          std::to_string(std::max(o_.tsan_fixed_max, o_.tsan_fixed_trials))};
+      req.cap_is_rest = true;
+      req.nice = kTsanFixedNice;
+    }
+    req.args.insert(req.args.end(), common.begin(), common.end());
+    r.tsan_job = AddJob(std::move(req));
   }
 }
 
@@ -219,23 +244,28 @@ void Planner::AddFixedLiveJobs(size_t row) {
 
 void Planner::Order() {
   std::vector<size_t>& order = plan_.order;
-  for (JobKind k : {JobKind::kFixedLive, JobKind::kFixedFatal}) {
-    for (size_t i = 0; i < plan_.jobs.size(); ++i) {
-      if (plan_.jobs[i].kind == k) order.push_back(i);
-    }
+  // fixed's live rows and the niced background rows start at once; then
+  // fixed's fatal rows, then the rest in plan order.
+  auto background = [this](size_t i) {
+    return plan_.jobs[i].kind == JobKind::kFixedLive || plan_.jobs[i].nice > 0;
+  };
+  for (size_t i = 0; i < plan_.jobs.size(); ++i) {
+    if (background(i)) order.push_back(i);
   }
   for (size_t i = 0; i < plan_.jobs.size(); ++i) {
-    if (plan_.jobs[i].kind != JobKind::kFixedLive &&
-        plan_.jobs[i].kind != JobKind::kFixedFatal) {
+    if (plan_.jobs[i].kind == JobKind::kFixedFatal) order.push_back(i);
+  }
+  for (size_t i = 0; i < plan_.jobs.size(); ++i) {
+    if (!background(i) && plan_.jobs[i].kind != JobKind::kFixedFatal) {
       order.push_back(i);
     }
   }
 }
 
 ReproPlan Planner::Plan(const std::vector<VariantEntry>& variants) {
-  // Jobs in this order: the short race rows first, then fixed's fatal
-  // rows, TSan, and last fixed's live rows, which take whatever budget is
-  // left.
+  // Planned in this order: the race rows, fixed's fatal rows, the TSan
+  // jobs, and last fixed's live jobs (Order() sets the order they start
+  // in).
   for (const VariantEntry& v : variants) {
     if (v.race) AddRaceRows(v);
   }

@@ -36,7 +36,12 @@ struct ReproOptions {
   // costs seconds (a TSan process's dump is over a GB, mostly holes, and
   // threads in uninstrumented OpenSSL take the freeze signal late).
   uint64_t tsan_race_trials = 1;
+  // fixed's TSan rows: at least this many trials (fewer is SHORT), and as
+  // many more as the budget's slack allows (they run niced to the end of
+  // the budget, so they take only what the other rows leave), at most
+  // tsan_fixed_max.
   uint64_t tsan_fixed_trials = 4;
+  uint64_t tsan_fixed_max = 400;
   // fixed's two live rows run from the start for the whole budget, beside
   // `jobs` other rows at a time.
   uint32_t jobs = 2;
@@ -56,6 +61,7 @@ struct JobSpec {
   std::vector<std::string> args;  // after "stress"
   double cap_s = 0;               // --duration-s bound
   bool cap_is_rest = false;       // gets the rest of the budget
+  int nice = 0;                   // > 0: runs under `nice -n`
   std::string report_path, log_path;
 };
 

@@ -108,8 +108,9 @@ void NoteRaceTsan(uint64_t races, uint64_t tr, const std::string& log,
   }
 }
 
-// fixed under the TSan build: any TSan report or leaking dump fails it.
-void JudgeFixedTsan(uint64_t reports, uint64_t leaks, uint64_t tr,
+// fixed under the TSan build: any TSan report or leaking dump fails it,
+// and so do fewer than `min` trials (what "0 reports" rests on).
+void JudgeFixedTsan(uint64_t reports, uint64_t leaks, uint64_t tr, uint64_t min,
                     const std::string& log, ReproRow* r) {
   if (leaks > 0) {
     // A leak in fixed is a regression in either build. (The TSan
@@ -127,9 +128,18 @@ void JudgeFixedTsan(uint64_t reports, uint64_t leaks, uint64_t tr,
     r->ok = false;
     r->failed = true;
   }
+  if (tr < min) {
+    r->verdict += "+SHORT(tsan)";
+    r->note += "tsan build: " + std::to_string(tr) + " of " +
+               std::to_string(min) + " trials within the budget; log " + log +
+               "\n";
+    r->ok = false;
+    r->failed = true;
+  }
 }
 
-void JudgeTsan(const JobOutcome& t, const std::string& log, ReproRow* r) {
+void JudgeTsan(const JobOutcome& t, const std::string& log, uint64_t min,
+               ReproRow* r) {
   if (!Field(t.report, "tsan").is_object()) {
     // No report from this run's TSan job: no TSan verdict. fixed cannot
     // pass without one; for a race row it is said in the table.
@@ -153,7 +163,7 @@ void JudgeTsan(const JobOutcome& t, const std::string& log, ReproRow* r) {
   if (r->spec.race) {
     NoteRaceTsan(races, tr, log, r);
   } else {
-    JudgeFixedTsan(n, leaks, tr, log, r);
+    JudgeFixedTsan(n, leaks, tr, min, log, r);
   }
 }
 
@@ -179,7 +189,8 @@ ReproRow JudgeRow(const RowSpec& spec, const std::vector<JobSpec>& jobs,
     JudgeFixed(row_exit, main, limits, &r);
   }
   if (spec.tsan_job >= 0) {
-    JudgeTsan(outcomes[spec.tsan_job], jobs[spec.tsan_job].log_path, &r);
+    JudgeTsan(outcomes[spec.tsan_job], jobs[spec.tsan_job].log_path,
+              limits.min_tsan_fixed, &r);
   } else if (spec.mode == "live") {
     r.tsan_text = limits.tsan_present ? "-" : "no build";
   }

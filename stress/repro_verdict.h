@@ -43,6 +43,7 @@ struct ReproRow {
 struct VerdictLimits {
   uint64_t min_live = 10000;
   uint64_t min_fatal = 100;
+  uint64_t min_tsan_fixed = 4;  // TSan trials fixed must pass per row
   bool tsan_present = false;
 };
 

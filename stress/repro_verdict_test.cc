@@ -137,6 +137,33 @@ TEST(ReproVerdict, TsanReportOnFixedFails) {
   EXPECT_EQ(r.tsan.value("trials", 0), 4);
 }
 
+// "0 reports" means nothing without trials behind it: a TSan row of fixed
+// with fewer trials than the floor fails, one with enough passes.
+TEST(ReproVerdict, TsanFixedRowBelowItsTrialFloorIsShort) {
+  Fixture f;
+  f.limits.tsan_present = true;
+  f.limits.min_tsan_fixed = 4;
+  for (const uint64_t trials : {3u, 4u}) {
+    RowSpec row = Row("fixed", "live", false);
+    row.job = f.AddJob(Finished(0, StressReport(100, 0)));
+    nlohmann::json tsan_report = StressReport(trials, 0);
+    tsan_report["tsan"] = {{"enabled", true}, {"total", 0}, {"by_type", {}}};
+    row.tsan_job = f.AddJob(Finished(0, tsan_report));
+    const ReproRow r = f.Judge(row);
+    EXPECT_EQ(r.tsan_text, "0 in " + std::to_string(trials) + " tr");
+    if (trials < 4) {
+      EXPECT_EQ(r.verdict, "clean+SHORT(tsan)");
+      EXPECT_TRUE(r.failed);
+      EXPECT_NE(r.note.find("3 of 4 trials"), std::string::npos) << r.note;
+      EXPECT_EQ(RunExitCode({r}), 1);
+    } else {
+      EXPECT_EQ(r.verdict, "clean");
+      EXPECT_TRUE(r.ok);
+      EXPECT_EQ(RunExitCode({r}), 0);
+    }
+  }
+}
+
 TEST(ReproVerdict, CleanFixedAndReproducedVariantsPass) {
   Fixture f;
   f.limits.tsan_present = true;

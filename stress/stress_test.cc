@@ -7,6 +7,7 @@
 // assertion is about verdicts, never about timing.
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -220,6 +221,54 @@ TEST_F(StressE2E, ReplayingARecordedTrialReproducesItsFindings) {
   EXPECT_EQ(WindowForms(b["forms"]), WindowForms(a["forms"]));
 }
 
+// --trial N --repeat K runs trial N K times, keeps each run's dump under
+// its own name and reports how many runs leaked. A failpoint trial leaks
+// in every run; a trial of fixed in none.
+TEST_F(StressE2E, RepeatRunsOneTrialAndCountsTheRunsThatLeaked) {
+  TempDir d;
+  const std::string variant = SigningWindowVariant();
+  const std::string report = d.path() + "/r.json";
+  ASSERT_EQ(RunSigrace("stress --variant " + variant +
+                           " --injectors failpoint --seed 5 --trial 2 "
+                           "--repeat 3 --quiet --out " +
+                           d.path() + "/a --report-json " + report,
+                       d.path() + "/log"),
+            0)
+      << ReadAll(d.path() + "/log");
+  const nlohmann::json j = ReadJson(report);
+  ASSERT_TRUE(j.is_object());
+  EXPECT_EQ(j["repeat"], 3);
+  EXPECT_EQ(j["totals"]["trials"], 3);
+  EXPECT_EQ(j["totals"]["leak"], 3);
+  ASSERT_EQ(j["leaks"].size(), 3u);
+  for (const nlohmann::json& l : j["leaks"]) EXPECT_EQ(l["trial"], 2);
+  const std::string alg = j["leaks"][0]["alg"].get<std::string>();
+  EXPECT_NE(ReadAll(d.path() + "/log").find("trial 2 leaked in 3 of 3 run(s)"),
+            std::string::npos)
+      << ReadAll(d.path() + "/log");
+  size_t kept = 0;
+  for (int run = 0; run < 3; ++run) {
+    struct stat st;
+    const std::string name = d.path() + "/a/" + variant + "-" + alg +
+                             "-live-seed5-trial2-run" + std::to_string(run) +
+                             ".core.json";
+    if (stat(name.c_str(), &st) == 0) ++kept;
+  }
+  EXPECT_EQ(kept, 3u);
+
+  const std::string clean = d.path() + "/c.json";
+  ASSERT_EQ(RunSigrace("stress --variant fixed --injectors failpoint --seed 5 "
+                       "--trial 2 --repeat 3 --quiet --out " +
+                           d.path() + "/b --report-json " + clean,
+                       d.path() + "/log2"),
+            0)
+      << ReadAll(d.path() + "/log2");
+  const nlohmann::json c = ReadJson(clean);
+  ASSERT_TRUE(c.is_object());
+  EXPECT_EQ(c["totals"]["trials"], 3);
+  EXPECT_EQ(c["totals"]["leak"], 0);
+}
+
 TEST_F(StressE2E, BadFlagsExitTwo) {
   TempDir d;
   const std::vector<std::string> bad = {
@@ -237,6 +286,8 @@ TEST_F(StressE2E, BadFlagsExitTwo) {
       "stress --explore exhaustive",
       "stress --max-instants 0",
       "stress --widen-us 20000",
+      "stress --repeat 3",
+      "stress --seed 1 --trial 0 --repeat 0",
       "repro --budget-s -1",
       "repro --alg rsa",
       "variants --nope",

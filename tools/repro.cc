@@ -47,7 +47,10 @@ constexpr char kReproHelp[] =
     "and --min-fatal-trials fatal trials per algorithm and expects zero "
     "leaks. With the tsan build present (build/tsan/tools/sigrace next "
     "to this build) it adds the ThreadSanitizer report count per variant "
-    "and algorithm; otherwise it says so. It ends with one table: "
+    "and algorithm, with the trials it rests on (fixed's TSan rows run "
+    "fixed's injectors and cover check, niced, to the end of the budget, "
+    "at least --min-tsan-trials); otherwise it says so. It ends with one "
+    "table: "
     "variant x algorithm x mode, with trials, leaks, first leak, TSan "
     "reports and verdict.\n\n"
     "Exit codes: 0 every race variant reproduced and fixed stayed clean "
@@ -74,6 +77,11 @@ void AddReproFlags(CLI::App& app, ReproOptions* o, std::string* alg) {
       ->capture_default_str();
   app.add_option("--min-fatal-trials", o->min_fatal,
                  "Fatal trials per algorithm fixed must pass")
+      ->capture_default_str();
+  app.add_option("--min-tsan-trials", o->tsan_fixed_trials,
+                 "TSan trials per algorithm fixed must pass (its TSan rows "
+                 "run niced beside the others to the end of the budget, so "
+                 "they usually run more)")
       ->capture_default_str();
   app.add_option("--race-live-trials", o->race_live_trials,
                  "Most live trials to reproduce one race row")
@@ -177,6 +185,7 @@ int ReproMain(int argc, char** argv) {
   result.rows = JudgeRows(plan, outcomes,
                           {.min_live = o.min_live,
                            .min_fatal = o.min_fatal,
+                           .min_tsan_fixed = o.tsan_fixed_trials,
                            .tsan_present = !tsan.empty()});
   result.exit_code = RunExitCode(result.rows);
   result.verdict = RunVerdictLine(result.exit_code);

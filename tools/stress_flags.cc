@@ -52,6 +52,11 @@ void AddStressFlags(CLI::App& app, StressOptions* o, StressFlagText* text) {
                  "at the start)");
   app.add_option("--trial", o->trial,
                  "Replay only this trial number of --seed");
+  app.add_option("--repeat", o->repeat,
+                 "With --trial: run that trial K times and report how many "
+                 "of the runs leaked (a leak that needs another thread at "
+                 "one instant may not replay every time)")
+      ->capture_default_str();
   app.add_option("--expect", text->expect,
                  "clean: any leak fails (exit 1); leak: no leak within the "
                  "budget fails (exit 1). Default: clean for fixed, leak for "
