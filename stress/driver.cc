@@ -159,6 +159,24 @@ class Oracle {
   double last_build_ms_ = 0;
 };
 
+// The worker's freeze record of a live trial ("freeze": [{thread, op,
+// instant}]); malformed entries are dropped (it is a hint, not a verdict).
+std::vector<ThreadAt> FreezeRecord(const nlohmann::json& result) {
+  std::vector<ThreadAt> out;
+  const auto it = result.find("freeze");
+  if (it == result.end() || !it->is_array()) return out;
+  for (const nlohmann::json& e : *it) {
+    if (!e.is_object() || !e.value("thread", nlohmann::json()).is_string() ||
+        !e.value("op", nlohmann::json()).is_string() ||
+        !e.value("instant", nlohmann::json()).is_number_unsigned()) {
+      continue;
+    }
+    out.push_back({e["thread"].get<std::string>(), e["op"].get<std::string>(),
+                   e["instant"].get<uint32_t>()});
+  }
+  return out;
+}
+
 Status MakeDirs(const std::string& dir) {
   std::string cur;
   for (size_t i = 0; i <= dir.size(); ++i) {
@@ -556,6 +574,9 @@ StatusOr<RunReport> Driver::RunLive() {
     run_ = index;
     TrialResult r;
     r.plan = PlanTrial(inputs_, trial);
+    if (!opts_.pin_thread.empty()) {
+      PinPlan(opts_.pin_thread, opts_.pin_instant, &r.plan);
+    }
     const auto t0 = Clock::now();
     const size_t keys_before = oracle->size();
     Status st = worker->channel().Send('T', PlanToJson(r.plan));
@@ -604,6 +625,7 @@ StatusOr<RunReport> Driver::RunLive() {
       } else if (m->fd < 0) {
         r.message = "dump arrived without its memfd";
       } else {
+        r.freeze = FreezeRecord(j);
         Judge(*oracle, "/proc/self/fd/" + std::to_string(m->fd), m->fd, &r);
       }
       if (j.is_object())
@@ -680,6 +702,9 @@ StatusOr<RunReport> Driver::RunFatal() {
     run_ = index;
     TrialResult r;
     r.plan = PlanTrial(inputs_, trial);
+    if (!opts_.pin_thread.empty()) {
+      PinPlan(opts_.pin_thread, opts_.pin_instant, &r.plan);
+    }
     const auto t0 = Clock::now();
     Oracle oracle(opts_.min_fragment);
     StatusOr<std::unique_ptr<WorkerProcess>> w =

@@ -22,6 +22,20 @@ std::atomic<uint64_t> g_widen_seed{0};
 std::atomic<bool> g_fired{false};
 std::atomic<bool> g_failpoints{false};
 
+// Each indexed thread's position (ExploreSnapshotPositions).
+struct PositionSlot {
+  std::atomic<bool> in_op{false};
+  std::atomic<uint32_t> instant{0};
+};
+PositionSlot g_positions[kMaxExploreThreads];
+static_assert(std::atomic<uint32_t>::is_always_lock_free);
+static_assert(std::atomic<bool>::is_always_lock_free);
+
+PositionSlot* SlotOf(int index) {
+  return index >= 0 && index < kMaxExploreThreads ? &g_positions[index]
+                                                  : nullptr;
+}
+
 struct ThreadState {
   int index = -1;
   bool in_op = false;
@@ -67,7 +81,15 @@ void OnInstant() {
   if (n != 0 && t.count == n && !g_fired.exchange(true)) raise(SIGSEGV);
 }
 
-void OnHeapEvent(signer::KeyHeapEvent /*event*/) { OnInstant(); }
+void OnHeapEvent(signer::KeyHeapEvent /*event*/) {
+  if (PositionSlot* slot = SlotOf(t_state.index)) {
+    if (slot->in_op.load(std::memory_order_relaxed)) {
+      slot->instant.store(slot->instant.load(std::memory_order_relaxed) + 1,
+                          std::memory_order_relaxed);
+    }
+  }
+  OnInstant();
+}
 
 // The signer's failpoints only: the crash handler's own sites
 // (handler.*) and the gate's must stay disarmed, or the handler would take
@@ -129,12 +151,19 @@ bool ExploreFired() { return g_fired.load(); }
 
 void ExploreOpBegin() {
   ThreadState& t = t_state;
+  if (PositionSlot* slot = SlotOf(t.index)) {
+    slot->instant.store(0, std::memory_order_relaxed);
+    slot->in_op.store(true, std::memory_order_release);
+  }
   t.count = 0;
   t.in_op = t.index >= 0 && g_target.load() == t.index;
 }
 
 uint32_t ExploreOpEnd() {
   ThreadState& t = t_state;
+  if (PositionSlot* slot = SlotOf(t.index)) {
+    slot->in_op.store(false, std::memory_order_release);
+  }
   if (!t.in_op) return 0;
   t.in_op = false;
   const uint32_t n = g_instant.load();
@@ -142,6 +171,14 @@ uint32_t ExploreOpEnd() {
     g_instant.store((n - 1) % t.count + 1);
   }
   return t.count;
+}
+
+void ExploreSnapshotPositions(ThreadPosition* out, int n) {
+  for (int i = 0; i < n && i < kMaxExploreThreads; ++i) {
+    out[i].index = i;
+    out[i].in_op = g_positions[i].in_op.load(std::memory_order_acquire);
+    out[i].instant = g_positions[i].instant.load(std::memory_order_relaxed);
+  }
 }
 
 StatusOr<std::vector<OpInstants>> CensusInstants(

@@ -55,6 +55,22 @@ void ExploreOpBegin();
 // the next operation.
 uint32_t ExploreOpEnd();
 
+// Where each thread was: every thread with an index keeps, lock-free, whether
+// it is inside an operation and how many key-heap instants (allocations and
+// frees; never failpoint evaluations) that operation has passed. The crash
+// handler's on_dump hook copies them while the other threads are frozen,
+// so a dump records which thread was where, and a replay can pin that
+// thread there (the alloc injector at that instant, failpoints uncounted).
+inline constexpr int kMaxExploreThreads = 65;  // 64 signers + the rotator
+struct ThreadPosition {
+  int index = -1;        // -1: no such thread
+  bool in_op = false;    // inside a signature or rotation
+  uint32_t instant = 0;  // key-heap instants of that operation so far
+};
+// Copies the positions of threads 0..n-1 (n <= kMaxExploreThreads). Lock-
+// free loads only: safe in a signal handler.
+void ExploreSnapshotPositions(ThreadPosition* out, int n);
+
 // Counts the instants of one signature (the second of a fresh signer) and
 // one rotation per algorithm, in this process, with a throwaway signer.
 StatusOr<std::vector<OpInstants>> CensusInstants(

@@ -14,6 +14,44 @@ const char* ExpectName(Expect expect) {
   return expect == Expect::kClean ? "clean" : "leak";
 }
 
+namespace {
+
+// "rotator:N" or "signer-I:N" (I < --threads, N >= 1; the rotator needs
+// rotations).
+Status ParsePin(const std::string& text, StressOptions* o) {
+  const auto bad = [&](const std::string& why) {
+    return InvalidArgumentError("--pin '" + text + "': " + why +
+                                " (THREAD:INSTANT, THREAD rotator or "
+                                "signer-I, as a leak's sidecar names it)");
+  };
+  const size_t colon = text.rfind(':');
+  if (colon == std::string::npos) return bad("no ':'");
+  const std::string thread = text.substr(0, colon);
+  const std::string n = text.substr(colon + 1);
+  const auto digits = [](const std::string& d) {
+    return !d.empty() && d.size() <= 9 &&
+           d.find_first_not_of("0123456789") == std::string::npos;
+  };
+  if (!digits(n) || std::stoul(n) == 0)
+    return bad("instant must be 1..999999999");
+  if (thread == "rotator") {
+    if (o->rotate_every_ms == 0)
+      return bad("no rotation thread (--rotate-every 0)");
+  } else if (thread.rfind("signer-", 0) == 0 && digits(thread.substr(7))) {
+    if (std::stoul(thread.substr(7)) >= o->threads) {
+      return bad("no such signing thread with --threads " +
+                 std::to_string(o->threads));
+    }
+  } else {
+    return bad("unknown thread");
+  }
+  o->pin_thread = thread;
+  o->pin_instant = static_cast<uint32_t>(std::stoul(n));
+  return Status::Ok();
+}
+
+}  // namespace
+
 Status FinishStressOptions(const StressFlagText& text, bool variant_is_race,
                            StressOptions* o) {
   const std::string& injectors_text = text.injectors;
@@ -72,6 +110,9 @@ Status FinishStressOptions(const StressFlagText& text, bool variant_is_race,
   if (o->repeat == 0 || o->repeat > 100000) {
     return InvalidArgumentError("--repeat must be in 1..100000");
   }
+  if (!text.pin.empty()) {
+    SIGRACE_RETURN_IF_ERROR(ParsePin(text.pin, o));
+  }
   StatusOr<Explore> explore = ParseExplore(text.explore);
   if (!explore.ok()) return explore.status();
   o->explore = *explore;
@@ -123,6 +164,9 @@ std::string ReplayCommand(const StressOptions& o, const TrialPlan& p) {
   }
   cmd += " --seed " + std::to_string(p.seed) + " --trial " +
          std::to_string(p.trial);
+  if (p.pinned) {
+    cmd += " --pin " + p.thread + ":" + std::to_string(p.instant);
+  }
   return cmd;
 }
 

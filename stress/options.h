@@ -53,6 +53,11 @@ struct StressOptions {
   // (a leak that needs another thread at one instant does not replay
   // every time).
   uint32_t repeat = 1;
+  // --pin THREAD:INSTANT: every trial becomes a pinned replay (PinPlan):
+  // that thread faults at that key-heap instant of its operation, where a
+  // leak's freeze record says it was.
+  std::string pin_thread;
+  uint32_t pin_instant = 0;
   Expect expect = Expect::kClean;
   bool expect_given = false;
   uint32_t min_fragment = kDefaultMinFragment;
@@ -103,6 +108,7 @@ struct StressFlagText {
   std::string mode = "live";
   std::string expect;  // "": from the variant
   std::string explore = "random";
+  std::string pin;  // THREAD:INSTANT, or ""
 };
 
 // Parses the textual flags, fills defaults (a random seed, --expect from

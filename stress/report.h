@@ -102,6 +102,8 @@ struct TrialResult {
   std::string sidecar_path;    // leak sidecar, or ""
   double elapsed_s = 0;        // since the run started, at the verdict
   double trial_ms = 0;
+  // Live mode: where each indexed thread was when the dump froze it.
+  std::vector<ThreadAt> freeze;
 
   // Distinct form and region names of the leaking findings, sorted.
   std::vector<std::string> Forms() const;

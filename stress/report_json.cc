@@ -153,6 +153,27 @@ nlohmann::json SidecarJson(const TrialResult& r, const StressOptions& o,
   }
   j["findings"] = f;
   j["findings_total"] = r.findings_total;
+  // What the freeze saw (live mode): each thread inside a signature or
+  // rotation, at which key-heap instant; and for each, the replay that
+  // pins it there (a leak that needs that thread at that instant replays
+  // with it; --repeat counts how often).
+  nlohmann::json freeze = nlohmann::json::array();
+  nlohmann::json pinned = nlohmann::json::array();
+  for (const ThreadAt& t : r.freeze) {
+    freeze.push_back(
+        {{"thread", t.thread}, {"op", t.op}, {"instant", t.instant}});
+    if (t.op == "idle" || t.instant == 0) continue;
+    TrialPlan p = r.plan;
+    PinPlan(t.thread, t.instant, &p);
+    pinned.push_back(ReplayCommand(o, p));
+  }
+  j["freeze"] = freeze;
+  j["pinned_replays"] = pinned;
+  // The registry's state at the snapshot, as the oracle verified it in
+  // the dump (each recorded redaction checked as marker bytes).
+  j["registry"] = {{"redactions_verified", r.redactions_verified},
+                   {"redacted_bytes_verified", r.redacted_bytes_verified},
+                   {"redactions_not_applied", r.redactions_not_applied}};
   return j;
 }
 

@@ -287,6 +287,9 @@ TEST_F(StressE2E, BadFlagsExitTwo) {
       "stress --max-instants 0",
       "stress --widen-us 20000",
       "stress --repeat 3",
+      "stress --pin rotator",
+      "stress --pin signer-7:3 --threads 2",
+      "stress --pin rotator:0",
       "stress --seed 1 --trial 0 --repeat 0",
       "repro --budget-s -1",
       "repro --alg rsa",
@@ -334,6 +337,65 @@ TEST_F(StressE2E, AllocInjectorFindsAWindowNoFailpointNames) {
                        d.path() + "/clean"),
             0)
       << ReadAll(d.path() + "/clean");
+}
+
+// A leak's sidecar records where each thread was when the dump froze it,
+// and for each thread inside an operation the replay that pins it there
+// (--pin THREAD:INSTANT: the alloc injector at that key-heap instant). The
+// rotator's pinned replay of the window above leaks in every run with the
+// regression, in none without it, and pinning a signing thread instead
+// does not leak: the record names the thread the leak needed.
+TEST_F(StressE2E, FreezeRecordPinsTheThreadTheLeakNeeded) {
+  TempDir d;
+  const std::string regression = "SIGRACE_TEST_REGRESSION=parse-via-heap-copy ";
+  const std::string r1 = d.path() + "/r1.json";
+  const std::string cmd =
+      regression + "'" + Bin() +
+      "' stress --variant fixed --alg eddsa --injectors alloc --key-pool 1 "
+      "--quiet --max-kept 0 --seed 7 --expect leak --trials 200 --out " +
+      d.path() + "/a --report-json " + r1 + " >'" + d.path() + "/log1' 2>&1";
+  const int st = system(cmd.c_str());
+  ASSERT_TRUE(WIFEXITED(st));
+  ASSERT_EQ(WEXITSTATUS(st), 0) << ReadAll(d.path() + "/log1");
+  const nlohmann::json first = ReadJson(r1)["cells"][0]["first_leak"];
+  ASSERT_TRUE(first.is_object());
+  const nlohmann::json sidecar = ReadJson(first["sidecar"].get<std::string>());
+  ASSERT_TRUE(sidecar.is_object());
+  std::string rotator_pin, signer_pin;
+  for (const nlohmann::json& t : sidecar["freeze"]) {
+    if (t["thread"] == "rotator") {
+      EXPECT_EQ(t["op"], "rotate");
+      EXPECT_GT(t["instant"].get<int>(), 0);
+    }
+  }
+  for (const nlohmann::json& p : sidecar["pinned_replays"]) {
+    const std::string c = p.get<std::string>();
+    ASSERT_EQ(c.rfind("sigrace stress ", 0), 0u) << c;
+    (c.find("--pin rotator:") != std::string::npos ? rotator_pin : signer_pin) =
+        c.substr(std::string("sigrace ").size());
+  }
+  ASSERT_FALSE(rotator_pin.empty()) << sidecar["pinned_replays"].dump();
+
+  auto leaks = [&](const std::string& env, const std::string& replay,
+                   const std::string& tag) {
+    const std::string report = d.path() + "/" + tag + ".json";
+    const std::string c = env + "'" + Bin() + "' " + replay +
+                          " --repeat 3 --expect clean --quiet --max-kept 0 "
+                          "--out " +
+                          d.path() + "/" + tag + " --report-json " + report +
+                          " >'" + d.path() + "/" + tag + ".log' 2>&1";
+    const int s = system(c.c_str());
+    EXPECT_TRUE(WIFEXITED(s) && WEXITSTATUS(s) <= 1)
+        << ReadAll(d.path() + "/" + tag + ".log");
+    const nlohmann::json j = ReadJson(report);
+    EXPECT_EQ(j["repeat"], 3) << ReadAll(d.path() + "/" + tag + ".log");
+    return j["totals"]["leak"].get<int>();
+  };
+  EXPECT_EQ(leaks(regression, rotator_pin, "pinned"), 3);
+  EXPECT_EQ(leaks("", rotator_pin, "pinned-clean"), 0);
+  if (!signer_pin.empty()) {
+    EXPECT_EQ(leaks(regression, signer_pin, "signer"), 0);
+  }
 }
 
 // The systematic mode counts what it visited out of what it saw.

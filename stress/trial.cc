@@ -103,7 +103,8 @@ std::string TrialPlan::Describe() const {
     s += " failpoint " + failpoint + "@" + std::to_string(hit);
     if (!thread.empty()) s += "#" + thread;
   } else if (injector == Injector::kAlloc) {
-    s += " op " + op + " instant " + std::to_string(instant) + "#" + thread;
+    s += " op " + op + (pinned ? " heap instant " : " instant ") +
+         std::to_string(instant) + "#" + thread;
   } else {
     if (injector == Injector::kAsync) s += " target " + thread;
     s += " delay " + std::to_string(delay_us) + "us";
@@ -213,6 +214,23 @@ TrialPlan PlanTrial(const PlanInputs& in, uint64_t trial) {
   return p;
 }
 
+void PinPlan(const std::string& thread, uint32_t instant, TrialPlan* p) {
+  p->injector = Injector::kAlloc;
+  p->thread = thread;
+  p->op = thread == "rotator" ? "rotate" : "sign";
+  if (thread.rfind("signer-", 0) == 0) {
+    p->target_signer =
+        static_cast<uint32_t>(std::stoul(thread.substr(sizeof("signer-") - 1)));
+  }
+  p->instant = instant;
+  p->failpoint.clear();
+  p->hit = 0;
+  p->per_signature = false;
+  p->delay_us = 0;
+  p->widen_us = 0;
+  p->pinned = true;
+}
+
 std::string PlanToJson(const TrialPlan& p) {
   return nlohmann::json{{"seed", p.seed},
                         {"trial", p.trial},
@@ -228,7 +246,8 @@ std::string PlanToJson(const TrialPlan& p) {
                         {"op", p.op},
                         {"instant", p.instant},
                         {"widen_us", p.widen_us},
-                        {"widen_seed", p.widen_seed}}
+                        {"widen_seed", p.widen_seed},
+                        {"pinned", p.pinned}}
       .dump();
 }
 
@@ -254,6 +273,7 @@ StatusOr<TrialPlan> PlanFromJson(std::string_view json) {
     p.instant = j.at("instant").get<uint32_t>();
     p.widen_us = j.at("widen_us").get<uint32_t>();
     p.widen_seed = j.at("widen_seed").get<uint64_t>();
+    p.pinned = j.at("pinned").get<bool>();
     return p;
   } catch (const nlohmann::json::exception&) {
     return InvalidArgumentError("malformed trial plan");

@@ -180,6 +180,9 @@ struct TrialPlan {
   // Window widening on every thread during the trial (not with kFailpoint).
   uint32_t widen_us = 0;
   uint64_t widen_seed = 0;
+  // A pinned replay (--pin): kAlloc whose instants are key-heap events
+  // only, as the freeze record counts them (stress/explore.h).
+  bool pinned = false;
 
   // "name=raise(SIGSEGV)@H#thread" for failpoint::Configure.
   std::string FailpointSpec(const char* action = "raise(SIGSEGV)") const;
@@ -188,6 +191,19 @@ struct TrialPlan {
 };
 
 TrialPlan PlanTrial(const PlanInputs& in, uint64_t trial);
+
+// Makes `plan` a pinned replay: the alloc injector on `thread` ("rotator"
+// or "signer-I") at key-heap instant `instant` of its operation (a
+// rotation on the rotator, a signature on a signing thread). The trial's
+// algorithm and claims stay as planned.
+void PinPlan(const std::string& thread, uint32_t instant, TrialPlan* plan);
+
+// Where a thread was when a dump froze it (the worker's freeze record).
+struct ThreadAt {
+  std::string thread;    // "signer-I" or "rotator"
+  std::string op;        // "sign", "rotate", or "idle"
+  uint32_t instant = 0;  // key-heap instants of that operation so far
+};
 
 // The plan as the driver sends it to its worker ("T" message): the driver
 // is the one place plans are made. Parse errors are InvalidArgument.

@@ -5,6 +5,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -36,6 +37,20 @@ using Clock = std::chrono::steady_clock;
 
 // Evaluated by Signer::Sign() before anything else of a signature.
 constexpr char kSignBegin[] = "sign.begin";
+
+// The freeze record: the handler's on_dump hook runs on the dumping thread
+// while every other thread is still frozen, and copies where each indexed
+// thread was (lock-free loads and stores only: async-signal-safe).
+ThreadPosition g_freeze_positions[kMaxExploreThreads];
+std::atomic<int> g_freeze_threads{0};
+std::atomic<uint64_t> g_freeze_sequence{0};
+static_assert(std::atomic<uint64_t>::is_always_lock_free);
+
+void RecordFreezePositions(const crashdump::DumpResult& result) {
+  ExploreSnapshotPositions(g_freeze_positions,
+                           g_freeze_threads.load(std::memory_order_relaxed));
+  g_freeze_sequence.store(result.sequence, std::memory_order_release);
+}
 
 nlohmann::json TsanJson() {
   const tsan::Counts c = tsan::Snapshot();
@@ -146,6 +161,9 @@ Status Worker::Setup() {
   ho.fatal = opts_.mode == Mode::kFatal;
   ho.target = ho.fatal ? crashdump::DumpTarget::Directory(dump_dir_)
                        : crashdump::DumpTarget::Memfd();
+  g_freeze_threads.store(
+      std::min<int>(static_cast<int>(opts_.threads) + 1, kMaxExploreThreads));
+  ho.on_dump = &RecordFreezePositions;
   ho.meta = "variant=" + variant_.name + "\nmode=" + ModeName(opts_.mode) +
             "\nseed=" + std::to_string(opts_.seed) + "\n";
   SIGRACE_RETURN_IF_ERROR(crashdump::InstallHandler(ho));
@@ -425,7 +443,9 @@ Status Worker::RunTrial(const TrialPlan& plan) {
     }
     arm.widen_us = plan.widen_us;
     arm.widen_seed = plan.widen_seed;
-    arm.failpoints = true;
+    // A pinned replay counts key-heap instants only, as the freeze record
+    // it came from did.
+    arm.failpoints = !plan.pinned;
     SIGRACE_RETURN_IF_ERROR(ExploreArm(arm));
   }
   if (opts_.mode == Mode::kFatal) SIGRACE_RETURN_IF_ERROR(SendNewKeys());
@@ -552,6 +572,21 @@ Status Worker::RunTrial(const TrialPlan& plan) {
   r["rotate_errors"] = rotate_errors_.load();
   r["tsan"] = TsanJson();
   r["cover"] = TakeCoverReport();
+  if (g_freeze_sequence.load(std::memory_order_acquire) == d.sequence) {
+    nlohmann::json freeze = nlohmann::json::array();
+    const int n = g_freeze_threads.load(std::memory_order_relaxed);
+    for (int i = 0; i < n; ++i) {
+      const ThreadPosition& t = g_freeze_positions[i];
+      const bool rotator = i == static_cast<int>(opts_.threads);
+      freeze.push_back({{"thread", rotator ? std::string("rotator")
+                                           : "signer-" + std::to_string(i)},
+                        {"op", !t.in_op  ? "idle"
+                               : rotator ? "rotate"
+                                         : "sign"},
+                        {"instant", t.instant}});
+    }
+    r["freeze"] = freeze;
+  }
   if (error.empty() && attempts != 1) {
     error = "expected exactly one dump, got " + std::to_string(attempts);
   }

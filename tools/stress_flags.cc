@@ -57,6 +57,12 @@ void AddStressFlags(CLI::App& app, StressOptions* o, StressFlagText* text) {
                  "of the runs leaked (a leak that needs another thread at "
                  "one instant may not replay every time)")
       ->capture_default_str();
+  app.add_option("--pin", text->pin,
+                 "THREAD:INSTANT (rotator:37, signer-0:12): every trial "
+                 "faults on that thread at that key-heap instant of its "
+                 "operation, where a leak's freeze record (its sidecar's "
+                 "`freeze` and `pinned_replays`) says a thread was; for a "
+                 "leak that needs a thread at one instant");
   app.add_option("--expect", text->expect,
                  "clean: any leak fails (exit 1); leak: no leak within the "
                  "budget fails (exit 1). Default: clean for fixed, leak for "
