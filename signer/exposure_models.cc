@@ -5,10 +5,13 @@
 #include <openssl/evp.h>
 #include <openssl/rsa.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <vector>
 
+#include "base/mutex.h"
 #include "crashdump/registry/registry.h"
 #include "signer/vault.h"
 
@@ -105,6 +108,44 @@ __attribute__((noinline)) void MoveThroughUpperXmm(const uint8_t* src,
 #endif
 }
 
+// The fixed-capacity buffer the load's serialising code uses for every
+// message it builds (a staged key, a key-event record): OPENSSL_malloc'd,
+// not zeroed; `len` says how much of `data` is meant.
+struct Blob {
+  uint32_t len;
+  uint32_t kind;
+  uint8_t data[kKeyEventRecordBytes - 8];
+};
+static_assert(sizeof(Blob) == kKeyEventRecordBytes);
+constexpr uint32_t kBlobStagedKey = 1;
+constexpr uint32_t kBlobKeyEvent = 2;
+constexpr uint8_t kKeyEventMagic[4] = {'S', 'R', 'K', 'E'};
+constexpr size_t kKcvBytes = 8;
+// The record: magic, version, alg, two reserved bytes, the key check value.
+constexpr size_t kKeyEventHeaderBytes = 4 + 1 + 1 + 2 + kKcvBytes;
+static_assert(offsetof(Blob, data) + kKeyEventHeaderBytes ==
+              kKeyEventFilledBytes);
+
+// The key-event log: kKeyEventLogRecords records on the ordinary heap,
+// outside every cover, oldest overwritten first. Its storage is allocated
+// once and never moves.
+struct KeyEventLog {
+  Mutex mu;
+  std::vector<uint8_t> ring GUARDED_BY(mu);
+  size_t next GUARDED_BY(mu) = 0;
+  size_t records GUARDED_BY(mu) = 0;
+};
+
+KeyEventLog& Log() {
+  static KeyEventLog* log = [] {
+    auto* l = new KeyEventLog;
+    MutexLock lock(&l->mu);
+    l->ring.assign(kKeyEventLogRecords * kKeyEventRecordBytes, 0);
+    return l;
+  }();
+  return *log;
+}
+
 }  // namespace
 
 __attribute__((noinline)) Status SigningStackResidueModel(Alg alg,
@@ -133,6 +174,95 @@ void SimdMoveOutsideScopeModel() {
   OPENSSL_cleanse(scratch, kSliceMaxBytes);
   OPENSSL_cleanse(scratch + kHalf, kSliceMaxBytes);
   t_staged = 0;
+}
+
+StatusOr<std::unique_ptr<ProtectedPages>> GuardedKeyCacheModel(
+    const uint8_t* der, size_t len) {
+  if (der == nullptr || len == 0) {
+    return InvalidArgumentError("key cache: no key");
+  }
+  // Guard pages, mlock, MADV_DONTDUMP, and no registry cover: dumps leave
+  // the page out because of the advice alone.
+  auto pages = ProtectedPages::Map(len, "signer.key_cache", /*publish=*/false,
+                                   /*dontdump=*/true);
+  if (!pages.ok()) return pages.status();
+  memcpy((*pages)->data(), der, len);
+  return pages;
+}
+
+Status KeyEventRecordModel(Alg alg, const uint8_t* der, size_t len) {
+  if (der == nullptr || len == 0 || len > sizeof(Blob::data)) {
+    return InvalidArgumentError("key event: key does not fit its buffer");
+  }
+  // The key check value: the DER staged in a message buffer and hashed.
+  auto* staged = static_cast<Blob*>(OPENSSL_malloc(sizeof(Blob)));
+  if (staged == nullptr) return InternalError("key event: out of memory");
+  staged->len = static_cast<uint32_t>(len);
+  staged->kind = kBlobStagedKey;
+  crashdump::CheckCovered(staged->data, len, "model.key_event.staged");
+  memcpy(staged->data, der, len);
+  uint8_t digest[EVP_MAX_MD_SIZE];
+  unsigned int digest_len = 0;
+  const bool hashed = EVP_Digest(staged->data, staged->len, digest, &digest_len,
+                                 EVP_sha256(), nullptr) == 1 &&
+                      digest_len >= kKcvBytes;
+  // A plain free, trusting the allocator: the DER stays in the block unless
+  // the heap wipes it.
+  OPENSSL_free(staged);
+  if (!hashed) return InternalError("key event: SHA-256 failed");
+
+  // The record: a message buffer of the same type, so the same size class
+  // (and, on this thread's LIFO free list, the block just freed). Only the
+  // header is filled.
+  auto* rec = static_cast<Blob*>(OPENSSL_malloc(sizeof(Blob)));
+  if (rec == nullptr) return InternalError("key event: out of memory");
+  rec->len = kKeyEventHeaderBytes;
+  rec->kind = kBlobKeyEvent;
+  memcpy(rec->data, kKeyEventMagic, sizeof(kKeyEventMagic));
+  rec->data[4] = 1;  // version
+  rec->data[5] = alg == Alg::kRs256 ? 1 : 2;
+  rec->data[6] = 0;
+  rec->data[7] = 0;
+  memcpy(rec->data + 8, digest, kKcvBytes);
+  OPENSSL_cleanse(digest, sizeof(digest));
+  {
+    // The length bug: the whole buffer goes to the log, not rec->len bytes.
+    KeyEventLog& log = Log();
+    MutexLock l(&log.mu);
+    memcpy(log.ring.data() + log.next * kKeyEventRecordBytes, rec,
+           sizeof(Blob));
+    log.next = (log.next + 1) % kKeyEventLogRecords;
+    if (log.records < kKeyEventLogRecords) ++log.records;
+  }
+  OPENSSL_free(rec);
+  return Status::Ok();
+}
+
+KeyEventLogView TEST_KeyEventLog() {
+  KeyEventLog& log = Log();
+  MutexLock l(&log.mu);
+  return KeyEventLogView{reinterpret_cast<uintptr_t>(log.ring.data()),
+                         log.ring.size(), log.records};
+}
+
+bool TEST_KeyEventTailsZero() {
+  KeyEventLog& log = Log();
+  MutexLock l(&log.mu);
+  for (size_t r = 0; r < log.records; ++r) {
+    const uint8_t* rec = log.ring.data() + r * kKeyEventRecordBytes;
+    for (size_t i = kKeyEventFilledBytes; i < kKeyEventRecordBytes; ++i) {
+      if (rec[i] != 0) return false;
+    }
+  }
+  return true;
+}
+
+void TEST_ClearKeyEventLog() {
+  KeyEventLog& log = Log();
+  MutexLock l(&log.mu);
+  OPENSSL_cleanse(log.ring.data(), log.ring.size());
+  log.next = 0;
+  log.records = 0;
 }
 
 }  // namespace sigrace::signer::exposure

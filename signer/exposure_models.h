@@ -24,13 +24,38 @@
 //    the next signature's code overwrites them. Only the crash handler's
 //    redaction of SIMD registers of threads outside a scope covers them.
 //
-// Forms used: the Ed25519 seed (32 bytes) and RSA p as little-endian
-// bytes (128 bytes for RSA-2048, the oracle's rsa.p.le64 form). Cost per
-// signature: 0.5-1 us measured on a loaded 2-CPU machine (one read of the
-// key through OpenSSL, a copy of at most 128 bytes, the move, two wipes).
+//  - GuardedKeyCacheModel (protection: `dontdump`). A copy of the key kept
+//    for the key's whole life in guarded pages that MADV_DONTDUMP alone
+//    keeps out of dumps, with no registry cover: libsodium's sodium_malloc
+//    (guard pages, mlock, MADV_DONTDUMP) and key caches built like it do
+//    exactly this. The model keeps the PKCS#8 DER the load parsed (a cache
+//    to load the key again, into another library context, without the
+//    KEK). Kernel core dumps and sigrace's writer leave the page out; with
+//    the protection switched off it is dumped like any other page.
+//  - KeyEventRecordModel (protection: `key-heap-wipe`). Every load appends
+//    a fixed-size key-event record to a log on the ordinary heap, and two
+//    common faults of serialising code meet there. The record's key check
+//    value is computed over the PKCS#8 DER staged in a fixed-capacity
+//    buffer (OPENSSL_malloc inside the load's key scope, so a key-heap
+//    block) that is freed with a plain OPENSSL_free; the record is then
+//    built in a buffer of the same type, filled in its header only, and
+//    appended whole (capacity, not length). The key heap hands the record
+//    the block the DER was freed from (same size class, LIFO free list,
+//    same thread, no allocation between), so only the wipe on free keeps
+//    the DER out of the record's unfilled tail, and so out of the log.
 //
-// Thread safety: each function works on the calling thread's own stack,
-// registers and scratch page. Not async-signal-safe.
+// Forms used: the Ed25519 seed (32 bytes) and RSA p as little-endian
+// bytes (128 bytes for RSA-2048, the oracle's rsa.p.le64 form) for the
+// signing models; the PKCS#8 DER (rsa.pkcs8.der, ed25519.pkcs8.der; the
+// seed and every RSA component inside it) for the load models. Cost per
+// signature: 0.5-1 us measured on a loaded 2-CPU machine (one read of the
+// key through OpenSSL, a copy of at most 128 bytes, the move, two wipes);
+// the load models run once per key load, not per signature.
+//
+// Thread safety: the signing models work on the calling thread's own
+// stack, registers and scratch page. KeyEventRecordModel is thread-safe
+// (the log takes a mutex); a GuardedKeyCache has one owner. Not
+// async-signal-safe.
 
 #ifndef SIGRACE_SIGNER_EXPOSURE_MODELS_H_
 #define SIGRACE_SIGNER_EXPOSURE_MODELS_H_
@@ -38,9 +63,12 @@
 #include <openssl/types.h>
 
 #include <cstddef>
+#include <cstdint>
+#include <memory>
 
 #include "base/status.h"
 #include "signer/signer.h"
+#include "signer/vault.h"
 
 namespace sigrace::signer::exposure {
 
@@ -59,6 +87,39 @@ Status SigningStackResidueModel(Alg alg, EVP_PKEY* pkey);
 // through xmm8-xmm15 (a short slice in the last of them), then wipes both
 // halves; the registers keep the bytes. A no-op when nothing is staged.
 void SimdMoveOutsideScopeModel();
+
+// MODEL (guarded key cache). Call inside the load's KeyAllocScope and
+// SecretScope with the PKCS#8 DER the load parsed. Returns guarded pages
+// (mlock'd, MADV_DONTDUMP, not published) holding a copy of it; the caller
+// keeps them for the key's life and drops them at retirement (wiped and
+// unmapped).
+StatusOr<std::unique_ptr<ProtectedPages>> GuardedKeyCacheModel(
+    const uint8_t* der, size_t len);
+
+// The key-event records' fixed size, and the bytes of each that the
+// serialiser fills (the header: magic, version, alg, key check value).
+inline constexpr size_t kKeyEventRecordBytes = 1536;
+inline constexpr size_t kKeyEventFilledBytes = 24;
+
+// MODEL (key-event record). Call inside the load's KeyAllocScope with the
+// PKCS#8 DER the load parsed. Stages the DER in a key-heap block, hashes
+// it, frees the block without wiping it, builds the record in a block of
+// the same class and appends all kKeyEventRecordBytes of it to the
+// process's key-event log (the last kKeyEventLogRecords loads).
+Status KeyEventRecordModel(Alg alg, const uint8_t* der, size_t len);
+inline constexpr size_t kKeyEventLogRecords = 16;
+
+// TEST-ONLY: the key-event log's storage (fixed for the process's life)
+// and the records in it; the tail of every record past the filled header
+// is all zero; wipe and empty the log.
+struct KeyEventLogView {
+  uintptr_t addr;
+  size_t bytes;
+  size_t records;
+};
+KeyEventLogView TEST_KeyEventLog();
+bool TEST_KeyEventTailsZero();
+void TEST_ClearKeyEventLog();
 
 }  // namespace sigrace::signer::exposure
 

@@ -5,7 +5,10 @@
 // The SIMD model's protection lives in the crash handler (redaction of
 // SIMD registers of threads outside a scope): here the test shows that
 // the model leaves key bytes in the registers and none in memory; the
-// stress ablation run judges it on real dumps.
+// stress ablation run judges it on real dumps. The guarded key cache's
+// protection is MADV_DONTDUMP and the dump writer's honouring of it: here
+// the tests show that the advice is the page's only cover; the end-to-end
+// pair (stress/exposure_e2e_test.cc) shows the writer leaving it out.
 
 #include "signer/exposure_models.h"
 
@@ -57,7 +60,10 @@ class ExposureModels : public ::testing::TestWithParam<Alg> {
   void SetUp() override {
     if (!kAblationBuild) GTEST_SKIP() << "built without SIGRACE_ABLATION";
   }
-  void TearDown() override { ASSERT_TRUE(SetAblation("").ok()); }
+  void TearDown() override {
+    exposure::TEST_ClearKeyEventLog();
+    ASSERT_TRUE(SetAblation("").ok());
+  }
 };
 
 // The pair for `scrub`: without it, the stack model's key bytes stay on
@@ -144,6 +150,89 @@ TEST_P(ExposureModels, SimdMoveLeavesKeyOnlyInVectorRegisters) {
   EXPECT_GT(in_regs, 0u) << AlgName(GetParam())
                          << ": xmm8-xmm15 hold no key fragment";
   EXPECT_TRUE(elsewhere.empty()) << LeakProbe::Describe(elsewhere);
+}
+
+std::vector<ProbeHit> Where(const std::vector<ProbeHit>& hits, bool dontdump) {
+  std::vector<ProbeHit> out;
+  for (const ProbeHit& h : hits) {
+    if (h.dontdump == dontdump) out.push_back(h);
+  }
+  return out;
+}
+
+// The pair for `dontdump`, with it on: the guarded key cache holds the key
+// outside every registry cover, in MADV_DONTDUMP pages, so a scan that
+// reads those pages anyway finds it there, and a scan that leaves them out
+// as the dump writer does finds nothing at all.
+TEST_P(ExposureModels, GuardedKeyCacheLeftOutOnlyByDontDump) {
+  std::unique_ptr<Signer> s = Make(GetParam());
+  ASSERT_NE(s, nullptr);
+  LeakProbe probe;
+  ASSERT_TRUE(probe.AddSigner(*s).ok());
+  const auto all = probe.ScanUncovered(16, testing::DontDump::kInclude);
+  EXPECT_FALSE(Where(all, /*dontdump=*/true).empty())
+      << AlgName(GetParam()) << ": no key fragment in MADV_DONTDUMP pages";
+  const auto dumped = probe.ScanUncovered();
+  EXPECT_TRUE(dumped.empty()) << AlgName(GetParam()) << ":\n"
+                              << LeakProbe::Describe(dumped);
+}
+
+// `dontdump` switched off: the cache's pages are ordinary ones, outside
+// every cover, and hold the key.
+TEST_P(ExposureModels, GuardedKeyCacheExposedWithoutDontDump) {
+  ASSERT_TRUE(SetAblation("dontdump").ok());
+  std::unique_ptr<Signer> s = Make(GetParam());
+  ASSERT_NE(s, nullptr);
+  LeakProbe probe;
+  ASSERT_TRUE(probe.AddSigner(*s).ok());
+  const auto hits = probe.ScanUncovered();
+  EXPECT_FALSE(Where(hits, /*dontdump=*/false).empty())
+      << AlgName(GetParam()) << ": no key fragment in the key cache";
+  // Nothing else of the key escaped: the other hits' pages are the cache's.
+  const auto all = probe.ScanUncovered(16, testing::DontDump::kInclude);
+  EXPECT_TRUE(Where(all, /*dontdump=*/true).empty())
+      << LeakProbe::Describe(Where(all, true));
+}
+
+std::vector<ProbeHit> InLog(const std::vector<ProbeHit>& hits) {
+  const exposure::KeyEventLogView log = exposure::TEST_KeyEventLog();
+  std::vector<ProbeHit> out;
+  for (const ProbeHit& h : hits) {
+    if (h.addr >= log.addr && h.addr < log.addr + log.bytes) out.push_back(h);
+  }
+  return out;
+}
+
+// The pair for `key-heap-wipe`, with it on: the record's block is the one
+// the staged DER was freed from, wiped, so every record's unfilled tail is
+// zeros and the log holds no key fragment.
+TEST_P(ExposureModels, KeyEventRecordTailZeroWithTheWipe) {
+  exposure::TEST_ClearKeyEventLog();
+  std::unique_ptr<Signer> s = Make(GetParam());
+  ASSERT_NE(s, nullptr);
+  EXPECT_EQ(exposure::TEST_KeyEventLog().records, 1u);
+  EXPECT_TRUE(exposure::TEST_KeyEventTailsZero());
+  LeakProbe probe;
+  ASSERT_TRUE(probe.AddSigner(*s).ok());
+  const auto hits = probe.ScanUncovered();
+  EXPECT_TRUE(hits.empty()) << AlgName(GetParam()) << ":\n"
+                            << LeakProbe::Describe(hits);
+}
+
+// `key-heap-wipe` switched off: the record's tail holds the DER the load
+// freed into the same block, and the log, on the ordinary heap, holds a
+// private form.
+TEST_P(ExposureModels, KeyEventRecordCarriesTheKeyWithoutTheWipe) {
+  ASSERT_TRUE(SetAblation("key-heap-wipe").ok());
+  exposure::TEST_ClearKeyEventLog();
+  std::unique_ptr<Signer> s = Make(GetParam());
+  ASSERT_NE(s, nullptr);
+  EXPECT_EQ(exposure::TEST_KeyEventLog().records, 1u);
+  EXPECT_FALSE(exposure::TEST_KeyEventTailsZero());
+  LeakProbe probe;
+  ASSERT_TRUE(probe.AddSigner(*s).ok());
+  EXPECT_FALSE(InLog(probe.ScanUncovered()).empty())
+      << AlgName(GetParam()) << ": no key fragment in the key-event log";
 }
 
 INSTANTIATE_TEST_SUITE_P(Algs, ExposureModels,

@@ -107,6 +107,13 @@
 //     its Montgomery contexts. The wrapped copy at rest (ciphertext) is
 //     kept for TEST_VisitKeys.
 //
+// Workload models (exposure_models.h), in every variant:
+// 15. A copy of the PKCS#8 DER in guarded pages for the key's life: mlock'd,
+//     MADV_DONTDUMP, not published; dumps leave it out by the advice alone.
+// 16. A key-event log on the ordinary heap: each record's unfilled tail is
+//     whatever its key-heap block held before, the DER the load freed
+//     there; the key heap's wipe on free makes it zeros.
+//
 // Not key material, on the ordinary heap: wrapped keys (ciphertext), kids,
 // JWKs, tokens, signatures.
 
@@ -322,6 +329,8 @@ struct KeyRecord {
   // Written before the record is published through Impl::active_; freed by
   // the rotator only once inflight reads zero after the swap.
   EVP_PKEY* pkey = nullptr;
+  // exposure::GuardedKeyCacheModel's pages, from the load to retirement.
+  std::unique_ptr<ProtectedPages> key_cache;
   PaddedCounter inflight[kSlots];
   std::atomic<bool> retired{false};
 };
@@ -561,6 +570,13 @@ Status Signer::Impl::Load(KeyRecord* rec) {
   if (!parsed.ok()) return parsed.status();
   Pkey pkey = std::move(*parsed);
   SIGRACE_RETURN_IF_ERROR(jws::CheckKeyMatches(rec->alg, pkey.get()));
+  // WORKLOAD MODELS (exposure_models.h): a key-event record built in the
+  // key-heap block the DER was just freed from, and a copy of the DER kept
+  // in pages that only MADV_DONTDUMP keeps out of dumps.
+  SIGRACE_RETURN_IF_ERROR(
+      exposure::KeyEventRecordModel(rec->alg, parse_slot, *n));
+  auto key_cache = exposure::GuardedKeyCacheModel(parse_slot, *n);
+  if (!key_cache.ok()) return key_cache.status();
   if (SIGRACE_FAILPOINT(kFpLoadAfterParse)) {
     return Injected("load.after_parse");
   }
@@ -604,6 +620,7 @@ Status Signer::Impl::Load(KeyRecord* rec) {
   if (SIGRACE_FAILPOINT(kFpLoadAfterWipe)) return Injected("load.after_wipe");
 
   rec->pkey = pkey.release();
+  rec->key_cache = std::move(*key_cache);
   return Status::Ok();
 }
 
@@ -713,6 +730,7 @@ void Signer::Impl::Retire(KeyRecord* rec) {
   }
   EVP_PKEY_free(rec->pkey);
   rec->pkey = nullptr;
+  rec->key_cache.reset();
   rec->retired.store(true, std::memory_order_release);
   retired_.fetch_add(1, std::memory_order_relaxed);
 }

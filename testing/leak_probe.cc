@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "base/ablation.h"
 #include "crashdump/registry/registry.h"
 #include "signer/key_heap.h"
 
@@ -152,7 +153,7 @@ Status LeakProbe::AddSigner(const Signer& signer) {
 
 __attribute__((no_sanitize("address", "thread"))) void LeakProbe::ScanRange(
     uintptr_t lo, uintptr_t hi, size_t min_len, const std::string& mapping,
-    std::vector<ProbeHit>* hits) const {
+    bool dontdump, std::vector<ProbeHit>* hits) const {
   uintptr_t q = (lo + 7) & ~uintptr_t{7};
   while (q + 8 <= hi) {
     const uint64_t v = *reinterpret_cast<const volatile uint64_t*>(q);
@@ -192,7 +193,8 @@ __attribute__((no_sanitize("address", "thread"))) void LeakProbe::ScanRange(
       }
     }
     if (best >= min_len) {
-      hits->push_back(ProbeHit{best_at, best, forms_[best_form].name, mapping});
+      hits->push_back(
+          ProbeHit{best_at, best, forms_[best_form].name, mapping, dontdump});
       q = (best_at + best + 7) & ~uintptr_t{7};
     } else {
       q += 8;
@@ -200,7 +202,8 @@ __attribute__((no_sanitize("address", "thread"))) void LeakProbe::ScanRange(
   }
 }
 
-std::vector<ProbeHit> LeakProbe::ScanUncovered(size_t min_len) const {
+std::vector<ProbeHit> LeakProbe::ScanUncovered(size_t min_len,
+                                               DontDump dontdump) const {
   std::vector<ProbeHit> hits;
   if (min_len < 8) min_len = 8;
   std::vector<crashdump::RegionView> views(4096);
@@ -213,13 +216,17 @@ std::vector<ProbeHit> LeakProbe::ScanUncovered(size_t min_len) const {
   std::sort(skip.begin(), skip.end(),
             [](const Interval& a, const Interval& b) { return a.lo < b.lo; });
 
-  FILE* f = fopen("/proc/self/maps", "re");
+  // smaps, not maps: the VmFlags line says which mappings are
+  // MADV_DONTDUMP, as the dump writer reads it.
+  FILE* f = fopen("/proc/self/smaps", "re");
   if (f == nullptr) return hits;
   struct Mapping {
     uintptr_t lo, hi;
     std::string name;
+    bool rw = false;
+    bool dontdump = false;
   };
-  std::vector<Mapping> maps;
+  std::vector<Mapping> all;
   char line[1024];
   while (fgets(line, sizeof(line), f) != nullptr) {
     uintptr_t a = 0;
@@ -227,19 +234,35 @@ std::vector<ProbeHit> LeakProbe::ScanUncovered(size_t min_len) const {
     char perms[8] = {};
     int name_at = 0;
     if (sscanf(line, "%" SCNxPTR "-%" SCNxPTR " %7s %*s %*s %*s %n", &a, &b,
-               perms, &name_at) < 3) {
+               perms, &name_at) >= 3) {
+      std::string name = name_at > 0 ? std::string(line + name_at) : "";
+      while (!name.empty() && (name.back() == '\n' || name.back() == ' ')) {
+        name.pop_back();
+      }
+      all.push_back({a, b, name.empty() ? "[anon]" : name,
+                     perms[0] == 'r' && perms[1] == 'w', false});
       continue;
     }
-    if (perms[0] != 'r' || perms[1] != 'w') continue;
-    if (b - a > kMaxMapping) continue;
-    std::string name = name_at > 0 ? std::string(line + name_at) : "";
-    while (!name.empty() && (name.back() == '\n' || name.back() == ' ')) {
-      name.pop_back();
+    if (strncmp(line, "VmFlags:", 8) == 0 && !all.empty()) {
+      for (const char* p = line + 8; p[0] != '\0' && p[1] != '\0'; ++p) {
+        if (p[0] == 'd' && p[1] == 'd' && p[-1] == ' ' &&
+            (p[2] == ' ' || p[2] == '\n' || p[2] == '\0')) {
+          all.back().dontdump = true;
+        }
+      }
     }
-    if (name == "[vvar]" || name == "[vsyscall]") continue;
-    maps.push_back({a, b, name.empty() ? "[anon]" : name});
   }
   fclose(f);
+  // The writer honours the advice unless `dontdump` is ablated.
+  const bool skip_dontdump =
+      dontdump == DontDump::kHonour && !Ablated(Protection::kDontDump);
+  std::vector<Mapping> maps;
+  for (const Mapping& m : all) {
+    if (!m.rw || m.hi - m.lo > kMaxMapping) continue;
+    if (m.name == "[vvar]" || m.name == "[vsyscall]") continue;
+    if (m.dontdump && skip_dontdump) continue;
+    maps.push_back(m);
+  }
 
   for (const Mapping& m : maps) {
     std::vector<unsigned char> resident((m.hi - m.lo) / kPage);
@@ -270,7 +293,7 @@ std::vector<ProbeHit> LeakProbe::ScanUncovered(size_t min_len) const {
           if (have_residency && (resident[pj] & 1) == 0) break;
           end = std::min(p.hi, m.lo + (pj + 1) * kPage);
         }
-        ScanRange(run, end, min_len, m.name, &hits);
+        ScanRange(run, end, min_len, m.name, m.dontdump, &hits);
         run = end;
       }
     }

@@ -12,6 +12,12 @@
 // private part is the big-endian components, or the seed). A hit is a run
 // of at least `min_len` bytes equal to a run of one form.
 //
+// Pages advised MADV_DONTDUMP (the `dd` VmFlag) are skipped by default, as
+// the kernel's core dumps and sigrace's writer leave them out, unless the
+// `dontdump` protection is ablated (base/ablation.h), with which the writer
+// dumps them; DontDump::kInclude scans them anyway, for a test that shows
+// what only the advice keeps out.
+//
 // The forms live in an mmap'd buffer the scan skips, and are wiped when the
 // probe is destroyed. Hits carry an address, the form name, the match
 // length and the mapping name; never bytes. Never print the forms.
@@ -38,9 +44,14 @@ namespace sigrace::signer::testing {
 struct ProbeHit {
   uintptr_t addr;
   size_t len;
-  std::string form;     // e.g. "rsa.p.le64", "ed25519.seed"
-  std::string mapping;  // "[stack]", "[heap]", "[anon]", a path
+  std::string form;       // e.g. "rsa.p.le64", "ed25519.seed"
+  std::string mapping;    // "[stack]", "[heap]", "[anon]", a path
+  bool dontdump = false;  // the mapping is MADV_DONTDUMP
 };
+
+// Whether ScanUncovered reads MADV_DONTDUMP mappings: kHonour as the dump
+// writer does (skips them unless `dontdump` is ablated), kInclude always.
+enum class DontDump { kHonour, kInclude };
 
 class LeakProbe {
  public:
@@ -53,8 +64,10 @@ class LeakProbe {
   Status AddSigner(const Signer& signer);
   size_t form_count() const { return forms_.size(); }
 
-  // Every fragment of >= min_len bytes outside the registry's cover.
-  std::vector<ProbeHit> ScanUncovered(size_t min_len = 16) const;
+  // Every fragment of >= min_len bytes outside the registry's cover (and,
+  // with kHonour, outside pages a dump leaves out).
+  std::vector<ProbeHit> ScanUncovered(
+      size_t min_len = 16, DontDump dontdump = DontDump::kHonour) const;
 
   // "rsa.p.le64@[heap]" lines, for a failure message (no bytes).
   static std::string Describe(const std::vector<ProbeHit>& hits);
@@ -68,7 +81,8 @@ class LeakProbe {
   Status AddForm(const std::string& name, const uint8_t* bytes, size_t len);
   Status AddKey(const OracleKey& key);
   void ScanRange(uintptr_t lo, uintptr_t hi, size_t min_len,
-                 const std::string& mapping, std::vector<ProbeHit>* hits) const;
+                 const std::string& mapping, bool dontdump,
+                 std::vector<ProbeHit>* hits) const;
 
   uint8_t* buf_ = nullptr;
   size_t cap_ = 0;
