@@ -157,8 +157,8 @@ TEST_F(ExposureE2E, KeyHeapWipeOffLeaksThroughTheKeyEventRecord) {
       // seed (PKCS#8 bytes 16-47), for RSA the DER from byte 16 to its end.
       const bool seed = form == "ed25519.seed" && off == 0 && len == 32;
       const bool der = form == "rsa.pkcs8.der" && off == 16 && len > 1000;
-      EXPECT_TRUE(seed || der) << c.alg << ": " << form << "+" << off << " ("
-                               << len << " bytes)";
+      EXPECT_TRUE(seed || der)
+          << c.alg << ": " << form << "+" << off << " (" << len << " bytes)";
       // The log, not a page of its own.
       EXPECT_GT(RegionBytes(x["region"].get<std::string>()), 4096u) << c.alg;
       EXPECT_FALSE(x["redacted"].get<bool>()) << c.alg;
@@ -173,8 +173,7 @@ TEST_F(ExposureE2E, KeyHeapWipeOffLeaksThroughTheKeyEventRecord) {
 TEST_F(ExposureE2E, EveryProtectionOnIsCleanAtTheSameSeedAndFault) {
   for (const Cell& c : kCells) {
     TempDir d;
-    EXPECT_EQ(RunFixed("", c, "clean", d), 0) << c.alg << " " << c.mode
-                                              << ":\n"
+    EXPECT_EQ(RunFixed("", c, "clean", d), 0) << c.alg << " " << c.mode << ":\n"
                                               << ReadAll(d.path() + "/log");
   }
 }
