@@ -21,7 +21,7 @@ constexpr char kFixedLiveKeyPool[] = "2";
 constexpr uint64_t kFixedLiveParts = 2;
 // fixed's TSan rows run at this niceness: they take the CPU the other
 // rows leave, not theirs.
-constexpr int kTsanFixedNice = 10;
+constexpr int kTsanFixedNice = 19;
 
 // What one job adds to the arguments every job shares.
 struct JobRequest {

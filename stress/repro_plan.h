@@ -41,7 +41,7 @@ struct ReproOptions {
   // the budget, so they take only what the other rows leave), at most
   // tsan_fixed_max.
   uint64_t tsan_fixed_trials = 4;
-  uint64_t tsan_fixed_max = 400;
+  uint64_t tsan_fixed_max = 100;
   // fixed's two live rows run from the start for the whole budget, beside
   // `jobs` other rows at a time.
   uint32_t jobs = 2;
