@@ -1,4 +1,5 @@
-// Tokens per second: raw OpenSSL vs the model signer with `fixed`.
+// Tokens per second: raw OpenSSL vs the model signer with `fixed`; and the
+// cost of deterministic key generation (test builds) against random.
 //
 // Raw: EVP_MD_CTX_new + EVP_DigestSignInit + EVP_DigestSign over a signing
 // input of a token's size, with a key generated once and shared by every
@@ -22,7 +23,9 @@
 #include <memory>
 #include <string>
 
+#include "signer/deterministic_keygen.h"
 #include "signer/jws.h"
+#include "signer/key_heap.h"
 #include "signer/signer.h"
 
 namespace sigrace::signer {
@@ -148,6 +151,39 @@ void BM_Interleaved(benchmark::State& state, Alg alg) {
       benchmark::Counter(raw_rate > 0 ? fixed_rate / raw_rate : 0,
                          benchmark::Counter::kAvgThreads);
 }
+
+// Key generation from OpenSSL's DRBG vs from a deterministic stream
+// (SignerOptions::TEST_key_seed, test builds only): each iteration a new
+// generation, so RSA's prime search varies as it does for random keys.
+// Both inside a KeyAllocScope, as the signer generates.
+void BM_Keygen(benchmark::State& state, Alg alg, bool deterministic) {
+  if (deterministic && !kDeterministicKeygenBuild) {
+    state.SkipWithError("deterministic keygen needs SIGRACE_ABLATION");
+    return;
+  }
+  uint64_t generation = 0;
+  for (auto _ : state) {
+    KeyAllocScope alloc;
+    const KeyStreamId id{0x5eed, alg, generation++};
+    StatusOr<UniquePkey> k = GenerateKey(alg, deterministic ? &id : nullptr);
+    if (!k.ok()) {
+      state.SkipWithError(k.status().ToString().c_str());
+      return;
+    }
+    benchmark::DoNotOptimize(k->get());
+  }
+}
+
+BENCHMARK_CAPTURE(BM_Keygen, rs256_random, Alg::kRs256, false)
+    ->Iterations(40)
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_Keygen, rs256_deterministic, Alg::kRs256, true)
+    ->Iterations(40)
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_Keygen, eddsa_random, Alg::kEdDsa, false)
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_Keygen, eddsa_deterministic, Alg::kEdDsa, true)
+    ->Unit(benchmark::kMicrosecond);
 
 BENCHMARK_CAPTURE(BM_Raw, rs256, Alg::kRs256)
     ->Threads(1)

@@ -19,6 +19,7 @@
 #include "base/failpoint.h"
 #include "base/mutex.h"
 #include "crashdump/registry/registry.h"
+#include "signer/deterministic_keygen.h"
 #include "signer/exposure_models.h"
 #include "signer/jws.h"
 #include "signer/key_heap.h"
@@ -73,7 +74,10 @@
 //  9. The DRBG that produced the key: OpenSSL's heap, outside our cover.
 //     It is not key material: the DRBG updates its state after every
 //     generate (SP 800-90A backtracking resistance), so the state left
-//     behind cannot reproduce the key.
+//     behind cannot reproduce the key. With SignerOptions::TEST_key_seed
+//     (test builds) the key comes from a deterministic stream instead,
+//     whose state is key material: one key-heap block inside the keygen's
+//     KeyAllocScope, wiped when the keygen ends (deterministic_keygen.h).
 //
 // Signing:
 // 10. The key object: as 4 and 6; read only.
@@ -201,13 +205,7 @@ static_assert(kScrubRs256Bytes < crashdump::kDefaultSecretStackDepth);
 constexpr size_t kShallowScopeBytes = 256;
 constexpr char kWarmupInput[] = "sigrace warm-up";
 
-struct PkeyDeleter {
-  void operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); }
-};
-using Pkey = std::unique_ptr<EVP_PKEY, PkeyDeleter>;
-struct P8Deleter {
-  void operator()(PKCS8_PRIV_KEY_INFO* p) const { PKCS8_PRIV_KEY_INFO_free(p); }
-};
+using Pkey = UniquePkey;
 
 size_t AlgIndex(Alg alg) { return alg == Alg::kRs256 ? 0 : 1; }
 
@@ -244,15 +242,6 @@ __attribute__((noinline)) void ScrubStackAndRegisters() {
 }
 
 void TornBetween() { (void)SIGRACE_FAILPOINT(kFpWindowTornUpdate); }
-
-// A fresh key; the caller holds the KeyAllocScope and SecretScope.
-StatusOr<Pkey> GenerateKey(Alg alg) {
-  Pkey pkey(alg == Alg::kRs256
-                ? EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", size_t{2048})
-                : EVP_PKEY_Q_keygen(nullptr, nullptr, "ED25519"));
-  if (!pkey) return InternalError("key generation failed");
-  return pkey;
-}
 
 // Parses PKCS#8 DER. The parse opens its own KeyAllocScope so that the
 // private numbers it allocates land in the key heap whoever calls it (the
@@ -338,7 +327,11 @@ struct KeyRecord {
 class Signer::Impl {
  public:
   explicit Impl(const SignerOptions& opts)
-      : variant_(opts.variant), on_key_added_(opts.TEST_on_key_added) {}
+      : variant_(opts.variant),
+        on_key_added_(opts.TEST_on_key_added),
+        on_keygen_begin_(opts.TEST_on_keygen_begin),
+        key_seed_(kDeterministicKeygenBuild ? opts.TEST_key_seed
+                                            : std::nullopt) {}
   ~Impl();
 
   Status Init(const SignerOptions& opts);
@@ -376,6 +369,10 @@ class Signer::Impl {
 
   const Variant variant_;
   const std::function<void()> on_key_added_;
+  const std::function<void(const KeygenAnnouncement&)> on_keygen_begin_;
+  // SignerOptions::TEST_key_seed; always empty without deterministic
+  // keygen in the build.
+  const std::optional<uint64_t> key_seed_;
   std::unique_ptr<Vault> vault_;
   SecureHeapInfo secure_heap_;
   std::string run_id_;
@@ -427,7 +424,8 @@ Status Signer::Impl::Init(const SignerOptions& opts) {
     KeyAllocScope alloc;
     crashdump::SecretScope secret;
     for (size_t i = 0; i < opts.TEST_key_pool; ++i) {
-      auto k = GenerateKey(alg);
+      const KeyStreamId id{key_seed_.value_or(0), alg, i};
+      auto k = GenerateKey(alg, key_seed_ ? &id : nullptr);
       if (!k.ok()) return k.status();
       pool_[AlgIndex(alg)].push_back(std::move(*k));
     }
@@ -453,7 +451,8 @@ StatusOr<Pkey> Signer::Impl::NewKeyMaterial(Alg alg, uint64_t generation) {
     if (EVP_PKEY_up_ref(k) != 1) return InternalError("EVP_PKEY_up_ref");
     return Pkey(k);
   }
-  return GenerateKey(alg);
+  const KeyStreamId id{key_seed_.value_or(0), alg, generation};
+  return GenerateKey(alg, key_seed_ ? &id : nullptr);
 }
 
 StatusOr<std::unique_ptr<KeyRecord>> Signer::Impl::Generate(
@@ -464,6 +463,14 @@ StatusOr<std::unique_ptr<KeyRecord>> Signer::Impl::Generate(
   rec->kid =
       Lower(AlgName(alg)) + "-" + run_id_ + "-" + std::to_string(generation);
   rec->header_b64 = jws::Base64UrlEncode(jws::HeaderJson(alg, rec->kid));
+  if (on_keygen_begin_) {
+    // Before any key byte exists: an oracle that hears of the key now can
+    // make it itself if this process dies before it is handed over.
+    const size_t pool = pool_[AlgIndex(alg)].size();
+    on_keygen_begin_(
+        KeygenAnnouncement{alg, rec->kid, generation, key_seed_.has_value(),
+                           pool > 0 ? generation % pool : generation});
+  }
 
   KeyAllocScope alloc;
   crashdump::SecretScope secret;
@@ -475,23 +482,12 @@ StatusOr<std::unique_ptr<KeyRecord>> Signer::Impl::Generate(
   }
   auto page = ProtectedPages::Map(kWorkingBytes, "signer.working");
   if (!page.ok()) return page.status();
-  std::unique_ptr<PKCS8_PRIV_KEY_INFO, P8Deleter> p8(
-      EVP_PKEY2PKCS8(pkey.get()));
-  const int len = p8 ? i2d_PKCS8_PRIV_KEY_INFO(p8.get(), nullptr) : -1;
-  if (len <= 0 || static_cast<size_t>(len) > kSlotBytes) {
-    return InternalError("PKCS#8 encoding failed");
-  }
-  uint8_t* out = (*page)->data();
-  crashdump::CheckCovered(out, static_cast<size_t>(len), "keygen.pkcs8");
-  if (i2d_PKCS8_PRIV_KEY_INFO(p8.get(), &out) != len) {
-    return InternalError("PKCS#8 encoding failed");
-  }
-  p8.reset();
+  auto len = EncodePkcs8(pkey.get(), (*page)->data(), kSlotBytes);
+  if (!len.ok()) return len.status();
   if (SIGRACE_FAILPOINT(kFpKeygenAfterEncode)) {
     return Injected("keygen.after_encode");
   }
-  auto wrapped =
-      vault_->Wrap((*page)->data(), static_cast<size_t>(len), rec->kid);
+  auto wrapped = vault_->Wrap((*page)->data(), *len, rec->kid);
   if (!wrapped.ok()) return wrapped.status();
   rec->wrapped = std::move(*wrapped);
   if (SIGRACE_FAILPOINT(kFpKeygenAfterWrap)) {

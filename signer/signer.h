@@ -35,6 +35,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -107,6 +108,22 @@ struct Claims {
   std::string extra_json;
 };
 
+// TEST-ONLY ORACLE: a key about to be generated (SignerOptions::
+// TEST_on_keygen_begin). No key bytes: `kid` is borrowed for the call.
+struct KeygenAnnouncement {
+  Alg alg;
+  std::string_view kid;
+  uint64_t generation;  // 0 for the key made at Create(), +1 per Rotate()
+  // The key's material comes from the stream (TEST_key_seed, alg,
+  // stream_generation): signer::TEST_DeriveKey with these makes it again
+  // (signer/deterministic_keygen.h). False when keygen is random (no
+  // TEST_key_seed, or a build without deterministic keygen).
+  bool derivable;
+  // `generation`, or with TEST_key_pool the pool key's index (generation
+  // modulo the pool size): keys that share it share their material.
+  uint64_t stream_generation;
+};
+
 struct SignerOptions {
   Variant variant = Variant::kFixed;
   // Keys provisioned at Create(); Sign() with another alg is an error.
@@ -127,6 +144,19 @@ struct SignerOptions {
   // the redaction path, and RSA-2048 generation (0.2-1 s here) would
   // otherwise be most of its time. The pool keys live in the key heap.
   size_t TEST_key_pool = 0;
+  // TEST-ONLY: every fresh key (Create's, each Rotate's, each pool key)
+  // draws its randomness from a stream derived from (this seed, alg,
+  // generation) instead of OpenSSL's DRBG, so another process can make the
+  // same key with TEST_DeriveKey (signer/deterministic_keygen.h). Keys made
+  // so are test keys: anyone who knows the seed has them. Ignored by
+  // builds without SIGRACE_ABLATION, which always generate at random.
+  std::optional<uint64_t> TEST_key_seed;
+  // TEST-ONLY ORACLE hook: runs on the generating thread (Create's or the
+  // rotating one) before each key's generation starts, so an oracle in
+  // another process learns of a key that a fault inside its keygen, encode
+  // or wrap then keeps from ever being added (TEST_on_key_added never runs
+  // for it) and can derive it. Must not call back into the Signer.
+  std::function<void(const KeygenAnnouncement&)> TEST_on_keygen_begin;
 };
 
 // Public facts about one key of the run (no key bytes).
