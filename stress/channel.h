@@ -15,6 +15,8 @@
 //   driver -> worker: 'T' {"trial":N}   run trial N
 //                     'Q'               finish and exit 0
 //   worker -> driver: 'H' {json}        ready (pid, window, tids)
+//                     'A' {json}        a key about to be generated (kid,
+//                                       alg, generation, stream; no bytes)
 //                     'K' u16 kid_len, kid, DER   one private key (once)
 //                     'R' {json} [+fd]  a trial's dump (see worker.cc)
 //                     'E' text          a harness error; the worker exits 2

@@ -17,6 +17,7 @@
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -28,6 +29,7 @@
 #include "crashdump/oracle/key_forms.h"
 #include "crashdump/oracle/scanner.h"
 #include "stress/channel.h"
+#include "stress/key_oracle.h"
 #include "stress/progress.h"
 #include "stress/worker.h"
 #include "tsan/report_counter.h"
@@ -86,78 +88,8 @@ StatusOr<std::unique_ptr<WorkerProcess>> WorkerProcess::Spawn(
   return w;
 }
 
-// The oracle: every private key a worker's signer has held, and a scanner
-// over all of their forms. Keys arrive as PKCS#8 DER over the channel; the
-// received bytes are wiped once the forms are derived.
 // tsan/tsan.options: exitcode=66.
 constexpr int kTsanExitCode = 66;
-
-class Oracle {
- public:
-  explicit Oracle(uint32_t min_fragment) : min_fragment_(min_fragment) {}
-
-  Status AddKeyMessage(Message& m) {
-    Status st = AddKey(m.payload);
-    OPENSSL_cleanse(m.payload.data(), m.payload.size());
-    return st;
-  }
-
-  StatusOr<const crashdump::Scanner*> scanner() {
-    if (keys_.empty()) return InternalError("the worker handed over no key");
-    if (dirty_ || !scanner_) {
-      crashdump::ScanOptions so;
-      so.min_fragment = min_fragment_;
-      so.threads = 1;  // dumps are a few MiB; thread start-up would dominate
-      so.report_anchors = false;
-      const auto t0 = Clock::now();
-      StatusOr<std::unique_ptr<crashdump::Scanner>> s =
-          crashdump::Scanner::Create(keys_, so);
-      if (!s.ok()) return s.status();
-      scanner_ = std::move(*s);
-      dirty_ = false;
-      last_build_ms_ =
-          std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-    }
-    return scanner_.get();
-  }
-  size_t size() const { return keys_.size(); }
-  // Wall time of the last index build (every key's forms, from scratch).
-  double last_build_ms() const { return last_build_ms_; }
-
- private:
-  Status AddKey(const std::string& p) {
-    if (p.size() < 2) return DataLossError("malformed key message");
-    const size_t kid_len =
-        static_cast<uint8_t>(p[0]) |
-        (static_cast<size_t>(static_cast<uint8_t>(p[1])) << 8);
-    if (p.size() < 2 + kid_len) return DataLossError("malformed key message");
-    const std::string kid = p.substr(2, kid_len);
-    if (!kids_.insert(kid).second) return Status::Ok();
-    const uint8_t* der =
-        reinterpret_cast<const uint8_t*>(p.data()) + 2 + kid_len;
-    const size_t der_len = p.size() - 2 - kid_len;
-    // A key whose material the oracle already has (a --key-pool rotation)
-    // adds nothing to search for: keep the index as it is. The digest is
-    // kept, never the bytes.
-    std::string digest(SHA256_DIGEST_LENGTH, '\0');
-    SHA256(der, der_len, reinterpret_cast<uint8_t*>(digest.data()));
-    if (!materials_.insert(digest).second) return Status::Ok();
-    StatusOr<crashdump::KeyForms> forms =
-        crashdump::KeyForms::FromBytes(der, der_len, kid);
-    if (!forms.ok()) return forms.status();
-    keys_.push_back(std::move(*forms));
-    dirty_ = true;
-    return Status::Ok();
-  }
-
-  uint32_t min_fragment_;
-  std::set<std::string> kids_;
-  std::set<std::string> materials_;  // SHA-256 of each key's PKCS#8 DER
-  std::vector<crashdump::KeyForms> keys_;
-  std::unique_ptr<crashdump::Scanner> scanner_;
-  bool dirty_ = false;
-  double last_build_ms_ = 0;
-};
 
 // The worker's freeze record of a live trial ("freeze": [{thread, op,
 // instant}]); malformed entries are dropped (it is a hint, not a verdict).
@@ -267,15 +199,20 @@ class Driver {
   StatusOr<RunReport> Run();
 
  private:
-  std::vector<std::string> WorkerArgs(const std::string& dump_dir) const;
+  // `serial`: the first trial the worker serves (its key seed's input).
+  std::vector<std::string> WorkerArgs(const std::string& dump_dir,
+                                      uint64_t serial) const;
+  // The oracle of a worker with this serial.
+  std::unique_ptr<KeyOracle> NewOracle(uint64_t serial) const;
   // Reads messages up to 'H'; keys go to `oracle`.
-  Status AwaitHello(WorkerProcess& w, Oracle& oracle);
+  Status AwaitHello(WorkerProcess& w, KeyOracle& oracle);
   StatusOr<RunReport> RunLive();
   StatusOr<RunReport> RunFatal();
   // Scans the dump at `path` (a file, or /proc/self/fd/N of a memfd),
   // fills the verdict, keeps a leaking dump (copied from `fd`, or moved
   // from `path`), deletes a clean fatal dump.
-  void Judge(Oracle& oracle, const std::string& path, int fd, TrialResult* r);
+  void Judge(KeyOracle& oracle, const std::string& path, int fd,
+             TrialResult* r);
   bool Done(uint64_t trial_index) const;
   void Record(TrialResult r);
 
@@ -292,7 +229,14 @@ class Driver {
   const bool debug_ = getenv("SIGRACE_STRESS_DEBUG") != nullptr;
 };
 
-std::vector<std::string> Driver::WorkerArgs(const std::string& dump_dir) const {
+std::unique_ptr<KeyOracle> Driver::NewOracle(uint64_t serial) const {
+  std::optional<uint64_t> key_seed;
+  if (opts_.derive_keys) key_seed = WorkerKeySeed(opts_.seed, serial);
+  return std::make_unique<KeyOracle>(opts_.min_fragment, key_seed);
+}
+
+std::vector<std::string> Driver::WorkerArgs(const std::string& dump_dir,
+                                            uint64_t serial) const {
   std::vector<std::string> a = {
       opts_.worker_bin.empty() ? SelfExe() : opts_.worker_bin,
       "stress-child",
@@ -313,7 +257,11 @@ std::vector<std::string> Driver::WorkerArgs(const std::string& dump_dir) const {
       "--max-delay-us",
       std::to_string(opts_.max_delay_us),
       "--trial-timeout-ms",
-      std::to_string(opts_.trial_timeout_ms)};
+      std::to_string(opts_.trial_timeout_ms),
+      "--key-wait-ms",
+      std::to_string(opts_.key_wait_ms),
+      "--worker-serial",
+      std::to_string(serial)};
   if (!opts_.failpoint.empty()) {
     a.push_back("--failpoint");
     a.push_back(opts_.failpoint);
@@ -330,7 +278,7 @@ std::vector<std::string> Driver::WorkerArgs(const std::string& dump_dir) const {
   return a;
 }
 
-Status Driver::AwaitHello(WorkerProcess& w, Oracle& oracle) {
+Status Driver::AwaitHello(WorkerProcess& w, KeyOracle& oracle) {
   while (true) {
     StatusOr<Message> m = w.channel().Recv(kHelloTimeoutMs);
     if (!m.ok()) {
@@ -339,7 +287,10 @@ Status Driver::AwaitHello(WorkerProcess& w, Oracle& oracle) {
     if (m->fd >= 0) close(m->fd);
     switch (m->type) {
       case 'K':
-        SIGRACE_RETURN_IF_ERROR(oracle.AddKeyMessage(*m));
+        SIGRACE_RETURN_IF_ERROR(oracle.AddKey(m->payload));
+        break;
+      case 'A':
+        SIGRACE_RETURN_IF_ERROR(oracle.AddAnnouncement(m->payload));
         break;
       case 'H':
         return Status::Ok();
@@ -399,8 +350,25 @@ void Driver::Record(TrialResult r) {
   }
 }
 
-void Driver::Judge(Oracle& oracle, const std::string& path, int fd,
+void Driver::Judge(KeyOracle& oracle, const std::string& path, int fd,
                    TrialResult* r) {
+  // Keys announced and never handed over (a fault inside their keygen):
+  // made here, before the index is built.
+  const auto td = Clock::now();
+  const size_t derived_before = oracle.derived();
+  Status ds = oracle.DeriveMissing();
+  r->derive_ms =
+      std::chrono::duration<double, std::milli>(Clock::now() - td).count();
+  r->keys_received = oracle.received();
+  r->keys_derived = oracle.derived();
+  r->keys_unknown = oracle.unknown();
+  r->keys_derived_new = oracle.derived() - derived_before;
+  r->keys_received_new = oracle.TakeNewReceived();
+  if (!ds.ok()) {
+    r->verdict = Verdict::kHarnessError;
+    r->message = "oracle: deriving an announced key: " + ds.message();
+    return;
+  }
   const auto t0 = Clock::now();
   StatusOr<const crashdump::Scanner*> scanner = oracle.scanner();
   if (!scanner.ok()) {
@@ -414,11 +382,13 @@ void Driver::Judge(Oracle& oracle, const std::string& path, int fd,
     std::fprintf(
         stderr,
         "{\"driver\":1,\"trial\":%llu,\"index_ms\":%.3f,"
-        "\"scanfile_ms\":%.3f,\"search_ms\":%.3f,\"keys\":%zu}\n",
+        "\"scanfile_ms\":%.3f,\"search_ms\":%.3f,\"keys\":%zu,"
+        "\"keys_received\":%zu,\"keys_derived\":%zu,\"derive_ms\":%.1f}\n",
         static_cast<unsigned long long>(r->plan.trial),
         std::chrono::duration<double, std::milli>(t1 - t0).count(),
         std::chrono::duration<double, std::milli>(Clock::now() - t1).count(),
-        scan.ok() ? scan->seconds * 1e3 : 0.0, oracle.size());
+        scan.ok() ? scan->seconds * 1e3 : 0.0, oracle.size(), oracle.received(),
+        oracle.derived(), r->derive_ms);
   }
   if (!scan.ok()) {
     // A torn or unsealed dump is never scanned as clean.
@@ -445,6 +415,10 @@ void Driver::Judge(Oracle& oracle, const std::string& path, int fd,
     lf.form = f.form;
     lf.form_offset = f.form_offset;
     lf.length = f.length;
+    if (f.key_index < (*scanner)->keys().size()) {
+      lf.key = (*scanner)->keys()[f.key_index].key_id();
+      lf.key_derived = oracle.IsDerived(lf.key);
+    }
     r->findings.push_back(lf);
   }
   // The verdict `sigrace scan` and the gate give (oracle/judgement.h); a
@@ -520,19 +494,20 @@ void FoldWorkerTsan(const nlohmann::json& t, RunReport* report) {
 
 StatusOr<RunReport> Driver::RunLive() {
   std::unique_ptr<WorkerProcess> worker;
-  std::unique_ptr<Oracle> oracle;
+  std::unique_ptr<KeyOracle> oracle;
   nlohmann::json worker_tsan;
   double start_ms = 0;  // how long the last worker took to start
   // What the last new key cost the worker to hand over (it unwraps every
   // key it holds again; see Worker::SendNewKeys).
   double handover_ms = 0;
-  auto start_worker = [&]() -> Status {
+  // `serial`: the first trial the new worker serves.
+  auto start_worker = [&](uint64_t serial) -> Status {
     const auto t0 = Clock::now();
     StatusOr<std::unique_ptr<WorkerProcess>> w =
-        WorkerProcess::Spawn(WorkerArgs(""));
+        WorkerProcess::Spawn(WorkerArgs("", serial));
     if (!w.ok()) return w.status();
     worker = std::move(*w);
-    oracle = std::make_unique<Oracle>(opts_.min_fragment);
+    oracle = NewOracle(serial);
     worker_tsan = nlohmann::json();
     handover_ms = 0;
     Status st = AwaitHello(*worker, *oracle);
@@ -565,7 +540,7 @@ StatusOr<RunReport> Driver::RunLive() {
       report_.error_list.push_back(r);
     }
   };
-  SIGRACE_RETURN_IF_ERROR(start_worker());
+  SIGRACE_RETURN_IF_ERROR(start_worker(opts_.FirstTrial()));
   start_ = Clock::now();
   uint64_t index = 0;
   uint32_t restarts = 0;
@@ -589,8 +564,9 @@ StatusOr<RunReport> Driver::RunLive() {
         lost = true;
         break;
       }
-      if (m->type == 'K') {
-        Status ks = oracle->AddKeyMessage(*m);
+      if (m->type == 'K' || m->type == 'A') {
+        Status ks = m->type == 'K' ? oracle->AddKey(m->payload)
+                                   : oracle->AddAnnouncement(m->payload);
         if (!ks.ok()) {
           r.message = "oracle: " + ks.message();
           lost = true;
@@ -658,7 +634,7 @@ StatusOr<RunReport> Driver::RunLive() {
         return InternalError("worker lost " + std::to_string(restarts) +
                              " times; last: " + r.message);
       }
-      SIGRACE_RETURN_IF_ERROR(start_worker());
+      SIGRACE_RETURN_IF_ERROR(start_worker(trial + 1));
       continue;
     }
     Record(r);
@@ -680,7 +656,7 @@ StatusOr<RunReport> Driver::RunLive() {
       }
       finish_worker(trial + 1);
       ++report_.worker_restarts;
-      SIGRACE_RETURN_IF_ERROR(start_worker());
+      SIGRACE_RETURN_IF_ERROR(start_worker(trial + 1));
     }
   }
   finish_worker(opts_.TrialAt(index));
@@ -706,9 +682,10 @@ StatusOr<RunReport> Driver::RunFatal() {
       PinPlan(opts_.pin_thread, opts_.pin_instant, &r.plan);
     }
     const auto t0 = Clock::now();
-    Oracle oracle(opts_.min_fragment);
+    std::unique_ptr<KeyOracle> owned_oracle = NewOracle(trial);
+    KeyOracle& oracle = *owned_oracle;
     StatusOr<std::unique_ptr<WorkerProcess>> w =
-        WorkerProcess::Spawn(WorkerArgs(dir));
+        WorkerProcess::Spawn(WorkerArgs(dir, trial));
     if (!w.ok()) {
       rmdir(dir.c_str());
       return w.status();
@@ -730,7 +707,9 @@ StatusOr<RunReport> Driver::RunFatal() {
       }
       if (m->fd >= 0) close(m->fd);
       if (m->type == 'K') {
-        st = oracle.AddKeyMessage(*m);
+        st = oracle.AddKey(m->payload);
+      } else if (m->type == 'A') {
+        st = oracle.AddAnnouncement(m->payload);
       } else if (m->type == 'E') {
         worker_error = m->payload;
       }

@@ -1,6 +1,8 @@
 // The driver of `sigrace stress`: starts worker processes (stress/worker.h),
 // asks them for trials, scans every dump with the oracle (every key the
-// worker's signer ever held, handed over the control channel), gives each
+// worker's signer ever held: handed over the control channel, or derived
+// from the worker's announcement when a fault kept it from being handed
+// over, stress/key_oracle.h), gives each
 // trial its verdict, keeps leaking dumps with a JSON sidecar, deletes clean
 // ones, and builds the RunReport.
 //

@@ -90,6 +90,17 @@ struct StressOptions {
   // trial at the instant the window opens, whatever the fault's timing.
   // Live mode only (a fatal worker dies before it can report).
   bool cover_check = true;
+  // Live mode: after a dump the worker waits up to this long for a
+  // rotation in flight to finish, so its key is handed over rather than
+  // derived; 0 hands over at once (a key still being made is derived).
+  uint32_t key_wait_ms = 10000;
+  // The driver derives each key a worker announced and never handed over
+  // (signer::TEST_DeriveKey) before it judges a dump. Test-only switch
+  // (--no-key-derivation): judge without them, as before announcements.
+  bool derive_keys = true;
+  // Worker only: its serial (the first trial it serves), which with the
+  // seed makes its key seed (WorkerKeySeed).
+  uint64_t worker_serial = 0;
   bool progress = true;  // only when stderr is a terminal
   bool quiet = false;
 

@@ -33,6 +33,11 @@ void RunReport::Add(const TrialResult& r) {
     cell = &cells.back();
   }
   ++cell->trials;
+  keys_received += r.keys_received_new;
+  keys_derived += r.keys_derived_new;
+  keys_unknown += r.keys_unknown;
+  if (r.keys_derived_new > 0) ++trials_with_derived_keys;
+  derive_s += r.derive_ms / 1e3;
   if (r.dump_size > 0) {
     ++dumps;
     dump_bytes += r.dump_size;

@@ -24,7 +24,10 @@
 //                "dumps": N, "dump_bytes": N, "dump_bytes_searched": N,
 //                "redactions_verified": N, "redacted_bytes_verified": N,
 //                "redactions_not_applied": N,
-//                "worker_restarts": N},
+//                "worker_restarts": N,
+//                "keys_received": N, "keys_derived": N,
+//                "trials_with_derived_keys": N, "keys_unknown": N,
+//                "derive_s": 0.5},
 //     "cells": [                             // one per variant x alg x mode
 //       {"variant": "...", "alg": "rs256", "mode": "live",
 //        "trials": N, "clean": N, "leaks": N, "harness_errors": N,
@@ -34,6 +37,9 @@
 //          "elapsed_s": 0.4,                   // since the run started
 //          "forms": ["rsa.p.le", ...], "regions": ["[heap]", ...],
 //          "findings": N, "dump": "out/..core" | "", "sidecar": "...",
+//          "keys": ["rs256-<run>-1", ...],      // kids of the findings
+//          "keys_received": N, "keys_derived": N,  // the oracle's keys
+//          "derived_keys": [...],               // which of `keys` it derived
 //          "replay": "sigrace stress ... --seed S --trial N"},
 //        "verdict": "pass" | "fail" | "error"}
 //     ],
@@ -48,8 +54,10 @@
 //   {"schema": "sigrace.leak/1", "seed", "trial", "variant", "alg",
 //    "mode", "injector", "failpoint", "hit", "thread", "delay_us",
 //    "window", "dump", "dump_size", "replay",
+//    "keys_received", "keys_derived", "keys_unknown",
 //    "findings": [{"file_offset", "vaddr" (or null), "region", "form",
-//                  "form_offset", "length", "redacted"}],
+//                  "form_offset", "length", "redacted", "key" (a kid),
+//                  "key_source": "received" | "derived"}],
 //    "findings_total": N}
 //
 // Thread safety: values and pure functions; a RunReport is built on one
@@ -80,6 +88,10 @@ struct LeakFinding {
   uint64_t form_offset = 0;
   uint64_t length = 0;
   bool redacted = false;
+  // The kid of the key whose form matched, and whether the oracle derived
+  // that key itself (announced, never handed over) or received it.
+  std::string key;
+  bool key_derived = false;
 };
 
 enum class Verdict { kClean, kLeak, kHarnessError };
@@ -104,6 +116,16 @@ struct TrialResult {
   double trial_ms = 0;
   // Live mode: where each indexed thread was when the dump froze it.
   std::vector<ThreadAt> freeze;
+  // The keys the oracle judged the dump with: handed over by the worker,
+  // and derived by the driver from the worker's announcements (a key a
+  // fault inside its keygen kept from being handed over). `keys_unknown`:
+  // announced, never handed over and not derivable (a build without
+  // deterministic keygen, or --no-key-derivation); the dump was judged
+  // without them. The *_new counts are the keys that arrived or were
+  // derived for this trial (live workers keep their keys across trials).
+  uint64_t keys_received = 0, keys_derived = 0, keys_unknown = 0;
+  uint64_t keys_received_new = 0, keys_derived_new = 0;
+  double derive_ms = 0;  // driver time spent deriving for this trial
 
   // Distinct form and region names of the leaking findings, sorted.
   std::vector<std::string> Forms() const;
@@ -137,6 +159,12 @@ struct RunReport {
   // Live mode: fresh worker processes started to bound the oracle's key
   // count (not counting restarts after a lost worker).
   uint64_t worker_restarts = 0;
+  // Every key the oracles held, each counted once: handed over by the
+  // workers, or derived by the driver; the trials that needed a derivation
+  // and the time it took; announced keys judged without (TrialResult).
+  uint64_t keys_received = 0, keys_derived = 0, trials_with_derived_keys = 0,
+           keys_unknown = 0;
+  double derive_s = 0;
   std::vector<CellStats> cells;
   std::vector<TrialResult> leak_list;   // first 100
   std::vector<TrialResult> error_list;  // first 20

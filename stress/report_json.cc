@@ -1,6 +1,7 @@
 // The JSON reporter: the reports of `sigrace stress` and `sigrace repro`
 // and the sidecar kept next to each leaking dump.
 
+#include <set>
 #include <string>
 #include <vector>
 
@@ -23,6 +24,15 @@ nlohmann::json LeakJson(const TrialResult& r, const StressOptions& o) {
   j["forms"] = r.Forms();
   j["regions"] = r.Regions();
   j["findings"] = r.findings_total;
+  std::set<std::string> keys, derived;
+  for (const LeakFinding& f : r.findings) {
+    keys.insert(f.key);
+    if (f.key_derived) derived.insert(f.key);
+  }
+  j["keys"] = keys;
+  j["derived_keys"] = derived;
+  j["keys_received"] = r.keys_received;
+  j["keys_derived"] = r.keys_derived;
   j["dump"] = r.dump_path;
   j["sidecar"] = r.sidecar_path;
   j["replay"] = ReplayCommand(o, r.plan);
@@ -75,7 +85,12 @@ nlohmann::json ReportJson(const RunReport& r) {
                  {"redactions_verified", r.redactions_verified},
                  {"redacted_bytes_verified", r.redacted_bytes_verified},
                  {"redactions_not_applied", r.redactions_not_applied},
-                 {"worker_restarts", r.worker_restarts}};
+                 {"worker_restarts", r.worker_restarts},
+                 {"keys_received", r.keys_received},
+                 {"keys_derived", r.keys_derived},
+                 {"trials_with_derived_keys", r.trials_with_derived_keys},
+                 {"keys_unknown", r.keys_unknown},
+                 {"derive_s", r.derive_s}};
   nlohmann::json cells = nlohmann::json::array();
   for (const CellStats& c : r.cells) {
     nlohmann::json cj;
@@ -140,6 +155,9 @@ nlohmann::json SidecarJson(const TrialResult& r, const StressOptions& o,
   j["dump"] = r.dump_path;
   j["dump_size"] = r.dump_size;
   j["replay"] = ReplayCommand(o, r.plan);
+  j["keys_received"] = r.keys_received;
+  j["keys_derived"] = r.keys_derived;
+  j["keys_unknown"] = r.keys_unknown;
   nlohmann::json f = nlohmann::json::array();
   for (const LeakFinding& x : r.findings) {
     f.push_back({{"file_offset", x.file_offset},
@@ -149,7 +167,9 @@ nlohmann::json SidecarJson(const TrialResult& r, const StressOptions& o,
                  {"form", x.form},
                  {"form_offset", x.form_offset},
                  {"length", x.length},
-                 {"redacted", x.redacted}});
+                 {"redacted", x.redacted},
+                 {"key", x.key},
+                 {"key_source", x.key_derived ? "derived" : "received"}});
   }
   j["findings"] = f;
   j["findings_total"] = r.findings_total;

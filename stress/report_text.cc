@@ -3,6 +3,7 @@
 
 #include <cstdarg>
 #include <cstdio>
+#include <set>
 #include <string>
 
 #include "stress/report.h"
@@ -115,6 +116,11 @@ std::string TextSummary(const RunReport& r) {
     s += "  forms:   " + Join(f.Forms(), ", ") + " (" +
          std::to_string(f.findings_total) + " fragment(s))\n";
     s += "  regions: " + Join(f.Regions(), ", ") + "\n";
+    std::set<std::string> keys;
+    for (const LeakFinding& x : f.findings) {
+      keys.insert(x.key + (x.key_derived ? " (derived)" : ""));
+    }
+    s += "  keys:    " + Join({keys.begin(), keys.end()}, ", ") + "\n";
     if (!r.window.empty()) s += "  window:  " + r.window + "\n";
     s += "  dump:    " +
          (f.dump_path.empty() ? std::string("(not kept)") : f.dump_path) + "\n";
@@ -144,6 +150,15 @@ std::string TextSummary(const RunReport& r) {
     }
     s += " seen)\n";
   }
+  s += "keys: " + std::to_string(r.keys_received) + " received, " +
+       std::to_string(r.keys_derived) + " derived (" +
+       std::to_string(r.trials_with_derived_keys) + " trial(s), " +
+       FormatDouble("%.1f", r.derive_s) + " s)";
+  if (r.keys_unknown > 0) {
+    s += ", " + std::to_string(r.keys_unknown) +
+         " announced key(s) judged without (not derivable)";
+  }
+  s += "\n";
   s += FormatDouble("%.1f", r.TrialsPerSecond()) + " trials/s, " +
        std::to_string(r.dumps) + " dumps (" +
        FormatDouble("%.1f", static_cast<double>(r.dump_bytes) / 1048576.0) +

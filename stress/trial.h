@@ -35,6 +35,15 @@ constexpr uint64_t SplitMix64(uint64_t x) {
   return x ^ (x >> 31);
 }
 
+// The key seed of a worker process (signer::SignerOptions::TEST_key_seed)
+// from the run's seed and the worker's serial, the first trial it serves:
+// the driver derives the same keys from the same two numbers, and a fatal
+// trial replayed alone (--seed S --trial N) has the keys it had in the run.
+constexpr uint64_t WorkerKeySeed(uint64_t seed, uint64_t serial) {
+  return SplitMix64(SplitMix64(seed ^ 0x4b45592d53454544ULL) ^
+                    SplitMix64(serial + 0x5745524b45525321ULL));
+}
+
 // Independent draw streams of a trial. Never renumber: recorded seeds and
 // trial numbers replay only while these stay put.
 enum class Field : uint64_t {

@@ -89,6 +89,12 @@ class Worker {
   // changed: the key list (public facts) is compared first.
   Status SendNewKeys();
   Status SendNewKeysLocked() REQUIRES(keys_mu_);
+  // Tells the driver a key is about to be generated ('A'), so it can
+  // derive the key if it is never handed over.
+  void AnnounceKey(const signer::KeygenAnnouncement& a);
+  // Live mode, after a dump: waits up to --key-wait-ms for a rotation in
+  // flight to end. False if one is still running at the bound.
+  bool WaitForRotation();
   Status RunTrial(const TrialPlan& plan);
   // Sleeps d, or less when *kick > 0 (then takes one from it). False when
   // stopping.
@@ -125,6 +131,9 @@ class Worker {
   // Rotations begun: an async fault on the rotation thread is timed from
   // the start of one.
   std::atomic<uint64_t> rotations_begun_{0};
+  // A Rotate() call is in flight (set before the rotator rechecks
+  // running_, so a trial that ended either sees it or stops it).
+  std::atomic<bool> rotating_{false};
 
   Mutex keys_mu_;
   std::set<std::string> sent_kids_ GUARDED_BY(keys_mu_);
@@ -148,6 +157,12 @@ Status Worker::Setup() {
   so.variant = variant_.variant;
   so.algs = algs_;
   so.TEST_key_pool = opts_.key_pool;
+  // Keys the driver can make itself from the same two numbers (test
+  // builds; others ignore the seed and announce keys as not derivable).
+  so.TEST_key_seed = WorkerKeySeed(opts_.seed, opts_.worker_serial);
+  so.TEST_on_keygen_begin = [this](const signer::KeygenAnnouncement& a) {
+    AnnounceKey(a);
+  };
   // A fatal child dies inside the trial: a key born in a rotation that
   // faults in a load-path window must reach the driver before the load.
   if (opts_.mode == Mode::kFatal) {
@@ -156,6 +171,10 @@ Status Worker::Setup() {
   StatusOr<std::unique_ptr<signer::Signer>> s = signer::Signer::Create(so);
   if (!s.ok()) return s.status();
   signer_ = std::move(*s);
+  // SIGRACE_FAILPOINTS in the worker's environment arms failpoints beside
+  // the trial's (armed after Create: they act on the workload only). Tests
+  // use it to hold a rotation inside a window (`pause`) past its dump.
+  SIGRACE_RETURN_IF_ERROR(failpoint::ConfigureFromEnv());
 
   crashdump::HandlerOptions ho;
   ho.fatal = opts_.mode == Mode::kFatal;
@@ -225,6 +244,9 @@ Status Worker::StartThreads() {
 
 void Worker::Stop() {
   stop_.store(true);
+  // A thread paused at a failpoint (SIGRACE_FAILPOINTS) must not hold the
+  // exit.
+  failpoint::ClearAll();
   // A thread between its stop_ check and its wait sees the value change.
   running_.store(true, std::memory_order_release);
   running_.notify_all();
@@ -310,6 +332,14 @@ void Worker::RotateLoop() {
     // rotation path lands on the trial's algorithm.
     WaitForTrial();
     if (stop_.load()) break;
+    // Dekker with RunTrial's end: it clears running_ and then waits while
+    // rotating_ is set, so either it waits for this rotation or the
+    // rotation does not start.
+    rotating_.store(true);
+    if (!running_.load()) {
+      rotating_.store(false);
+      continue;
+    }
     const signer::Alg alg =
         algs_[static_cast<size_t>(alg_index_.load(std::memory_order_relaxed)) %
               algs_.size()];
@@ -319,11 +349,11 @@ void Worker::RotateLoop() {
     ExploreOpEnd();
     if (!rs.ok()) rotate_errors_.fetch_add(1, std::memory_order_relaxed);
     // A fatal child dies with the trial: hand every new key over as soon
-    // as Rotate() returns. (A fault inside Rotate() after the new key is
-    // generated dies before this line; such a key never reaches the
-    // driver's oracle. Live mode has no such gap: it exports after each
-    // dump, and the process goes on.)
+    // as Rotate() returns. (A fault inside Rotate() after keygen starts
+    // and before TEST_on_key_added dies before that; the driver derives
+    // such a key from its announcement.)
     if (opts_.mode == Mode::kFatal) (void)SendNewKeys();
+    rotating_.store(false);
   }
 }
 
@@ -339,6 +369,27 @@ void Worker::UnrelatedLoop() {
     // signing threads are mid-signature.
     raise(SIGSEGV);
   }
+}
+
+void Worker::AnnounceKey(const signer::KeygenAnnouncement& a) {
+  nlohmann::json j;
+  j["kid"] = std::string(a.kid);
+  j["alg"] = a.alg == signer::Alg::kRs256 ? "rs256" : "eddsa";
+  j["generation"] = a.generation;
+  j["stream_generation"] = a.stream_generation;
+  j["derivable"] = a.derivable;
+  // A lost announcement only costs the driver a key it cannot derive.
+  (void)channel_.Send('A', j.dump());
+}
+
+bool Worker::WaitForRotation() {
+  const auto bound =
+      Clock::now() + std::chrono::milliseconds(opts_.key_wait_ms);
+  while (rotating_.load()) {
+    if (Clock::now() >= bound) return false;
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
+  return true;
 }
 
 Status Worker::SendNewKeys() {
@@ -534,7 +585,9 @@ Status Worker::RunTrial(const TrialPlan& plan) {
               " ms (fault never landed)";
     }
   }
-  running_.store(false, std::memory_order_release);
+  // seq_cst: the rotator's check of running_ after it sets rotating_
+  // pairs with this store and WaitForRotation's load (Dekker).
+  running_.store(false);
   rotate_now_.store(0);
   ExploreDisarm();
   if (plan.injector == Injector::kFailpoint) {
@@ -596,7 +649,15 @@ Status Worker::RunTrial(const TrialPlan& plan) {
   }
   r["error"] = error;
   // Keys born since the last trial (rotation) go out after the dump and
-  // before its verdict, so the oracle always covers the dump it judges.
+  // before its verdict, so the oracle always covers the dump it judges. A
+  // rotation the dump caught mid-way finishes first (bounded), so its key
+  // goes out too; one that does not finish in time was announced, and the
+  // driver derives its key.
+  const auto wait_start = Clock::now();
+  r["rotation_unfinished"] = !WaitForRotation();
+  r["key_wait_ms"] =
+      std::chrono::duration<double, std::milli>(Clock::now() - wait_start)
+          .count();
   const auto keys_start = Clock::now();
   SIGRACE_RETURN_IF_ERROR(SendNewKeys());
   r["keys_ms"] =

@@ -7,6 +7,10 @@
 // signing threads, the rotation thread and the injectors. It runs the
 // trials the driver asks for over the control channel (stress/channel.h)
 // and never holds a derived key form, so its dumps judge the signer alone.
+// Its signer's keys come from the key seed WorkerKeySeed(--seed,
+// --worker-serial) in test builds; it announces each key before its keygen
+// starts and hands it over once added (stress/key_oracle.h says how the
+// driver uses both).
 //
 // Thread safety: the entry point runs on the main thread of its own
 // process. Not async-signal-safe.

@@ -131,6 +131,20 @@ void AddStressFlags(CLI::App& app, StressOptions* o, StressFlagText* text) {
                  "per rotation")
       ->capture_default_str()
       ->check(CLI::Range(0, 64));
+  app.add_option("--key-wait-ms", o->key_wait_ms,
+                 "Live mode: after a dump, wait up to this long for a "
+                 "rotation in flight to finish and hand its key over; a key "
+                 "still unfinished then is derived by the driver from the "
+                 "worker's announcement (test builds). 0: do not wait")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 600000));
+  app.add_flag("--no-key-derivation{false}", o->derive_keys,
+               "Judge dumps without the keys a worker announced and never "
+               "handed over (test-only: shows what derivation adds)")
+      ->group("");
+  app.add_option("--worker-serial", o->worker_serial,
+                 "Worker process: its serial (internal)")
+      ->group("");
   app.add_option("--worker-bin", o->worker_bin,
                  "The sigrace binary that runs the worker processes "
                  "(default: this one; e.g. the TSan build)")
