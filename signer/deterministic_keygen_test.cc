@@ -198,13 +198,12 @@ TEST_F(DeterministicKeygen, OnlyTheOpeningThreadDrawsFromTheStream) {
       DeterministicRandScope scope({5, Alg::kEdDsa, 0});
       ASSERT_TRUE(scope.status().ok()) << scope.status().ToString();
       EXPECT_EQ(GetKeyHeapStats().live_blocks, blocks + 1);
-      ASSERT_EQ(RAND_priv_bytes(out->data(), static_cast<int>(out->size())),
-                1);
+      ASSERT_EQ(RAND_priv_bytes(out->data(), static_cast<int>(out->size())), 1);
       if (other != nullptr) {
         std::thread t([&] {
-          ASSERT_EQ(RAND_priv_bytes(other->data(),
-                                    static_cast<int>(other->size())),
-                    1);
+          ASSERT_EQ(
+              RAND_priv_bytes(other->data(), static_cast<int>(other->size())),
+              1);
         });
         t.join();
       }

@@ -27,9 +27,8 @@ Status KeyOracle::AddKey(std::string& payload) {
 
 Status KeyOracle::AddKeyBytes(const std::string& p) {
   if (p.size() < 2) return DataLossError("malformed key message");
-  const size_t kid_len =
-      static_cast<uint8_t>(p[0]) |
-      (static_cast<size_t>(static_cast<uint8_t>(p[1])) << 8);
+  const size_t kid_len = static_cast<uint8_t>(p[0]) |
+                         (static_cast<size_t>(static_cast<uint8_t>(p[1])) << 8);
   if (p.size() < 2 + kid_len) return DataLossError("malformed key message");
   const std::string kid = p.substr(2, kid_len);
   const uint8_t* der = reinterpret_cast<const uint8_t*>(p.data()) + 2 + kid_len;

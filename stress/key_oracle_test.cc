@@ -122,8 +122,9 @@ TEST_F(KeyOracleTest, AnnouncedKeysItCannotDeriveAreCounted) {
 TEST_F(KeyOracleTest, MalformedAnnouncementsAreRefused) {
   KeyOracle o(16, kSeed);
   for (const char* bad :
-       {"", "[]", "{\"kid\":1}", "{\"kid\":\"k\",\"alg\":\"es256\","
-                                 "\"stream_generation\":0}",
+       {"", "[]", "{\"kid\":1}",
+        "{\"kid\":\"k\",\"alg\":\"es256\","
+        "\"stream_generation\":0}",
         "{\"kid\":\"k\",\"alg\":\"eddsa\",\"stream_generation\":-1}"}) {
     EXPECT_EQ(o.AddAnnouncement(bad).code(), StatusCode::kDataLoss) << bad;
   }
