@@ -243,7 +243,7 @@ TEST(Reports, JsonAndSidecarCarryNamesOffsetsLengths) {
   for (const auto& [key, value] : s["findings"][0].items()) {
     EXPECT_TRUE(key == "file_offset" || key == "vaddr" || key == "region" ||
                 key == "form" || key == "form_offset" || key == "length" ||
-                key == "redacted")
+                key == "redacted" || key == "key" || key == "key_source")
         << key;
   }
 }
