@@ -43,8 +43,8 @@
 //  4. Parsed key: the Ed25519 private key is allocated from OpenSSL's
 //     secure heap (published as "openssl.secure_heap"). The RSA private
 //     BIGNUMs (d, p, q, dP, dQ, qInv) are NOT: measured with OpenSSL 3.0,
-//     neither keygen nor the PKCS#8 decoder sets BN_FLG_SECURE on them, so
-//     they are ordinary OpenSSL allocations, which the load's
+//     the PKCS#8 decoder does not set BN_FLG_SECURE on them (keygen does:
+//     see 8), so they are ordinary OpenSSL allocations, which the load's
 //     KeyAllocScope puts in the key heap.
 //  5. Decoder scratch and BN_CTX temporaries: ordinary OpenSSL
 //     allocations inside the load's KeyAllocScope, so in the key heap.
@@ -62,9 +62,12 @@
 //
 // Keygen (Create and Rotate, before the wrap):
 //  8. The fresh EVP_PKEY and keygen temporaries (prime candidates,
-//     BN_CTX): RSA keygen uses a secure BN_CTX for part of its work; the
-//     rest, and the resulting key, are ordinary allocations inside the
-//     keygen's KeyAllocScope, so in the key heap. The PKCS#8
+//     BN_CTX): RSA keygen uses a secure BN_CTX for part of its work, and
+//     OpenSSL 3.0's SP 800-56B keygen allocates the resulting private
+//     numbers secure (measured: a dump at keygen.after_generate with only
+//     the secure heap's cover off holds the fresh key's limbs; with only
+//     the key heap's off it does not); the rest are ordinary allocations
+//     inside the keygen's KeyAllocScope, so in the key heap. The PKCS#8
 //     encoding (and the PKCS8_PRIV_KEY_INFO holding the inner key DER): a
 //     published "signer.working" page and the key heap. The freshly made
 //     key object is freed after the wrap; the key heap wipes its blocks.

@@ -155,7 +155,8 @@ struct SignerOptions {
   // rotating one) before each key's generation starts, so an oracle in
   // another process learns of a key that a fault inside its keygen, encode
   // or wrap then keeps from ever being added (TEST_on_key_added never runs
-  // for it) and can derive it. Must not call back into the Signer.
+  // for it) and can derive it. Runs under the rotation lock: must not call
+  // Rotate().
   std::function<void(const KeygenAnnouncement&)> TEST_on_keygen_begin;
 };
 

@@ -10,7 +10,10 @@
 // PKCS#8 DER in the dump. The pair: judged with the key the driver derived
 // from the worker's announcement, the finding names that key's kid; judged
 // without derivation (--no-key-derivation), the same trial is clean and the
-// key is counted as unknown. Live mode: the worker waits for the rotation
+// key is counted as unknown. Right after an RSA keygen the fresh key sits
+// in OpenSSL's secure heap: with that cover off, the finding names the
+// derived kid beside the loaded key's. Live mode: the worker waits for the
+// rotation
 // and hands the key over; held in the window past the dump (a `pause`
 // failpoint) it is derived there too. And `fixed` with every protection on
 // is clean under the same faults while the oracle holds the derived key.
@@ -153,6 +156,46 @@ TEST_F(KeysE2E, FatalKeygenFaultIsJudgedWithTheDerivedKey) {
     EXPECT_EQ(Total(without, "keys_derived"), 0u);
     EXPECT_EQ(Total(without, "keys_unknown"), 1u);
     EXPECT_EQ(Total(without, "keys_received"), Total(with, "keys_received"));
+  }
+}
+
+// Right after the keygen, the fresh RSA key's private numbers sit in
+// OpenSSL's secure heap (OpenSSL 3.0's SP 800-56B keygen allocates them
+// secure: with only the key heap's cover off they stay out of findings);
+// with the secure heap's cover and DONTDUMP off, the dump holds them beside
+// the loaded key's. Judged with the derived key, its kid is among the
+// findings'; without, the dump still leaks (the loaded key) but no finding
+// names the interrupted key's generation.
+TEST_F(KeysE2E, SecureHeapAfterKeygenNamesTheDerivedKeyAmongOthers) {
+  TempDir d;
+  const std::string env = "SIGRACE_ABLATE=dontdump,cover:openssl.secure_heap";
+  const std::string args =
+      "--alg rs256 --mode fatal --failpoint keygen.after_generate --trials 1 "
+      "--seed 1 --expect leak ";
+  const StressRun with = Stress(d, env, args);
+  EXPECT_EQ(with.rc, 0) << with.log;
+  ASSERT_TRUE(with.report.is_object()) << with.log;
+  ASSERT_EQ(with.report["leaks"].size(), 1u) << with.log;
+  const nlohmann::json& leak = with.report["leaks"][0];
+  ASSERT_EQ(leak["derived_keys"].size(), 1u) << leak.dump();
+  const std::string kid = leak["derived_keys"][0];
+  std::set<std::string> keys;
+  for (const auto& k : leak["keys"]) keys.insert(k.get<std::string>());
+  EXPECT_EQ(keys.count(kid), 1u) << leak.dump();
+  EXPECT_GE(keys.size(), 2u) << leak.dump();
+
+  const StressRun without = Stress(d, env, args + "--no-key-derivation");
+  EXPECT_EQ(without.rc, 0) << without.log;
+  ASSERT_TRUE(without.report.is_object()) << without.log;
+  ASSERT_EQ(without.report["leaks"].size(), 1u) << without.log;
+  const nlohmann::json& blind = without.report["leaks"][0];
+  EXPECT_EQ(blind["derived_keys"].size(), 0u) << blind.dump();
+  EXPECT_EQ(blind["keys_derived"], 0) << blind.dump();
+  EXPECT_EQ(Total(without, "keys_unknown"), 1u);
+  // The interrupted key's generation is named by no finding.
+  for (const auto& k : blind["keys"]) {
+    EXPECT_NE(Generation(k.get<std::string>()), Generation(kid))
+        << blind.dump();
   }
 }
 
