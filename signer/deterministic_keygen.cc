@@ -41,7 +41,8 @@ void PutLe64(uint8_t* out, uint64_t v) {
   for (int i = 0; i < 8; ++i) out[i] = static_cast<uint8_t>(v >> (8 * i));
 }
 
-void StreamInit(Stream* s, const KeyStreamId& id) {
+// Unused (and not emitted) in builds without deterministic keygen.
+[[maybe_unused]] void StreamInit(Stream* s, const KeyStreamId& id) {
   uint8_t in[sizeof(kDomain) + 8 + 1 + 8];
   memcpy(in, kDomain, sizeof(kDomain));
   PutLe64(in + sizeof(kDomain), id.key_seed);
@@ -101,7 +102,7 @@ const RAND_METHOD kMethod = {
     MethodSeed, MethodBytes, nullptr, MethodAdd, MethodBytes, MethodStatus,
 };
 
-Status InstallMethod() {
+[[maybe_unused]] Status InstallMethod() {
   static std::once_flag once;
   static bool ok = false;
   std::call_once(once, [] { ok = RAND_set_rand_method(&kMethod) == 1; });

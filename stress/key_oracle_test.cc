@@ -121,11 +121,13 @@ TEST_F(KeyOracleTest, AnnouncedKeysItCannotDeriveAreCounted) {
 
 TEST_F(KeyOracleTest, MalformedAnnouncementsAreRefused) {
   KeyOracle o(16, kSeed);
-  for (const char* bad :
-       {"", "[]", "{\"kid\":1}",
-        "{\"kid\":\"k\",\"alg\":\"es256\","
-        "\"stream_generation\":0}",
-        "{\"kid\":\"k\",\"alg\":\"eddsa\",\"stream_generation\":-1}"}) {
+  const std::string bad_alg =
+      R"({"kid":"k","alg":"es256","stream_generation":0})";
+  const std::string bad_stream =
+      R"({"kid":"k","alg":"eddsa","stream_generation":-1})";
+  for (const std::string& bad :
+       {std::string(), std::string("[]"), std::string(R"({"kid":1})"), bad_alg,
+        bad_stream}) {
     EXPECT_EQ(o.AddAnnouncement(bad).code(), StatusCode::kDataLoss) << bad;
   }
 }

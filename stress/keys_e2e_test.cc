@@ -74,14 +74,14 @@ int RunSigrace(const std::string& env, const std::string& args,
 constexpr char kLeakKeygen[] = "SIGRACE_ABLATE=dontdump,cover:signer.working";
 
 struct StressRun {
-  int rc = -1;
+  int rc;
   nlohmann::json report;
   std::string log;
 };
 
 StressRun Stress(const TempDir& d, const std::string& env,
                  const std::string& args) {
-  StressRun r;
+  StressRun r{-1, nullptr, ""};
   const std::string report = d.path() + "/r.json";
   unlink(report.c_str());
   r.rc = RunSigrace(env,
