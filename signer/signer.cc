@@ -536,9 +536,14 @@ Status Signer::Impl::Load(KeyRecord* rec) {
   // The cover follows the bytes: it starts on the staging slot, where GCM
   // writes plaintext it has not authenticated yet.
   const bool publish_late = variant_ == Variant::kPublishLate;
-  if (!publish_late) page->PublishRange(staging, kSlotBytes);
+  // TEST REGRESSION (slot-published-after-filled): published after the
+  // unwrap fills the slot, with no failpoint between.
+  const bool publish_after =
+      TEST_RegressionOn(TestRegression::kSlotPublishedAfterFilled);
+  if (!publish_late && !publish_after) page->PublishRange(staging, kSlotBytes);
   auto n = vault_->Unwrap(rec->wrapped, rec->kid, staging, kSlotBytes);
   if (!n.ok()) return n.status();
+  if (publish_after) page->PublishRange(staging, kSlotBytes);
   // WINDOW (publish-late): the unwrapped PKCS#8 bytes are in the staging
   // slot, and the page is not published until the line after the failpoint.
   if (SIGRACE_FAILPOINT(kFpWindowPublishLate)) {
@@ -559,8 +564,15 @@ Status Signer::Impl::Load(KeyRecord* rec) {
   if (!torn) TornBetween();
   crashdump::CheckCovered(parse_slot, *n, "load.parse_slot");
   memcpy(parse_slot, staging, *n);
+  // TEST REGRESSION (cover-narrowed-before-wipe): the narrowing runs
+  // before the staging slot is wiped.
+  const bool narrow_first =
+      TEST_RegressionOn(TestRegression::kCoverNarrowedBeforeWipe);
+  if (narrow_first) page->MoveRegion(parse_slot, kSlotBytes, false, nullptr);
   OPENSSL_cleanse(staging, kSlotBytes);
-  page->MoveRegion(parse_slot, kSlotBytes, /*torn=*/false, nullptr);
+  if (!narrow_first) {
+    page->MoveRegion(parse_slot, kSlotBytes, /*torn=*/false, nullptr);
+  }
   if (SIGRACE_FAILPOINT(kFpLoadAfterMove)) return Injected("load.after_move");
 
   const uint8_t* der = TEST_MaybeHeapCopy(parse_slot, *n);  // test-only

@@ -1,15 +1,13 @@
-// Test-only seeded regressions (issue 13): windows put back into the fixed
-// signer on purpose, at run time, so a test can show that the stress
-// harness finds a window nobody placed a failpoint in.
-//
-// SIGRACE_TEST_REGRESSION=NAME (read once, on first use) switches one on;
-// it exists only in builds with SIGRACE_ABLATION (every preset but bench).
-// An unknown name is ignored with a line on stderr.
+// The signer's side of the seeded test regressions (base/test_regression.h,
+// docs/design.md "Seeded regressions"): helpers that keep each one to a
+// line or two at its place in signer.cc.
 //
 //   parse-via-heap-copy: Load() parses the key from a copy of its PKCS#8
 //     bytes in an ordinary malloc'd buffer, outside every cover, wiped and
 //     freed right after the parse. The window is the parse (dozens of
 //     OpenSSL allocations, no failpoint inside).
+//   cover-narrowed-before-wipe, slot-published-after-filled: statement
+//     orders in Load(), queried there with TestRegressionOn().
 //
 // Thread safety: thread-safe. Not async-signal-safe.
 
@@ -19,13 +17,13 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "base/test_regression.h"
+
 namespace sigrace::signer {
 
-enum class TestRegression { kParseViaHeapCopy };
-
-// True if the environment switched `r` on (always false without
-// SIGRACE_ABLATION).
-bool TEST_RegressionOn(TestRegression r);
+// True if the environment (or SetTestRegressions) switched `r` on; always
+// false without SIGRACE_ABLATION.
+inline bool TEST_RegressionOn(TestRegression r) { return TestRegressionOn(r); }
 
 // parse-via-heap-copy: returns `der` itself when the regression is off,
 // else a malloc'd copy that TEST_ReleaseHeapCopy wipes and frees.

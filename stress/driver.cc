@@ -419,6 +419,7 @@ void Driver::Judge(KeyOracle& oracle, const std::string& path, int fd,
       lf.key = (*scanner)->keys()[f.key_index].key_id();
       lf.key_derived = oracle.IsDerived(lf.key);
     }
+    lf.kind = crashdump::FindingKindName(f.kind);
     r->findings.push_back(lf);
   }
   // The verdict `sigrace scan` and the gate give (oracle/judgement.h); a
@@ -473,6 +474,7 @@ void JudgeCoverReport(const nlohmann::json& cover, TrialResult* r) {
   lf.region = "cover " + first.value("label", std::string("?")) + " (" +
               first.value("reason", std::string("?")) + ")";
   lf.form = "cover-check:" + first.value("check", std::string("?"));
+  lf.kind = "cover-check";
   lf.form_offset = first.value("offset", uint64_t{0});
   lf.length = first.value("len", uint64_t{0});
   r->findings.insert(r->findings.begin(), lf);

@@ -164,6 +164,7 @@ TrialResult Result(Verdict v, const std::string& alg, uint64_t trial) {
     f.region = "load 0x1000-0x2000 rw-";
     f.form = "rsa.p.le64";
     f.length = 64;
+    f.kind = "leak";
     r.findings.push_back(f);
     r.findings_total = 1;
   }
@@ -235,15 +236,18 @@ TEST(Reports, JsonAndSidecarCarryNamesOffsetsLengths) {
   EXPECT_EQ(j["schema"], "sigrace.stress.report/1");
   EXPECT_EQ(j["totals"]["leak"], 1);
   EXPECT_EQ(j["cells"][0]["first_leak"]["trial"], 3);
+  EXPECT_EQ(j["cells"][0]["first_leak"]["kinds"], nlohmann::json({"leak"}));
   EXPECT_EQ(j["exit_code"], 0);
   const nlohmann::json s =
       SidecarJson(rep.leak_list[0], rep.options, "some window");
   EXPECT_EQ(s["schema"], "sigrace.leak/1");
   ASSERT_EQ(s["findings"].size(), 1u);
+  EXPECT_EQ(s["findings"][0]["kind"], "leak");
   for (const auto& [key, value] : s["findings"][0].items()) {
     EXPECT_TRUE(key == "file_offset" || key == "vaddr" || key == "region" ||
                 key == "form" || key == "form_offset" || key == "length" ||
-                key == "redacted" || key == "key" || key == "key_source")
+                key == "redacted" || key == "key" || key == "key_source" ||
+                key == "kind")
         << key;
   }
 }

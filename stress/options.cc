@@ -8,6 +8,9 @@
 #include <cstdio>
 #include <string>
 
+#include "base/ablation.h"
+#include "base/test_regression.h"
+
 namespace sigrace::stress {
 
 const char* ExpectName(Expect expect) {
@@ -166,6 +169,11 @@ std::string ReplayCommand(const StressOptions& o, const TrialPlan& p) {
          std::to_string(p.trial);
   if (p.pinned) {
     cmd += " --pin " + p.thread + ":" + std::to_string(p.instant);
+  }
+  // A trial found under a seeded test regression replays only with it.
+  const std::string regression = TestRegressionSpec();
+  if (!regression.empty()) {
+    cmd = "SIGRACE_TEST_REGRESSION=" + regression + " " + cmd;
   }
   return cmd;
 }

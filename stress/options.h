@@ -130,7 +130,9 @@ Status FinishStressOptions(const StressFlagText& text, bool variant_is_race,
 // The one-line command that replays `plan` alone:
 // "sigrace stress --variant V --alg A --mode M --injectors I ... --seed S
 // --trial N". Flags that shape the trial's state (threads, rotation,
-// failpoint) are added when they differ from the defaults.
+// failpoint) are added when they differ from the defaults. Under a seeded
+// test regression (base/test_regression.h) the command starts with
+// "SIGRACE_TEST_REGRESSION=NAME ".
 std::string ReplayCommand(const StressOptions& opts, const TrialPlan& plan);
 
 // A seed from the system's entropy source.

@@ -18,6 +18,12 @@ std::vector<std::string> TrialResult::Regions() const {
   return {s.begin(), s.end()};
 }
 
+std::vector<std::string> TrialResult::Kinds() const {
+  std::set<std::string> s;
+  for (const LeakFinding& f : findings) s.insert(f.kind);
+  return {s.begin(), s.end()};
+}
+
 void RunReport::Add(const TrialResult& r) {
   ++trials;
   CellStats* cell = nullptr;

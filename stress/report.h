@@ -36,6 +36,7 @@
 //          "failpoint": "sign.after_unwrap", "hit": 3, "thread": "signer-1",
 //          "elapsed_s": 0.4,                   // since the run started
 //          "forms": ["rsa.p.le", ...], "regions": ["[heap]", ...],
+//          "kinds": ["leak" | "redaction-not-applied" | "cover-check"],
 //          "findings": N, "dump": "out/..core" | "", "sidecar": "...",
 //          "keys": ["rs256-<run>-1", ...],      // kids of the findings
 //          "keys_received": N, "keys_derived": N,  // the oracle's keys
@@ -58,6 +59,7 @@
 //    "findings": [{"file_offset", "vaddr" (or null), "region", "form",
 //                  "form_offset", "length", "redacted", "key" (a kid),
 //                  "key_source": "received" | "derived"}],
+//                  "form_offset", "length", "redacted", "kind"}],
 //    "findings_total": N}
 //
 // Thread safety: values and pure functions; a RunReport is built on one
@@ -92,6 +94,11 @@ struct LeakFinding {
   // that key itself (announced, never handed over) or received it.
   std::string key;
   bool key_derived = false;
+  // What made it a leak: "leak" (a fragment outside every redaction
+  // record), "redaction-not-applied" (a fragment where the dump records a
+  // redaction its bytes do not show; crashdump::FindingKind), or
+  // "cover-check" (a window the registry's cover check saw open).
+  std::string kind;
 };
 
 enum class Verdict { kClean, kLeak, kHarnessError };
@@ -130,6 +137,7 @@ struct TrialResult {
   // Distinct form and region names of the leaking findings, sorted.
   std::vector<std::string> Forms() const;
   std::vector<std::string> Regions() const;
+  std::vector<std::string> Kinds() const;  // LeakFinding::kind, sorted
 };
 
 struct CellStats {

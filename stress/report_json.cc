@@ -23,6 +23,7 @@ nlohmann::json LeakJson(const TrialResult& r, const StressOptions& o) {
   j["elapsed_s"] = r.elapsed_s;
   j["forms"] = r.Forms();
   j["regions"] = r.Regions();
+  j["kinds"] = r.Kinds();
   j["findings"] = r.findings_total;
   std::set<std::string> keys, derived;
   for (const LeakFinding& f : r.findings) {
@@ -169,7 +170,8 @@ nlohmann::json SidecarJson(const TrialResult& r, const StressOptions& o,
                  {"length", x.length},
                  {"redacted", x.redacted},
                  {"key", x.key},
-                 {"key_source", x.key_derived ? "derived" : "received"}});
+                 {"key_source", x.key_derived ? "derived" : "received"},
+                 {"kind", x.kind}});
   }
   j["findings"] = f;
   j["findings_total"] = r.findings_total;

@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "base/ablation.h"
+#include "base/test_regression.h"
 #include "crashdump/capture/signal_safe.h"
 
 namespace sigrace::crashdump {
@@ -59,6 +60,13 @@ void FillMarker(char* p, uint64_t vaddr, size_t n) {
   for (size_t i = 0; i < n; ++i) {
     p[i] = kRedactionMarker[(vaddr + i) % kRedactionMarkerLen];
   }
+}
+
+// TEST REGRESSION (register-record-skip-overwrite): the dump still records
+// the thread's registers as redacted (dump_steps.cc), but they keep their
+// values.
+bool SkipRegisterOverwrite() {
+  return TestRegressionOn(TestRegression::kRegisterRecordSkipOverwrite);
 }
 
 // Buffered, checksummed output; remembers the first error.
@@ -209,7 +217,7 @@ void FillRegs(const ThreadCapture& t, user_regs_struct* r) {
   r->gs_base = t.gs_base;
   r->ds = 0;
   r->es = 0;
-  if (t.redact_registers) {
+  if (t.redact_registers && !SkipRegisterOverwrite()) {
     // Keep rip, rsp and rbp (gdb unwinds with them), segments and flags;
     // every data register becomes marker bytes.
     unsigned long long* data[] = {&r->r15, &r->r14, &r->r13,     &r->r12,
@@ -323,7 +331,8 @@ void AddThreadNotes(NoteBuf& nb, const CoreInput& in, const ThreadCapture& t,
       if ((bv & 1) == 0) memset(d + 32, 0, 160 - 32);
       if ((bv & 2) == 0) memset(d + 160, 0, 416 - 160);
     }
-    const bool redact_simd = t.redact_registers || t.redact_simd;
+    const bool redact_simd =
+        (t.redact_registers || t.redact_simd) && !SkipRegisterOverwrite();
     if (redact_simd) FillMarker(d + 32, 0, 416 - 32);  // st0-7, xmm0-15
     // The sw_reserved bytes of a signal frame describe the frame, not the
     // registers; ptrace and the kernel's core leave them zero here.
@@ -346,7 +355,7 @@ void AddThreadNotes(NoteBuf& nb, const CoreInput& in, const ThreadCapture& t,
     memset(d + kSwBytesOffset, 0, kFxsaveSize - kSwBytesOffset);
     memcpy(d + kSwBytesOffset, &xfeatures, 8);
     ZeroUnusedXstate(d, xstate_size);
-    if (t.redact_registers || t.redact_simd) {
+    if ((t.redact_registers || t.redact_simd) && !SkipRegisterOverwrite()) {
       FillMarker(d + 32, 0, 416 - 32);
       FillMarker(d + kXsaveHeaderEnd, 0, xstate_size - kXsaveHeaderEnd);
     }
@@ -446,6 +455,9 @@ bool Overlaps(const CoreInput& in, uint64_t va, uint64_t n) {
 }
 
 void ApplyRedactions(const CoreInput& in, char* buf, uint64_t va, size_t n) {
+  // TEST REGRESSION (record-skip-overwrite): every memory range stays in
+  // the redaction note, and its bytes stay as they are.
+  if (TestRegressionOn(TestRegression::kRecordSkipOverwrite)) return;
   const uint64_t end = va + n;
   for (size_t i = 0; i < in.redaction_count; ++i) {
     const RedactionRecord& r = in.redactions[i];

@@ -27,7 +27,9 @@
 #include <string>
 #include <vector>
 
+#include "base/ablation.h"
 #include "base/failpoint.h"
+#include "base/test_regression.h"
 #include "crashdump/capture/handler.h"
 #include "crashdump/format/core_format.h"
 #include "crashdump/format/core_reader.h"
@@ -56,7 +58,8 @@ constexpr char kAdjacentLabel[] = "test.before_seed";
 // before it registered, and a third. The seed never leaves the child
 // except inside the first and third dumps.
 int ThreeDumpsChild(const std::string& leak_dir, const std::string& clean_dir,
-                    const std::string& adjacent_dir) {
+                    const std::string& adjacent_dir,
+                    const std::string& skip_dir) {
   uint8_t* page =
       static_cast<uint8_t*>(mmap(nullptr, 4096, PROT_READ | PROT_WRITE,
                                  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
@@ -83,6 +86,20 @@ int ThreeDumpsChild(const std::string& leak_dir, const std::string& clean_dir,
     if (!RequestLiveDump().ok() || !LastDump().ok) return 16;
   }
   UninstallHandler();
+  // Test builds: the seeded regression record-skip-overwrite (a writer
+  // that records the seed's range and leaves its bytes), the seed
+  // registered as for the clean dump.
+  if (kAblationBuild) {
+    if (!SetTestRegressions("record-skip-overwrite").ok()) return 17;
+    o.target = DumpTarget::Directory(skip_dir);
+    if (!InstallHandler(o).ok()) return 18;
+    {
+      ScopedRegion region(seed, kSeedLen, "test.ed25519_seed");
+      if (!RequestLiveDump().ok() || !LastDump().ok) return 19;
+    }
+    UninstallHandler();
+    if (!SetTestRegressions("").ok()) return 20;
+  }
   return 0;
 }
 
@@ -101,11 +118,12 @@ class GateTest : public ::testing::Test {
     leak_dir_ = new TempDir;
     clean_dir_ = new TempDir;
     adjacent_dir_ = new TempDir;
+    skip_dir_ = new TempDir;
     // Fork before this process has built any form of the key, so the
     // child's memory holds the seed only where the child put it.
     const auto r = RunInChild([&] {
       return ThreeDumpsChild(leak_dir_->path(), clean_dir_->path(),
-                             adjacent_dir_->path());
+                             adjacent_dir_->path(), skip_dir_->path());
     });
     ASSERT_TRUE(r.exited && r.exit_code == 0)
         << "dump child failed: exit " << r.exit_code << " signal "
@@ -132,6 +150,7 @@ class GateTest : public ::testing::Test {
   std::string LeakDump() const { return OnlyDump(*leak_dir_); }
   std::string CleanDump() const { return OnlyDump(*clean_dir_); }
   std::string AdjacentDump() const { return OnlyDump(*adjacent_dir_); }
+  std::string SkipOverwriteDump() const { return OnlyDump(*skip_dir_); }
 
   // Leaks the oracle finds in a file (its seal is not required: a
   // released file is judged as the raw bytes that left).
@@ -148,12 +167,14 @@ class GateTest : public ::testing::Test {
   static TempDir* leak_dir_;
   static TempDir* clean_dir_;
   static TempDir* adjacent_dir_;
+  static TempDir* skip_dir_;
   static Scanner* scanner_;
   friend class GateEnvironment;
 };
 TempDir* GateTest::leak_dir_ = nullptr;
 TempDir* GateTest::clean_dir_ = nullptr;
 TempDir* GateTest::adjacent_dir_ = nullptr;
+TempDir* GateTest::skip_dir_ = nullptr;
 Scanner* GateTest::scanner_ = nullptr;
 
 // Removes the shared dumps after the last suite.
@@ -387,6 +408,36 @@ TEST_F(TamperedDumpTest, WidenedRecordOverTheSeedStillLeaks) {
   EXPECT_EQ(d->judgement.verdict, DumpVerdict::kLeak);
   EXPECT_NE(d->reason.find("not applied"), std::string::npos) << d->reason;
   EXPECT_TRUE(out_.List().empty());
+}
+
+// The seeded regression record-skip-overwrite (base/test_regression.h): a
+// writer that records the seed's range and leaves its bytes. The scan and
+// the gate (what `sigrace scan` and `sigrace gate` run) find the seed
+// where the dump claims the marker: a leak of kind redaction-not-applied,
+// refused. Its pair is the clean dump above (same seed, same record, the
+// bytes overwritten): clean and released.
+TEST_F(TamperedDumpTest, RecordSkipOverwriteDumpIsALeakForScanAndGate) {
+  if (!kAblationBuild) GTEST_SKIP() << "no test regressions in this build";
+  const std::string path = SkipOverwriteDump();
+  ASSERT_FALSE(path.empty());
+  StatusOr<ScanReport> r = scanner_->ScanFile(path);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_GT(r->leaks, 0u);
+  EXPECT_EQ(r->not_applied, r->leaks);
+  EXPECT_GE(r->redactions_not_applied, 1u);
+  EXPECT_EQ(JudgeReport(*r).verdict, DumpVerdict::kLeak);
+  Gate gate(scanner_, GateOptions{GateMode::kFixed, out_.path()});
+  auto d = gate.Submit(path);
+  ASSERT_TRUE(d.ok()) << d.status().ToString();
+  EXPECT_FALSE(d->released);
+  EXPECT_NE(d->reason.find("not applied"), std::string::npos) << d->reason;
+  EXPECT_TRUE(out_.List().empty());
+
+  StatusOr<ScanReport> clean = scanner_->ScanFile(CleanDump());
+  ASSERT_TRUE(clean.ok()) << clean.status().ToString();
+  EXPECT_EQ(clean->leaks, 0u);
+  EXPECT_EQ(clean->redactions_not_applied, 0u);
+  EXPECT_EQ(JudgeReport(*clean).verdict, DumpVerdict::kClean);
 }
 
 // The pair: the same widened record over bytes that really are the marker.
