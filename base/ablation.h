@@ -13,6 +13,8 @@
 // line to stderr and exits 2 (a typo must not pass as "still clean").
 // Without SIGRACE_ABLATION every query is a constant false and the
 // environment variable is ignored; a production build has no switch.
+// Their counterpart, bugs of the fixed path put back rather than
+// protections taken away, is base/test_regression.h.
 //
 // Thread safety: the switches are set before main() (or by a test before
 // it starts threads) and only read afterwards. Ablated() and

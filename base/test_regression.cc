@@ -24,8 +24,8 @@ constexpr std::array<const char*, static_cast<size_t>(TestRegression::kCount)>
 struct EnvReader {
   EnvReader() {
     // Before main(): no other thread can change the environment yet.
-    const char* env =
-        std::getenv("SIGRACE_TEST_REGRESSION");  // NOLINT(concurrency-mt-unsafe)
+    // NOLINTNEXTLINE(concurrency-mt-unsafe)
+    const char* env = std::getenv("SIGRACE_TEST_REGRESSION");
     if (env == nullptr || *env == '\0') return;
     const Status s = SetTestRegressions(env);
     if (!s.ok()) {

@@ -11,8 +11,7 @@ class TestRegressionTest : public ::testing::Test {
 };
 
 TEST_F(TestRegressionTest, NoneOnByDefault) {
-  for (uint32_t i = 0; i < static_cast<uint32_t>(TestRegression::kCount);
-       ++i) {
+  for (uint32_t i = 0; i < static_cast<uint32_t>(TestRegression::kCount); ++i) {
     EXPECT_FALSE(TestRegressionOn(static_cast<TestRegression>(i))) << i;
   }
   EXPECT_EQ(TestRegressionSpec(), "");
@@ -26,8 +25,7 @@ TEST_F(TestRegressionTest, NamesSwitchOnTheirRegressionOnly) {
   EXPECT_TRUE(TestRegressionOn(TestRegression::kRecordSkipOverwrite));
   EXPECT_TRUE(TestRegressionOn(TestRegression::kSlotPublishedAfterFilled));
   EXPECT_FALSE(TestRegressionOn(TestRegression::kParseViaHeapCopy));
-  EXPECT_FALSE(
-      TestRegressionOn(TestRegression::kRegisterRecordSkipOverwrite));
+  EXPECT_FALSE(TestRegressionOn(TestRegression::kRegisterRecordSkipOverwrite));
   EXPECT_EQ(TestRegressionSpec(),
             "record-skip-overwrite,slot-published-after-filled");
   ASSERT_TRUE(SetTestRegressions("").ok());
@@ -36,8 +34,7 @@ TEST_F(TestRegressionTest, NamesSwitchOnTheirRegressionOnly) {
 
 TEST_F(TestRegressionTest, EveryNameRoundTrips) {
   if (!kAblationBuild) GTEST_SKIP() << "built without SIGRACE_ABLATION";
-  for (uint32_t i = 0; i < static_cast<uint32_t>(TestRegression::kCount);
-       ++i) {
+  for (uint32_t i = 0; i < static_cast<uint32_t>(TestRegression::kCount); ++i) {
     const auto r = static_cast<TestRegression>(i);
     ASSERT_TRUE(SetTestRegressions(TestRegressionName(r)).ok())
         << TestRegressionName(r);

@@ -131,7 +131,8 @@ TEST_F(SignerTestRegression, SlotPublishedAfterFilledTripsWriteUncovered) {
   EXPECT_EQ(seen[0].label, "vault.unwrap") << d;
   bool publish = false;
   for (const Seen& s : seen) {
-    publish |= s.check == crashdump::kCheckPublish && s.label == "signer.working";
+    publish |=
+        s.check == crashdump::kCheckPublish && s.label == "signer.working";
   }
   EXPECT_TRUE(publish) << d;
 }

@@ -56,7 +56,7 @@ class TempDir {
 // Runs `[SIGRACE_TEST_REGRESSION=regression] sigrace ARGS` with stdout and
 // stderr to `log`; returns the exit code.
 int RunSigrace(const std::string& regression, const std::string& args,
-        const std::string& log) {
+               const std::string& log) {
   const std::string env =
       regression.empty() ? "" : "SIGRACE_TEST_REGRESSION=" + regression + " ";
   const std::string cmd =
@@ -132,10 +132,10 @@ void ExpectRecordSkipOverwriteCaught(const std::string& mode) {
   EXPECT_EQ(first["kinds"], nlohmann::json({"redaction-not-applied"}))
       << first.dump();
   // The replay carries the switch: without it the trial is clean.
-  EXPECT_EQ(first["replay"].get<std::string>().rfind(
-                "SIGRACE_TEST_REGRESSION=record-skip-overwrite sigrace stress ",
-                0),
-            0u)
+  EXPECT_EQ(
+      first["replay"].get<std::string>().rfind(
+          "SIGRACE_TEST_REGRESSION=record-skip-overwrite sigrace stress ", 0),
+      0u)
       << first["replay"];
   const std::string dump = first["dump"].get<std::string>();
   ASSERT_EQ(access(dump.c_str(), R_OK), 0) << dump;
@@ -185,8 +185,8 @@ TEST_F(RegressionE2E, FixedIsCleanWithoutTheSwitchFatal) {
 TEST_F(RegressionE2E, RegisterRecordSkipOverwriteIsNeverClean) {
   TempDir d;
   const std::string log = d.path() + "/log";
-  const int rc =
-      RunSigrace("register-record-skip-overwrite", FixedRun("live", d.path()), log);
+  const int rc = RunSigrace("register-record-skip-overwrite",
+                            FixedRun("live", d.path()), log);
   EXPECT_TRUE(rc == 1 || rc == 2) << rc << "\n" << ReadAll(log);
   const nlohmann::json j = ReadJson(d.path() + "/r.json");
   ASSERT_TRUE(j.is_object()) << ReadAll(log);
@@ -201,9 +201,9 @@ TEST_F(RegressionE2E, RegisterRecordSkipOverwriteIsNeverClean) {
     }
   }
   for (const auto& e : j["harness_errors"]) {
-    EXPECT_NE(e["message"].get<std::string>().find(
-                  "redaction recorded, not applied"),
-              std::string::npos)
+    EXPECT_NE(
+        e["message"].get<std::string>().find("redaction recorded, not applied"),
+        std::string::npos)
         << e.dump();
   }
 }
@@ -222,8 +222,7 @@ void ExpectCoverCheck(const std::string& regression, const std::string& check) {
   const nlohmann::json& first = j["cells"][0]["first_leak"];
   ASSERT_TRUE(first.is_object());
   EXPECT_TRUE(Contains(first["kinds"], "cover-check")) << first.dump();
-  EXPECT_TRUE(Contains(first["forms"], "cover-check:" + check))
-      << first.dump();
+  EXPECT_TRUE(Contains(first["forms"], "cover-check:" + check)) << first.dump();
 }
 
 TEST_F(RegressionE2E, CoverNarrowedBeforeWipeTripsUpdateLeave) {
