@@ -119,8 +119,7 @@ void ExpectRecordSkipOverwriteCaught(const std::string& mode) {
   SCOPED_TRACE(mode);
   TempDir d;
   const std::string log = d.path() + "/log";
-  ASSERT_EQ(RunSigrace("record-skip-overwrite",
-                FixedRun(mode, d.path()), log),
+  ASSERT_EQ(RunSigrace("record-skip-overwrite", FixedRun(mode, d.path()), log),
             1)
       << ReadAll(log);
   const nlohmann::json j = ReadJson(d.path() + "/r.json");
@@ -144,7 +143,6 @@ void ExpectRecordSkipOverwriteCaught(const std::string& mode) {
   for (const auto& f : sidecar["findings"]) {
     EXPECT_EQ(f["kind"], "redaction-not-applied") << f.dump();
   }
-
 }
 
 // The pair: the same run without the switch is clean.
