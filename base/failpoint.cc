@@ -102,10 +102,20 @@ struct SignalName {
   int number;
 };
 constexpr SignalName kSignals[] = {
-    {"SIGSEGV", SIGSEGV}, {"SIGBUS", SIGBUS},   {"SIGILL", SIGILL},
-    {"SIGFPE", SIGFPE},   {"SIGABRT", SIGABRT}, {"SIGTRAP", SIGTRAP},
-    {"SIGSYS", SIGSYS},   {"SIGUSR1", SIGUSR1}, {"SIGUSR2", SIGUSR2},
-    {"SIGTERM", SIGTERM}, {"SIGKILL", SIGKILL},
+    {"SIGSEGV", SIGSEGV},
+    {"SIGBUS", SIGBUS},
+    {"SIGILL", SIGILL},
+    {"SIGFPE", SIGFPE},
+    {"SIGABRT", SIGABRT},
+    {"SIGTRAP", SIGTRAP},
+    {"SIGSYS", SIGSYS},
+    {"SIGUSR1", SIGUSR1},
+    {"SIGUSR2", SIGUSR2},
+    {"SIGTERM", SIGTERM},
+    {"SIGKILL", SIGKILL},
+    // Stops the process where it stands, for a test to inspect or change
+    // what it holds (tools/cli_test.cc).
+    {"SIGSTOP", SIGSTOP},
 };
 
 bool ParseSignal(std::string_view s, int* out) {

@@ -5,9 +5,9 @@
 // or run a callback. Sites are defined once at namespace scope and
 // evaluated where the window is:
 //
-//   SIGRACE_FAILPOINT_DEFINE(kFpAfterUnwrap, "sign.after_unwrap");
+//   SIGRACE_FAILPOINT_DEFINE(kFpAfterAcquire, "sign.after_acquire");
 //   ...
-//   if (SIGRACE_FAILPOINT(kFpAfterUnwrap)) return InternalError("injected");
+//   if (SIGRACE_FAILPOINT(kFpAfterAcquire)) return InternalError("injected");
 //
 // A disabled failpoint costs one relaxed atomic load.
 //
@@ -26,7 +26,7 @@
 //             generator seeded by SetSeed(), so runs replay.
 //   THREAD := only evaluations on a thread whose name (SetThreadName) is
 //             THREAD count.
-// Example: SIGRACE_FAILPOINTS='sign.after_unwrap=raise(SIGSEGV)@1'
+// Example: SIGRACE_FAILPOINTS='sign.after_acquire=raise(SIGSEGV)@1'
 // An unknown name, action or malformed number is an InvalidArgument error.
 // `pause` blocks the evaluating thread until Resume(name) or ClearAll().
 //

@@ -1,6 +1,7 @@
 #include "base/files.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -56,12 +57,34 @@ Status WriteFileAtomic(const std::string& path, const std::string& text,
   return Status::Ok();
 }
 
-StatusOr<std::string> ReadFile(const std::string& path) {
-  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+StatusOr<int> OpenRegularFile(const std::string& path) {
+  // O_NONBLOCK: opening a FIFO without a writer would block; the type is
+  // checked before anything is read.
+  const int fd = open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) {
     if (errno == ENOENT) return NotFoundError(path + ": no such file");
     return ErrnoError("open " + path, errno);
   }
+  struct stat st;
+  if (fstat(fd, &st) != 0) {
+    const int e = errno;
+    close(fd);
+    return ErrnoError("fstat " + path, e);
+  }
+  if (!S_ISREG(st.st_mode)) {
+    close(fd);
+    return InvalidArgumentError(path + ": not a regular file");
+  }
+  // Reads of a regular file do not block anyway; clear it for clarity.
+  const int flags = fcntl(fd, F_GETFL);
+  if (flags >= 0) (void)fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+  return fd;
+}
+
+StatusOr<std::string> ReadFile(const std::string& path) {
+  StatusOr<int> opened = OpenRegularFile(path);
+  if (!opened.ok()) return opened.status();
+  const int fd = *opened;
   std::string out;
   std::vector<char> buf(1 << 16);
   while (true) {

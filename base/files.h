@@ -25,7 +25,13 @@ std::string Dirname(const std::string& path);
 Status WriteFileAtomic(const std::string& path, const std::string& text,
                        int mode = 0644);
 
-// The whole file at `path`; NotFound if it does not exist.
+// Opens `path` read-only without blocking on a FIFO or a device, then
+// refuses anything but a regular file (InvalidArgument "PATH: not a
+// regular file"); NotFound if it does not exist. The caller closes the fd.
+StatusOr<int> OpenRegularFile(const std::string& path);
+
+// The whole file at `path` (OpenRegularFile: a FIFO, device or directory
+// is refused, never waited on); NotFound if it does not exist.
 StatusOr<std::string> ReadFile(const std::string& path);
 
 // The last `n` lines of the file at `path`, each ending in '\n' ("" if the

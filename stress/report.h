@@ -15,7 +15,7 @@
 //     "seed": 123, "first_trial": 0,
 //     "variant": "fixed", "mode": "live" | "fatal",
 //     "algs": ["rs256", "eddsa"], "injectors": ["failpoint", ...],
-//     "failpoint": "" | "sign.after_unwrap",  // --failpoint
+//     "failpoint": "" | "sign.after_acquire",  // --failpoint
 //     "threads": 2, "rotate_every_ms": 250, "min_fragment": 16,
 //     "expect": "clean" | "leak",
 //     "window": "..." | "",                  // the variant's window
@@ -33,7 +33,7 @@
 //        "trials": N, "clean": N, "leaks": N, "harness_errors": N,
 //        "first_leak": null | {                // the first leaking trial
 //          "trial": N, "seed": S, "injector": "failpoint",
-//          "failpoint": "sign.after_unwrap", "hit": 3, "thread": "signer-1",
+//          "failpoint": "sign.after_acquire", "hit": 3, "thread": "signer-1",
 //          "elapsed_s": 0.4,                   // since the run started
 //          "forms": ["rsa.p.le", ...], "regions": ["[heap]", ...],
 //          "kinds": ["leak" | "redaction-not-applied" | "cover-check"],

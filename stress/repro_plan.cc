@@ -1,8 +1,10 @@
 #include "stress/repro_plan.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <climits>
 #include <cstdlib>
 #include <utility>
@@ -293,15 +295,25 @@ StatusOr<std::vector<VariantEntry>> SelectVariants(
   return out;
 }
 
-std::string FindTsanBinary(const std::string& tsan_bin,
-                           const std::string& self) {
-  if (tsan_bin == "none") return "";
-  std::string p = tsan_bin;
-  if (p == "auto") p = Dirname(self) + "/../../tsan/tools/sigrace";
+StatusOr<std::string> FindTsanBinary(const std::string& tsan_bin,
+                                     const std::string& self) {
+  if (tsan_bin == "none") return std::string();
+  const bool given = tsan_bin != "auto";
+  const std::string p =
+      given ? tsan_bin : Dirname(self) + "/../../tsan/tools/sigrace";
+  const auto refuse = [&](const std::string& why) -> StatusOr<std::string> {
+    if (!given) return std::string();
+    return InvalidArgumentError("--tsan-bin " + p + ": " + why +
+                                " (give the TSan build of sigrace, auto or "
+                                "none)");
+  };
   char real[PATH_MAX];
-  if (realpath(p.c_str(), real) == nullptr) return "";
-  if (access(real, X_OK) != 0) return "";
-  return real;
+  if (realpath(p.c_str(), real) == nullptr) return refuse(ErrnoText(errno));
+  struct stat st;
+  if (stat(real, &st) != 0) return refuse(ErrnoText(errno));
+  if (!S_ISREG(st.st_mode)) return refuse("not a regular file");
+  if (access(real, X_OK) != 0) return refuse("not executable");
+  return std::string(real);
 }
 
 ReproPlan PlanRepro(const ReproOptions& options,

@@ -93,9 +93,12 @@ StatusOr<std::vector<VariantEntry>> SelectVariants(
 
 // The TSan build of sigrace per --tsan-bin: "none" -> "", "auto" ->
 // ../../tsan/tools/sigrace from `self`'s directory (build/default/tools/
-// -> build/tsan/tools/), else the path given; "" unless it is executable.
-std::string FindTsanBinary(const std::string& tsan_bin,
-                           const std::string& self);
+// -> build/tsan/tools/) when it is an executable file, else "" (no TSan
+// rows, and the report says so). A path the user gave must be an
+// executable regular file: anything else is InvalidArgument, never a
+// quiet run without TSan.
+StatusOr<std::string> FindTsanBinary(const std::string& tsan_bin,
+                                     const std::string& self);
 
 // Rows and jobs for `variants`; job reports and logs go to `logs_dir`.
 // `self` runs every job; `tsan` ("" when absent) runs the TSan rows'

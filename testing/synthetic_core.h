@@ -68,7 +68,8 @@ class SyntheticCore {
   int32_t sig_code = 1;
   uint64_t fault_addr = 0;
   int32_t pid = 4242;
-  std::vector<RawNote> extra_notes;  // appended after the sigrace notes
+  std::string psargs = "synthetic --core";  // NT_PRPSINFO, at most 79 bytes
+  std::vector<RawNote> extra_notes;         // appended after the sigrace notes
   // Alignment of each load's file bytes; the kernel uses the page size.
   // Fuzz seeds use a small one to stay small.
   uint64_t load_align = 4096;
@@ -231,7 +232,8 @@ class SyntheticCore {
     std::vector<uint8_t> d(136, 0);
     std::memcpy(d.data() + 24, &pid, 4);
     std::memcpy(d.data() + 40, "synthetic", 9);
-    std::memcpy(d.data() + 56, "synthetic --core", 16);
+    std::memcpy(d.data() + 56, psargs.data(),
+                std::min<size_t>(psargs.size(), 79));
     return d;
   }
   std::vector<uint8_t> Siginfo() const {

@@ -8,12 +8,13 @@
 #include "base/files.h"
 #include "stress/ablation_run.h"
 #include "stress/options.h"
+#include "tools/common.h"
 
 namespace sigrace::stress {
 namespace {
 
 int Usage(const std::string& message) {
-  std::fprintf(stderr, "sigrace ablate: %s\n", message.c_str());
+  std::fprintf(stderr, "sigrace: ablate: %s\n", message.c_str());
   return 2;
 }
 
@@ -47,16 +48,17 @@ int AblateMain(int argc, char** argv) {
   app.add_option("--trials", opts.stress.trials,
                  "Trials per protection at most")
       ->capture_default_str()
-      ->check(CLI::Range(uint64_t{1}, uint64_t{10000000}));
+      ->check(tools::UintIn(1, 10000000));
   app.add_option("--duration-s", opts.stress.duration_s,
                  "Seconds per protection at most")
       ->capture_default_str()
-      ->check(CLI::Range(1.0, 86400.0));
+      ->check(tools::RealIn(1, 86400));
   app.add_option("--alg", text.alg, "rs256, eddsa or both")
       ->capture_default_str();
   app.add_option("--mode", text.mode, "live or fatal")->capture_default_str();
   app.add_option("--seed", opts.stress.seed,
-                 "Seed of every run (default: random, printed)");
+                 "Seed of every run (default: random, printed)")
+      ->check(tools::UintIn(0, UINT64_MAX));
   app.add_option("--out", opts.stress.out_dir,
                  "Directory for leaking dumps, one subdirectory per "
                  "protection")
@@ -110,7 +112,11 @@ int AblateMain(int argc, char** argv) {
                              "(unobserved: the workload lacks its exposure)"
                            : "error: an ablation run had no verdict");
   if (!report_json.empty()) {
-    st = WriteFileAtomic(report_json, AblationJson(*rows, opts).dump(2) + "\n");
+    st = WriteFileAtomic(
+        report_json,
+        AblationJson(*rows, opts)
+                .dump(2, ' ', false, nlohmann::json::error_handler_t::replace) +
+            "\n");
     if (!st.ok()) return Usage(st.message());
   }
   return code;

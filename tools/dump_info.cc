@@ -14,27 +14,40 @@
 #include "base/hex.h"
 #include "base/status.h"
 #include "crashdump/format/core_reader.h"
+#include "tools/common.h"
 
 namespace sigrace::crashdump {
 namespace {
 
-// Every byte outside printable ASCII becomes \xNN (and '\' becomes \\), so
-// dump-controlled text can neither move the cursor nor break the JSON.
-std::string Printable(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  for (unsigned char c : s) {
-    if (c == '\\') {
-      out += "\\\\";
-    } else if (c >= 0x20 && c < 0x7f) {
-      out += static_cast<char>(c);
-    } else {
-      char buf[8];
-      std::snprintf(buf, sizeof(buf), "\\x%02x", c);
-      out += buf;
-    }
+// Dump-controlled text: every byte outside printable ASCII escaped
+// (tools/common.h).
+using tools::Printable;
+
+// The process's arguments (NT_PRPSINFO pr_psargs) may carry a secret (a
+// key given on a command line): only the program is printed, escaped and
+// cut to kMaxProgram bytes; the other arguments are counted, never shown.
+constexpr size_t kMaxProgram = 64;
+struct ArgsSummary {
+  std::string program;
+  size_t more = 0;        // arguments after the program
+  size_t more_bytes = 0;  // their bytes
+};
+
+ArgsSummary SummarizeArgs(std::string_view args) {
+  ArgsSummary s;
+  const size_t sp = args.find(' ');
+  std::string_view program = args.substr(0, sp);
+  s.program = Printable(program.substr(0, kMaxProgram));
+  if (program.size() > kMaxProgram) s.program += "...";
+  if (sp == std::string_view::npos) return s;
+  std::string_view rest = args.substr(sp + 1);
+  s.more_bytes = rest.size();
+  bool in_word = false;
+  for (char c : rest) {
+    if (c != ' ' && !in_word) ++s.more;
+    in_word = c != ' ';
   }
-  return out;
+  return s;
 }
 
 std::string Hex16(uint64_t v) {
@@ -142,10 +155,13 @@ nlohmann::json ToJson(const std::string& path, const CoreReader& r) {
                {"checksum_verified", s.checksum_verified}};
   if (r.process()) {
     const ProcessInfo& p = *r.process();
+    const ArgsSummary a = SummarizeArgs(p.args);
     j["process"] = {{"pid", p.pid},
                     {"ppid", p.ppid},
                     {"name", Printable(p.name)},
-                    {"args", Printable(p.args)}};
+                    {"program", a.program},
+                    {"more_args", a.more},
+                    {"more_args_bytes", a.more_bytes}};
   } else {
     j["process"] = nullptr;
   }
@@ -212,9 +228,11 @@ std::string ToText(const std::string& path, const CoreReader& r) {
   o += "machine:  " + MachineName(r.machine()) + "\n";
   if (r.process()) {
     const ProcessInfo& p = *r.process();
+    const ArgsSummary a = SummarizeArgs(p.args);
     o += "process:  pid " + std::to_string(p.pid) + ", ppid " +
          std::to_string(p.ppid) + ", name \"" + Printable(p.name) +
-         "\", args \"" + Printable(p.args) + "\"\n";
+         "\", program \"" + a.program + "\" + " + std::to_string(a.more) +
+         " arguments (" + std::to_string(a.more_bytes) + " bytes, not shown)\n";
   }
   if (r.siginfo()) {
     const SigInfo& si = *r.siginfo();
@@ -283,7 +301,7 @@ std::string ToText(const std::string& path, const CoreReader& r) {
 
 int Fail(const std::string& path, const std::string& reason) {
   std::fprintf(stderr, "sigrace: dump-info: %s: %s\n", Printable(path).c_str(),
-               reason.c_str());
+               Printable(reason).c_str());
   return 2;
 }
 
@@ -324,7 +342,9 @@ int DumpInfoMain(int argc, char** argv) {
   const CoreReader& r = **reader;
   std::string out;
   if (json) {
-    out = ToJson(path, r).dump(2) + "\n";
+    out = ToJson(path, r).dump(2, ' ', false,
+                               nlohmann::json::error_handler_t::replace) +
+          "\n";
   } else {
     out = ToText(path, r);
   }

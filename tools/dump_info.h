@@ -4,8 +4,10 @@
 // memory contents (no PT_LOAD byte, no register beyond pc/sp/bp).
 //
 // Strings that come from the dump (labels, names, meta, backtrace) are
-// printed with every byte outside printable ASCII escaped as \xNN, so a
-// hostile dump cannot drive the terminal and the JSON is always valid.
+// printed with every byte outside printable ASCII escaped as \xNN
+// (tools/common.h), so a hostile dump cannot drive the terminal and the
+// JSON is always valid. The process's arguments are not printed beyond
+// the program: a key passed on a command line would be.
 //
 // Exit codes: 0 the dump was read (whatever its seal state, unless
 // --require-seal), 2 usage error or unreadable dump, with one line
@@ -21,7 +23,12 @@
 //              "version": number (1 or 2; 0 without a trailer),
 //              "content_size": number, "checksum": "0x...",
 //              "checksum_verified": bool},
-//     "process": {"pid": n, "ppid": n, "name": s, "args": s} | null,
+//     "process": {"pid": n, "ppid": n, "name": s,
+//                 "program": s,           (first argument, at most 64
+//                                          bytes, escaped)
+//                 "more_args": n, "more_args_bytes": n} | null,
+//                 (the other arguments are counted, never printed: a
+//                 command line may carry a key)
 //     "siginfo": {"signo": n, "signal": "SIGSEGV", "code": n, "errno": n,
 //                 "addr": "0x..."} | null,
 //     "threads": [{"index": n, "tid": n, "signal": n,

@@ -9,12 +9,16 @@
 
 #include "crashdump/egress/gate.h"
 #include "crashdump/oracle/scanner.h"
+#include "tools/common.h"
 
 namespace sigrace::crashdump {
 namespace {
 
+using tools::Printable;
+
+// One line: whatever the message carries (a path, a flag value) is escaped.
 int Fail(const std::string& msg) {
-  std::fprintf(stderr, "sigrace: gate: %s\n", msg.c_str());
+  std::fprintf(stderr, "sigrace: gate: %s\n", Printable(msg).c_str());
   return 2;
 }
 
@@ -40,7 +44,8 @@ int GateMain(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--min-fragment", min_fragment,
                  "F: shortest run of form bytes that counts (>= 8)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(tools::UintIn(8, 1048576));
   app.add_flag("--json", json, "one JSON object on stdout");
   app.add_flag("--list-modes", list_modes, "list the gate modes and exit");
   app.add_option("DUMP", dumps, "dumps to judge");
@@ -75,19 +80,20 @@ int GateMain(int argc, char** argv) {
   for (const std::string& path : dumps) {
     StatusOr<GateDecision> d = gate.Submit(path);
     if (!d.ok()) {
-      std::fprintf(stderr, "sigrace: gate: %s: %s\n", path.c_str(),
-                   d.status().message().c_str());
-      jdumps.push_back({{"path", path}, {"error", d.status().message()}});
+      std::fprintf(stderr, "sigrace: gate: %s: %s\n", Printable(path).c_str(),
+                   Printable(d.status().message()).c_str());
+      jdumps.push_back({{"path", Printable(path)},
+                        {"error", Printable(d.status().message())}});
       exit_code = 2;
       continue;
     }
     if (!d->released && exit_code == 0) exit_code = 1;
     if (json) {
       jdumps.push_back(
-          {{"path", path},
+          {{"path", Printable(path)},
            {"released", d->released},
-           {"released_path", d->released_path},
-           {"reason", d->reason},
+           {"released_path", Printable(d->released_path)},
+           {"reason", Printable(d->reason)},
            {"verdict", DumpVerdictName(d->judgement.verdict)},
            {"leaks", d->report.leaks},
            {"not_applied", d->report.not_applied},
@@ -104,20 +110,24 @@ int GateMain(int argc, char** argv) {
       const std::string counts =
           d->report.path.empty() ? "" : "; " + RedactionSummary(d->report);
       if (d->released) {
-        std::printf("%s: released -> %s (%llu bytes)%s\n", path.c_str(),
-                    d->released_path.c_str(),
-                    static_cast<unsigned long long>(d->released_size),
-                    counts.c_str());
+        std::printf(
+            "%s: released -> %s (%llu bytes)%s\n", Printable(path).c_str(),
+            Printable(d->released_path).c_str(),
+            static_cast<unsigned long long>(d->released_size), counts.c_str());
       } else {
-        std::printf("%s: refused: %s%s\n", path.c_str(), d->reason.c_str(),
-                    counts.c_str());
+        std::printf("%s: refused: %s%s\n", Printable(path).c_str(),
+                    Printable(d->reason).c_str(), counts.c_str());
       }
     }
   }
   if (json) {
     nlohmann::json out = {
         {"mode", mode_name}, {"dumps", jdumps}, {"exit_code", exit_code}};
-    std::printf("%s\n", out.dump(2).c_str());
+    // Every string above is Printable (ASCII); replace is the backstop
+    // that keeps the writer from throwing on invalid UTF-8.
+    std::printf("%s\n", out.dump(2, ' ', false,
+                                 nlohmann::json::error_handler_t::replace)
+                            .c_str());
   }
   return exit_code;
 }

@@ -11,6 +11,7 @@
 #include <string_view>
 
 #include "tools/ablate.h"
+#include "tools/common.h"
 #include "tools/dump_info.h"
 #include "tools/gate.h"
 #include "tools/scan.h"
@@ -24,38 +25,42 @@ struct Command {
   const char* name;
   const char* summary;
   int (*run)(int argc, char** argv);
+  // Reads a key or drives processes that do (the oracle's processes):
+  // made undumpable before it runs (tools/common.h).
+  bool holds_keys;
 };
 
 constexpr Command kCommands[] = {
     {"dump-info",
      "print what a dump holds: seal, threads, mappings, "
      "redactions",
-     sigrace::crashdump::DumpInfoMain},
+     sigrace::crashdump::DumpInfoMain, true},
     {"token",
      "sign one JWS token (rs256|eddsa) and print it with the "
      "public JWK set",
-     sigrace::signer::TokenMain},
+     sigrace::signer::TokenMain, false},
     {"scan",
      "scan dumps for any fragment of a private key (exit 1 on a "
      "leak)",
-     sigrace::crashdump::ScanMain},
+     sigrace::crashdump::ScanMain, true},
     {"gate", "release a dump only if sealed and clean, exactly as judged",
-     sigrace::crashdump::GateMain},
+     sigrace::crashdump::GateMain, true},
     {"stress",
      "run signing threads and fault injectors; scan every dump "
      "for the key",
-     sigrace::stress::StressMain},
+     sigrace::stress::StressMain, true},
     {"repro", "the main job: reproduce every race variant, confirm fixed",
-     sigrace::stress::ReproMain},
+     sigrace::stress::ReproMain, true},
     {"variants", "list the redaction-path variants and their windows",
-     sigrace::stress::VariantsMain},
+     sigrace::stress::VariantsMain, false},
     {"ablate",
      "switch each protection of fixed off in turn; show each one is "
      "needed",
-     sigrace::stress::AblateMain},
+     sigrace::stress::AblateMain, true},
     // Hidden (summary nullptr): the worker process `sigrace stress` starts.
-    {"stress-child", nullptr, sigrace::stress::StressChildMain},
-    {nullptr, nullptr, nullptr},
+    // It holds the signer's keys and must be dumped, by its own handler.
+    {"stress-child", nullptr, sigrace::stress::StressChildMain, false},
+    {nullptr, nullptr, nullptr, false},
 };
 
 void PrintUsage(FILE* out) {
@@ -91,6 +96,13 @@ int main(int argc, char** argv) {
   }
   for (const Command& c : kCommands) {
     if (c.name != nullptr && cmd == c.name) {
+      if (c.holds_keys && !sigrace::tools::HoldKeysUndumpable(c.name)) {
+        return 2;
+      }
+      // Every entry point: the signer's (token, the stress worker), the
+      // oracle's (scan, gate) and the drivers, which reject a bad spec
+      // before they start a worker.
+      if (!sigrace::tools::ConfigureFailpointsFromEnv(c.name)) return 2;
       std::string prog = std::string("sigrace ") + c.name;
       argv[1] = prog.data();
       return c.run(argc - 1, argv + 1);

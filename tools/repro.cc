@@ -31,6 +31,7 @@
 #include "stress/repro_report.h"
 #include "stress/repro_schedule.h"
 #include "stress/repro_verdict.h"
+#include "tools/common.h"
 #include "tools/stress.h"
 
 namespace sigrace::stress {
@@ -62,7 +63,7 @@ void AddReproFlags(CLI::App& app, ReproOptions* o, std::string* alg) {
                  "Wall-clock budget; fixed's live runs get what the other "
                  "rows leave (they stop early at --min-live-trials)")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(tools::RealIn(1, 604800));
   app.add_option("--out", o->out_dir,
                  "Directory for leaking dumps, sidecars and per-row logs")
       ->capture_default_str();
@@ -71,32 +72,38 @@ void AddReproFlags(CLI::App& app, ReproOptions* o, std::string* alg) {
                  "stress/repro_report.h)");
   app.add_option("--junit", o->junit,
                  "Write JUnit XML here (one test case per row)");
-  app.add_option("--seed", o->seed, "Seed for every row (default: random)");
+  app.add_option("--seed", o->seed, "Seed for every row (default: random)")
+      ->check(tools::UintIn(0, UINT64_MAX));
   app.add_option("--min-live-trials", o->min_live,
                  "Live trials per algorithm fixed must pass")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(tools::UintIn(1, 1000000000));
   app.add_option("--min-fatal-trials", o->min_fatal,
                  "Fatal trials per algorithm fixed must pass")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(tools::UintIn(1, 1000000000));
   app.add_option("--min-tsan-trials", o->tsan_fixed_trials,
                  "TSan trials per algorithm fixed must pass (its TSan rows "
                  "run niced beside the others to the end of the budget, so "
                  "they usually run more)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(tools::UintIn(1, 1000000));
   app.add_option("--race-live-trials", o->race_live_trials,
                  "Most live trials to reproduce one race row")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(tools::UintIn(1, 1000000));
   app.add_option("--race-fatal-trials", o->race_fatal_trials,
                  "Most fatal trials to reproduce one race row")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(tools::UintIn(1, 1000000));
   app.add_option("--jobs", o->jobs,
                  "Rows run at once besides fixed's live rows (those run "
                  "from the start, two workers per algorithm)")
       ->capture_default_str()
-      ->check(CLI::Range(1, 64));
+      ->check(tools::UintIn(1, 64));
   app.add_option("--threads", o->threads, "Signing threads per row")
       ->capture_default_str()
-      ->check(CLI::Range(1, 64));
+      ->check(tools::UintIn(1, 64));
   app.add_option("--tsan-bin", o->tsan_bin,
                  "TSan build of sigrace: auto (../../tsan/tools/sigrace "
                  "from this binary), a path, or none")
@@ -138,8 +145,11 @@ int ParseReproFlags(int argc, char** argv, ReproOptions* o) {
 
 int WriteReports(const ReproOptions& o, const ReproResult& result) {
   if (!o.report_json.empty()) {
-    Status st =
-        WriteFileAtomic(o.report_json, ReproJson(result).dump(2) + "\n");
+    Status st = WriteFileAtomic(
+        o.report_json,
+        ReproJson(result).dump(2, ' ', false,
+                               nlohmann::json::error_handler_t::replace) +
+            "\n");
     if (!st.ok()) return Fail(st.message());
   }
   if (!o.junit.empty()) {
@@ -158,7 +168,9 @@ int ReproMain(int argc, char** argv) {
   StatusOr<std::vector<VariantEntry>> variants = SelectVariants(o.variants);
   if (!variants.ok()) return Fail(variants.status().message());
   const std::string self = SelfExe();
-  const std::string tsan = FindTsanBinary(o.tsan_bin, self);
+  StatusOr<std::string> found_tsan = FindTsanBinary(o.tsan_bin, self);
+  if (!found_tsan.ok()) return Fail(found_tsan.status().message());
+  const std::string tsan = *found_tsan;
   const std::string logs = o.out_dir + "/logs";
   for (const std::string& d : {o.out_dir, logs}) {
     if (mkdir(d.c_str(), 0700) != 0 && errno != EEXIST) {

@@ -14,25 +14,15 @@
 #include "crashdump/oracle/judgement.h"
 #include "crashdump/oracle/key_forms.h"
 #include "crashdump/oracle/scanner.h"
+#include "tools/common.h"
 
 namespace sigrace::crashdump {
 namespace {
 
-// Region names and labels come from the dump: escape anything that is not
-// printable ASCII so a hostile dump cannot drive the terminal.
-std::string Printable(const std::string& s) {
-  std::string o;
-  for (unsigned char c : s) {
-    if (c >= 0x20 && c < 0x7f) {
-      o += static_cast<char>(c);
-    } else {
-      char buf[8];
-      std::snprintf(buf, sizeof(buf), "\\x%02x", c);
-      o += buf;
-    }
-  }
-  return o;
-}
+// Region names, labels and paths come from the dump or the command line:
+// escaped (tools/common.h) so they can neither drive the terminal nor
+// break the JSON.
+using tools::Printable;
 
 std::string OneLine(std::string s) {
   for (char& c : s) {
@@ -175,18 +165,25 @@ int ScanMain(int argc, char** argv) {
   bool json = false;
   bool list_forms = false;
   bool no_anchors = false;
+  bool raw = false;
   app.add_option("--key", key_paths,
                  "private key file: PEM (PKCS#8, PKCS#1, SEC1) or DER; "
                  "repeat for several keys")
       ->allow_extra_args(false);
   app.add_option("--min-fragment", min_fragment,
                  "F: shortest run of form bytes reported (>= 8)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(tools::UintIn(8, 1048576));
   app.add_option("--threads", threads, "worker threads (0: one per CPU)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(tools::UintIn(0, 1024));
   app.add_flag("--json", json,
                "one JSON object on stdout (schema in tools/scan.h)");
   app.add_flag("--no-anchors", no_anchors, "do not report public-key anchors");
+  app.add_flag("--raw", raw,
+               "scan a file that looks like a damaged core dump (ELF magic "
+               "or type altered, a seal trailer without an ELF header) as "
+               "raw bytes; without it such a file is an error");
   app.add_flag("--list-forms", list_forms,
                "print the form table (names, descriptions, lengths) and exit");
   app.add_option("DUMP", dumps, "files to scan");
@@ -206,6 +203,7 @@ int ScanMain(int argc, char** argv) {
   opt.min_fragment = min_fragment;
   opt.threads = threads;
   opt.report_anchors = !no_anchors;
+  opt.raw_damaged = raw;
   StatusOr<std::unique_ptr<Scanner>> scanner =
       Scanner::FromKeyFiles(key_paths, opt);
   if (!scanner.ok()) return Fail(scanner.status().message());
@@ -278,21 +276,36 @@ int ScanMain(int argc, char** argv) {
                        {"type", k.key_type()},
                        {"forms", k.forms().size()}});
     }
+    const OracleReach& reach = (*scanner)->reach();
     nlohmann::json out = {{"min_fragment", min_fragment},
                           {"keys", jkeys},
+                          {"reach",
+                           {{"forms_indexed", reach.forms_indexed},
+                            {"forms_total", reach.forms_total},
+                            {"shortest_form", reach.shortest},
+                            {"longest_form", reach.longest}}},
                           {"dumps", jdumps},
                           {"leaks", leaks},
                           {"not_clean", unclean},
                           {"redactions_not_applied", not_applied},
                           {"errors", errors},
                           {"exit_code", code}};
-    text = out.dump(2) + "\n";
+    text = out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) +
+           "\n";
   } else {
     text += "summary: " + std::to_string(dumps.size()) + " dumps, " +
             std::to_string(unclean) + " not clean, " + std::to_string(leaks) +
             " leaks, " + std::to_string(not_applied) +
             " redactions not applied, " + std::to_string(anchors) +
             " anchors, " + std::to_string(errors) + " errors\n";
+    const OracleReach& reach = (*scanner)->reach();
+    text += "oracle: " + std::to_string((*scanner)->keys().size()) + " keys, " +
+            std::to_string(reach.forms_indexed) + " of " +
+            std::to_string(reach.forms_total) +
+            " private forms indexed at min fragment " +
+            std::to_string(min_fragment) + " (" +
+            std::to_string(reach.shortest) + " to " +
+            std::to_string(reach.longest) + " bytes)\n";
   }
   if (!Write(text) || std::fflush(stdout) != 0) {
     return Fail("cannot write to stdout");

@@ -97,7 +97,11 @@ int StressMain(int argc, char** argv) {
   std::fputs(TextSummary(*report).c_str(), stdout);
   std::fflush(stdout);
   if (!opts.report_json.empty()) {
-    st = WriteFileAtomic(opts.report_json, ReportJson(*report).dump(2) + "\n");
+    st = WriteFileAtomic(
+        opts.report_json,
+        ReportJson(*report).dump(2, ' ', false,
+                                 nlohmann::json::error_handler_t::replace) +
+            "\n");
     if (!st.ok()) return Usage(st.message());
   }
   if (!opts.junit.empty()) {

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "stress/worker.h"
+#include "tools/common.h"
 
 namespace sigrace::stress {
 
@@ -18,11 +19,12 @@ void AddStressFlags(CLI::App& app, StressOptions* o, StressFlagText* text) {
       ->capture_default_str();
   app.add_option("--threads", o->threads, "Signing threads (1..64)")
       ->capture_default_str()
-      ->check(CLI::Range(1, 64));
+      ->check(tools::UintIn(1, 64));
   app.add_option("--rotate-every", o->rotate_every_ms,
                  "Milliseconds between key rotations on the rotation "
                  "thread; 0 never rotates")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(tools::UintIn(0, 86400000));
   app.add_option("--injectors", text->injectors,
                  "Comma-separated fault injectors: failpoint (raise SIGSEGV "
                  "at a failpoint on a signing or rotation thread), async "
@@ -43,20 +45,23 @@ void AddStressFlags(CLI::App& app, StressOptions* o, StressFlagText* text) {
       ->capture_default_str();
   app.add_option("--trials", o->trials,
                  "Trials to run (with --duration-s: the most to run)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(tools::UintIn(1, 1000000000));
   app.add_option("--duration-s", o->duration_s,
                  "Run for this many seconds instead of a trial count")
-      ->check(CLI::PositiveNumber);
+      ->check(tools::RealIn(0.001, 604800));
   app.add_option("--seed", o->seed,
                  "Seed of every random choice (default: random, printed "
-                 "at the start)");
-  app.add_option("--trial", o->trial,
-                 "Replay only this trial number of --seed");
+                 "at the start)")
+      ->check(tools::UintIn(0, UINT64_MAX));
+  app.add_option("--trial", o->trial, "Replay only this trial number of --seed")
+      ->check(tools::UintIn(0, UINT64_MAX));
   app.add_option("--repeat", o->repeat,
                  "With --trial: run that trial K times and report how many "
                  "of the runs leaked (a leak that needs another thread at "
                  "one instant may not replay every time)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(tools::UintIn(1, 1000000));
   app.add_option("--pin", text->pin,
                  "THREAD:INSTANT (rotator:37, signer-0:12): every trial "
                  "faults on that thread at that key-heap instant of its "
@@ -70,7 +75,7 @@ void AddStressFlags(CLI::App& app, StressOptions* o, StressFlagText* text) {
   app.add_option("--min-fragment", o->min_fragment,
                  "Shortest fragment of a key form that counts, in bytes")
       ->capture_default_str()
-      ->check(CLI::Range(8, 4096));
+      ->check(tools::UintIn(8, 4096));
   app.add_option("--out", o->out_dir,
                  "Directory for leaking dumps and their JSON sidecars "
                  "(created when the first leak is kept)")
@@ -86,23 +91,25 @@ void AddStressFlags(CLI::App& app, StressOptions* o, StressFlagText* text) {
   app.add_option("--max-kept", o->max_kept,
                  "Keep at most this many leaking dumps on disk (sidecars "
                  "are always written)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(tools::UintIn(0, 1000000));
   app.add_option("--trial-timeout-ms", o->trial_timeout_ms,
                  "Bound on one trial's wait for its dump; reaching it is a "
                  "harness error")
       ->capture_default_str()
-      ->check(CLI::Range(100, 600000));
+      ->check(tools::UintIn(100, 600000));
   app.add_option("--max-delay-us", o->max_delay_us,
                  "Upper bound of the random delay before an async or "
                  "unrelated fault")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(tools::UintIn(0, 10000000));
   app.add_option("--rotation-share", o->rotation_share,
                  "Probability that a failpoint fault lands on the rotation "
                  "path (key generation, load, rotate) rather than a "
                  "signing thread; default: uniform over all sites of the "
                  "trial's algorithm (most are on the rotation path). Each "
                  "rotation-path fault costs a key generation")
-      ->check(CLI::Range(0.0, 1.0));
+      ->check(tools::RealIn(0.0, 1.0));
   app.add_option("--explore", text->explore,
                  "random: faults drawn per trial; systematic: trial t "
                  "faults at instant t of one signature and one rotation per "
@@ -114,14 +121,14 @@ void AddStressFlags(CLI::App& app, StressOptions* o, StressFlagText* text) {
                  "Most instants per operation the alloc injector draws "
                  "from and the systematic mode visits")
       ->capture_default_str()
-      ->check(CLI::Range(1, 100000));
+      ->check(tools::UintIn(1, 100000));
   app.add_option("--widen-us", o->widen_us,
                  "Window widening: at every key-heap allocation and free "
                  "(and failpoint, with the alloc injector) a seeded short "
                  "delay of up to this many microseconds or a yield, on "
                  "every thread (not in failpoint trials); 0: off")
       ->capture_default_str()
-      ->check(CLI::Range(0, 10000));
+      ->check(tools::UintIn(0, 10000));
   app.add_option("--key-pool", o->key_pool,
                  "Each worker generates N keys per algorithm once and every "
                  "rotation takes its key material from them in turn (a new "
@@ -130,14 +137,14 @@ void AddStressFlags(CLI::App& app, StressOptions* o, StressFlagText* text) {
                  "(0.2-1 s per key here) out of the trials. 0: a fresh key "
                  "per rotation")
       ->capture_default_str()
-      ->check(CLI::Range(0, 64));
+      ->check(tools::UintIn(0, 64));
   app.add_option("--key-wait-ms", o->key_wait_ms,
                  "Live mode: after a dump, wait up to this long for a "
                  "rotation in flight to finish and hand its key over; a key "
                  "still unfinished then is derived by the driver from the "
                  "worker's announcement (test builds). 0: do not wait")
       ->capture_default_str()
-      ->check(CLI::Range(0, 600000));
+      ->check(tools::UintIn(0, 600000));
   app.add_flag("--no-key-derivation{false}", o->derive_keys,
                "Judge dumps without the keys a worker announced and never "
                "handed over (test-only: shows what derivation adds)")

@@ -137,7 +137,8 @@ StatusOr<GateDecision> Gate::Submit(const std::string& path) const {
 }
 
 StatusOr<GateDecision> Gate::SubmitFixed(const std::string& path) const {
-  Fd in(open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+  // O_NONBLOCK: a FIFO without a writer is refused below, not waited on.
+  Fd in(open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
   if (in.get() < 0) return ErrnoError("gate: open " + path, errno);
   struct stat st;
   if (fstat(in.get(), &st) != 0) return ErrnoError("gate: fstat", errno);
@@ -196,15 +197,23 @@ StatusOr<GateDecision> Gate::SubmitInPlace(const std::string& path) const {
   if (options_.mode == GateMode::kJudgeUnsealed) {
     // WINDOW (judge-unsealed): no seal check; the bytes present now are
     // judged as raw bytes even if the writer has not finished.
-    Fd in(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    Fd in(open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC));
     if (in.get() < 0) return ErrnoError("gate: open " + path, errno);
+    if (fstat(in.get(), &st) != 0) return ErrnoError("gate: fstat", errno);
+    if (!S_ISREG(st.st_mode)) {
+      return InvalidArgumentError("gate: " + path + " is not a regular file");
+    }
     const size_t size = static_cast<size_t>(st.st_size);
     std::vector<Finding> findings;
     if (size > 0) {
-      void* map = mmap(nullptr, size, PROT_READ, MAP_PRIVATE, in.get(), 0);
-      if (map == MAP_FAILED) return ErrnoError("gate: mmap " + path, errno);
-      findings = scanner_->Scan(static_cast<const uint8_t*>(map), size);
-      munmap(map, size);
+      // A copy, not a mapping: a file that shrinks meanwhile is an error,
+      // not SIGBUS.
+      StatusOr<uint8_t*> image = ReadFileImage(in.get(), size, nullptr);
+      if (!image.ok()) {
+        return DataLossError("gate: " + path + ": " + image.status().message());
+      }
+      findings = scanner_->Scan(*image, size);
+      munmap(*image, size);
     }
     d.report.path = path;
     d.report.file_size = size;

@@ -15,9 +15,15 @@
 #include <string>
 #include <utility>
 
+#include "base/failpoint.h"
 #include "base/hex.h"
 
 namespace sigrace::crashdump {
+namespace {
+// Open() has the file open and its size: where a test changes the file
+// under a reader.
+SIGRACE_FAILPOINT_DEFINE(kFpReaderOpened, "reader.opened");
+}  // namespace
 
 // Multi-byte fields are copied out with memcpy and used as they are.
 static_assert(std::endian::native == std::endian::little,
@@ -789,7 +795,8 @@ StatusOr<std::unique_ptr<CoreReader>> CoreReader::FromBuffer(
 
 StatusOr<std::unique_ptr<CoreReader>> CoreReader::Open(const std::string& path,
                                                        ReaderOptions options) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: a FIFO without a writer is refused below, not waited on.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) {
     const int e = errno;
     if (e == ENOENT) return NotFoundError("no such file");
@@ -809,25 +816,29 @@ StatusOr<std::unique_ptr<CoreReader>> CoreReader::Open(const std::string& path,
     ::close(fd);
     return DataLossError("empty file");
   }
+  if (SIGRACE_FAILPOINT(kFpReaderOpened)) {
+    ::close(fd);
+    return InternalError("failpoint reader.opened");
+  }
   const size_t len = static_cast<size_t>(st.st_size);
-  void* base = ::mmap(nullptr, len, PROT_READ, MAP_PRIVATE, fd, 0);
-  const int map_errno = errno;
-  // The holes, for the checksum to skip. They are taken once: a dump is
-  // written under a temporary name and renamed only when sealed, so the
-  // file does not change under a reader. A file that does (a hole filled
-  // between here and the scan) is checked on what was there now, which a
-  // full read would not do either. Without them, every byte is read.
+  // The holes, for the checksum to skip and the copy not to read. Without
+  // them, every byte is read.
   std::vector<FileExtent> extents;
-  if (base != MAP_FAILED && options.verify_checksum &&
-      options.data_extents == nullptr) {
-    StatusOr<std::vector<FileExtent>> e = DataExtents(fd, len);
-    if (e.ok()) {
-      extents = std::move(e).value();
+  const std::vector<FileExtent>* copy_extents = nullptr;
+  StatusOr<std::vector<FileExtent>> e = DataExtents(fd, len);
+  if (e.ok()) {
+    extents = std::move(e).value();
+    copy_extents = &extents;
+    if (options.verify_checksum && options.data_extents == nullptr) {
       options.data_extents = &extents;
     }
   }
-  ::close(fd);  // the mapping keeps the file
-  if (base == MAP_FAILED) return ErrnoError("mmap", map_errno);
+  // A copy, not a mapping of the file: a file that shrinks while read is
+  // an error here, not a SIGBUS later, and the parse sees one version.
+  StatusOr<uint8_t*> image = ReadFileImage(fd, len, copy_extents);
+  ::close(fd);
+  if (!image.ok()) return image.status();
+  void* base = *image;
   std::unique_ptr<CoreReader> r(new CoreReader());
   r->map_base_ = base;
   r->map_len_ = len;
@@ -867,6 +878,56 @@ StatusOr<std::vector<FileExtent>> DataExtents(int fd, uint64_t size) {
     pos = end;
   }
   return out;
+}
+
+StatusOr<uint8_t*> ReadFileImage(int fd, uint64_t size,
+                                 const std::vector<FileExtent>* extents) {
+  if (size == 0) return DataLossError("empty file");
+  if (size > static_cast<uint64_t>(SIZE_MAX / 2)) {
+    return ResourceExhaustedError("file too large");
+  }
+  const size_t len = static_cast<size_t>(size);
+  void* p = ::mmap(nullptr, len, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (p == MAP_FAILED) return ErrnoError("mmap", errno);
+  uint8_t* data = static_cast<uint8_t*>(p);
+  const std::vector<FileExtent> all = {FileExtent{0, size}};
+  for (const FileExtent& x : extents != nullptr ? *extents : all) {
+    if (x.offset >= size) continue;
+    const uint64_t end = std::min<uint64_t>(size, x.offset + x.length);
+    uint64_t at = x.offset;
+    while (at < end) {
+      const size_t want =
+          static_cast<size_t>(std::min<uint64_t>(end - at, uint64_t{1} << 30));
+      const ssize_t n = ::pread(fd, data + at, want, static_cast<off_t>(at));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        const int err = errno;
+        ::munmap(p, len);
+        if (n < 0) return ErrnoError("read", err);
+        return DataLossError("file shrank while read (" + std::to_string(at) +
+                             " of " + std::to_string(size) + " bytes)");
+      }
+      at += static_cast<uint64_t>(n);
+    }
+  }
+  // Extents taken after the file shrank end early: the size says so.
+  struct stat st;
+  if (::fstat(fd, &st) != 0) {
+    const int err = errno;
+    ::munmap(p, len);
+    return ErrnoError("fstat", err);
+  }
+  if (static_cast<uint64_t>(st.st_size) != size) {
+    ::munmap(p, len);
+    return DataLossError("file " +
+                         std::string(static_cast<uint64_t>(st.st_size) < size
+                                         ? "shrank"
+                                         : "grew") +
+                         " while read (" + std::to_string(size) + " -> " +
+                         std::to_string(st.st_size) + " bytes)");
+  }
+  return data;
 }
 
 CoreReader::~CoreReader() {

@@ -58,6 +58,15 @@ struct FileExtent {
 // data), so readers that skip holes read only the data.
 StatusOr<std::vector<FileExtent>> DataExtents(int fd, uint64_t size);
 
+// A private copy of the first `size` bytes of `fd` in a fresh anonymous
+// mapping (the caller frees it with munmap(data, size)): only `extents`
+// are read when given (the holes stay zero pages and take no memory),
+// else all of it. A file that ends before `size` (shrunk while read) is a
+// kDataLoss error; a mapping of the file itself would turn that into
+// SIGBUS. The copy does not change whatever happens to the file after.
+StatusOr<uint8_t*> ReadFileImage(int fd, uint64_t size,
+                                 const std::vector<FileExtent>* extents);
+
 struct ReaderOptions {
   // Sealing is sigrace's contract: a caller that will act on a dump (scan
   // it, release it) sets this, and Open() then fails with kDataLoss unless

@@ -7,6 +7,7 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -14,6 +15,8 @@
 #include <cstring>
 #include <memory>
 #include <utility>
+
+#include "base/files.h"
 
 namespace sigrace::crashdump {
 
@@ -323,7 +326,9 @@ class FormBuilder {
     f.secret_total_ = f.secret_prefix_[n];
     f.classes_ = src.cls;
     f.parts_ = src.part;
-    f.bytes_ = SecretBytes(std::move(src.bytes));
+    // Into MADV_DONTDUMP pages; the heap copy is wiped.
+    f.bytes_ = SecretBytes(src.bytes);
+    Wipe(src.bytes);
     src.bytes.clear();
     out_->forms_.push_back(std::move(f));
   }
@@ -655,10 +660,34 @@ StatusOr<KeyForms> KeyForms::FromBytes(const uint8_t* data, size_t size,
     BIO* bio = BIO_new_mem_buf(data, static_cast<int>(size));
     if (bio == nullptr) return InternalError("BIO_new_mem_buf failed");
     pkey.reset(PEM_read_bio_PrivateKey(bio, nullptr, NoPassphrase, nullptr));
+    // A second key in the same file would be left unsearched: refused.
+    std::unique_ptr<EVP_PKEY, PkeyFree> another;
+    if (pkey) {
+      another.reset(
+          PEM_read_bio_PrivateKey(bio, nullptr, NoPassphrase, nullptr));
+    }
     BIO_free(bio);
+    if (another) {
+      ERR_clear_error();
+      return InvalidArgumentError(
+          "key " + key_id +
+          " holds more than one private key; give each with its own --key");
+    }
   } else {
     const unsigned char* p = data;
     pkey.reset(d2i_AutoPrivateKey(nullptr, &p, static_cast<long>(size)));
+    const size_t used = static_cast<size_t>(p - data);
+    if (pkey && used < size) {
+      const unsigned char* q = p;
+      std::unique_ptr<EVP_PKEY, PkeyFree> another(
+          d2i_AutoPrivateKey(nullptr, &q, static_cast<long>(size - used)));
+      if (another) {
+        ERR_clear_error();
+        return InvalidArgumentError(
+            "key " + key_id +
+            " holds more than one private key; give each with its own --key");
+      }
+    }
   }
   ERR_clear_error();
   if (!pkey) {
@@ -670,29 +699,34 @@ StatusOr<KeyForms> KeyForms::FromBytes(const uint8_t* data, size_t size,
 }
 
 StatusOr<KeyForms> KeyForms::FromFile(const std::string& path) {
-  FILE* f = std::fopen(path.c_str(), "rb");
-  if (f == nullptr) return ErrnoError("open key " + path, errno);
-  std::vector<uint8_t> buf;
-  uint8_t chunk[4096];
-  size_t n;
-  while ((n = std::fread(chunk, 1, sizeof(chunk), f)) > 0) {
-    buf.insert(buf.end(), chunk, chunk + n);
-    if (buf.size() > (1u << 20)) {
-      std::fclose(f);
-      Wipe(buf);
-      return InvalidArgumentError("key " + path + " is larger than 1 MiB");
+  // A FIFO, a device or a directory is refused before any read (one that
+  // never ends would hang the oracle).
+  StatusOr<int> opened = OpenRegularFile(path);
+  if (!opened.ok()) {
+    return InvalidArgumentError("key " + opened.status().message());
+  }
+  const int fd = *opened;
+  constexpr size_t kMaxKeyFile = size_t{1} << 20;
+  // The file's bytes are key bytes: read straight into MADV_DONTDUMP pages
+  // (wiped when freed).
+  SecretVector<uint8_t> buf(kMaxKeyFile + 1);
+  size_t got = 0;
+  while (got < buf.size()) {
+    const ssize_t n = ::read(fd, buf.data() + got, buf.size() - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const int e = errno;
+      ::close(fd);
+      return ErrnoError("read key " + path, e);
     }
+    if (n == 0) break;
+    got += static_cast<size_t>(n);
   }
-  const bool err = std::ferror(f);
-  std::fclose(f);
-  OPENSSL_cleanse(chunk, sizeof(chunk));
-  if (err) {
-    Wipe(buf);
-    return IoError("read key " + path + " failed");
+  ::close(fd);
+  if (got > kMaxKeyFile) {
+    return InvalidArgumentError("key " + path + " is larger than 1 MiB");
   }
-  StatusOr<KeyForms> out = FromBytes(buf.data(), buf.size(), path);
-  Wipe(buf);
-  return out;
+  return FromBytes(buf.data(), got, path);
 }
 
 int KeyForms::FindForm(std::string_view name) const {

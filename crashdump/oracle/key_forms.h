@@ -69,6 +69,7 @@
 #include <string_view>
 #include <vector>
 
+#include "base/secret_memory.h"
 #include "base/status.h"
 
 typedef struct evp_pkey_st EVP_PKEY;
@@ -80,7 +81,8 @@ namespace sigrace::crashdump {
 class SecretBytes {
  public:
   SecretBytes() = default;
-  explicit SecretBytes(std::vector<uint8_t> bytes) : bytes_(std::move(bytes)) {}
+  explicit SecretBytes(const std::vector<uint8_t>& bytes)
+      : bytes_(bytes.begin(), bytes.end()) {}
   SecretBytes(const uint8_t* data, size_t size) : bytes_(data, data + size) {}
   SecretBytes(const SecretBytes&) = default;
   SecretBytes& operator=(const SecretBytes& other);
@@ -94,7 +96,7 @@ class SecretBytes {
   uint8_t operator[](size_t i) const { return bytes_[i]; }
 
  private:
-  std::vector<uint8_t> bytes_;
+  SecretVector<uint8_t> bytes_;  // MADV_DONTDUMP, locked pages
 };
 
 enum class ByteClass : uint8_t {

@@ -17,13 +17,22 @@
 #include <thread>
 #include <utility>
 
+#include "base/failpoint.h"
 #include "base/hex.h"
 #include "base/mutex.h"
+#include "base/secret_memory.h"
 #include "base/thread_annotations.h"
 #include "crashdump/format/core_reader.h"
 #include "crashdump/format/redaction_claims.h"
 
 namespace sigrace::crashdump {
+
+namespace {
+// Evaluated when ScanFile has opened a file and taken its size, with the
+// index (every form of every key) built: where a test holds a scanning
+// process, or changes the file under it.
+SIGRACE_FAILPOINT_DEFINE(kFpScanFile, "scan.before_file");
+}  // namespace
 
 const char* FindingKindName(FindingKind kind) {
   switch (kind) {
@@ -107,7 +116,7 @@ class Table {
     }
   }
 
-  bool Build(std::vector<Entry> entries, int bits) {
+  bool Build(SecretVector<Entry> entries, int bits) {
     bits_ = bits;
     shift_ = 64 - bits;
     const size_t nb = size_t{1} << bits;
@@ -184,7 +193,7 @@ class Table {
   int shift_ = 64;
   std::vector<Bucket> buckets_;
   std::vector<uint32_t> start_;
-  std::vector<Entry> entries_;
+  SecretVector<Entry> entries_;  // key bytes: MADV_DONTDUMP, locked
 };
 
 // Zero-filled 32-bit words on a transparent huge page where the kernel
@@ -211,6 +220,8 @@ class HugeWords {
     const size_t tail = raw + bytes + kHuge - (aligned + bytes);
     if (tail > 0) ::munmap(reinterpret_cast<void*>(aligned + bytes), tail);
     ::madvise(reinterpret_cast<void*>(aligned), bytes, MADV_HUGEPAGE);
+    // Derived from key bytes: out of any dump of this process.
+    ::madvise(reinterpret_cast<void*>(aligned), bytes, MADV_DONTDUMP);
     data_ = reinterpret_cast<uint32_t*>(aligned);
     size_ = n;
     bytes_ = bytes;
@@ -273,9 +284,9 @@ class Filter {
   // binary half whatever their class (Slow tests that half before the
   // binary table); `keys8`, the 8-byte keys of the UTF-16LE table, in the
   // text half (Test8).
-  bool Build(const std::vector<uint64_t>& distinct,
-             const std::vector<uint64_t>& binary,
-             const std::vector<uint64_t>& keys8) {
+  bool Build(const SecretVector<uint64_t>& distinct,
+             const SecretVector<uint64_t>& binary,
+             const SecretVector<uint64_t>& keys8) {
     pairs_ = kHighBits32 & ((uint32_t{1} << (8 * (kWindow - 1))) - 1);
     size_t count[2] = {0, 0};
     for (uint64_t v : distinct) ++count[ClassOf(static_cast<uint32_t>(v))];
@@ -470,7 +481,32 @@ StatusOr<std::unique_ptr<Scanner>> Scanner::Create(std::vector<KeyForms> keys,
   }
   if (options.chunk_size < (1u << 16)) options.chunk_size = 1u << 16;
   if (options.read_size < (1u << 12)) options.read_size = 1u << 12;
+  // A minimum fragment no private form of a key reaches makes the oracle
+  // blind to that key: every dump would pass. Refused.
+  OracleReach reach;
+  for (const KeyForms& k : keys) {
+    size_t longest_of_key = 0;
+    for (const Form& form : k.forms()) {
+      if (!form.is_private()) continue;
+      ++reach.forms_total;
+      longest_of_key = std::max(longest_of_key, form.size());
+      if (form.size() < options.min_fragment) continue;
+      ++reach.forms_indexed;
+      reach.shortest = reach.shortest == 0
+                           ? form.size()
+                           : std::min(reach.shortest, form.size());
+      reach.longest = std::max(reach.longest, form.size());
+    }
+    if (longest_of_key < options.min_fragment) {
+      return InvalidArgumentError(
+          "min fragment " + std::to_string(options.min_fragment) +
+          " is longer than every private form of key " + k.key_id() +
+          " (longest " + std::to_string(longest_of_key) +
+          " bytes): the oracle could never find it");
+    }
+  }
   std::unique_ptr<Scanner> s(new Scanner(std::move(keys), options));
+  s->reach_ = reach;
   auto idx = std::make_unique<ScanIndex>();
   const size_t f = options.min_fragment;
   // F >= 8, so a fragment always holds a whole window.
@@ -478,7 +514,8 @@ StatusOr<std::unique_ptr<Scanner>> Scanner::Create(std::vector<KeyForms> keys,
   idx->stride = f - idx->w + 1;
   idx->w16 = f >= 11 ? 8 : idx->w;
 
-  std::vector<Entry> per_table[3];
+  // Window bytes are key bytes: they live only in MADV_DONTDUMP pages.
+  SecretVector<Entry> per_table[3];
   for (uint32_t k = 0; k < s->keys_.size(); ++k) {
     const std::vector<Form>& forms = s->keys_[k].forms();
     for (uint32_t fi = 0; fi < forms.size(); ++fi) {
@@ -499,7 +536,7 @@ StatusOr<std::unique_ptr<Scanner>> Scanner::Create(std::vector<KeyForms> keys,
   }
   // The filter holds every W-byte window of every form, whatever the
   // width of its table's keys.
-  std::vector<uint64_t> distinct;
+  SecretVector<uint64_t> distinct;
   for (const ScanIndex::FormRef& ref : idx->forms) {
     const Form& form = *ref.f;
     if (form.size() < f) continue;
@@ -511,9 +548,9 @@ StatusOr<std::unique_ptr<Scanner>> Scanner::Create(std::vector<KeyForms> keys,
   }
   std::sort(distinct.begin(), distinct.end());
   distinct.erase(std::unique(distinct.begin(), distinct.end()), distinct.end());
-  std::vector<uint64_t> binary;
+  SecretVector<uint64_t> binary;
   for (const Entry& e : per_table[0]) binary.push_back(e.value);
-  std::vector<uint64_t> keys8;
+  SecretVector<uint64_t> keys8;
   if (idx->w16 != idx->w) {
     for (const Entry& e : per_table[2]) keys8.push_back(e.value);
   }
@@ -533,7 +570,7 @@ StatusOr<std::unique_ptr<Scanner>> Scanner::Create(std::vector<KeyForms> keys,
     }
     // Window bytes are key bytes.
     OPENSSL_cleanse(per_table[t].data(), per_table[t].size() * sizeof(Entry));
-    std::vector<Entry>().swap(per_table[t]);
+    SecretVector<Entry>().swap(per_table[t]);
   }
   s->index_ = std::move(idx);
   s->holes_hold_nothing_ = !FormsHoldZeroRun(s->keys_, options.min_fragment);
@@ -1080,6 +1117,8 @@ class ReadBuffer {
       return;
     }
     ::madvise(p, size_, MADV_HUGEPAGE);
+    // Holds dump bytes, key fragments among them.
+    ::madvise(p, size_, MADV_DONTDUMP);
     data_ = static_cast<uint8_t*>(p);
   }
   ~ReadBuffer() {
@@ -1112,10 +1151,14 @@ class FirstError {
   Status status_ GUARDED_BY(mu_);
 };
 
-// Reads [offset, offset + n) of the file into `to`; a short read means
-// the file shrank while scanned.
-Status ReadFully(int fd, uint8_t* to, size_t n, uint64_t offset,
-                 const std::string& path) {
+// Reads [offset, offset + n) of the file (of its copy `image` when there
+// is one) into `to`; a short read means the file shrank while scanned.
+Status ReadFully(int fd, const uint8_t* image, uint8_t* to, size_t n,
+                 uint64_t offset, const std::string& path) {
+  if (image != nullptr) {
+    std::memcpy(to, image + offset, n);
+    return Status::Ok();
+  }
   size_t got = 0;
   while (got < n) {
     const ssize_t r =
@@ -1131,8 +1174,9 @@ Status ReadFully(int fd, uint8_t* to, size_t n, uint64_t offset,
 }  // namespace
 
 StatusOr<std::vector<Finding>> Scanner::ScanFd(
-    int fd, uint64_t size, const std::vector<FileExtent>* extents,
-    const std::string& path, uint64_t* bytes_searched) const {
+    int fd, const uint8_t* image, uint64_t size,
+    const std::vector<FileExtent>* extents, const std::string& path,
+    uint64_t* bytes_searched) const {
   const ScanIndex& idx = *index_;
   // A maximal match is never longer than the longest form, so a match
   // through a probe lies within `margin` bytes either side of it.
@@ -1234,7 +1278,7 @@ StatusOr<std::vector<Finding>> Scanner::ScanFd(
         }
         const uint64_t want = std::min<uint64_t>(size, se + margin);
         if (want > hi) {
-          Status st = ReadFully(fd, buf.data() + (hi - lo),
+          Status st = ReadFully(fd, image, buf.data() + (hi - lo),
                                 static_cast<size_t>(want - hi), hi, path);
           if (!st.ok()) {
             error.Set(std::move(st));
@@ -1325,11 +1369,13 @@ std::vector<Finding> Scanner::Merge(
 
 namespace {
 
-// A read-only mapping of a whole file, unmapped on destruction.
-class MappedFile {
+// An open regular file and its size; its bytes are read, never mapped (a
+// mapping turns a file that shrinks under the scan into SIGBUS).
+class OpenedFile {
  public:
-  static StatusOr<std::unique_ptr<MappedFile>> Open(const std::string& path) {
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  static StatusOr<std::unique_ptr<OpenedFile>> Open(const std::string& path) {
+    // O_NONBLOCK: a FIFO without a writer is refused below, not waited on.
+    const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) {
       if (errno == ENOENT) return NotFoundError(path + ": no such file");
       return ErrnoError(path + ": open", errno);
@@ -1344,34 +1390,50 @@ class MappedFile {
       ::close(fd);
       return InvalidArgumentError(path + ": not a regular file");
     }
-    std::unique_ptr<MappedFile> m(new MappedFile);
+    std::unique_ptr<OpenedFile> m(new OpenedFile);
     m->size_ = static_cast<uint64_t>(st.st_size);
-    if (m->size_ > 0) {
-      void* p = ::mmap(nullptr, m->size_, PROT_READ, MAP_PRIVATE, fd, 0);
-      if (p == MAP_FAILED) {
-        const int e = errno;
-        ::close(fd);
-        return ErrnoError(path + ": mmap", e);
-      }
-      m->data_ = static_cast<const uint8_t*>(p);
-    }
     m->fd_ = fd;
     return m;
   }
-  ~MappedFile() {
-    if (data_ != nullptr) ::munmap(const_cast<uint8_t*>(data_), size_);
+  ~OpenedFile() {
+    if (image_ != nullptr) ::munmap(image_, size_);
     if (fd_ >= 0) ::close(fd_);
   }
   int fd() const { return fd_; }
-  const uint8_t* data() const { return data_; }
   uint64_t size() const { return size_; }
+  // The file's bytes, read once (ReadFileImage): what is parsed, verified
+  // and searched is this copy.
+  Status ReadImage(const std::vector<FileExtent>* extents) {
+    StatusOr<uint8_t*> d = ReadFileImage(fd_, size_, extents);
+    if (!d.ok()) return d.status();
+    image_ = *d;
+    // Dump bytes, key fragments among them.
+    ::madvise(image_, size_, MADV_DONTDUMP);
+    return Status::Ok();
+  }
+  const uint8_t* image() const { return image_; }
 
  private:
-  MappedFile() = default;
-  const uint8_t* data_ = nullptr;
+  OpenedFile() = default;
+  uint8_t* image_ = nullptr;
   uint64_t size_ = 0;
   int fd_ = -1;
 };
+
+// The first bytes of the file (fewer if it is shorter).
+std::string ReadHead(int fd, size_t n) {
+  std::string out(n, '\0');
+  size_t got = 0;
+  while (got < n) {
+    const ssize_t r =
+        ::pread(fd, out.data() + got, n - got, static_cast<off_t>(got));
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) break;
+    got += static_cast<size_t>(r);
+  }
+  out.resize(got);
+  return out;
+}
 
 std::string NoteTypeName(const NoteInfo& n) {
   if (n.owner == kSigraceNoteOwner) {
@@ -1404,9 +1466,58 @@ std::string NoteTypeName(const NoteInfo& n) {
   return n.owner + " " + Hex(n.type);
 }
 
-bool IsElfCore(const uint8_t* d, uint64_t size) {
-  return size >= 18 && d[0] == 0x7f && d[1] == 'E' && d[2] == 'L' &&
+bool IsElfCore(const std::string& head) {
+  const auto* d = reinterpret_cast<const uint8_t*>(head.data());
+  return head.size() >= 18 && d[0] == 0x7f && d[1] == 'E' && d[2] == 'L' &&
          d[3] == 'F' && d[16] == 4 && d[17] == 0;  // e_type ET_CORE (LE)
+}
+
+// Why a file that is not an ELF core looks like a damaged one (a dump
+// whose ELF magic or type was altered, or a sigrace dump whose header no
+// longer parses), or "" when it looks like anything else (raw bytes, an
+// ELF executable or library). `tail` is the file's last 48 bytes.
+std::string DamagedCoreReason(const std::string& head,
+                              const std::string& tail) {
+  const auto* d = reinterpret_cast<const uint8_t*>(head.data());
+  if (tail.size() == sizeof(SealTrailer) &&
+      std::memcmp(tail.data(), kSealMagicV2, kSealMagicPrefixLen) == 0) {
+    return "it ends in a sigrace seal trailer but is not an ELF core";
+  }
+  if (head.size() < 18) return "";
+  const uint16_t type = static_cast<uint16_t>(d[16] | (d[17] << 8));
+  const bool magic = d[0] == 0x7f && d[1] == 'E' && d[2] == 'L' && d[3] == 'F';
+  if (magic) {
+    // Relocatable, executable, shared object: a binary, searched as bytes.
+    if (type == 1 || type == 2 || type == 3) return "";
+    return "ELF magic with type " + std::to_string(type) +
+           " (not a core, an executable or a library)";
+  }
+  const int magic_bytes =
+      (d[0] == 0x7f) + (d[1] == 'E') + (d[2] == 'L') + (d[3] == 'F');
+  // An ELF64 little-endian version-1 ident, or the core type, around a
+  // damaged magic.
+  const bool ident = d[4] == 2 && d[5] == 1 && d[6] == 1;
+  if (magic_bytes >= 2 && (ident || type == 4)) {
+    return "a damaged ELF magic around an ELF core header";
+  }
+  if (magic_bytes >= 1 && ident && type == 4) {
+    return "an ELF core header with a damaged magic";
+  }
+  return "";
+}
+
+std::string ReadTail(int fd, uint64_t size, size_t n) {
+  if (size < n) return "";
+  std::string out(n, '\0');
+  size_t got = 0;
+  while (got < n) {
+    const ssize_t r = ::pread(fd, out.data() + got, n - got,
+                              static_cast<off_t>(size - n + got));
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return "";
+    got += static_cast<size_t>(r);
+  }
+  return out;
 }
 
 }  // namespace
@@ -1541,9 +1652,11 @@ void Scanner::VerifyAndAttribute(const CoreReader& reader,
 }
 
 StatusOr<ScanReport> Scanner::ScanFile(const std::string& path) const {
-  StatusOr<std::unique_ptr<MappedFile>> file = MappedFile::Open(path);
+  StatusOr<std::unique_ptr<OpenedFile>> file = OpenedFile::Open(path);
   if (!file.ok()) return file.status();
-  const uint8_t* data = (*file)->data();
+  if (SIGRACE_FAILPOINT(kFpScanFile)) {
+    return InternalError(path + ": failpoint scan.before_file");
+  }
   const uint64_t size = (*file)->size();
   ScanReport report;
   report.path = path;
@@ -1553,7 +1666,23 @@ StatusOr<ScanReport> Scanner::ScanFile(const std::string& path) const {
   // by the search. If the file system cannot say, all of it is.
   const StatusOr<std::vector<FileExtent>> extents =
       DataExtents((*file)->fd(), size);
-  if (IsElfCore(data, size)) {
+  const std::string head = ReadHead((*file)->fd(), 64);
+  if (!IsElfCore(head) && !options_.raw_damaged) {
+    const std::string why = DamagedCoreReason(
+        head, ReadTail((*file)->fd(), size, sizeof(SealTrailer)));
+    if (!why.empty()) {
+      return DataLossError(path + ": looks like a damaged core dump (" + why +
+                           "); not scanned as raw bytes (--raw to scan it "
+                           "anyway)");
+    }
+  }
+  if (IsElfCore(head)) {
+    // An ELF core is parsed, verified and searched in one copy of its
+    // bytes: a file that changes under the scan cannot show the search
+    // other bytes than the reader saw, nor shrink into a SIGBUS.
+    Status read = (*file)->ReadImage(extents.ok() ? &*extents : nullptr);
+    if (!read.ok()) return DataLossError(path + ": " + read.message());
+    const uint8_t* data = (*file)->image();
     // The checksum is checked below, only for sigrace dumps: a kernel or
     // gcore core has no seal to check.
     ReaderOptions ro;
@@ -1587,8 +1716,8 @@ StatusOr<ScanReport> Scanner::ScanFile(const std::string& path) const {
   const auto t0 = std::chrono::steady_clock::now();
   const bool skip_holes = extents.ok() && holes_hold_nothing_;
   StatusOr<std::vector<Finding>> found =
-      ScanFd((*file)->fd(), size, skip_holes ? &*extents : nullptr, path,
-             &report.bytes_searched);
+      ScanFd((*file)->fd(), (*file)->image(), size,
+             skip_holes ? &*extents : nullptr, path, &report.bytes_searched);
   if (!found.ok()) return found.status();
   report.findings = std::move(found).value();
   report.seconds =

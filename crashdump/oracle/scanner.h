@@ -112,6 +112,20 @@ struct ScanOptions {
   // kAuto in production; a named path for tests and benchmarks. A path the
   // CPU lacks makes Create() fail.
   ProbePath probe_path = ProbePath::kAuto;
+  // ScanFile on a file that looks like a damaged core (ELF magic or type
+  // altered, a sigrace note owner or seal magic without a parseable ELF
+  // header): false makes it a DataLoss error (a damaged dump is never
+  // scanned as raw and reported clean); true scans it as raw bytes.
+  bool raw_damaged = false;
+};
+
+// What the oracle can see with a given minimum fragment: the private forms
+// long enough to hold one (indexed) and their lengths.
+struct OracleReach {
+  size_t forms_indexed = 0;  // private forms of at least min_fragment bytes
+  size_t forms_total = 0;    // private forms of every key
+  size_t shortest = 0;       // shortest indexed private form, bytes
+  size_t longest = 0;        // longest indexed private form, bytes
 };
 
 enum class FindingKind {
@@ -221,7 +235,10 @@ class Scanner {
   std::vector<Finding> Scan(const uint8_t* data, size_t size,
                             uint64_t base_offset = 0) const;
 
-  // mmaps `path` read-only and scans all of it. For an ELF core it adds
+  // Reads `path` (never maps it: a file that shrinks under the scan is a
+  // DataLoss error, not SIGBUS) and scans all of it; an ELF core is read
+  // once into a private copy that is parsed, verified and searched. For an
+  // ELF core it adds
   // addresses, regions and redactions. A sigrace dump (it carries SIGRACE
   // notes or a seal) must carry a valid seal trailer, else DataLoss: a torn
   // dump is never scanned as clean. A kernel core whose segments run past
@@ -230,6 +247,10 @@ class Scanner {
 
   const std::vector<KeyForms>& keys() const { return keys_; }
   const ScanOptions& options() const { return options_; }
+  // The private forms min_fragment reaches (Create() refuses a minimum
+  // fragment longer than every private form of some key: that key could
+  // never be found).
+  const OracleReach& reach() const { return reach_; }
   // Index statistics for benchmarks and --list-forms.
   size_t window_size() const;
   size_t probe_stride() const;
@@ -247,7 +268,8 @@ class Scanner {
   // it keeping the longest form's length of bytes either side of the
   // probes.
   // `extents`: the file's data extents, or null to search all of it.
-  StatusOr<std::vector<Finding>> ScanFd(int fd, uint64_t size,
+  StatusOr<std::vector<Finding>> ScanFd(int fd, const uint8_t* image,
+                                        uint64_t size,
                                         const std::vector<FileExtent>* extents,
                                         const std::string& path,
                                         uint64_t* bytes_searched) const;
@@ -266,6 +288,7 @@ class Scanner {
   // No form holds min_fragment zero bytes in a row, so ScanFile may skip a
   // sparse file's holes.
   bool holes_hold_nothing_ = true;
+  OracleReach reach_;
 };
 
 }  // namespace sigrace::crashdump

@@ -1,0 +1,513 @@
+// The built `sigrace` binary (SIGRACE_BIN) against hostile input and
+// hostile surroundings, as a user runs it: every case ends in a verdict or
+// one line "sigrace: ..." and exit 2, never a crash, a hang or a silent
+// pass; the oracle's own processes leave no core.
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "testing/crash_test_util.h"
+#include "testing/synthetic_core.h"
+
+namespace {
+
+using sigrace::crashdump::testing::ReadWholeFile;
+using sigrace::crashdump::testing::SyntheticCore;
+using sigrace::crashdump::testing::TempDir;
+
+std::string Bin() {
+  const char* b = getenv("SIGRACE_BIN");
+  return b != nullptr ? b : "";
+}
+
+struct Result {
+  bool exited = false;
+  int code = -1;
+  int sig = 0;
+  bool core = false;  // WCOREDUMP
+  std::string out, err;
+};
+
+struct RunOptions {
+  std::vector<std::string> env;  // "NAME=VALUE", added
+  std::string cwd;
+  bool core_unlimited = false;
+  int timeout_s = 120;
+};
+
+// Starts `sigrace ARGS` with stdout and stderr to files in `dir`.
+pid_t Start(const std::vector<std::string>& args, const RunOptions& o,
+            const std::string& dir) {
+  const std::string out = dir + "/.stdout", err = dir + "/.stderr";
+  const pid_t pid = fork();
+  if (pid != 0) return pid;
+  setpgid(0, 0);  // a timeout kills the workers too
+  const int fo = open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  const int fe = open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  if (fo < 0 || fe < 0) _exit(126);
+  dup2(fo, 1);
+  dup2(fe, 2);
+  const int devnull = open("/dev/null", O_RDONLY);
+  if (devnull >= 0) dup2(devnull, 0);
+  if (!o.cwd.empty() && chdir(o.cwd.c_str()) != 0) _exit(126);
+  if (o.core_unlimited) {
+    struct rlimit rl = {RLIM_INFINITY, RLIM_INFINITY};
+    if (setrlimit(RLIMIT_CORE, &rl) != 0) _exit(125);
+  }
+  for (const std::string& e : o.env) putenv(const_cast<char*>(e.c_str()));
+  std::vector<std::string> all = {Bin()};
+  all.insert(all.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (std::string& a : all) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  execv(argv[0], argv.data());
+  _exit(127);
+}
+
+Result Wait(pid_t pid, const std::string& dir, int timeout_s) {
+  Result r;
+  int st = 0;
+  for (int i = 0; i < timeout_s * 100; ++i) {
+    const pid_t w = waitpid(pid, &st, WNOHANG);
+    if (w == pid) break;
+    if (i + 1 == timeout_s * 100) {
+      kill(-pid, SIGKILL);
+      waitpid(pid, &st, 0);
+      ADD_FAILURE() << "timed out (a hang)";
+    }
+    usleep(10000);
+  }
+  r.exited = WIFEXITED(st);
+  r.code = r.exited ? WEXITSTATUS(st) : -1;
+  r.sig = WIFSIGNALED(st) ? WTERMSIG(st) : 0;
+  r.core = WIFSIGNALED(st) && WCOREDUMP(st);
+  r.out = ReadWholeFile(dir + "/.stdout");
+  r.err = ReadWholeFile(dir + "/.stderr");
+  return r;
+}
+
+Result RunSigrace(const std::vector<std::string>& args,
+                  const RunOptions& o = {}) {
+  TempDir io;
+  return Wait(Start(args, o, io.path()), io.path(), o.timeout_s);
+}
+
+std::string Describe(const Result& r) {
+  return "exit " + std::to_string(r.code) + " signal " + std::to_string(r.sig) +
+         " stderr: " + r.err;
+}
+
+// One line "sigrace: ..." and exit 2.
+void ExpectUsageError(const Result& r, const std::string& what) {
+  EXPECT_TRUE(r.exited) << what << ": " << Describe(r);
+  EXPECT_EQ(r.code, 2) << what << ": " << Describe(r);
+  EXPECT_EQ(r.err.rfind("sigrace", 0), 0u) << what << ": " << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1)
+      << what << ": " << r.err;
+}
+
+// A fresh Ed25519 key as PKCS#8 PEM at `path`.
+void WriteKey(const std::string& path) {
+  EVP_PKEY* k = EVP_PKEY_Q_keygen(nullptr, nullptr, "ED25519");
+  ASSERT_NE(k, nullptr);
+  FILE* f = fopen(path.c_str(), "w");
+  ASSERT_NE(f, nullptr);
+  ASSERT_EQ(PEM_write_PrivateKey(f, k, nullptr, nullptr, 0, nullptr, nullptr),
+            1);
+  fclose(f);
+  EVP_PKEY_free(k);
+}
+
+void WriteFile(const std::string& path, const std::string& bytes) {
+  FILE* f = fopen(path.c_str(), "wb");
+  ASSERT_NE(f, nullptr);
+  ASSERT_EQ(fwrite(bytes.data(), 1, bytes.size(), f), bytes.size());
+  fclose(f);
+}
+
+class CliTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (Bin().empty()) GTEST_FAIL() << "SIGRACE_BIN not set";
+    key_ = dir_.path() + "/key.pem";
+    WriteKey(key_);
+    raw_ = dir_.path() + "/raw.bin";
+    WriteFile(raw_, std::string(4096, 'x'));
+  }
+  TempDir dir_;
+  std::string key_, raw_;
+};
+
+// --- SIGRACE_FAILPOINTS ----------------------------------------------------
+
+// The README's example (its SIGRACE_FAILPOINTS line, read from README.md)
+// faults the signer where it says.
+TEST_F(CliTest, ReadmeFailpointExampleFaults) {
+  const char* readme_path = getenv("SIGRACE_README");
+  ASSERT_NE(readme_path, nullptr);
+  const std::string readme = ReadWholeFile(readme_path);
+  const size_t at = readme.find("    SIGRACE_FAILPOINTS='");
+  ASSERT_NE(at, std::string::npos) << "no example in README.md";
+  const std::string line = readme.substr(at, readme.find('\n', at) - at);
+  const size_t q1 = line.find('\''), q2 = line.find('\'', q1 + 1);
+  const std::string spec = line.substr(q1 + 1, q2 - q1 - 1);
+  std::istringstream rest(line.substr(q2 + 1));
+  std::string word;
+  rest >> word;
+  ASSERT_EQ(word, "sigrace") << line;
+  std::vector<std::string> args;
+  while (rest >> word) args.push_back(word);
+  ASSERT_FALSE(args.empty()) << line;
+  RunOptions o;
+  o.env = {"SIGRACE_FAILPOINTS=" + spec};
+  o.cwd = dir_.path();
+  const Result r = RunSigrace(args, o);
+  EXPECT_EQ(r.sig, SIGSEGV) << spec << ": " << Describe(r);
+  EXPECT_EQ(r.out.find("eyJ"), std::string::npos);  // no token printed
+  // Without it, the same command signs.
+  const Result ok = RunSigrace(args);
+  EXPECT_EQ(ok.code, 0) << Describe(ok);
+  EXPECT_NE(ok.out.find("eyJ"), std::string::npos);
+}
+
+TEST_F(CliTest, BadFailpointSpecIsAUsageError) {
+  for (const char* spec :
+       {"no.such.failpoint=error", "sign.after_acquire=bogus",
+        "sign.after_acquire=raise(SIGNOPE)", "sign.after_acquire=error@x"}) {
+    RunOptions o;
+    o.env = {std::string("SIGRACE_FAILPOINTS=") + spec};
+    for (const std::vector<std::string>& cmd :
+         std::vector<std::vector<std::string>>{
+             {"token", "--alg", "eddsa"},
+             {"scan", "--key", key_, raw_},
+             {"stress", "--variant", "fixed", "--trials", "1", "--quiet"}}) {
+      const Result r = RunSigrace(cmd, o);
+      ExpectUsageError(r, std::string(spec) + " " + cmd[0]);
+      EXPECT_NE(r.err.find("SIGRACE_FAILPOINTS"), std::string::npos) << r.err;
+    }
+  }
+}
+
+// --- the oracle's own processes leave no core -----------------------------
+
+// A scan stopped (SIGSTOP at a failpoint) while its index holds every form
+// of the key, with `ulimit -c unlimited` and a core pattern that writes to
+// the working directory: its filter and core limit are 0, and a SIGSEGV
+// then leaves no core.
+TEST_F(CliTest, ScanProcessLeavesNoCore) {
+  TempDir cwd;
+  RunOptions o;
+  o.cwd = cwd.path();
+  o.core_unlimited = true;
+  o.env = {"SIGRACE_FAILPOINTS=scan.before_file=raise(SIGSTOP)@1"};
+  TempDir io;
+  const pid_t pid = Start({"scan", "--key", key_, raw_}, o, io.path());
+  ASSERT_GT(pid, 0);
+  int st = 0;
+  ASSERT_EQ(waitpid(pid, &st, WUNTRACED), pid);
+  ASSERT_TRUE(WIFSTOPPED(st)) << "scan did not stop at scan.before_file";
+  const std::string proc = "/proc/" + std::to_string(pid);
+  EXPECT_EQ(ReadWholeFile(proc + "/coredump_filter"), "00000000\n");
+  const std::string limits = ReadWholeFile(proc + "/limits");
+  const size_t at = limits.find("Max core file size");
+  ASSERT_NE(at, std::string::npos);
+  std::istringstream line(limits.substr(at + 18, limits.find('\n', at)));
+  std::string soft;
+  line >> soft;
+  EXPECT_EQ(soft, "0") << limits.substr(at, 80);
+  kill(pid, SIGSEGV);
+  kill(pid, SIGCONT);
+  const Result r = Wait(pid, io.path(), 60);
+  EXPECT_EQ(r.sig, SIGSEGV) << Describe(r);
+  EXPECT_FALSE(r.core) << "the kernel wrote a core of the scanning process";
+  for (const std::string& name : cwd.List()) {
+    EXPECT_EQ(name.rfind("core", 0), std::string::npos) << name;
+  }
+}
+
+// --- numbers ----------------------------------------------------------------
+
+// Every numeric flag is range-checked, the range in the one-line error: no
+// wrapped "-1", no clamped overflow, no NaN or infinity.
+TEST_F(CliTest, NumericFlagsOutOfRangeAreUsageErrors) {
+  const std::string out = dir_.path() + "/out";
+  const std::string two64 = "18446744073709551616";
+  struct Case {
+    std::vector<std::string> base;
+    std::vector<std::pair<std::string, std::string>> hostile;
+  };
+  const std::vector<Case> cases = {
+      {{"stress", "--variant", "fixed", "--quiet", "--out", out},
+       {{"--trials", "-1"},          {"--trials", two64},
+        {"--trials", "0"},           {"--seed", "-1"},
+        {"--seed", two64},           {"--trial", "-1"},
+        {"--duration-s", "nan"},     {"--duration-s", "inf"},
+        {"--duration-s", "-1"},      {"--rotation-share", "nan"},
+        {"--rotation-share", "1.5"}, {"--rotation-share", "-0.5"},
+        {"--threads", "0x10"},       {"--repeat", "0"},
+        {"--max-kept", "-1"},        {"--rotate-every", "-1"},
+        {"--max-delay-us", two64},   {"--key-pool", "65"},
+        {"--min-fragment", "4"},     {"--widen-us", "-1"}}},
+      {{"repro", "--out", out, "--tsan-bin", "none"},
+       {{"--budget-s", "nan"},
+        {"--budget-s", "inf"},
+        {"--budget-s", "-5"},
+        {"--seed", "-1"},
+        {"--min-live-trials", "-1"},
+        {"--min-fatal-trials", two64},
+        {"--race-live-trials", "0"},
+        {"--jobs", "0"}}},
+      {{"ablate", "--out", out},
+       {{"--trials", "-1"}, {"--duration-s", "nan"}, {"--seed", two64}}},
+      {{"scan", "--key", key_, raw_},
+       {{"--min-fragment", "-1"},
+        {"--min-fragment", two64},
+        {"--min-fragment", "7"},
+        {"--threads", "99999999999"}}},
+      {{"gate", "--key", key_, "--release-dir", out, raw_},
+       {{"--min-fragment", "-1"}, {"--min-fragment", "nan"}}},
+  };
+  for (const Case& c : cases) {
+    for (const auto& [flag, value] : c.hostile) {
+      std::vector<std::string> args = c.base;
+      args.push_back(flag);
+      args.push_back(value);
+      RunOptions o;
+      o.timeout_s = 30;
+      const Result r = RunSigrace(args, o);
+      const std::string what = c.base[0] + " " + flag + " " + value;
+      ExpectUsageError(r, what);
+      EXPECT_NE(r.err.find(flag), std::string::npos) << what << ": " << r.err;
+      EXPECT_NE(r.err.find(" in ["), std::string::npos)
+          << what << ": " << r.err;
+    }
+  }
+}
+
+// --- bad input never crashes ----------------------------------------------
+
+// A path that is not UTF-8: the gate's JSON stays valid (the JSON writer
+// would throw on it), its text escapes it as scan does.
+TEST_F(CliTest, GateEscapesNonUtf8Paths) {
+  const std::string bad = dir_.path() + "/dump\xff\xfe\x1b[31m.core";
+  WriteFile(bad, std::string(4096, 'x'));
+  TempDir rel;
+  const Result j = RunSigrace(
+      {"gate", "--key", key_, "--release-dir", rel.path(), "--json", bad});
+  EXPECT_TRUE(j.exited) << Describe(j);
+  EXPECT_EQ(j.code, 1) << Describe(j);  // refused: not a sealed dump
+  const nlohmann::json out = nlohmann::json::parse(j.out, nullptr, false);
+  ASSERT_FALSE(out.is_discarded()) << j.out;
+  const std::string path = out["dumps"][0]["path"];
+  EXPECT_NE(path.find("\\xff\\xfe\\x1b[31m"), std::string::npos) << path;
+  const Result t =
+      RunSigrace({"gate", "--key", key_, "--release-dir", rel.path(), bad});
+  EXPECT_EQ(t.code, 1) << Describe(t);
+  EXPECT_EQ(t.out.find('\xff'), std::string::npos);
+  EXPECT_EQ(t.out.find('\x1b'), std::string::npos);
+  EXPECT_NE(t.out.find("\\xff\\xfe\\x1b[31m"), std::string::npos) << t.out;
+}
+
+// A dump that shrinks while `scan` or `dump-info` reads it: one line and
+// exit 2, not SIGBUS. The reader is stopped (SIGSTOP at a failpoint) with
+// the file open and its size taken; the test cuts the file and resumes it.
+TEST_F(CliTest, FileShrinkingUnderTheReaderIsAnError) {
+  SyntheticCore c;
+  c.threads.push_back({501, SIGSEGV, 0x401234, 0x7ffd00000f00, 0});
+  SyntheticCore::Load heap;
+  heap.vaddr = 0x7f0000000000;
+  heap.bytes.assign(1 << 20, 0x5a);
+  c.loads.push_back(heap);
+  c.meta = "variant=fixed\n";
+  const std::vector<uint8_t> bytes = c.Build(/*seal=*/true);
+  struct Case {
+    std::vector<std::string> args;
+    const char* failpoint;
+  };
+  const std::string dump = dir_.path() + "/shrinks.core";
+  for (const Case& k : {Case{{"scan", "--key", key_, dump}, "scan.before_file"},
+                        Case{{"dump-info", dump}, "reader.opened"}}) {
+    WriteFile(dump, std::string(bytes.begin(), bytes.end()));
+    // Whole, it reads.
+    const Result whole = RunSigrace(k.args);
+    EXPECT_EQ(whole.code, 0) << k.args[0] << ": " << Describe(whole);
+    RunOptions o;
+    o.env = {std::string("SIGRACE_FAILPOINTS=") + k.failpoint +
+             "=raise(SIGSTOP)@1"};
+    TempDir io;
+    const pid_t pid = Start(k.args, o, io.path());
+    int st = 0;
+    ASSERT_EQ(waitpid(pid, &st, WUNTRACED), pid);
+    ASSERT_TRUE(WIFSTOPPED(st)) << k.args[0] << " did not stop";
+    ASSERT_EQ(truncate(dump.c_str(), 8192), 0);
+    kill(pid, SIGCONT);
+    const Result r = Wait(pid, io.path(), 60);
+    ExpectUsageError(r, k.args[0] + " on a file that shrank");
+    EXPECT_NE(r.err.find("shrank"), std::string::npos) << r.err;
+  }
+}
+
+// --- FIFOs and other non-regular inputs -----------------------------------
+
+// A FIFO given as a dump or a key is refused at once (one line, exit 2):
+// opening it would wait for a writer that never comes.
+TEST_F(CliTest, FifoInputsAreRefusedNotWaitedOn) {
+  const std::string fifo = dir_.path() + "/fifo";
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  TempDir rel;
+  const std::vector<std::vector<std::string>> cmds = {
+      {"scan", "--key", key_, fifo},
+      {"scan", "--key", fifo, raw_},
+      {"dump-info", fifo},
+      {"gate", "--key", key_, "--release-dir", rel.path(), fifo},
+      {"gate", "--key", fifo, "--release-dir", rel.path(), raw_},
+      {"scan", "--key", "/dev/zero", raw_},
+  };
+  for (const auto& args : cmds) {
+    RunOptions o;
+    o.timeout_s = 20;
+    const Result r = RunSigrace(args, o);
+    std::string what;
+    for (const auto& a : args) what += a + " ";
+    ExpectUsageError(r, what);
+    EXPECT_NE(r.err.find("not a regular file"), std::string::npos)
+        << what << ": " << r.err;
+  }
+}
+
+// --- repro --tsan-bin --------------------------------------------------------
+
+// A TSan binary the user named that does not work is an error; `auto`
+// still falls back to no TSan rows when there is no TSan build.
+TEST_F(CliTest, ReproTsanBinGivenMustWork) {
+  const std::string noexec = dir_.path() + "/not-executable";
+  WriteFile(noexec, "#!/bin/sh\n");
+  for (const std::string& bad :
+       {std::string("/nonexistent/sigrace"), dir_.path(), noexec}) {
+    RunOptions o;
+    o.timeout_s = 30;
+    const Result r =
+        RunSigrace({"repro", "--tsan-bin", bad, "--out", dir_.path() + "/out",
+                    "--budget-s", "5", "--variant", "fixed", "--alg", "eddsa"},
+                   o);
+    ExpectUsageError(r, "--tsan-bin " + bad);
+    EXPECT_NE(r.err.find("--tsan-bin"), std::string::npos) << r.err;
+  }
+}
+
+// --- the oracle's reach ------------------------------------------------------
+
+// A minimum fragment longer than every private form of the key would make
+// the oracle blind; a key file holding two keys would leave one unsearched.
+TEST_F(CliTest, OracleThatCannotSeeTheKeyIsRefused) {
+  const Result blind =
+      RunSigrace({"scan", "--key", key_, "--min-fragment", "100000", raw_});
+  ExpectUsageError(blind, "scan --min-fragment 100000");
+  EXPECT_NE(blind.err.find("longer than every private form"), std::string::npos)
+      << blind.err;
+  TempDir rel;
+  const Result gate = RunSigrace({"gate", "--key", key_, "--min-fragment",
+                                  "100000", "--release-dir", rel.path(), raw_});
+  ExpectUsageError(gate, "gate --min-fragment 100000");
+
+  // The reach is printed: text and JSON.
+  const Result text = RunSigrace({"scan", "--key", key_, raw_});
+  EXPECT_EQ(text.code, 0) << Describe(text);
+  EXPECT_NE(text.out.find("private forms indexed at min fragment 16"),
+            std::string::npos)
+      << text.out;
+  const Result json = RunSigrace({"scan", "--json", "--key", key_, raw_});
+  const nlohmann::json j = nlohmann::json::parse(json.out, nullptr, false);
+  ASSERT_FALSE(j.is_discarded()) << json.out;
+  EXPECT_GT(j["reach"]["forms_indexed"].get<int>(), 0);
+  EXPECT_GE(j["reach"]["longest_form"].get<int>(),
+            j["reach"]["shortest_form"].get<int>());
+  EXPECT_GE(j["reach"]["shortest_form"].get<int>(), 16);
+
+  const std::string key2 = dir_.path() + "/key2.pem";
+  WriteKey(key2);
+  const std::string both = dir_.path() + "/two-keys.pem";
+  WriteFile(both, ReadWholeFile(key_) + ReadWholeFile(key2));
+  const Result two = RunSigrace({"scan", "--key", both, raw_});
+  ExpectUsageError(two, "scan --key with two keys");
+  EXPECT_NE(two.err.find("more than one private key"), std::string::npos)
+      << two.err;
+}
+
+// --- damaged dumps, note strings --------------------------------------------
+
+// A sigrace dump whose ELF magic or type was damaged is an error, not a
+// clean raw scan; --raw asks for the raw scan. An ELF binary is still
+// searched as bytes.
+TEST_F(CliTest, DamagedCoreIsNotScannedAsRaw) {
+  SyntheticCore c;
+  c.threads.push_back({501, SIGSEGV, 0x401234, 0x7ffd00000f00, 0});
+  SyntheticCore::Load heap;
+  heap.vaddr = 0x7f0000000000;
+  heap.bytes.assign(4096, 0x11);
+  c.loads.push_back(heap);
+  c.meta = "variant=fixed\n";
+  const std::vector<uint8_t> good = c.Build(/*seal=*/true);
+  struct Damage {
+    const char* name;
+    size_t offset;
+    uint8_t value;
+  };
+  for (const Damage& d : {Damage{"magic", 0, 0x00}, Damage{"magic", 1, 'X'},
+                          Damage{"type", 16, 0x00}, Damage{"type", 16, 0x09}}) {
+    std::vector<uint8_t> bad = good;
+    bad[d.offset] = d.value;
+    const std::string path = dir_.path() + "/damaged.core";
+    WriteFile(path, std::string(bad.begin(), bad.end()));
+    const Result r = RunSigrace({"scan", "--key", key_, path});
+    ExpectUsageError(r, std::string("damaged ") + d.name);
+    EXPECT_NE(r.err.find("damaged core"), std::string::npos) << r.err;
+    const Result raw = RunSigrace({"scan", "--raw", "--key", key_, path});
+    EXPECT_EQ(raw.code, 0) << Describe(raw);
+    EXPECT_NE(raw.out.find(": raw,"), std::string::npos) << raw.out;
+  }
+  // An executable is bytes to search, not a damaged dump.
+  const Result self = RunSigrace({"scan", "--key", key_, Bin()});
+  EXPECT_EQ(self.code, 0) << Describe(self);
+}
+
+// dump-info never prints the process's arguments beyond the program: a key
+// given on a command line would be printed.
+TEST_F(CliTest, DumpInfoDoesNotPrintArguments) {
+  SyntheticCore c;
+  c.threads.push_back({501, SIGSEGV, 0x401234, 0x7ffd00000f00, 0});
+  c.psargs = "signer --key-hex 3082025c0201000281810c0ffee";
+  const std::vector<uint8_t> bytes = c.Build(/*seal=*/true);
+  const std::string path = dir_.path() + "/args.core";
+  WriteFile(path, std::string(bytes.begin(), bytes.end()));
+  const Result text = RunSigrace({"dump-info", path});
+  EXPECT_EQ(text.code, 0) << Describe(text);
+  EXPECT_EQ(text.out.find("3082025c"), std::string::npos) << text.out;
+  EXPECT_EQ(text.out.find("--key-hex"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("program \"signer\" + 2 arguments (37 bytes"),
+            std::string::npos)
+      << text.out;
+  const Result json = RunSigrace({"dump-info", "--json", path});
+  EXPECT_EQ(json.out.find("3082025c"), std::string::npos) << json.out;
+  const nlohmann::json j = nlohmann::json::parse(json.out, nullptr, false);
+  ASSERT_FALSE(j.is_discarded());
+  EXPECT_EQ(j["process"]["program"], "signer");
+  EXPECT_EQ(j["process"]["more_args"], 2);
+}
+
+}  // namespace
