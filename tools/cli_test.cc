@@ -69,7 +69,10 @@ pid_t Start(const std::vector<std::string>& args, const RunOptions& o,
     struct rlimit rl = {RLIM_INFINITY, RLIM_INFINITY};
     if (setrlimit(RLIMIT_CORE, &rl) != 0) _exit(125);
   }
-  for (const std::string& e : o.env) putenv(const_cast<char*>(e.c_str()));
+  // The forked child, single-threaded, before exec.
+  for (const std::string& e : o.env) {
+    putenv(const_cast<char*>(e.c_str()));  // NOLINT(concurrency-mt-unsafe)
+  }
   std::vector<std::string> all = {Bin()};
   all.insert(all.end(), args.begin(), args.end());
   std::vector<char*> argv;
