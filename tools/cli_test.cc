@@ -57,8 +57,13 @@ pid_t Start(const std::vector<std::string>& args, const RunOptions& o,
   const pid_t pid = fork();
   if (pid != 0) return pid;
   setpgid(0, 0);  // a timeout kills the workers too
-  const int fo = open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-  const int fe = open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  // A fresh file each run (the test's own temp dir), never through a link.
+  unlink(out.c_str());
+  unlink(err.c_str());
+  const int fo =
+      open(out.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0600);
+  const int fe =
+      open(err.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0600);
   if (fo < 0 || fe < 0) _exit(126);
   dup2(fo, 1);
   dup2(fe, 2);
