@@ -1,10 +1,14 @@
 #include "base/files.h"
 
+#include <dirent.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <string>
+#include <vector>
 
 #include "base/hex.h"
 #include "base/process.h"
@@ -59,6 +63,77 @@ TEST(Files, DirnameAndSelfExe) {
   EXPECT_EQ(access(self.c_str(), X_OK), 0);
 }
 
+// A fresh directory under the test's temp dir.
+std::string FreshDir(const char* name) {
+  const std::string d = TempPath(name);
+  (void)!system(("rm -rf '" + d + "'").c_str());
+  EXPECT_EQ(mkdir(d.c_str(), 0700), 0);
+  return d;
+}
+
+std::vector<std::string> Names(const std::string& dir) {
+  std::vector<std::string> out;
+  if (DIR* d = opendir(dir.c_str())) {
+    while (dirent* e = readdir(d)) {
+      const std::string n = e->d_name;
+      if (n != "." && n != "..") out.push_back(n);
+    }
+    closedir(d);
+  }
+  return out;
+}
+
+TEST(Files, CreateExclusiveAtNeverFollowsOrReusesAName) {
+  const std::string d = FreshDir("excl");
+  const std::string target = d + "/target";
+  ASSERT_TRUE(WriteFileAtomic(target, "untouched").ok());
+  ASSERT_EQ(symlink(target.c_str(), (d + "/link").c_str()), 0);
+  StatusOr<int> dir = OpenDir(d);
+  ASSERT_TRUE(dir.ok());
+  EXPECT_FALSE(CreateExclusiveAt(*dir, "link", 0600).ok());
+  EXPECT_FALSE(CreateExclusiveAt(*dir, "target", 0600).ok());
+  EXPECT_FALSE(CreateExclusiveAt(*dir, "../escape", 0600).ok());
+  StatusOr<int> fd = CreateExclusiveAt(*dir, "new", 0600);
+  ASSERT_TRUE(fd.ok());
+  close(*fd);
+  close(*dir);
+  EXPECT_EQ(*ReadFile(target), "untouched");
+  (void)!system(("rm -rf '" + d + "'").c_str());
+}
+
+TEST(Files, WriteFileAtomicLeavesNoTemporaryAndCanRefuseToReplace) {
+  const std::string d = FreshDir("atomic");
+  const std::string p = d + "/kept.core";
+  ASSERT_TRUE(WriteFileAtomic(p, "one", 0600, /*replace=*/false).ok());
+  EXPECT_FALSE(WriteFileAtomic(p, "two", 0600, /*replace=*/false).ok());
+  EXPECT_EQ(*ReadFile(p), "one");
+  EXPECT_EQ(Names(d), std::vector<std::string>{"kept.core"});
+  (void)!system(("rm -rf '" + d + "'").c_str());
+}
+
+TEST(Files, SharedOutputDirNeedsTheStickyBit) {
+  const std::string d = FreshDir("outdir");
+  EXPECT_TRUE(CheckOutputDir(d).ok());
+  EXPECT_TRUE(CheckOutputDir(d + "/not-yet").ok());
+  ASSERT_EQ(chmod(d.c_str(), 0777), 0);
+  Status st = CheckOutputDir(d);
+  EXPECT_EQ(st.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(st.message().find("sticky"), std::string::npos) << st.message();
+  ASSERT_EQ(chmod(d.c_str(), 0770), 0);
+  EXPECT_FALSE(CheckOutputDir(d).ok());
+  ASSERT_EQ(chmod(d.c_str(), 01777), 0);
+  EXPECT_TRUE(CheckOutputDir(d).ok());
+  ASSERT_TRUE(WriteFileAtomic(d + "/file", "x").ok());
+  EXPECT_FALSE(CheckOutputDir(d + "/file").ok());
+  (void)!system(("rm -rf '" + d + "'").c_str());
+}
+
+TEST(Files, RunIdsDiffer) {
+  const std::string a = NewRunId(), b = NewRunId();
+  EXPECT_EQ(a.size(), 8u);
+  EXPECT_NE(a, b);
+}
+
 TEST(Hex, Formats) {
   EXPECT_EQ(Hex(0), "0x0");
   EXPECT_EQ(Hex(0x1f), "0x1f");
@@ -76,6 +151,22 @@ TEST(Process, ExitCodeAndOutputFile) {
   EXPECT_EQ(ExitCodeOf(st), 3);
   EXPECT_EQ(WaitStatusText(st), "exited with code 3");
   EXPECT_EQ(LastLines(out, 1), "hello\n");
+  unlink(out.c_str());
+}
+
+// A child's output file is created exclusively: a file (or link) already
+// at its name is an error, and it stays as it was.
+TEST(Process, OutputFileIsNeverReused) {
+  const std::string out = TempPath("reused.log");
+  ASSERT_TRUE(WriteFileAtomic(out, "earlier run\n").ok());
+  StatusOr<pid_t> pid = SpawnProcess(
+      {.argv = {"/bin/sh", "-c", "echo hello"}, .output_path = out});
+  if (pid.ok()) {
+    bool killed = false;
+    WaitProcess(*pid, 10000, &killed);
+  }
+  EXPECT_FALSE(pid.ok());
+  EXPECT_EQ(*ReadFile(out), "earlier run\n");
   unlink(out.c_str());
 }
 

@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <openssl/sha.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -23,7 +24,9 @@
 #include <thread>
 #include <vector>
 
+#include "base/failpoint.h"
 #include "base/files.h"
+#include "base/mutex.h"
 #include "base/process.h"
 #include "crashdump/oracle/judgement.h"
 #include "crashdump/oracle/key_forms.h"
@@ -42,18 +45,78 @@ using Clock = std::chrono::steady_clock;
 // Bound on a worker's set-up (key generation, handler install).
 constexpr int kHelloTimeoutMs = 60000;
 
+// What the stop path (SIGINT, SIGTERM: base/process.h InstallStopHandler)
+// must undo: the worker processes running and the driver's temporary
+// directories (fatal mode's dump directory holds complete, unredacted-
+// in-a-race dumps).
+class StopState {
+ public:
+  void AddWorker(pid_t pid) {
+    MutexLock l(&mu_);
+    workers_.insert(pid);
+  }
+  void RemoveWorker(pid_t pid) {
+    MutexLock l(&mu_);
+    workers_.erase(pid);
+  }
+  void AddDir(const std::string& dir) {
+    MutexLock l(&mu_);
+    dirs_.insert(dir);
+  }
+  void RemoveDir(const std::string& dir) {
+    MutexLock l(&mu_);
+    dirs_.erase(dir);
+  }
+  // On the stop thread: kill the workers (nothing more gets written),
+  // then empty and remove the directories. Keeps the lock: the driver
+  // adds nothing after this.
+  void Stop() NO_THREAD_SAFETY_ANALYSIS {
+    mu_.Lock();
+    for (pid_t pid : workers_) kill(pid, SIGKILL);
+    for (pid_t pid : workers_) AwaitEnd(pid, 5000);
+    for (const std::string& d : dirs_) {
+      if (DIR* dp = opendir(d.c_str())) {
+        while (dirent* e = readdir(dp)) {
+          const std::string n = e->d_name;
+          if (n != "." && n != "..") unlinkat(dirfd(dp), n.c_str(), 0);
+        }
+        closedir(dp);
+      }
+      rmdir(d.c_str());
+    }
+  }
+
+ private:
+  Mutex mu_;
+  std::set<pid_t> workers_ GUARDED_BY(mu_);
+  std::set<std::string> dirs_ GUARDED_BY(mu_);
+};
+
+StopState& Stopping() {
+  static StopState* s = [] {
+    auto* st = new StopState();
+    AddStopCleanup([st] { st->Stop(); });
+    return st;
+  }();
+  return *s;
+}
+
 // A worker process and the driver's end of its control channel.
 class WorkerProcess {
  public:
   static StatusOr<std::unique_ptr<WorkerProcess>> Spawn(
       const std::vector<std::string>& args);
-  ~WorkerProcess() { KillProcess(pid_); }
+  ~WorkerProcess() {
+    if (pid_ > 0) Stopping().RemoveWorker(pid_);
+    KillProcess(pid_);
+  }
   Channel& channel() { return *channel_; }
   pid_t pid() const { return pid_; }
   // Waits for the worker to end, at most timeout_ms, then kills it.
   // Returns the wait status; `killed` says whether the bound was hit.
   int Wait(int timeout_ms, bool* killed) {
     const int st = WaitProcess(pid_, timeout_ms, killed);
+    Stopping().RemoveWorker(pid_);
     pid_ = -1;
     return st;
   }
@@ -84,6 +147,7 @@ StatusOr<std::unique_ptr<WorkerProcess>> WorkerProcess::Spawn(
   }
   auto w = std::unique_ptr<WorkerProcess>(new WorkerProcess());
   w->pid_ = *pid;
+  Stopping().AddWorker(*pid);
   w->channel_ = std::make_unique<Channel>(driver_end);
   return w;
 }
@@ -109,38 +173,20 @@ std::vector<ThreadAt> FreezeRecord(const nlohmann::json& result) {
   return out;
 }
 
-Status MakeDirs(const std::string& dir) {
-  std::string cur;
-  for (size_t i = 0; i <= dir.size(); ++i) {
-    if (i == dir.size() || (dir[i] == '/' && i > 0)) {
-      cur = dir.substr(0, i);
-      if (mkdir(cur.c_str(), 0700) != 0 && errno != EEXIST) {
-        return ErrnoError("mkdir " + cur, errno);
-      }
-    }
-  }
-  return Status::Ok();
-}
+// The keep step of a leaking dump: an error here loses the evidence (a
+// harness error of the run, exit 2).
+SIGRACE_FAILPOINT_DEFINE(kFpKeepDump, "stress.keep_dump");
 
-// Copies all of `fd` to `path` (0600, temporary name, fsync, rename).
-// All-zero blocks become holes, as they were in the dump (a TSan process's
-// dump is over a GB, nearly all holes).
-Status CopyFdToFile(int fd, const std::string& path) {
-  const std::string tmp = path + ".tmp";
-  const int out =
-      open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (out < 0) return ErrnoError("open " + tmp, errno);
+// Copies all of `fd` to the file `out` (a PendingFile's fd). All-zero
+// blocks become holes, as they were in the dump (a TSan process's dump is
+// over a GB, nearly all holes).
+Status CopyFd(int fd, int out, const std::string& what) {
   std::vector<char> buf(1 << 20);
   off_t off = 0;
   while (true) {
     const ssize_t n = pread(fd, buf.data(), buf.size(), off);
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      const int e = errno;
-      close(out);
-      unlink(tmp.c_str());
-      return ErrnoError("read dump", e);
-    }
+    if (n < 0) return ErrnoError("read dump", errno);
     if (n == 0) break;
     bool zero = true;
     for (ssize_t i = 0; i < n && zero; i += 8) {
@@ -152,10 +198,7 @@ Status CopyFdToFile(int fd, const std::string& path) {
     if (zero) {
       off += n;
       if (lseek(out, off, SEEK_SET) < 0 || ftruncate(out, off) != 0) {
-        const int e = errno;
-        close(out);
-        unlink(tmp.c_str());
-        return ErrnoError("extend " + tmp, e);
+        return ErrnoError("extend " + what, errno);
       }
       continue;
     }
@@ -164,25 +207,74 @@ Status CopyFdToFile(int fd, const std::string& path) {
       const ssize_t w =
           write(out, buf.data() + done, static_cast<size_t>(n - done));
       if (w < 0 && errno == EINTR) continue;
-      if (w < 0) {
-        const int e = errno;
-        close(out);
-        unlink(tmp.c_str());
-        return ErrnoError("write " + tmp, e);
-      }
+      if (w < 0) return ErrnoError("write " + what, errno);
       done += w;
     }
     off += n;
   }
-  if (fsync(out) != 0 || close(out) != 0) {
-    unlink(tmp.c_str());
-    return ErrnoError("close " + tmp, errno);
+  return Status::Ok();
+}
+
+// Copies all of `fd` to `path` through a PendingFile (exclusive random
+// temporary name, 0600, fsync) and publishes it without replacing
+// anything at `path`.
+Status CopyFdToFile(int fd, const std::string& path) {
+  StatusOr<std::unique_ptr<PendingFile>> f = PendingFile::Create(path, 0600);
+  if (!f.ok()) return f.status();
+  SIGRACE_RETURN_IF_ERROR(CopyFd(fd, (*f)->fd(), (*f)->temp_path()));
+  return (*f)->Commit(/*replace=*/false);
+}
+
+// Moves the fatal dump at `from` (the driver's private directory) to
+// `to`, never over an existing file; copies across file systems.
+Status MoveDump(const std::string& from, const std::string& to) {
+  if (renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(),
+                RENAME_NOREPLACE) == 0) {
+    return Status::Ok();
   }
-  if (rename(tmp.c_str(), path.c_str()) != 0) {
-    const int e = errno;
-    unlink(tmp.c_str());
-    return ErrnoError("rename " + path, e);
+  if (errno != EXDEV) return ErrnoError("rename to " + to, errno);
+  StatusOr<int> in = OpenRegularFile(from);
+  if (!in.ok()) return in.status();
+  Status st = CopyFdToFile(*in, to);
+  close(*in);
+  if (st.ok()) unlink(from.c_str());
+  return st;
+}
+
+// Size and SHA-256 (hex) of the file at `path`, as its sidecar states.
+Status HashFile(const std::string& path, uint64_t* size, std::string* hex) {
+  StatusOr<int> fd = OpenRegularFile(path);
+  if (!fd.ok()) return fd.status();
+  std::unique_ptr<EVP_MD_CTX, void (*)(EVP_MD_CTX*)> ctx(EVP_MD_CTX_new(),
+                                                         EVP_MD_CTX_free);
+  if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1) {
+    close(*fd);
+    return InternalError("sha256: digest set-up failed");
   }
+  std::vector<unsigned char> buf(1 << 20);
+  uint64_t total = 0;
+  while (true) {
+    const ssize_t n = read(*fd, buf.data(), buf.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const int e = errno;
+      close(*fd);
+      return ErrnoError("read " + path, e);
+    }
+    if (n == 0) break;
+    EVP_DigestUpdate(ctx.get(), buf.data(), static_cast<size_t>(n));
+    total += static_cast<uint64_t>(n);
+  }
+  close(*fd);
+  unsigned char md[SHA256_DIGEST_LENGTH];
+  EVP_DigestFinal_ex(ctx.get(), md, nullptr);
+  static constexpr char kHex[] = "0123456789abcdef";
+  hex->clear();
+  for (unsigned char c : md) {
+    hex->push_back(kHex[c >> 4]);
+    hex->push_back(kHex[c & 15]);
+  }
+  *size = total;
   return Status::Ok();
 }
 
@@ -192,6 +284,7 @@ class Driver {
          const std::string& command)
       : opts_(opts), variant_(variant) {
     report_.command = command;
+    report_.run_id = NewRunId();
     report_.options = opts;
     report_.window = variant.window;
   }
@@ -430,33 +523,38 @@ void Driver::Judge(KeyOracle& oracle, const std::string& path, int fd,
                            : Verdict::kHarnessError;
   if (r->verdict == Verdict::kHarnessError) r->message = "oracle: " + j.reason;
   if (r->verdict != Verdict::kLeak) return;
-  Status st = MakeDirs(opts_.out_dir);
+  r->run_id = report_.run_id;
+  if (kept_ >= opts_.max_kept) return;  // --max-kept: not kept, by request
+  // The run id in the name: two runs sharing --out and seed never write
+  // each other's evidence.
   const std::string base =
       opts_.out_dir + "/" + opts_.variant + "-" + r->plan.alg + "-" +
       ModeName(opts_.mode) + "-seed" + std::to_string(r->plan.seed) + "-trial" +
       std::to_string(r->plan.trial) +
-      (opts_.repeat > 1 ? "-run" + std::to_string(run_) : std::string()) +
-      ".core";
-  if (st.ok() && kept_ < opts_.max_kept) {
-    st = fd >= 0 ? CopyFdToFile(fd, base) : Status::Ok();
-    if (st.ok() && fd < 0 && rename(path.c_str(), base.c_str()) != 0) {
-      // Another file system: copy, then remove the original.
-      const int in = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-      st = in >= 0 ? CopyFdToFile(in, base) : ErrnoError("open dump", errno);
-      if (in >= 0) close(in);
-    }
-    if (st.ok()) {
-      r->dump_path = base;
-      ++kept_;
-    }
+      (opts_.repeat > 1 ? "-run" + std::to_string(run_) : std::string()) + "-" +
+      report_.run_id + ".core";
+  Status st = PrepareOutputDir(opts_.out_dir);
+  if (st.ok() && SIGRACE_FAILPOINT(kFpKeepDump)) {
+    st = InternalError("failpoint stress.keep_dump");
   }
+  if (st.ok()) st = fd >= 0 ? CopyFdToFile(fd, base) : MoveDump(path, base);
+  uint64_t size = 0;
+  std::string sha256;
+  if (st.ok()) st = HashFile(base, &size, &sha256);
   if (st.ok()) {
+    r->dump_path = base;
+    r->dump_sha256 = sha256;
+    ++kept_;
+    // The sidecar describes the file beside it: its name, size, hash and
+    // run id.
     st = WriteFileAtomic(base + ".json",
                          SidecarJson(*r, opts_, variant_.window).dump(2) + "\n",
-                         0600);
+                         0600, /*replace=*/false);
     if (st.ok()) r->sidecar_path = base + ".json";
   }
   if (!st.ok()) {
+    // The leak stands; its evidence is lost: a harness error of the run.
+    r->keep_error = st.message();
     std::fprintf(stderr, "sigrace: keeping leaking dump: %s\n",
                  st.message().c_str());
   }
@@ -673,6 +771,15 @@ StatusOr<RunReport> Driver::RunFatal() {
     return ErrnoError("mkdtemp " + templ, errno);
   }
   const std::string dir = templ;
+  // SIGINT or SIGTERM empties and removes it (its dumps are complete).
+  Stopping().AddDir(dir);
+  struct DirGone {
+    const std::string& dir;
+    ~DirGone() {
+      rmdir(dir.c_str());
+      Stopping().RemoveDir(dir);
+    }
+  } dir_gone{dir};
   start_ = Clock::now();
   uint64_t index = 0;
   for (; !Done(index); ++index) {
@@ -688,10 +795,7 @@ StatusOr<RunReport> Driver::RunFatal() {
     KeyOracle& oracle = *owned_oracle;
     StatusOr<std::unique_ptr<WorkerProcess>> w =
         WorkerProcess::Spawn(WorkerArgs(dir, trial));
-    if (!w.ok()) {
-      rmdir(dir.c_str());
-      return w.status();
-    }
+    if (!w.ok()) return w.status();
     WorkerProcess& worker = **w;
     Status st = AwaitHello(worker, oracle);
     if (st.ok()) {
@@ -755,7 +859,6 @@ StatusOr<RunReport> Driver::RunFatal() {
         std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
     Record(r);
   }
-  rmdir(dir.c_str());
   return report_;
 }
 
@@ -763,6 +866,22 @@ StatusOr<RunReport> Driver::Run() {
   StatusOr<PlanInputs> in = MakePlanInputs(opts_, variant_, /*probe=*/true);
   if (!in.ok()) return in.status();
   inputs_ = *in;
+  // The probe above cleared every failpoint of this process; the driver's
+  // own (stress.*) from SIGRACE_FAILPOINTS are armed again. The signer's
+  // stay with the workers.
+  if (const char* env = getenv("SIGRACE_FAILPOINTS")) {
+    std::string mine;
+    const std::string all = env;
+    size_t at = 0;
+    while (at <= all.size()) {
+      const size_t end = std::min(all.find(';', at), all.size());
+      const std::string spec = all.substr(at, end - at);
+      if (spec.rfind("stress.", 0) == 0)
+        mine += (mine.empty() ? "" : ";") + spec;
+      at = end + 1;
+    }
+    if (!mine.empty()) SIGRACE_RETURN_IF_ERROR(failpoint::Configure(mine));
+  }
   progress_ =
       std::make_unique<Progress>(opts_.progress && !opts_.quiet,
                                  opts_.variant + " " + ModeName(opts_.mode),
@@ -800,6 +919,8 @@ StatusOr<RunReport> Driver::Run() {
 StatusOr<RunReport> RunStress(const StressOptions& opts,
                               const VariantEntry& variant,
                               const std::string& command) {
+  InstallStopHandler();
+  Stopping();
   Driver d(opts, variant, command);
   return d.Run();
 }

@@ -60,6 +60,7 @@ void RunReport::Add(const TrialResult& r) {
     case Verdict::kLeak:
       ++leaks;
       ++cell->leaks;
+      if (!r.keep_error.empty()) ++evidence_lost;
       if (!cell->first_leak) {
         cell->first_leak = r;
         cell->first_leak_replay = ReplayCommand(options, r.plan);
@@ -150,6 +151,16 @@ void RunReport::Finish() {
       verdict = "FAIL: no leak in " + std::to_string(trials) +
                 " trials, expected a leak";
     }
+  }
+  if (evidence_lost > 0) {
+    // A leak whose dump is gone cannot be opened, replayed from its
+    // sidecar or handed on: whatever else the run found, it failed its
+    // job.
+    exit_code = 2;
+    verdict = "harness error: " + std::to_string(evidence_lost) +
+              " leaking dump(s) could not be kept (evidence lost; see "
+              "keep_error); " +
+              verdict;
   }
 }
 

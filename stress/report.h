@@ -12,6 +12,7 @@
 //   {
 //     "schema": "sigrace.stress.report/1",
 //     "command": "sigrace stress ...",       // argv as given
+//     "run_id": "1a2b3c4d",   // in every kept dump's and sidecar's name
 //     "seed": 123, "first_trial": 0,
 //     "variant": "fixed", "mode": "live" | "fatal",
 //     "algs": ["rs256", "eddsa"], "injectors": ["failpoint", ...],
@@ -38,6 +39,7 @@
 //          "forms": ["rsa.p.le", ...], "regions": ["[heap]", ...],
 //          "kinds": ["leak" | "redaction-not-applied" | "cover-check"],
 //          "findings": N, "dump": "out/..core" | "", "sidecar": "...",
+//          "keep_error": "..." (only when the dump could not be kept),
 //          "keys": ["rs256-<run>-1", ...],      // kids of the findings
 //          "keys_received": N, "keys_derived": N,  // the oracle's keys
 //          "derived_keys": [...],               // which of `keys` it derived
@@ -46,6 +48,7 @@
 //     ],
 //     "leaks": [ {same fields as first_leak, plus "alg"} ],  // first 100
 //     "harness_errors": [ {"trial": N, "seed": S, "message": "..."} ],
+//     "evidence_lost": N,   // leaking dumps that could not be kept (exit 2)
 //     "tsan": {"enabled": bool, "total": N, "by_type": {"data-race": N}},
 //     "exit_code": 0 | 1 | 2,
 //     "verdict": "one line, as printed"
@@ -54,7 +57,8 @@
 // Leak sidecar ("sigrace.leak/1"), <dump>.json beside every kept dump:
 //   {"schema": "sigrace.leak/1", "seed", "trial", "variant", "alg",
 //    "mode", "injector", "failpoint", "hit", "thread", "delay_us",
-//    "window", "dump", "dump_size", "replay",
+//    "window", "run_id", "dump", "dump_size", "dump_sha256" (of the file
+//    beside it, as kept), "replay",
 //    "keys_received", "keys_derived", "keys_unknown",
 //    "findings": [{"file_offset", "vaddr" (or null), "region", "form",
 //                  "form_offset", "length", "redacted", "key" (a kid),
@@ -119,7 +123,12 @@ struct TrialResult {
   uint64_t dump_searched = 0;  // bytes the oracle read (holes skipped)
   std::string dump_path;       // kept dump, or "" (deleted / in memory)
   std::string sidecar_path;    // leak sidecar, or ""
-  double elapsed_s = 0;        // since the run started, at the verdict
+  std::string run_id;          // the run's id (RunReport::run_id)
+  std::string dump_sha256;     // of the kept dump, hex
+  // Non-empty: a leaking dump that was to be kept and could not be (the
+  // evidence is lost: a harness error of the run).
+  std::string keep_error;
+  double elapsed_s = 0;  // since the run started, at the verdict
   double trial_ms = 0;
   // Live mode: where each indexed thread was when the dump froze it.
   std::vector<ThreadAt> freeze;
@@ -156,6 +165,8 @@ struct TsanCounts {
 
 struct RunReport {
   std::string command;
+  // Names this run's kept dumps and sidecars (base/files.h NewRunId).
+  std::string run_id;
   StressOptions options;
   std::string window;
   double elapsed_s = 0;
@@ -176,6 +187,8 @@ struct RunReport {
   std::vector<CellStats> cells;
   std::vector<TrialResult> leak_list;   // first 100
   std::vector<TrialResult> error_list;  // first 20
+  // Leaking dumps that could not be kept (TrialResult::keep_error).
+  uint64_t evidence_lost = 0;
   TsanCounts tsan;
   // --explore systematic: the census (instants seen per operation, capped
   // at --max-instants) and how many distinct instants the run visited.

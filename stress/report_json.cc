@@ -36,6 +36,7 @@ nlohmann::json LeakJson(const TrialResult& r, const StressOptions& o) {
   j["keys_derived"] = r.keys_derived;
   j["dump"] = r.dump_path;
   j["sidecar"] = r.sidecar_path;
+  if (!r.keep_error.empty()) j["keep_error"] = r.keep_error;
   j["replay"] = ReplayCommand(o, r.plan);
   return j;
 }
@@ -57,6 +58,7 @@ nlohmann::json ReportJson(const RunReport& r) {
   nlohmann::json j;
   j["schema"] = "sigrace.stress.report/1";
   j["command"] = r.command;
+  j["run_id"] = r.run_id;
   j["seed"] = o.seed;
   j["first_trial"] = o.FirstTrial();
   // A replay (--trial N --repeat K): K runs of trial N; totals.leak of
@@ -120,6 +122,7 @@ nlohmann::json ReportJson(const RunReport& r) {
                       {"message", e.message}});
   }
   j["harness_errors"] = errors;
+  j["evidence_lost"] = r.evidence_lost;
   if (r.options.explore == Explore::kSystematic) {
     nlohmann::json ops = nlohmann::json::array();
     for (const OpInstants& c : r.census) {
@@ -153,8 +156,10 @@ nlohmann::json SidecarJson(const TrialResult& r, const StressOptions& o,
   j["thread"] = r.plan.thread;
   j["delay_us"] = r.plan.delay_us;
   j["window"] = window;
+  j["run_id"] = r.run_id;
   j["dump"] = r.dump_path;
   j["dump_size"] = r.dump_size;
+  j["dump_sha256"] = r.dump_sha256;
   j["replay"] = ReplayCommand(o, r.plan);
   j["keys_received"] = r.keys_received;
   j["keys_derived"] = r.keys_derived;
@@ -206,6 +211,8 @@ nlohmann::json ReproJson(const ReproResult& result) {
   j["budget_s"] = result.budget_s;
   j["elapsed_s"] = result.elapsed_s;
   j["tsan_binary"] = result.tsan_binary;
+  j["run_id"] = result.run_id;
+  j["logs_dir"] = result.logs_dir;
   nlohmann::json rows = nlohmann::json::array();
   for (const ReproRow& r : result.rows) rows.push_back(ReproRowJson(r));
   j["rows"] = rows;

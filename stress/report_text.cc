@@ -166,7 +166,13 @@ std::string TextSummary(const RunReport& r) {
        FormatDouble("%.1f",
                     static_cast<double>(r.dump_bytes_searched) / 1048576.0) +
        " MiB read, the rest holes) in " + FormatDouble("%.1f", r.elapsed_s) +
-       " s; seed " + std::to_string(o.seed) + "\n";
+       " s; seed " + std::to_string(o.seed) + "; run id " + r.run_id + "\n";
+  for (const TrialResult& l : r.leak_list) {
+    if (!l.keep_error.empty()) {
+      s += "evidence lost: trial " + std::to_string(l.plan.trial) +
+           " leaked and its dump could not be kept: " + l.keep_error + "\n";
+    }
+  }
   s += r.verdict + "\n";
   return s;
 }
@@ -211,8 +217,9 @@ std::string ReproText(const ReproResult& result) {
       "oracle judges (tsan/README.md); \"!\": a data-race window TSan did "
       "not report this time)\n";
   out +=
-      Sprintf("\n%s (%.0f s; logs and dumps in %s)\n", result.verdict.c_str(),
-              result.elapsed_s, result.out_dir.c_str());
+      Sprintf("\n%s (%.0f s; run id %s; dumps in %s, row logs in %s)\n",
+              result.verdict.c_str(), result.elapsed_s, result.run_id.c_str(),
+              result.out_dir.c_str(), result.logs_dir.c_str());
   return out;
 }
 

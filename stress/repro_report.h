@@ -4,6 +4,7 @@
 //
 // JSON report schema ("sigrace.repro.report/1", --report-json):
 //   {"schema", "seed", "budget_s", "elapsed_s", "tsan_binary" (or ""),
+//    "run_id", "logs_dir" (<out>/logs/<run_id>: this run's row reports),
 //    "rows": [{"variant", "alg", "mode", "race": bool, "trials", "leaks",
 //              "harness_errors", "first_leak": null | {trial, seed,
 //              injector, failpoint, forms, regions, dump, replay, ...},

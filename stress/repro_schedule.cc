@@ -8,9 +8,11 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <set>
 #include <thread>
 
 #include "base/files.h"
+#include "base/mutex.h"
 #include "base/process.h"
 
 namespace sigrace::stress {
@@ -28,6 +30,46 @@ std::string JoinArgs(const std::vector<std::string>& argv) {
     s += a;
   }
   return s;
+}
+
+// The jobs running, for the stop path (SIGINT, SIGTERM): each gets
+// SIGTERM, cleans up its own temporary files and workers, and ends; one
+// that does not within the bound is killed.
+constexpr int kStopGraceMs = 20000;
+
+class RunningJobs {
+ public:
+  RunningJobs() {
+    AddStopCleanup([this] { Stop(); });
+  }
+  void Add(pid_t pid) {
+    MutexLock l(&mu_);
+    pids_.insert(pid);
+  }
+  void Remove(pid_t pid) {
+    MutexLock l(&mu_);
+    pids_.erase(pid);
+  }
+  // Keeps the lock: nothing is started after this.
+  void Stop() NO_THREAD_SAFETY_ANALYSIS {
+    mu_.Lock();
+    for (pid_t pid : pids_) kill(pid, SIGTERM);
+    for (pid_t pid : pids_) {
+      if (!AwaitEnd(pid, kStopGraceMs)) {
+        kill(pid, SIGKILL);
+        AwaitEnd(pid, 5000);
+      }
+    }
+  }
+
+ private:
+  Mutex mu_;
+  std::set<pid_t> pids_ GUARDED_BY(mu_);
+};
+
+RunningJobs& Jobs() {
+  static RunningJobs* j = new RunningJobs();
+  return *j;
 }
 
 struct Running {
@@ -93,8 +135,8 @@ void Scheduler::Start(size_t i) {
   argv.push_back("--duration-s");
   argv.push_back(buf);
   out.command = JoinArgs(argv);
-  // Only a report this job writes counts.
-  unlink(j.report_path.c_str());
+  // The report and log paths are in this run's own directory: nothing
+  // there predates the job (the log is created exclusively).
   StatusOr<pid_t> pid = SpawnProcess({.argv = argv, .output_path = j.log_path});
   if (!pid.ok()) {
     out.spawn_error = pid.status().message();
@@ -104,6 +146,7 @@ void Scheduler::Start(size_t i) {
     return;
   }
   out.started = true;
+  Jobs().Add(*pid);
   Running& r = running_[i];
   r.pid = *pid;
   r.started = Clock::now();
@@ -118,6 +161,7 @@ void Scheduler::Finish(size_t i, int wait_status) {
   Running& r = running_[i];
   out.seconds = std::chrono::duration<double>(Clock::now() - r.started).count();
   out.exit_code = ExitCodeOf(wait_status);
+  Jobs().Remove(r.pid);
   r.pid = -1;
   StatusOr<std::string> text = ReadFile(j.report_path);
   if (text.ok()) out.report = nlohmann::json::parse(*text, nullptr, false);

@@ -22,17 +22,26 @@ uint64_t Count(const nlohmann::json& obj, const char* key) {
 }
 
 // Adds the totals and the first leak of every job of the row; returns the
-// row's exit code: its worst part (not run or 2, over 1, over 0).
-int SumParts(const RowSpec& spec, const std::vector<JobOutcome>& outcomes,
-             ReproRow* r) {
+// row's exit code: its worst part (not run or 2, over 1, over 0). A part
+// that ran and wrote no report counts as 2 (`*missing` names it): a row is
+// judged only on what this run's jobs wrote.
+int SumParts(const RowSpec& spec, const std::vector<JobSpec>& jobs,
+             const std::vector<JobOutcome>& outcomes, ReproRow* r,
+             std::string* missing) {
   int row_exit = 0;
   std::vector<int> parts = {spec.job};
   parts.insert(parts.end(), spec.more_jobs.begin(), spec.more_jobs.end());
   for (int pj : parts) {
     const JobOutcome& o = outcomes[pj];
-    const int e = o.exit_code;
-    if (e != 0 && (row_exit == 0 || e == 2 || e < 0)) row_exit = e;
     const nlohmann::json& totals = Field(o.report, "totals");
+    int e = o.exit_code;
+    if (o.started && !totals.is_object()) {
+      if (e == 0 || e == 1) e = 2;
+      *missing += "the job wrote no report (exit " +
+                  std::to_string(o.exit_code) + "); log " + jobs[pj].log_path +
+                  "\n";
+    }
+    if (e != 0 && (row_exit == 0 || e == 2 || e < 0)) row_exit = e;
     if (!totals.is_object()) continue;
     r->trials += Count(totals, "trials");
     r->leaks += Count(totals, "leak");
@@ -49,7 +58,7 @@ int SumParts(const RowSpec& spec, const std::vector<JobOutcome>& outcomes,
 void SetError(const JobOutcome& o, ReproRow* r) {
   r->verdict = "ERROR";
   r->error = true;
-  r->note = o.spawn_error.empty() ? o.log_tail : o.spawn_error + "\n";
+  r->note += o.spawn_error.empty() ? o.log_tail : o.spawn_error + "\n";
 }
 
 void JudgeRace(int row_exit, const JobOutcome& o, ReproRow* r) {
@@ -141,15 +150,14 @@ void JudgeFixedTsan(uint64_t reports, uint64_t leaks, uint64_t tr, uint64_t min,
 void JudgeTsan(const JobOutcome& t, const std::string& log, uint64_t min,
                ReproRow* r) {
   if (!Field(t.report, "tsan").is_object()) {
-    // No report from this run's TSan job: no TSan verdict. fixed cannot
-    // pass without one; for a race row it is said in the table.
+    // No report from this run's TSan job: no TSan verdict, a harness
+    // error of the row (never the previous run's file: each run has its
+    // own log directory).
     r->tsan_text = "error";
-    if (!r->spec.race) {
-      r->ok = false;
-      r->error = true;
-      r->note += "tsan build: the job wrote no report (exit " +
-                 std::to_string(t.exit_code) + "); log " + log + "\n";
-    }
+    r->ok = false;
+    r->error = true;
+    r->note += "tsan build: the job wrote no report (exit " +
+               std::to_string(t.exit_code) + "); log " + log + "\n";
     return;
   }
   r->tsan = Field(t.report, "tsan");
@@ -182,7 +190,9 @@ ReproRow JudgeRow(const RowSpec& spec, const std::vector<JobSpec>& jobs,
   const JobOutcome& main = outcomes[spec.job];
   r.command = main.command;
   r.seconds = main.seconds;
-  const int row_exit = SumParts(spec, outcomes, &r);
+  std::string missing;
+  const int row_exit = SumParts(spec, jobs, outcomes, &r, &missing);
+  r.note += missing;
   if (spec.race) {
     JudgeRace(row_exit, main, &r);
   } else {

@@ -53,6 +53,9 @@ struct ReproResult {
   double elapsed_s = 0;
   std::string tsan_binary;  // "" when absent
   std::string out_dir;
+  // This run's id and its own directory of row reports and logs
+  // (<out>/logs/<run_id>): rows are judged only on what this run wrote.
+  std::string run_id, logs_dir;
   std::vector<ReproRow> rows;
   int exit_code = 2;
   std::string verdict;  // one line, as printed

@@ -251,6 +251,7 @@ TEST_F(StressE2E, RepeatRunsOneTrialAndCountsTheRunsThatLeaked) {
     struct stat st;
     const std::string name = d.path() + "/a/" + variant + "-" + alg +
                              "-live-seed5-trial2-run" + std::to_string(run) +
+                             "-" + j["run_id"].get<std::string>() +
                              ".core.json";
     if (stat(name.c_str(), &st) == 0) ++kept;
   }

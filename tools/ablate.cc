@@ -86,6 +86,8 @@ int AblateMain(int argc, char** argv) {
   Status st =
       FinishStressOptions(text, /*variant_is_race=*/false, &opts.stress);
   if (!st.ok()) return Usage(st.message());
+  st = CheckOutputDir(opts.stress.out_dir);
+  if (!st.ok()) return Usage(st.message());
   st = CheckProtections(opts.protections);
   if (!st.ok()) return Usage(st.message());
   std::fprintf(stdout,

@@ -3,6 +3,7 @@
 // one line "sigrace: ..." and exit 2, never a crash, a hang or a silent
 // pass; the oracle's own processes leave no core.
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <openssl/evp.h>
@@ -16,7 +17,9 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -516,6 +519,327 @@ TEST_F(CliTest, DumpInfoDoesNotPrintArguments) {
   ASSERT_FALSE(j.is_discarded());
   EXPECT_EQ(j["process"]["program"], "signer");
   EXPECT_EQ(j["process"]["more_args"], 2);
+}
+
+// --- output files ------------------------------------------------------------
+
+// A race variant whose forced window leaks at trial 0 (rs256, live and
+// fatal).
+constexpr char kLeakVariant[] = "heap-montgomery";
+
+std::vector<std::string> ListDir(const std::string& dir) {
+  std::vector<std::string> out;
+  if (DIR* d = opendir(dir.c_str())) {
+    while (dirent* e = readdir(d)) {
+      const std::string n = e->d_name;
+      if (n != "." && n != "..") out.push_back(n);
+    }
+    closedir(d);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+bool EndsWith(const std::string& s, const std::string& tail) {
+  return s.size() >= tail.size() &&
+         s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
+}
+
+// Every path under `dir` (recursive) whose name ends in `tail` or starts
+// with `head`.
+void FindNames(const std::string& dir, const std::string& tail,
+               const std::string& head, std::vector<std::string>* found) {
+  for (const std::string& n : ListDir(dir)) {
+    const std::string p = dir + "/" + n;
+    if (EndsWith(n, tail) || (!head.empty() && n.rfind(head, 0) == 0)) {
+      found->push_back(p);
+    }
+    struct stat st;
+    if (lstat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
+      FindNames(p, tail, head, found);
+    }
+  }
+}
+
+std::string Sha256Hex(const std::string& bytes) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int n = 0;
+  EVP_Digest(bytes.data(), bytes.size(), md, &n, EVP_sha256(), nullptr);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string s;
+  for (unsigned int i = 0; i < n; ++i) {
+    s.push_back(kHex[md[i] >> 4]);
+    s.push_back(kHex[md[i] & 15]);
+  }
+  return s;
+}
+
+nlohmann::json ReadJsonFile(const std::string& path) {
+  return nlohmann::json::parse(ReadWholeFile(path), nullptr, false);
+}
+
+// The stress run that leaks at trial 0 and keeps its dump in `out`.
+std::vector<std::string> LeakRun(const std::string& out,
+                                 const std::string& report) {
+  return {
+      "stress",  "--variant",     kLeakVariant,  "--alg",     "rs256",
+      "--mode",  "live",          "--injectors", "failpoint", "--trials",
+      "3",       "--seed",        "4",           "--expect",  "leak",
+      "--quiet", "--no-progress", "--out",       out,         "--report-json",
+      report};
+}
+
+// A shared --out (mode 1777) with a symlink planted at every name a kept
+// dump, its temporary file or its sidecar could have been written
+// through: the run keeps its dump as a regular file of its own, and the
+// link's target stays untouched. (The run keeps its evidence; a name taken
+// by someone else is never written through.)
+TEST_F(CliTest, KeptDumpNeverGoesThroughAPlantedLink) {
+  const std::string out = dir_.path() + "/shared";
+  ASSERT_EQ(mkdir(out.c_str(), 0700), 0);
+  ASSERT_EQ(chmod(out.c_str(), 01777), 0);
+  const std::string target = dir_.path() + "/victim";
+  WriteFile(target, "untouched\n");
+  std::vector<std::string> links;
+  for (int t = 0; t < 3; ++t) {
+    const std::string base = out + "/" + kLeakVariant +
+                             "-rs256-live-seed4-trial" + std::to_string(t) +
+                             ".core";
+    const std::string n = base + ".tmp";
+    ASSERT_EQ(symlink(target.c_str(), n.c_str()), 0) << n;
+    links.push_back(n);
+  }
+  const std::string report = dir_.path() + "/r.json";
+  RunOptions o;
+  o.timeout_s = 300;
+  const Result r = RunSigrace(LeakRun(out, report), o);
+  EXPECT_EQ(r.code, 0) << Describe(r);
+  EXPECT_EQ(ReadWholeFile(target), "untouched\n");
+  for (const std::string& l : links) {
+    struct stat st;
+    ASSERT_EQ(lstat(l.c_str(), &st), 0) << l;
+    EXPECT_TRUE(S_ISLNK(st.st_mode)) << l;
+  }
+  size_t kept = 0;
+  for (const std::string& n : ListDir(out)) {
+    struct stat st;
+    ASSERT_EQ(lstat((out + "/" + n).c_str(), &st), 0);
+    if (!EndsWith(n, ".core")) continue;
+    EXPECT_TRUE(S_ISREG(st.st_mode)) << n;
+    EXPECT_EQ(st.st_mode & 0777, 0600u) << n;
+    ++kept;
+  }
+  EXPECT_EQ(kept, 1u) << "the run keeps its evidence";
+}
+
+// A group- or world-writable --out without the sticky bit lets anyone
+// swap the evidence: every command with an output directory refuses it,
+// one line and exit 2, before it runs anything.
+TEST_F(CliTest, SharedOutDirWithoutStickyBitIsRefused) {
+  const std::string out = dir_.path() + "/open";
+  ASSERT_EQ(mkdir(out.c_str(), 0700), 0);
+  ASSERT_EQ(chmod(out.c_str(), 0777), 0);
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"stress", "--variant", "fixed", "--alg",
+                                 "eddsa", "--trials", "1", "--quiet",
+                                 "--no-progress", "--out", out},
+        std::vector<std::string>{"repro", "--variant", "fixed", "--alg",
+                                 "eddsa", "--tsan-bin", "none", "--budget-s",
+                                 "5", "--out", out},
+        std::vector<std::string>{"ablate", "--protection", "scrub", "--trials",
+                                 "1", "--out", out}}) {
+    RunOptions o;
+    o.timeout_s = 60;
+    const Result r = RunSigrace(args, o);
+    ExpectUsageError(r, args[0]);
+    EXPECT_NE(r.err.find("sticky"), std::string::npos) << r.err;
+  }
+  EXPECT_TRUE(ListDir(out).empty()) << "nothing written into it";
+}
+
+// Two runs with one --out and one seed both keep a dump (each under its
+// own run id), and every sidecar describes the dump beside it: its path,
+// size, SHA-256 and run id.
+TEST_F(CliTest, TwoRunsSharingOutKeepTheirOwnEvidence) {
+  const std::string out = dir_.path() + "/out";
+  std::set<std::string> run_ids;
+  for (int i = 0; i < 2; ++i) {
+    const std::string report = dir_.path() + "/r" + std::to_string(i) + ".json";
+    RunOptions o;
+    o.timeout_s = 300;
+    const Result r = RunSigrace(LeakRun(out, report), o);
+    ASSERT_EQ(r.code, 0) << Describe(r);
+    const nlohmann::json j = ReadJsonFile(report);
+    ASSERT_TRUE(j.is_object());
+    ASSERT_TRUE(j.contains("run_id")) << "no run id in the report";
+    run_ids.insert(j["run_id"].get<std::string>());
+    EXPECT_NE(r.out.find("run id " + j["run_id"].get<std::string>()),
+              std::string::npos)
+        << r.out;
+  }
+  EXPECT_EQ(run_ids.size(), 2u);
+  std::vector<std::string> dumps;
+  for (const std::string& n : ListDir(out)) {
+    if (EndsWith(n, ".core")) dumps.push_back(out + "/" + n);
+  }
+  ASSERT_EQ(dumps.size(), 2u) << "one dump per run";
+  std::set<std::string> seen_ids;
+  for (const std::string& d : dumps) {
+    const nlohmann::json s = ReadJsonFile(d + ".json");
+    ASSERT_TRUE(s.is_object()) << d;
+    const std::string bytes = ReadWholeFile(d);
+    EXPECT_EQ(s.value("dump", ""), d);
+    EXPECT_EQ(s.value("dump_size", uint64_t{0}), bytes.size()) << d;
+    EXPECT_EQ(s.value("dump_sha256", ""), Sha256Hex(bytes)) << d;
+    const std::string id = s.value("run_id", "");
+    EXPECT_TRUE(run_ids.count(id)) << d << ": " << id;
+    EXPECT_NE(d.find("-" + id + ".core"), std::string::npos) << d;
+    seen_ids.insert(id);
+  }
+  EXPECT_EQ(seen_ids, run_ids);
+}
+
+// repro judges a row only on what this run wrote: a stale "clean" TSan
+// report where the row used to write, and a TSan build that exits without
+// writing one, make the row an error (exit 2), never clean.
+TEST_F(CliTest, ReproRowWithoutItsReportIsNotClean) {
+  const std::string out = dir_.path() + "/out";
+  ASSERT_EQ(mkdir(out.c_str(), 0700), 0);
+  ASSERT_EQ(mkdir((out + "/logs").c_str(), 0700), 0);
+  const nlohmann::json stale = {
+      {"totals", {{"trials", 1}, {"leak", 1}, {"harness_error", 0}}},
+      {"tsan",
+       {{"enabled", true}, {"total", 1}, {"by_type", {{"data_race", 1}}}}},
+      {"exit_code", 0}};
+  const std::string stale_path =
+      out + "/logs/" + kLeakVariant + "-rs256-live-tsan.json";
+  WriteFile(stale_path, stale.dump());
+  const std::string tsan = dir_.path() + "/tsan-sigrace";
+  WriteFile(tsan, "#!/bin/sh\nexit 0\n");
+  ASSERT_EQ(chmod(tsan.c_str(), 0755), 0);
+  const std::string report = dir_.path() + "/repro.json";
+  RunOptions o;
+  o.timeout_s = 400;
+  const Result r = RunSigrace(
+      {"repro", "--variant", kLeakVariant, "--alg", "rs256", "--tsan-bin", tsan,
+       "--budget-s", "120", "--out", out, "--report-json", report},
+      o);
+  EXPECT_TRUE(r.exited) << Describe(r);
+  EXPECT_EQ(r.code, 2) << Describe(r) << r.out;
+  EXPECT_NE(r.out.find("wrote no report"), std::string::npos) << r.out;
+  const nlohmann::json j = ReadJsonFile(report);
+  ASSERT_TRUE(j.is_object());
+  bool live_row = false;
+  for (const nlohmann::json& row : j["rows"]) {
+    if (row.value("mode", "") != "live") continue;
+    live_row = true;
+    EXPECT_EQ(row.value("verdict", ""), "reproduced");
+    EXPECT_TRUE(row["tsan"].is_null()) << row.dump();
+    EXPECT_NE(row.value("note", "").find("wrote no report"), std::string::npos)
+        << row.dump();
+  }
+  EXPECT_TRUE(live_row);
+  // The stale file is neither read nor removed; this run's reports are in
+  // its own directory.
+  EXPECT_EQ(ReadJsonFile(stale_path), stale);
+  EXPECT_EQ(j.value("logs_dir", ""),
+            out + "/logs/" + j.value("run_id", std::string("?")));
+}
+
+// A leak whose dump cannot be kept (the keep step fails: its failpoint)
+// is a harness error: exit 2, said in the text and the JSON; the same run
+// without the failpoint keeps the dump and exits 0.
+TEST_F(CliTest, LeakWhoseDumpCannotBeKeptIsAHarnessError) {
+  const std::string out = dir_.path() + "/out";
+  const std::string report = dir_.path() + "/r.json";
+  RunOptions o;
+  o.timeout_s = 300;
+  o.env = {"SIGRACE_FAILPOINTS=stress.keep_dump=error"};
+  const Result r = RunSigrace(LeakRun(out, report), o);
+  EXPECT_TRUE(r.exited) << Describe(r);
+  EXPECT_EQ(r.code, 2) << Describe(r) << r.out;
+  EXPECT_NE(r.out.find("evidence lost"), std::string::npos) << r.out;
+  const nlohmann::json j = ReadJsonFile(report);
+  ASSERT_TRUE(j.is_object()) << "no report";
+  EXPECT_EQ(j.value("exit_code", -1), 2);
+  EXPECT_GE(j.value("evidence_lost", uint64_t{0}), 1u);
+  ASSERT_FALSE(j["leaks"].empty());
+  EXPECT_EQ(j["leaks"][0].value("dump", "?"), "");
+  EXPECT_NE(j["leaks"][0].value("keep_error", ""), "");
+  // The pair: kept without the failpoint.
+  const std::string report2 = dir_.path() + "/r2.json";
+  const Result ok =
+      RunSigrace(LeakRun(dir_.path() + "/out2", report2), {.timeout_s = 300});
+  EXPECT_EQ(ok.code, 0) << Describe(ok);
+  const nlohmann::json k = ReadJsonFile(report2);
+  ASSERT_TRUE(k.is_object());
+  EXPECT_EQ(k.value("evidence_lost", uint64_t{1}), 0u);
+  EXPECT_NE(k["leaks"][0].value("dump", ""), "");
+}
+
+// Starts a fatal stress run with TMPDIR=`tmp`, waits (polling the file
+// system, bounded) until `ready` holds for its sigrace-fatal-* directory,
+// sends SIGTERM, and expects the run to die by it leaving no
+// sigrace-fatal-* directory and no .tmp file in `tmp` or `out`.
+void ExpectSigtermCleansUp(
+    const std::vector<std::string>& args, const std::vector<std::string>& env,
+    const std::string& tmp, const std::string& out,
+    const std::function<bool(const std::string&)>& ready) {
+  RunOptions o;
+  o.env = env;
+  o.env.push_back("TMPDIR=" + tmp);
+  TempDir io;
+  const pid_t pid = Start(args, o, io.path());
+  bool seen = false;
+  for (int i = 0; i < 12000 && !seen; ++i) {
+    for (const std::string& n : ListDir(tmp)) {
+      if (n.rfind("sigrace-fatal-", 0) == 0 && ready(tmp + "/" + n)) {
+        seen = true;
+      }
+    }
+    if (!seen) usleep(10000);
+  }
+  EXPECT_TRUE(seen) << "the run never got there";
+  ASSERT_EQ(kill(pid, SIGTERM), 0);
+  const Result r = Wait(pid, io.path(), 60);
+  EXPECT_TRUE(r.sig == SIGTERM || r.code == 128 + SIGTERM) << Describe(r);
+  std::vector<std::string> left;
+  FindNames(tmp, ".tmp", "sigrace-fatal-", &left);
+  FindNames(out, ".tmp", "", &left);
+  EXPECT_TRUE(left.empty()) << left.size() << " left, first " << left[0];
+}
+
+// SIGTERM as soon as a fatal run's dump directory exists (its first worker
+// starting): the driver kills the worker, removes the directory and dies
+// by the signal.
+TEST_F(CliTest, SigtermRemovesTheFatalDumpDirectory) {
+  const std::string tmp = dir_.path() + "/tmpdir";
+  ASSERT_EQ(mkdir(tmp.c_str(), 0700), 0);
+  ExpectSigtermCleansUp(
+      {"stress", "--variant", "fixed", "--alg", "eddsa", "--mode", "fatal",
+       "--trials", "100000", "--seed", "3", "--quiet", "--no-progress", "--out",
+       dir_.path() + "/out"},
+      {}, tmp, dir_.path() + "/out", [](const std::string&) { return true; });
+}
+
+// SIGTERM while a complete leaking dump sits in the fatal dump directory
+// (the driver held at its keep step by a `pause` failpoint): the dump is
+// removed with the directory.
+TEST_F(CliTest, SigtermRemovesACompleteDumpWaitingToBeKept) {
+  const std::string tmp = dir_.path() + "/tmpdir";
+  ASSERT_EQ(mkdir(tmp.c_str(), 0700), 0);
+  std::vector<std::string> args =
+      LeakRun(dir_.path() + "/out", dir_.path() + "/r.json");
+  std::replace(args.begin(), args.end(), std::string("live"),
+               std::string("fatal"));
+  ExpectSigtermCleansUp(args, {"SIGRACE_FAILPOINTS=stress.keep_dump=pause"},
+                        tmp, dir_.path() + "/out", [](const std::string& d) {
+                          for (const std::string& n : ListDir(d)) {
+                            if (EndsWith(n, ".core")) return true;
+                          }
+                          return false;
+                        });
+  EXPECT_FALSE(ReadWholeFile(dir_.path() + "/r.json").size() > 0);
 }
 
 }  // namespace

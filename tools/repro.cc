@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "base/files.h"
+#include "base/process.h"
 #include "base/status.h"
 #include "stress/catalogue.h"
 #include "stress/repro_plan.h"
@@ -163,6 +164,9 @@ int WriteReports(const ReproOptions& o, const ReproResult& result) {
 }  // namespace
 
 int ReproMain(int argc, char** argv) {
+  // SIGINT, SIGTERM: every running row gets SIGTERM (each cleans up its
+  // own), then repro dies by the signal.
+  InstallStopHandler();
   ReproOptions o;
   if (const int rc = ParseReproFlags(argc, argv, &o); rc >= 0) return rc;
   StatusOr<std::vector<VariantEntry>> variants = SelectVariants(o.variants);
@@ -171,13 +175,29 @@ int ReproMain(int argc, char** argv) {
   StatusOr<std::string> found_tsan = FindTsanBinary(o.tsan_bin, self);
   if (!found_tsan.ok()) return Fail(found_tsan.status().message());
   const std::string tsan = *found_tsan;
-  const std::string logs = o.out_dir + "/logs";
-  for (const std::string& d : {o.out_dir, logs}) {
-    if (mkdir(d.c_str(), 0700) != 0 && errno != EEXIST) {
+  // Each run has its own directory of row reports and logs, created
+  // here (never an earlier run's): a row is judged only on what this run
+  // wrote.
+  if (Status st = CheckOutputDir(o.out_dir); !st.ok()) {
+    return Fail(st.message());
+  }
+  if (Status st = PrepareOutputDir(o.out_dir + "/logs"); !st.ok()) {
+    return Fail(st.message());
+  }
+  std::string run_id, logs;
+  for (int attempt = 0; attempt < 8 && logs.empty(); ++attempt) {
+    run_id = NewRunId();
+    const std::string d = o.out_dir + "/logs/" + run_id;
+    if (mkdir(d.c_str(), 0700) == 0) {
+      logs = d;
+    } else if (errno != EEXIST) {
       return Fail("mkdir " + d + ": " + ErrnoText(errno));
     }
   }
+  if (logs.empty()) return Fail("no fresh log directory in " + o.out_dir);
   std::fputs(ReproStartText(o, tsan).c_str(), stdout);
+  std::fprintf(stdout, "run id %s; row reports and logs in %s\n",
+               run_id.c_str(), logs.c_str());
   std::fflush(stdout);
 
   const ReproPlan plan = PlanRepro(o, *variants, self, tsan, logs);
@@ -205,6 +225,8 @@ int ReproMain(int argc, char** argv) {
   result.budget_s = o.budget_s;
   result.tsan_binary = tsan;
   result.out_dir = o.out_dir;
+  result.run_id = run_id;
+  result.logs_dir = logs;
   std::fputs(ReproText(result).c_str(), stdout);
   std::fflush(stdout);
   return WriteReports(o, result);

@@ -7,6 +7,7 @@
 
 #include "base/failpoint.h"
 #include "base/files.h"
+#include "base/process.h"
 #include "stress/catalogue.h"
 #include "stress/driver.h"
 #include "stress/options.h"
@@ -33,6 +34,9 @@ int Usage(const std::string& message) {
 }  // namespace
 
 int StressMain(int argc, char** argv) {
+  // SIGINT, SIGTERM: stop the workers, remove temporary files and
+  // directories, die by the signal.
+  InstallStopHandler();
   CLI::App app{
       "Runs signing threads, a rotation thread and fault injectors against "
       "the signer, one fault per trial. Every dump is scanned for every key "
@@ -72,6 +76,9 @@ int StressMain(int argc, char** argv) {
     }
   }
   Status st = FinishStressOptions(text, variant->race, &opts);
+  if (!st.ok()) return Usage(st.message());
+  // A shared --out without the sticky bit: anyone could swap the evidence.
+  st = CheckOutputDir(opts.out_dir);
   if (!st.ok()) return Usage(st.message());
   // Reject a bad --failpoint and friends before any process starts.
   StatusOr<PlanInputs> in = MakePlanInputs(opts, *variant);

@@ -150,7 +150,8 @@ long OpenOutput(uint64_t seq, pid_t pid) {
       .UDec(seq)
       .Str(".core");
   return RawSyscall6(SYS_openat, g_dirfd, reinterpret_cast<long>(g_tmp_name),
-                     O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+                     O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                     0600);
 }
 
 void FillCoreInput(DumpContext* d, CoreInput* in) {
