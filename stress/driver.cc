@@ -524,7 +524,6 @@ void Driver::Judge(KeyOracle& oracle, const std::string& path, int fd,
   if (r->verdict == Verdict::kHarnessError) r->message = "oracle: " + j.reason;
   if (r->verdict != Verdict::kLeak) return;
   r->run_id = report_.run_id;
-  if (kept_ >= opts_.max_kept) return;  // --max-kept: not kept, by request
   // The run id in the name: two runs sharing --out and seed never write
   // each other's evidence.
   const std::string base =
@@ -533,30 +532,45 @@ void Driver::Judge(KeyOracle& oracle, const std::string& path, int fd,
       std::to_string(r->plan.trial) +
       (opts_.repeat > 1 ? "-run" + std::to_string(run_) : std::string()) + "-" +
       report_.run_id + ".core";
+  // --max-kept: past it a dump is not kept, by request (its sidecar still
+  // is, with "dump": "").
+  const bool keep = kept_ < opts_.max_kept;
   Status st = PrepareOutputDir(opts_.out_dir);
-  if (st.ok() && SIGRACE_FAILPOINT(kFpKeepDump)) {
-    st = InternalError("failpoint stress.keep_dump");
+  if (keep) {
+    if (st.ok() && SIGRACE_FAILPOINT(kFpKeepDump)) {
+      st = InternalError("failpoint stress.keep_dump");
+    }
+    if (st.ok()) st = fd >= 0 ? CopyFdToFile(fd, base) : MoveDump(path, base);
+    uint64_t size = 0;
+    std::string sha256;
+    if (st.ok()) st = HashFile(base, &size, &sha256);
+    if (st.ok() && size != r->dump_size) {
+      st = DataLossError("kept dump " + base + " has " + std::to_string(size) +
+                         " bytes, the scanned one " +
+                         std::to_string(r->dump_size));
+    }
+    if (st.ok()) {
+      r->dump_path = base;
+      r->dump_sha256 = sha256;
+      ++kept_;
+    } else {
+      // The leak stands; its evidence is lost: a harness error of the run.
+      r->keep_error = st.message();
+      std::fprintf(stderr, "sigrace: keeping leaking dump: %s\n",
+                   st.message().c_str());
+    }
   }
-  if (st.ok()) st = fd >= 0 ? CopyFdToFile(fd, base) : MoveDump(path, base);
-  uint64_t size = 0;
-  std::string sha256;
-  if (st.ok()) st = HashFile(base, &size, &sha256);
-  if (st.ok()) {
-    r->dump_path = base;
-    r->dump_sha256 = sha256;
-    ++kept_;
-    // The sidecar describes the file beside it: its name, size, hash and
-    // run id.
-    st = WriteFileAtomic(base + ".json",
-                         SidecarJson(*r, opts_, variant_.window).dump(2) + "\n",
-                         0600, /*replace=*/false);
-    if (st.ok()) r->sidecar_path = base + ".json";
-  }
-  if (!st.ok()) {
-    // The leak stands; its evidence is lost: a harness error of the run.
-    r->keep_error = st.message();
-    std::fprintf(stderr, "sigrace: keeping leaking dump: %s\n",
-                 st.message().c_str());
+  // The sidecar describes the file beside it (name, size, SHA-256, run
+  // id), or says that no dump was kept.
+  Status ss = WriteFileAtomic(
+      base + ".json", SidecarJson(*r, opts_, variant_.window).dump(2) + "\n",
+      0600, /*replace=*/false);
+  if (ss.ok()) {
+    r->sidecar_path = base + ".json";
+  } else {
+    if (keep && r->keep_error.empty()) r->keep_error = ss.message();
+    std::fprintf(stderr, "sigrace: writing the leak's sidecar: %s\n",
+                 ss.message().c_str());
   }
 }
 

@@ -57,7 +57,8 @@
 // Leak sidecar ("sigrace.leak/1"), <dump>.json beside every kept dump:
 //   {"schema": "sigrace.leak/1", "seed", "trial", "variant", "alg",
 //    "mode", "injector", "failpoint", "hit", "thread", "delay_us",
-//    "window", "run_id", "dump", "dump_size", "dump_sha256" (of the file
+//    "window", "run_id", "dump" ("" when not kept: --max-kept, or
+//    "keep_error"), "dump_kept", "dump_size", "dump_sha256" (of the file
 //    beside it, as kept), "replay",
 //    "keys_received", "keys_derived", "keys_unknown",
 //    "findings": [{"file_offset", "vaddr" (or null), "region", "form",

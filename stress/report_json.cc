@@ -157,9 +157,11 @@ nlohmann::json SidecarJson(const TrialResult& r, const StressOptions& o,
   j["delay_us"] = r.plan.delay_us;
   j["window"] = window;
   j["run_id"] = r.run_id;
-  j["dump"] = r.dump_path;
+  j["dump"] = r.dump_path;  // "": not kept (--max-kept, or keep_error)
+  j["dump_kept"] = !r.dump_path.empty();
   j["dump_size"] = r.dump_size;
   j["dump_sha256"] = r.dump_sha256;
+  if (!r.keep_error.empty()) j["keep_error"] = r.keep_error;
   j["replay"] = ReplayCommand(o, r.plan);
   j["keys_received"] = r.keys_received;
   j["keys_derived"] = r.keys_derived;

@@ -24,7 +24,8 @@ uint64_t Count(const nlohmann::json& obj, const char* key) {
 // Adds the totals and the first leak of every job of the row; returns the
 // row's exit code: its worst part (not run or 2, over 1, over 0). A part
 // that ran and wrote no report counts as 2 (`*missing` names it): a row is
-// judged only on what this run's jobs wrote.
+// judged only on what this run's jobs wrote. (A job that ended in 2 is an
+// error anyway; its log says why.)
 int SumParts(const RowSpec& spec, const std::vector<JobSpec>& jobs,
              const std::vector<JobOutcome>& outcomes, ReproRow* r,
              std::string* missing) {
@@ -35,8 +36,8 @@ int SumParts(const RowSpec& spec, const std::vector<JobSpec>& jobs,
     const JobOutcome& o = outcomes[pj];
     const nlohmann::json& totals = Field(o.report, "totals");
     int e = o.exit_code;
-    if (o.started && !totals.is_object()) {
-      if (e == 0 || e == 1) e = 2;
+    if (o.started && !o.report.is_object() && (e == 0 || e == 1)) {
+      e = 2;
       *missing += "the job wrote no report (exit " +
                   std::to_string(o.exit_code) + "); log " + jobs[pj].log_path +
                   "\n";

@@ -241,5 +241,31 @@ TEST(ReproVerdict, MalformedReportCountsNoTrials) {
   EXPECT_TRUE(r.failed);
 }
 
+// A row is judged only on what this run's job wrote: exit 0 without a
+// report is no reproduction, and a TSan job without one is no TSan
+// verdict; both are errors of the row, never clean.
+TEST(ReproVerdict, JobThatWroteNoReportIsAnError) {
+  Fixture f;
+  RowSpec row = Row("copy-before-publish", "live", true);
+  row.job = f.AddJob(Finished(0, nullptr));
+  const ReproRow r = f.Judge(row);
+  EXPECT_EQ(r.verdict, "ERROR");
+  EXPECT_TRUE(r.error);
+  EXPECT_FALSE(r.ok);
+  EXPECT_NE(r.note.find("the job wrote no report (exit 0)"), std::string::npos)
+      << r.note;
+  EXPECT_EQ(RunExitCode({r}), 2);
+
+  RowSpec with_tsan = Row("copy-before-publish", "live", true);
+  with_tsan.job = f.AddJob(Finished(0, StressReport(2, 1)));
+  with_tsan.tsan_job = f.AddJob(Finished(2, nullptr));
+  const ReproRow t = f.Judge(with_tsan);
+  EXPECT_EQ(t.verdict, "reproduced");
+  EXPECT_EQ(t.tsan_text, "error");
+  EXPECT_TRUE(t.error);
+  EXPECT_FALSE(t.ok);
+  EXPECT_EQ(RunExitCode({t}), 2);
+}
+
 }  // namespace
 }  // namespace sigrace::stress
