@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
@@ -843,6 +844,45 @@ TEST_F(CliTest, SigtermRemovesACompleteDumpWaitingToBeKept) {
                           return false;
                         });
   EXPECT_FALSE(ReadWholeFile(dir_.path() + "/r.json").size() > 0);
+}
+
+// SIGTERM to repro while its rows run: each row gets SIGTERM and cleans up
+// (no sigrace-fatal-* directory, no .tmp), none is left running, and repro
+// dies by the signal.
+TEST_F(CliTest, ReproSigtermStopsAndCleansItsRows) {
+  const std::string tmp = dir_.path() + "/tmpdir";
+  const std::string out = dir_.path() + "/out";
+  ASSERT_EQ(mkdir(tmp.c_str(), 0700), 0);
+  RunOptions o;
+  o.env = {"TMPDIR=" + tmp};
+  TempDir io;
+  const pid_t pid =
+      Start({"repro", "--variant", kLeakVariant, "--alg", "rs256", "--tsan-bin",
+             "none", "--budget-s", "120", "--out", out},
+            o, io.path());
+  bool seen = false;
+  for (int i = 0; i < 12000 && !seen; ++i) {
+    for (const std::string& n : ListDir(tmp)) {
+      if (n.rfind("sigrace-fatal-", 0) == 0) seen = true;
+    }
+    if (!seen) usleep(10000);
+  }
+  ASSERT_TRUE(seen) << "no row started a fatal run";
+  ASSERT_EQ(kill(pid, SIGTERM), 0);
+  const Result r = Wait(pid, io.path(), 60);
+  EXPECT_TRUE(r.sig == SIGTERM || r.code == 128 + SIGTERM) << Describe(r);
+  // Every process of the run's group (its rows and their workers) ends.
+  bool group_gone = false;
+  for (int i = 0; i < 500 && !group_gone; ++i) {
+    group_gone = kill(-pid, 0) != 0 && errno == ESRCH;
+    if (!group_gone) usleep(10000);
+  }
+  if (!group_gone) kill(-pid, SIGKILL);
+  EXPECT_TRUE(group_gone) << "a row outlived repro";
+  std::vector<std::string> left;
+  FindNames(tmp, ".tmp", "sigrace-fatal-", &left);
+  FindNames(out, ".tmp", "", &left);
+  EXPECT_TRUE(left.empty()) << left.size() << " left, first " << left[0];
 }
 
 }  // namespace
