@@ -47,8 +47,8 @@ constexpr int kHelloTimeoutMs = 60000;
 
 // What the stop path (SIGINT, SIGTERM: base/process.h InstallStopHandler)
 // must undo: the worker processes running and the driver's temporary
-// directories (fatal mode's dump directory holds complete, unredacted-
-// in-a-race dumps).
+// directories (fatal mode's dump directory holds complete dumps, key
+// material included when a race won).
 class StopState {
  public:
   void AddWorker(pid_t pid) {

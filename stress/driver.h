@@ -4,7 +4,11 @@
 // from the worker's announcement when a fault kept it from being handed
 // over, stress/key_oracle.h), gives each
 // trial its verdict, keeps leaking dumps with a JSON sidecar, deletes clean
-// ones, and builds the RunReport.
+// ones, and builds the RunReport. Kept files carry the run's id and are
+// created exclusively (base/files.h); a leaking dump that cannot be kept
+// is a harness error of the run. On SIGINT or SIGTERM the workers are
+// killed and the temporary dump directory removed before the process
+// dies by the signal (base/process.h InstallStopHandler).
 //
 //   live:  one worker for the whole run; each dump arrives as a memfd.
 //   fatal: one worker per trial; it dies by the signal, and the driver
