@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <string>
 #include <utility>
@@ -20,6 +21,12 @@ namespace {
 SIGRACE_FAILPOINT_DEFINE(kFpAfterSnapshot, "gate.after_snapshot");
 // After the judgment, before the release: the egress window.
 SIGRACE_FAILPOINT_DEFINE(kFpAfterJudge, "gate.after_judge");
+
+// How far a file may run past the end its ELF headers declare before it is
+// refused as not a dump. The writer ends the content at the last segment's
+// last byte (or the page-aligned end of the notes when there is no
+// segment), so anything but a few bytes is not the writer's.
+constexpr uint64_t kShapeSlackBytes = uint64_t{64} << 10;
 
 constexpr GateModeInfo kModes[] = {
     {GateMode::kFixed, "fixed",
@@ -69,6 +76,43 @@ Status CopyAll(int from, int to, uint64_t* copied) {
   }
 }
 
+// Copies the bytes of `extents` (clipped to `size`) from `from` to `to`,
+// which is first sized to `size`: what lies between extents stays a hole.
+Status CopyExtents(int from, int to, uint64_t size,
+                   const std::vector<FileExtent>& extents) {
+  if (ftruncate(to, static_cast<off_t>(size)) != 0) {
+    return ErrnoError("gate: size the judged copy", errno);
+  }
+  char buf[1 << 16];
+  for (const FileExtent& e : extents) {
+    if (e.offset >= size) continue;
+    const uint64_t end = std::min(size, e.offset + e.length);
+    for (uint64_t at = e.offset; at < end;) {
+      const size_t want =
+          static_cast<size_t>(std::min<uint64_t>(end - at, sizeof buf));
+      const ssize_t n = pread(from, buf, want, static_cast<off_t>(at));
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return ErrnoError("gate: read", errno);
+      }
+      // The file shrank: the rest of the copy stays zeros, and its seal
+      // check refuses it.
+      if (n == 0) return Status::Ok();
+      for (ssize_t done = 0; done < n;) {
+        const ssize_t w = pwrite(to, buf + done, static_cast<size_t>(n - done),
+                                 static_cast<off_t>(at) + done);
+        if (w < 0) {
+          if (errno == EINTR) continue;
+          return ErrnoError("gate: write", errno);
+        }
+        done += w;
+      }
+      at += static_cast<uint64_t>(n);
+    }
+  }
+  return Status::Ok();
+}
+
 std::string BaseName(const std::string& path) {
   const size_t slash = path.rfind('/');
   return slash == std::string::npos ? path : path.substr(slash + 1);
@@ -108,6 +152,45 @@ Status ReleaseInto(int from, const std::string& dir, const std::string& path,
   return Status::Ok();
 }
 
+// The gate's checks from headers alone: an error (exit 2 at the command
+// line) for a file that is not a sigrace dump of this format, or whose
+// apparent size is far beyond what its ELF headers declare (a sparse file
+// of any size, a real dump padded out); a refusal in *refusal for a dump
+// whose seal trailer is missing or malformed (still being written, torn,
+// or altered). Reads a few hundred bytes however large the file claims to
+// be.
+Status CheckShape(int fd, uint64_t size, const std::string& path,
+                  std::string* refusal) {
+  StatusOr<uint64_t> declared = DeclaredContentEnd(fd, size);
+  if (!declared.ok()) {
+    return DataLossError("gate: " + path + ": not a sigrace dump: " +
+                         declared.status().message());
+  }
+  if (size > *declared && size - *declared > kShapeSlackBytes) {
+    return DataLossError(
+        "gate: " + path + ": not a sigrace dump: apparent size " +
+        std::to_string(size) + " bytes, but its ELF headers declare " +
+        std::to_string(*declared) + " (refused unread)");
+  }
+  SealTrailer t{};
+  if (size >= sizeof t) {
+    for (size_t done = 0; done < sizeof t;) {
+      const ssize_t n =
+          pread(fd, reinterpret_cast<char*>(&t) + done, sizeof t - done,
+                static_cast<off_t>(size - sizeof t + done));
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) return ErrnoError("gate: read the seal trailer", errno);
+      if (n == 0) break;  // shrank: what was read is not a trailer
+      done += static_cast<size_t>(n);
+    }
+  }
+  const SealInfo seal = InspectSealTrailer(t, size);
+  if (seal.state != SealState::kSealed) {
+    *refusal = "not sealed: dump is not sealed: " + seal.reason;
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 std::vector<GateModeInfo> ListGateModes() {
@@ -140,26 +223,79 @@ StatusOr<GateDecision> Gate::SubmitFixed(const std::string& path) const {
   // O_NONBLOCK: a FIFO without a writer is refused below, not waited on.
   Fd in(open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
   if (in.get() < 0) return ErrnoError("gate: open " + path, errno);
+  int copy = -1;
+  StatusOr<GateDecision> d = JudgeSealedCopy(in.get(), path, &copy);
+  Fd owned(copy);
+  if (!d.ok() || !d->judgement.clean() || !d->reason.empty()) return d;
+  if (lseek(copy, 0, SEEK_SET) != 0) {
+    return ErrnoError("gate: rewind the judged copy", errno);
+  }
+  SIGRACE_RETURN_IF_ERROR(ReleaseInto(copy, options_.release_dir, path, &*d));
+  return d;
+}
+
+StatusOr<GateDecision> Gate::JudgeFd(int fd, const std::string& name) const {
+  if (scanner_ == nullptr) return FailedPreconditionError("gate: no scanner");
+  int copy = -1;
+  StatusOr<GateDecision> d = JudgeSealedCopy(fd, name, &copy);
+  Fd owned(copy);
+  if (d.ok() && d->reason.empty()) d->reason = "clean";
+  return d;
+}
+
+StatusOr<GateDecision> Gate::JudgeSealedCopy(int in, const std::string& path,
+                                             int* copy_out) const {
   struct stat st;
-  if (fstat(in.get(), &st) != 0) return ErrnoError("gate: fstat", errno);
+  if (fstat(in, &st) != 0) return ErrnoError("gate: fstat", errno);
   if (!S_ISREG(st.st_mode)) {
     return InvalidArgumentError("gate: " + path + " is not a regular file");
   }
+  const uint64_t size = static_cast<uint64_t>(st.st_size);
+  GateDecision d;
+  d.judged_size = size;
+  // Headers first, before a byte of content is copied: what is not a dump
+  // of this format, or is far larger than its headers account for, is
+  // refused unread.
+  std::string refusal;
+  SIGRACE_RETURN_IF_ERROR(CheckShape(in, size, path, &refusal));
+  if (!refusal.empty()) {
+    d.reason = refusal;
+    return d;
+  }
+  StatusOr<std::vector<FileExtent>> extents = DataExtents(in, size);
+  if (!extents.ok()) return extents.status();
+  uint64_t data_bytes = 0;
+  for (const FileExtent& e : *extents) data_bytes += e.length;
+  if (data_bytes > options_.max_data_bytes) {
+    return InvalidArgumentError(
+        "gate: " + path + ": " + std::to_string(data_bytes) +
+        " bytes of data, more than the gate's limit of " +
+        std::to_string(options_.max_data_bytes));
+  }
   // The judged copy: once sealed, no one (this process included) can
   // change, grow or shrink it, so judgment and release see the same bytes.
-  Fd copy(memfd_create("sigrace-gate", MFD_CLOEXEC | MFD_ALLOW_SEALING));
-  if (copy.get() < 0) return ErrnoError("gate: memfd_create", errno);
-  uint64_t size = 0;
-  SIGRACE_RETURN_IF_ERROR(CopyAll(in.get(), copy.get(), &size));
-  if (fcntl(copy.get(), F_ADD_SEALS,
+  // Only the data extents are copied; the holes stay holes in the memfd
+  // and take no memory.
+  const int copy =
+      memfd_create("sigrace-gate", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  if (copy < 0) return ErrnoError("gate: memfd_create", errno);
+  *copy_out = copy;
+  SIGRACE_RETURN_IF_ERROR(CopyExtents(in, copy, size, *extents));
+  if (fcntl(copy, F_ADD_SEALS,
             F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) != 0) {
     return ErrnoError("gate: seal the judged copy", errno);
   }
   SIGRACE_FAILPOINT(kFpAfterSnapshot);
 
-  GateDecision d;
-  d.judged_size = size;
-  const std::string copy_path = "/proc/self/fd/" + std::to_string(copy.get());
+  // The same checks again on the sealed copy, which cannot change: the
+  // checks above were on a file that still could.
+  refusal.clear();
+  SIGRACE_RETURN_IF_ERROR(CheckShape(copy, size, path, &refusal));
+  if (!refusal.empty()) {
+    d.reason = refusal;
+    return d;
+  }
+  const std::string copy_path = "/proc/self/fd/" + std::to_string(copy);
   // A dump without a valid sigrace seal is not complete: refuse it.
   ReaderOptions ro;
   ro.require_seal = true;
@@ -169,21 +305,14 @@ StatusOr<GateDecision> Gate::SubmitFixed(const std::string& path) const {
     d.reason = "not sealed: " + reader.status().message();
     return d;
   }
+  reader->reset();  // the scan below reads the copy itself
   StatusOr<ScanReport> report = scanner_->ScanFile(copy_path);
   if (!report.ok()) return report.status();
   d.report = std::move(*report);
   d.report.path = path;
   SIGRACE_FAILPOINT(kFpAfterJudge);
   d.judgement = JudgeReport(d.report);
-  if (!d.judgement.clean()) {
-    d.reason = d.judgement.reason;
-    return d;
-  }
-  if (lseek(copy.get(), 0, SEEK_SET) != 0) {
-    return ErrnoError("gate: rewind the judged copy", errno);
-  }
-  SIGRACE_RETURN_IF_ERROR(
-      ReleaseInto(copy.get(), options_.release_dir, path, &d));
+  if (!d.judgement.clean()) d.reason = d.judgement.reason;
   return d;
 }
 

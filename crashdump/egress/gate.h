@@ -6,6 +6,12 @@
 // it is still being written, or judged under one name and then released by
 // opening that name again, so the bytes that leave are not the bytes that
 // were judged. The fixed gate closes both windows:
+//   0. it reads the ELF and program headers and the seal trailer first: a
+//      file that is not a dump of this format, or whose apparent size is
+//      far beyond what its headers declare (a sparse 1 GiB file, a dump
+//      padded out), is an error before any content is read; the copy
+//      below takes the data extents only, so memory follows the data,
+//      not the apparent size;
 //   1. it copies the dump into a memfd and seals it (F_SEAL_WRITE, SHRINK,
 //      GROW, SEAL): from then on the kernel guarantees the bytes cannot
 //      change;
@@ -58,6 +64,11 @@ StatusOr<GateMode> ParseGateMode(std::string_view name);
 struct GateOptions {
   GateMode mode = GateMode::kFixed;
   std::string release_dir;  // must exist; released dumps land here
+  // The most data (bytes in the file's data extents; holes are free) the
+  // fixed gate copies to judge one dump; a file with more is an error. The
+  // gate's memory is bounded by this and by the data, never by a file's
+  // apparent size.
+  uint64_t max_data_bytes = uint64_t{16} << 30;
 };
 
 struct GateDecision {
@@ -83,10 +94,22 @@ class Gate {
   // decide (unreadable file, full disk).
   StatusOr<GateDecision> Submit(const std::string& path) const;
 
+  // The fixed gate's judgment of the open file `fd` without a release
+  // (the fuzz target, and callers that release elsewhere): the same
+  // checks, copy, seal, scan and verdict as Submit() in kFixed mode.
+  // `name` is what the decision and messages call it. reason is "clean"
+  // when Submit() would release it.
+  StatusOr<GateDecision> JudgeFd(int fd, const std::string& name) const;
+
   const GateOptions& options() const { return options_; }
 
  private:
   StatusOr<GateDecision> SubmitFixed(const std::string& path) const;
+  // Checks the headers of `in`, copies its data extents into a sealed memfd
+  // (*copy_out, the caller closes it; -1 when none was made), and judges
+  // that copy. reason is empty when clean.
+  StatusOr<GateDecision> JudgeSealedCopy(int in, const std::string& path,
+                                         int* copy_out) const;
   StatusOr<GateDecision> SubmitInPlace(const std::string& path) const;
 
   const Scanner* scanner_;

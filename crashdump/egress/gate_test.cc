@@ -11,6 +11,7 @@
 
 #include "crashdump/egress/gate.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <openssl/evp.h>
 #include <sys/mman.h>
@@ -499,6 +500,136 @@ TEST_F(GateTest, SyntheticRecordNotAppliedIsRefused) {
   EXPECT_EQ(released->judgement.verdict, DumpVerdict::kClean);
   EXPECT_EQ(released->report.redactions_verified, 1u);
   EXPECT_EQ(released->report.redacted_bytes_verified, seed.size());
+}
+
+// Peak resident memory of this process so far, in KiB (VmHWM).
+uint64_t PeakRssKib() {
+  std::ifstream f("/proc/self/status");
+  std::string line;
+  while (std::getline(f, line)) {
+    if (line.rfind("VmHWM:", 0) == 0) return std::stoull(line.substr(6));
+  }
+  return 0;
+}
+uint64_t RssKib() {
+  std::ifstream f("/proc/self/status");
+  std::string line;
+  while (std::getline(f, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stoull(line.substr(6));
+  }
+  return 0;
+}
+
+constexpr uint64_t kGiB = uint64_t{1} << 30;
+
+// Submits `path` to the fixed gate in a forked child and checks there that
+// the gate refused it with an error (exit 2 at the command line) whose
+// message holds `want`, and that the child's peak RSS grew by less than
+// 64 MiB while it did: the gate read headers, not the apparent size.
+void ExpectRefusedUnread(const Scanner* scanner, const std::string& path,
+                         const std::string& want) {
+  const auto r = RunInChild([&] {
+    TempDir out;
+    const uint64_t before = RssKib();
+    Gate gate(scanner, GateOptions{GateMode::kFixed, out.path()});
+    StatusOr<GateDecision> d = gate.Submit(path);
+    const uint64_t grown = PeakRssKib() - before;
+    if (d.ok()) {
+      std::fprintf(stderr, "judged, not an error: %s\n", d->reason.c_str());
+      return 3;
+    }
+    if (d.status().message().find(want) == std::string::npos) {
+      std::fprintf(stderr, "message: %s\n", d.status().message().c_str());
+      return 4;
+    }
+    if (grown > (uint64_t{64} << 10)) {
+      std::fprintf(stderr, "peak RSS grew by %llu KiB\n",
+                   static_cast<unsigned long long>(grown));
+      return 5;
+    }
+    return out.List().empty() ? 0 : 6;
+  });
+  EXPECT_TRUE(r.exited && r.exit_code == 0)
+      << "exit " << r.exit_code << " signal " << r.term_signal << ": "
+      << r.stderr_text;
+}
+
+// A sparse 1 GiB file is not a dump: refused from its first bytes, without
+// the gate holding a gigabyte.
+TEST_F(GateTest, SparseGigabyteFileIsRefusedUnread) {
+  TempDir work;
+  const std::string path = work.path() + "/sparse.core";
+  const int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0600);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(ftruncate(fd, static_cast<off_t>(kGiB)), 0);
+  close(fd);
+  ExpectRefusedUnread(scanner_, path, "not a sigrace dump");
+}
+
+// A real dump padded with a sparse gigabyte: as truncate -s 1G leaves it
+// (the trailer no longer at the end), and resealed over the padding (a
+// valid v2 seal): both refused from the headers, since the ELF headers
+// account for a few hundred KiB.
+TEST_F(GateTest, RealDumpPaddedSparseIsRefusedUnread) {
+  TempDir work;
+  const std::string bytes = testing::ReadWholeFile(CleanDump());
+  ASSERT_GT(bytes.size(), sizeof(SealTrailer));
+  const std::string padded = work.path() + "/padded.core";
+  CopyFile(CleanDump(), padded, SIZE_MAX);
+  ASSERT_EQ(truncate(padded.c_str(), static_cast<off_t>(kGiB)), 0);
+  ExpectRefusedUnread(scanner_, padded, "apparent size");
+
+  const size_t content = bytes.size() - sizeof(SealTrailer);
+  const std::string resealed = work.path() + "/resealed.core";
+  CopyFile(CleanDump(), resealed, content);
+  SealHasherV2 h;
+  h.Update(reinterpret_cast<const uint8_t*>(bytes.data()), content);
+  h.UpdateZeros(kGiB - sizeof(SealTrailer) - content);
+  SealTrailer t{};
+  std::memcpy(t.magic, kSealMagicV2, sizeof t.magic);
+  t.content_size = kGiB - sizeof(SealTrailer);
+  t.checksum = h.Finish();
+  const int fd = open(resealed.c_str(), O_WRONLY | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(
+      pwrite(fd, &t, sizeof t, static_cast<off_t>(kGiB - sizeof(SealTrailer))),
+      static_cast<ssize_t>(sizeof t));
+  close(fd);
+  // The seal itself holds: only the size gives it away.
+  auto sealed = CoreReader::Open(resealed, {.require_seal = true});
+  ASSERT_TRUE(sealed.ok()) << sealed.status().ToString();
+  sealed->reset();
+  ExpectRefusedUnread(scanner_, resealed, "apparent size");
+}
+
+// The seal trailer's flags and reserved words are covered by no checksum:
+// the gate refuses a real sealed dump with a bit flipped in either; the
+// unflipped dump is released (FixedReleasesRedactedDumpByteForByte).
+TEST_F(GateTest, TrailerFlagsOrReservedSetIsRefused) {
+  const std::string good = testing::ReadWholeFile(CleanDump());
+  ASSERT_GT(good.size(), sizeof(SealTrailer));
+  const size_t trailer = good.size() - sizeof(SealTrailer);
+  TempDir work, out;
+  Gate gate(scanner_, GateOptions{GateMode::kFixed, out.path()});
+  struct Flip {
+    size_t at;
+    const char* name;
+  };
+  for (const Flip& f : {Flip{offsetof(SealTrailer, flags), "flags"},
+                        Flip{offsetof(SealTrailer, reserved), "reserved"}}) {
+    std::string bytes = good;
+    bytes[trailer + f.at + 3] ^= 0x10;
+    const std::string path = work.path() + "/" + f.name + ".core";
+    std::ofstream(path, std::ios::binary) << bytes;
+    auto d = gate.Submit(path);
+    ASSERT_TRUE(d.ok()) << d.status().ToString();
+    EXPECT_FALSE(d->released) << f.name;
+    EXPECT_NE(d->reason.find(f.name), std::string::npos) << d->reason;
+  }
+  EXPECT_TRUE(out.List().empty());
+  auto clean = gate.Submit(CleanDump());
+  ASSERT_TRUE(clean.ok()) << clean.status().ToString();
+  EXPECT_TRUE(clean->released) << clean->reason;
 }
 
 TEST_F(GateTest, BadInputIsAnError) {
