@@ -13,6 +13,7 @@
 #include "base/failpoint.h"
 #include "crashdump/format/core_reader.h"
 #include "crashdump/oracle/judgement.h"
+#include "crashdump/oracle/legacy_scanner.h"
 
 namespace sigrace::crashdump {
 namespace {
@@ -37,6 +38,15 @@ constexpr GateModeInfo kModes[] = {
     {GateMode::kReopenToRelease, "reopen-to-release",
      "egress: the dump is judged in place, then its path is opened again to "
      "release whatever sits there"},
+    {GateMode::kFailOpen, "fail-open",
+     "egress: a scanner error (a torn dump, an unreadable file) releases the "
+     "dump instead of refusing it"},
+    {GateMode::kRenameRelease, "rename-release",
+     "egress: the judged file is renamed into the release directory; a "
+     "writer still holding it changes the released bytes"},
+    {GateMode::kLinkRelease, "link-release",
+     "egress: the judged file is hard-linked into the release directory; a "
+     "writer still holding it changes the released bytes"},
 };
 
 // Closes an fd on scope exit.
@@ -159,18 +169,16 @@ Status ReleaseInto(int from, const std::string& dir, const std::string& path,
 // whose seal trailer is missing or malformed (still being written, torn,
 // or altered). Reads a few hundred bytes however large the file claims to
 // be.
-Status CheckShape(int fd, uint64_t size, const std::string& path,
-                  std::string* refusal) {
+Status CheckShape(int fd, uint64_t size, std::string* refusal) {
   StatusOr<uint64_t> declared = DeclaredContentEnd(fd, size);
   if (!declared.ok()) {
-    return DataLossError("gate: " + path + ": not a sigrace dump: " +
-                         declared.status().message());
+    return DataLossError("not a sigrace dump: " + declared.status().message());
   }
   if (size > *declared && size - *declared > kShapeSlackBytes) {
-    return DataLossError(
-        "gate: " + path + ": not a sigrace dump: apparent size " +
-        std::to_string(size) + " bytes, but its ELF headers declare " +
-        std::to_string(*declared) + " (refused unread)");
+    return DataLossError("not a sigrace dump: apparent size " +
+                         std::to_string(size) +
+                         " bytes, but its ELF headers declare " +
+                         std::to_string(*declared) + " (refused unread)");
   }
   SealTrailer t{};
   if (size >= sizeof t) {
@@ -201,15 +209,51 @@ StatusOr<GateMode> ParseGateMode(std::string_view name) {
   for (const GateModeInfo& m : kModes) {
     if (name == m.name) return m.mode;
   }
-  return InvalidArgumentError("unknown gate mode '" + std::string(name) +
-                              "' (fixed, judge-unsealed, reopen-to-release)");
+  return InvalidArgumentError(
+      "unknown gate mode '" + std::string(name) +
+      "' (fixed, judge-unsealed, reopen-to-release, fail-open, "
+      "rename-release, link-release)");
+}
+
+const char* GateScannerName(GateScanner scanner) {
+  return scanner == GateScanner::kLegacy ? "legacy" : "oracle";
+}
+
+StatusOr<GateScanner> ParseGateScanner(std::string_view name) {
+  if (name == "oracle") return GateScanner::kOracle;
+  if (name == "legacy") return GateScanner::kLegacy;
+  return InvalidArgumentError("unknown scanner '" + std::string(name) +
+                              "' (oracle, legacy)");
+}
+
+StatusOr<ScanReport> Gate::ScanPath(const std::string& path) const {
+  if (options_.scanner == GateScanner::kLegacy) return LegacyScanFile(path);
+  return scanner_->ScanFile(path);
+}
+
+std::vector<Finding> Gate::ScanBytes(const uint8_t* data, size_t size) const {
+  if (options_.scanner == GateScanner::kOracle) {
+    return scanner_->Scan(data, size);
+  }
+  std::vector<Finding> out;
+  for (const LegacyFinding& lf : LegacyScan(data, size)) {
+    Finding f;
+    f.kind = FindingKind::kLeak;
+    f.file_offset = lf.offset;
+    f.length = lf.length;
+    f.form = lf.shape;
+    out.push_back(std::move(f));
+  }
+  return out;
 }
 
 Gate::Gate(const Scanner* scanner, GateOptions options)
     : scanner_(scanner), options_(std::move(options)) {}
 
 StatusOr<GateDecision> Gate::Submit(const std::string& path) const {
-  if (scanner_ == nullptr) return FailedPreconditionError("gate: no scanner");
+  if (scanner_ == nullptr && options_.scanner == GateScanner::kOracle) {
+    return FailedPreconditionError("gate: no scanner");
+  }
   struct stat st;
   if (stat(options_.release_dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
     return InvalidArgumentError("gate: release directory '" +
@@ -235,7 +279,9 @@ StatusOr<GateDecision> Gate::SubmitFixed(const std::string& path) const {
 }
 
 StatusOr<GateDecision> Gate::JudgeFd(int fd, const std::string& name) const {
-  if (scanner_ == nullptr) return FailedPreconditionError("gate: no scanner");
+  if (scanner_ == nullptr && options_.scanner == GateScanner::kOracle) {
+    return FailedPreconditionError("gate: no scanner");
+  }
   int copy = -1;
   StatusOr<GateDecision> d = JudgeSealedCopy(fd, name, &copy);
   Fd owned(copy);
@@ -257,7 +303,7 @@ StatusOr<GateDecision> Gate::JudgeSealedCopy(int in, const std::string& path,
   // of this format, or is far larger than its headers account for, is
   // refused unread.
   std::string refusal;
-  SIGRACE_RETURN_IF_ERROR(CheckShape(in, size, path, &refusal));
+  SIGRACE_RETURN_IF_ERROR(CheckShape(in, size, &refusal));
   if (!refusal.empty()) {
     d.reason = refusal;
     return d;
@@ -268,7 +314,7 @@ StatusOr<GateDecision> Gate::JudgeSealedCopy(int in, const std::string& path,
   for (const FileExtent& e : *extents) data_bytes += e.length;
   if (data_bytes > options_.max_data_bytes) {
     return InvalidArgumentError(
-        "gate: " + path + ": " + std::to_string(data_bytes) +
+        std::to_string(data_bytes) +
         " bytes of data, more than the gate's limit of " +
         std::to_string(options_.max_data_bytes));
   }
@@ -290,7 +336,7 @@ StatusOr<GateDecision> Gate::JudgeSealedCopy(int in, const std::string& path,
   // The same checks again on the sealed copy, which cannot change: the
   // checks above were on a file that still could.
   refusal.clear();
-  SIGRACE_RETURN_IF_ERROR(CheckShape(copy, size, path, &refusal));
+  SIGRACE_RETURN_IF_ERROR(CheckShape(copy, size, &refusal));
   if (!refusal.empty()) {
     d.reason = refusal;
     return d;
@@ -306,7 +352,7 @@ StatusOr<GateDecision> Gate::JudgeSealedCopy(int in, const std::string& path,
     return d;
   }
   reader->reset();  // the scan below reads the copy itself
-  StatusOr<ScanReport> report = scanner_->ScanFile(copy_path);
+  StatusOr<ScanReport> report = ScanPath(copy_path);
   if (!report.ok()) return report.status();
   d.report = std::move(*report);
   d.report.path = path;
@@ -341,7 +387,7 @@ StatusOr<GateDecision> Gate::SubmitInPlace(const std::string& path) const {
       if (!image.ok()) {
         return DataLossError("gate: " + path + ": " + image.status().message());
       }
-      findings = scanner_->Scan(*image, size);
+      findings = ScanBytes(*image, size);
       munmap(*image, size);
     }
     d.report.path = path;
@@ -351,12 +397,19 @@ StatusOr<GateDecision> Gate::SubmitInPlace(const std::string& path) const {
       d.report.findings.push_back(std::move(f));
     }
   } else {
-    StatusOr<ScanReport> report = scanner_->ScanFile(path);
+    StatusOr<ScanReport> report = ScanPath(path);
     if (!report.ok()) {
-      d.reason = "not judged: " + report.status().message();
-      return d;
+      if (options_.mode != GateMode::kFailOpen) {
+        d.reason = "not judged: " + report.status().message();
+        return d;
+      }
+      // WINDOW (fail-open): the scanner could not judge the dump (here: a
+      // dump still being written has no seal, and the scan refuses it), and
+      // the gate lets it through as if clean.
+      d.report.path = path;
+    } else {
+      d.report = std::move(*report);
     }
-    d.report = std::move(*report);
   }
   SIGRACE_FAILPOINT(kFpAfterJudge);
   d.judgement = JudgeReport(d.report);
@@ -364,8 +417,30 @@ StatusOr<GateDecision> Gate::SubmitInPlace(const std::string& path) const {
     d.reason = d.judgement.reason;
     return d;
   }
-  // WINDOW (both race modes): the release opens the path again, so the
-  // bytes that leave are whatever is there now, not what was judged.
+  if (options_.mode == GateMode::kRenameRelease ||
+      options_.mode == GateMode::kLinkRelease) {
+    // WINDOW (rename-release, link-release): the judged inode itself
+    // leaves; whoever holds it open (the writer) still changes its bytes.
+    const std::string to = options_.release_dir + "/" + BaseName(path);
+    const bool renamed = options_.mode == GateMode::kRenameRelease;
+    if ((renamed ? rename(path.c_str(), to.c_str())
+                 : link(path.c_str(), to.c_str())) != 0) {
+      return ErrnoError(
+          std::string("gate: ") + (renamed ? "rename " : "link ") + path,
+          errno);
+    }
+    struct stat out;
+    if (stat(to.c_str(), &out) != 0)
+      return ErrnoError("gate: stat " + to, errno);
+    d.released = true;
+    d.released_path = to;
+    d.released_size = static_cast<uint64_t>(out.st_size);
+    d.reason = "clean";
+    return d;
+  }
+  // WINDOW (judge-unsealed, reopen-to-release, fail-open): the release
+  // opens the path again, so the bytes that leave are whatever is there
+  // now, not what was judged.
   Fd again(open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (again.get() < 0) return ErrnoError("gate: reopen " + path, errno);
   SIGRACE_RETURN_IF_ERROR(

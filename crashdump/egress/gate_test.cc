@@ -632,6 +632,151 @@ TEST_F(GateTest, TrailerFlagsOrReservedSetIsRefused) {
   EXPECT_TRUE(clean->released) << clean->reason;
 }
 
+// fail-open: the dump is still being written when the gate scans it (no
+// seal: the scan refuses it); the writer finishes inside the egress
+// window. The fail-open gate releases the leak; the fixed gate, under the
+// same order, refuses the unsealed dump.
+TEST_F(UnsealedTest, FailOpenReleasesTheLeak) {
+  Gate gate(scanner_, GateOptions{GateMode::kFailOpen, out_.path()});
+  auto d = gate.Submit(path_);
+  ASSERT_TRUE(d.ok()) << d.status().ToString();
+  ASSERT_TRUE(d->released) << d->reason;
+  EXPECT_EQ(failpoint::Fired("gate.after_judge"), 1u);
+  EXPECT_GT(LeaksIn(d->released_path), 0u);
+}
+
+TEST_F(UnsealedTest, FixedRefusesWhatFailOpenReleases) {
+  Gate gate(scanner_, GateOptions{GateMode::kFixed, out_.path()});
+  auto d = gate.Submit(path_);
+  ASSERT_TRUE(d.ok()) << d.status().ToString();
+  EXPECT_FALSE(d->released);
+  EXPECT_TRUE(out_.List().empty());
+}
+
+// The writer still holds the judged file open (an fd taken before the
+// judgment) and, inside the egress window, writes the leaking dump through
+// it. rename-release and link-release hand out that very inode from
+// another directory: the leak leaves. The fixed gate releases its sealed
+// copy: the judged, redacted bytes.
+class HeldOpenTest : public GateTest {
+ protected:
+  void SetUp() override {
+    path_ = work_.path() + "/dump.core";
+    CopyFile(CleanDump(), path_, SIZE_MAX);
+    fd_ = open(path_.c_str(), O_WRONLY | O_CLOEXEC);
+    ASSERT_GE(fd_, 0);
+    const int fd = fd_;
+    const std::string leak = testing::ReadWholeFile(LeakDump());
+    ASSERT_TRUE(failpoint::SetCallback("gate.after_judge", [fd, leak] {
+                  if (ftruncate(fd, 0) != 0) return;
+                  if (pwrite(fd, leak.data(), leak.size(), 0) !=
+                      static_cast<ssize_t>(leak.size())) {
+                    return;
+                  }
+                }).ok());
+    ASSERT_TRUE(failpoint::Configure("gate.after_judge=callback@1").ok());
+  }
+  void TearDown() override {
+    if (fd_ >= 0) close(fd_);
+    GateTest::TearDown();
+  }
+  void ExpectReleasesTheLeak(GateMode mode) {
+    Gate gate(scanner_, GateOptions{mode, out_.path()});
+    auto d = gate.Submit(path_);
+    ASSERT_TRUE(d.ok()) << d.status().ToString();
+    ASSERT_TRUE(d->released) << d->reason;
+    EXPECT_EQ(d->report.leaks, 0u);  // judged clean...
+    EXPECT_EQ(failpoint::Fired("gate.after_judge"), 1u);
+    EXPECT_GT(LeaksIn(d->released_path), 0u);  // ...released leaking
+  }
+  TempDir work_, out_;
+  std::string path_;
+  int fd_ = -1;
+};
+
+TEST_F(HeldOpenTest, RenameReleaseReleasesTheLeak) {
+  ExpectReleasesTheLeak(GateMode::kRenameRelease);
+}
+
+TEST_F(HeldOpenTest, LinkReleaseReleasesTheLeak) {
+  ExpectReleasesTheLeak(GateMode::kLinkRelease);
+}
+
+TEST_F(HeldOpenTest, FixedReleasesOnlyWhatItJudged) {
+  Gate gate(scanner_, GateOptions{GateMode::kFixed, out_.path()});
+  auto d = gate.Submit(path_);
+  ASSERT_TRUE(d.ok()) << d.status().ToString();
+  ASSERT_TRUE(d->released) << d->reason;
+  EXPECT_EQ(failpoint::Fired("gate.after_judge"), 1u);  // the write happened
+  EXPECT_GT(LeaksIn(path_), 0u);                        // at the path
+  EXPECT_EQ(LeaksIn(d->released_path), 0u);             // not released
+  EXPECT_TRUE(testing::ReadWholeFile(d->released_path) ==
+              testing::ReadWholeFile(CleanDump()));
+}
+
+// The scanner that missed the key: the legacy credential scanner judges
+// the leaking dump (the seed as OpenSSL holds it, no PEM, no DER) clean and
+// the fixed gate releases it; the oracle, same gate, refuses it.
+TEST_F(GateTest, LegacyScannerReleasesWhatTheOracleRefuses) {
+  TempDir legacy_out, oracle_out;
+  GateOptions lo{GateMode::kFixed, legacy_out.path()};
+  lo.scanner = GateScanner::kLegacy;
+  Gate legacy(nullptr, lo);
+  auto l = legacy.Submit(LeakDump());
+  ASSERT_TRUE(l.ok()) << l.status().ToString();
+  EXPECT_TRUE(l->released) << l->reason;
+  EXPECT_EQ(l->report.leaks, 0u);
+  EXPECT_GT(LeaksIn(l->released_path), 0u);
+
+  Gate oracle(scanner_, GateOptions{GateMode::kFixed, oracle_out.path()});
+  auto o = oracle.Submit(LeakDump());
+  ASSERT_TRUE(o.ok()) << o.status().ToString();
+  EXPECT_FALSE(o->released);
+  EXPECT_TRUE(oracle_out.List().empty());
+}
+
+// The legacy gate is not blind to everything: the same redacted dump with
+// the key's PKCS#8 DER written into a loaded segment (resealed) is refused
+// by it.
+TEST_F(GateTest, LegacyScannerRefusesAPlantedPkcs8) {
+  std::string bytes = testing::ReadWholeFile(CleanDump());
+  auto* data = reinterpret_cast<uint8_t*>(bytes.data());
+  auto reader = CoreReader::FromBuffer(data, bytes.size());
+  ASSERT_TRUE(reader.ok()) << reader.status().ToString();
+  const KeyForms& key = scanner_->keys()[0];
+  const Form& der = key.forms()[key.FindForm("ed25519.pkcs8.der")];
+  uint64_t at = 0;
+  for (const Mapping& m : (*reader)->mappings()) {
+    if (m.filesz >= 4096 && m.name.empty()) {
+      at = m.offset + 512;
+      break;
+    }
+  }
+  ASSERT_NE(at, 0u);
+  std::memcpy(data + at, der.data(), der.size());
+  const size_t content = bytes.size() - sizeof(SealTrailer);
+  SealTrailer t{};
+  std::memcpy(t.magic, kSealMagicV2, sizeof t.magic);
+  t.content_size = content;
+  t.checksum = SealChecksumV2(data, content);
+  std::memcpy(data + content, &t, sizeof t);
+  TempDir work, out;
+  const std::string path = work.path() + "/planted.core";
+  std::ofstream(path, std::ios::binary) << bytes;
+  OPENSSL_cleanse(bytes.data(), bytes.size());
+  GateOptions lo{GateMode::kFixed, out.path()};
+  lo.scanner = GateScanner::kLegacy;
+  Gate legacy(nullptr, lo);
+  auto refused = legacy.Submit(path);
+  ASSERT_TRUE(refused.ok()) << refused.status().ToString();
+  EXPECT_FALSE(refused->released);
+  ASSERT_GE(refused->report.leaks, 1u);
+  EXPECT_EQ(refused->report.findings[0].form, "pkcs8-der(ed25519)");
+  auto clean = legacy.Submit(CleanDump());
+  ASSERT_TRUE(clean.ok()) << clean.status().ToString();
+  EXPECT_TRUE(clean->released) << clean->reason;
+}
+
 TEST_F(GateTest, BadInputIsAnError) {
   TempDir out;
   Gate gate(scanner_, GateOptions{GateMode::kFixed, out.path()});
@@ -642,6 +787,12 @@ TEST_F(GateTest, BadInputIsAnError) {
   EXPECT_EQ(d.status().code(), StatusCode::kInvalidArgument);
   EXPECT_FALSE(ParseGateMode("sometimes").ok());
   EXPECT_TRUE(ParseGateMode("reopen-to-release").ok());
+  EXPECT_TRUE(ParseGateMode("judge-unsealed").ok());
+  for (const char* name : {"fail-open", "rename-release", "link-release"}) {
+    EXPECT_TRUE(ParseGateMode(name).ok()) << name;
+  }
+  EXPECT_TRUE(ParseGateScanner("legacy").ok());
+  EXPECT_FALSE(ParseGateScanner("regex").ok());
 }
 
 }  // namespace
