@@ -125,8 +125,7 @@ void ScanPem(const uint8_t* d, size_t size, std::vector<LegacyFinding>* out) {
     if (close == nullptr) continue;
     const std::string_view name(reinterpret_cast<const char*>(label),
                                 static_cast<size_t>(close - label));
-    if (name.size() < 11 ||
-        name.substr(name.size() - 11) != "PRIVATE KEY") {
+    if (name.size() < 11 || name.substr(name.size() - 11) != "PRIVATE KEY") {
       continue;
     }
     const uint8_t* q = close + 5;
@@ -139,8 +138,8 @@ void ScanPem(const uint8_t* d, size_t size, std::vector<LegacyFinding>* out) {
     const uint8_t* tail = Find(q, std::min(end, q + 64), "-----\n");
     if (tail == nullptr) tail = Find(q, std::min(end, q + 64), "-----");
     if (tail != nullptr) q = tail + 5;
-    out->push_back({static_cast<uint64_t>(p - d),
-                    static_cast<uint64_t>(q - p), "pem"});
+    out->push_back(
+        {static_cast<uint64_t>(p - d), static_cast<uint64_t>(q - p), "pem"});
   }
 }
 
@@ -158,12 +157,12 @@ void ScanJwk(const uint8_t* d, size_t size, std::vector<LegacyFinding>* out) {
     const uint8_t* v = ++q;
     while (q < end && IsB64Url(*q)) ++q;
     if (q >= end || *q != '"' || q - v < 16) continue;
-    const uint8_t* lo = p - d > static_cast<ptrdiff_t>(kObject) ? p - kObject
-                                                                 : d;
+    const uint8_t* lo =
+        p - d > static_cast<ptrdiff_t>(kObject) ? p - kObject : d;
     const uint8_t* hi = std::min(end, q + kObject);
     if (Find(lo, hi, "\"kty\"") == nullptr) continue;
-    out->push_back({static_cast<uint64_t>(v - d),
-                    static_cast<uint64_t>(q - v), "jwk"});
+    out->push_back(
+        {static_cast<uint64_t>(v - d), static_cast<uint64_t>(q - v), "jwk"});
   }
 }
 

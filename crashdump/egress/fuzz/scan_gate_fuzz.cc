@@ -45,8 +45,8 @@ using sigrace::crashdump::GateMode;
 using sigrace::crashdump::GateOptions;
 using sigrace::crashdump::IsLeak;
 using sigrace::crashdump::KeyForms;
-using sigrace::crashdump::ScanOptions;
 using sigrace::crashdump::Scanner;
+using sigrace::crashdump::ScanOptions;
 using sigrace::crashdump::ScanReport;
 
 [[noreturn]] void Fail(const char* what) {
