@@ -315,9 +315,22 @@ TEST_F(CliTest, NumericFlagsOutOfRangeAreUsageErrors) {
 
 // A path that is not UTF-8: the gate's JSON stays valid (the JSON writer
 // would throw on it), its text escapes it as scan does.
+// Paths are escaped by one rule (tools/common.h Printable) in every
+// output of gate, scan and dump-info: text, JSON and the one-line error.
+// Two classes of gate outcome: a refusal (an ELF core with no seal, exit
+// 1: text and JSON on stdout) and an error (not a dump at all, exit 2: the
+// stderr line and the JSON "error" entry).
 TEST_F(CliTest, GateEscapesNonUtf8Paths) {
-  const std::string bad = dir_.path() + "/dump\xff\xfe\x1b[31m.core";
-  WriteFile(bad, std::string(4096, 'x'));
+  const std::string weird = "\xff\xfe\x1b[31m";
+  const std::string escaped = "\\xff\\xfe\\x1b[31m";
+  SyntheticCore c;
+  c.threads.push_back({501, SIGSEGV, 0x401234, 0x7ffd00000f00, 0});
+  c.meta = "variant=fixed\n";  // a sigrace dump, torn before its seal
+  const std::vector<uint8_t> unsealed = c.Build(/*seal=*/false);
+  const std::string bad = dir_.path() + "/dump" + weird + ".core";
+  WriteFile(bad, std::string(unsealed.begin(), unsealed.end()));
+  const std::string junk = dir_.path() + "/junk" + weird + ".core";
+  WriteFile(junk, std::string(4096, 'x'));
   TempDir rel;
   const Result j = RunSigrace(
       {"gate", "--key", key_, "--release-dir", rel.path(), "--json", bad});
@@ -326,13 +339,70 @@ TEST_F(CliTest, GateEscapesNonUtf8Paths) {
   const nlohmann::json out = nlohmann::json::parse(j.out, nullptr, false);
   ASSERT_FALSE(out.is_discarded()) << j.out;
   const std::string path = out["dumps"][0]["path"];
-  EXPECT_NE(path.find("\\xff\\xfe\\x1b[31m"), std::string::npos) << path;
+  EXPECT_NE(path.find(escaped), std::string::npos) << path;
   const Result t =
       RunSigrace({"gate", "--key", key_, "--release-dir", rel.path(), bad});
   EXPECT_EQ(t.code, 1) << Describe(t);
   EXPECT_EQ(t.out.find('\xff'), std::string::npos);
   EXPECT_EQ(t.out.find('\x1b'), std::string::npos);
-  EXPECT_NE(t.out.find("\\xff\\xfe\\x1b[31m"), std::string::npos) << t.out;
+  EXPECT_NE(t.out.find(escaped), std::string::npos) << t.out;
+
+  const Result e =
+      RunSigrace({"gate", "--key", key_, "--release-dir", rel.path(), junk});
+  ExpectUsageError(e, "gate on a file that is not a dump");
+  EXPECT_EQ(e.err.find('\xff'), std::string::npos) << e.err;
+  EXPECT_EQ(e.err.find('\x1b'), std::string::npos) << e.err;
+  EXPECT_NE(e.err.find(escaped), std::string::npos) << e.err;
+  const Result ej = RunSigrace(
+      {"gate", "--key", key_, "--release-dir", rel.path(), "--json", junk});
+  EXPECT_EQ(ej.code, 2) << Describe(ej);
+  const nlohmann::json eout = nlohmann::json::parse(ej.out, nullptr, false);
+  ASSERT_FALSE(eout.is_discarded()) << ej.out;
+  const std::string epath = eout["dumps"][0]["path"];
+  const std::string emsg = eout["dumps"][0]["error"];
+  EXPECT_NE(epath.find(escaped), std::string::npos) << epath;
+  EXPECT_EQ(emsg.find('\x1b'), std::string::npos) << emsg;
+
+  // scan and dump-info on the same file: the same escaping.
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"scan", "--key", key_, bad},
+        std::vector<std::string>{"dump-info", "--require-seal", bad}}) {
+    const Result r = RunSigrace(args);
+    ExpectUsageError(r, args[0] + " on an unsealed dump");
+    EXPECT_EQ(r.err.find('\x1b'), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find(escaped), std::string::npos) << args[0] << r.err;
+  }
+  // A bad argument is echoed in the usage error: escaped too.
+  const Result u = RunSigrace({"dump-info", bad, "--no-such" + weird});
+  ExpectUsageError(u, "dump-info with a bad flag");
+  EXPECT_EQ(u.err.find('\x1b'), std::string::npos) << u.err;
+  EXPECT_EQ(u.err.find('\xff'), std::string::npos) << u.err;
+}
+
+// A sparse 1 GiB file given to the gate: one line, exit 2, quickly, and
+// the gate's peak RSS stays far below the file's apparent size.
+TEST_F(CliTest, GateRefusesSparseGigabyteUnread) {
+  const std::string path = dir_.path() + "/sparse.core";
+  const int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0600);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(ftruncate(fd, off_t{1} << 30), 0);
+  close(fd);
+  TempDir rel, io;
+  const pid_t pid =
+      Start({"gate", "--key", key_, "--release-dir", rel.path(), path}, {},
+            io.path());
+  int st = 0;
+  struct rusage ru {};
+  ASSERT_EQ(wait4(pid, &st, 0, &ru), pid);
+  ASSERT_TRUE(WIFEXITED(st));
+  Result r;
+  r.exited = true;
+  r.code = WEXITSTATUS(st);
+  r.out = ReadWholeFile(io.path() + "/.stdout");
+  r.err = ReadWholeFile(io.path() + "/.stderr");
+  ExpectUsageError(r, "gate on a sparse 1 GiB file");
+  EXPECT_NE(r.err.find("not a sigrace dump"), std::string::npos) << r.err;
+  EXPECT_LT(ru.ru_maxrss, 128 * 1024) << "peak RSS KiB";  // KiB on Linux
 }
 
 // A dump that shrinks while `scan` or `dump-info` reads it: one line and

@@ -326,11 +326,9 @@ int DumpInfoMain(int argc, char** argv) {
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    std::string what = e.what();
-    for (char& c : what) {
-      if (c == '\n') c = ' ';
-    }
-    std::fprintf(stderr, "sigrace: dump-info: %s (see --help)\n", what.c_str());
+    // The message echoes the argument: escaped like every path.
+    std::fprintf(stderr, "sigrace: dump-info: %s (see --help)\n",
+                 Printable(e.what()).c_str());
     return 2;
   }
 

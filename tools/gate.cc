@@ -5,6 +5,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "crashdump/egress/gate.h"
@@ -32,7 +33,7 @@ int GateMain(int argc, char** argv) {
       "dump refused, 2 error. Never prints key bytes.",
       "sigrace gate");
   std::vector<std::string> key_paths, dumps;
-  std::string release_dir, mode_name = "fixed";
+  std::string release_dir, mode_name = "fixed", scanner_name = "oracle";
   size_t min_fragment = 16;
   bool json = false, list_modes = false;
   app.add_option("--key", key_paths, "private key file (PEM or DER); repeat")
@@ -40,7 +41,14 @@ int GateMain(int argc, char** argv) {
   app.add_option("--release-dir", release_dir,
                  "directory released dumps are written to (must exist)");
   app.add_option("--mode", mode_name,
-                 "fixed, or a race mode: judge-unsealed, reopen-to-release")
+                 "fixed, or a race mode: judge-unsealed, reopen-to-release, "
+                 "fail-open, rename-release, link-release (--list-modes)")
+      ->capture_default_str();
+  app.add_option("--scanner", scanner_name,
+                 "oracle (every form of the key; needs --key) or legacy (a "
+                 "credential scanner of the kind that was in use: PEM, "
+                 "PKCS#1/PKCS#8 DER, private JWK; blind to OpenSSL's "
+                 "in-memory forms)")
       ->capture_default_str();
   app.add_option("--min-fragment", min_fragment,
                  "F: shortest run of form bytes that counts (>= 8)")
@@ -64,16 +72,28 @@ int GateMain(int argc, char** argv) {
   }
   StatusOr<GateMode> mode = ParseGateMode(mode_name);
   if (!mode.ok()) return Fail(mode.status().message());
-  if (key_paths.empty()) return Fail("--key is required (see --help)");
+  StatusOr<GateScanner> which = ParseGateScanner(scanner_name);
+  if (!which.ok()) return Fail(which.status().message());
+  if (key_paths.empty() && *which == GateScanner::kOracle) {
+    return Fail("--key is required (see --help)");
+  }
   if (release_dir.empty()) return Fail("--release-dir is required");
   if (dumps.empty()) return Fail("no DUMP given (see --help)");
 
   ScanOptions opt;
   opt.min_fragment = min_fragment;
-  StatusOr<std::unique_ptr<Scanner>> scanner =
-      Scanner::FromKeyFiles(key_paths, opt);
-  if (!scanner.ok()) return Fail(scanner.status().message());
-  Gate gate(scanner->get(), GateOptions{*mode, release_dir});
+  std::unique_ptr<Scanner> oracle;
+  if (!key_paths.empty()) {
+    StatusOr<std::unique_ptr<Scanner>> scanner =
+        Scanner::FromKeyFiles(key_paths, opt);
+    if (!scanner.ok()) return Fail(scanner.status().message());
+    oracle = std::move(scanner).value();
+  }
+  GateOptions gate_options;
+  gate_options.mode = *mode;
+  gate_options.release_dir = release_dir;
+  gate_options.scanner = *which;
+  Gate gate(oracle.get(), gate_options);
 
   int exit_code = 0;
   nlohmann::json jdumps = nlohmann::json::array();
@@ -121,8 +141,10 @@ int GateMain(int argc, char** argv) {
     }
   }
   if (json) {
-    nlohmann::json out = {
-        {"mode", mode_name}, {"dumps", jdumps}, {"exit_code", exit_code}};
+    nlohmann::json out = {{"mode", mode_name},
+                          {"scanner", GateScannerName(*which)},
+                          {"dumps", jdumps},
+                          {"exit_code", exit_code}};
     // Every string above is Printable (ASCII); replace is the backstop
     // that keeps the writer from throwing on invalid UTF-8.
     std::printf("%s\n", out.dump(2, ' ', false,

@@ -11,6 +11,7 @@
 
 #include "crashdump/egress/gate.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <openssl/evp.h>
 #include <sys/mman.h>
@@ -501,6 +502,281 @@ TEST_F(GateTest, SyntheticRecordNotAppliedIsRefused) {
   EXPECT_EQ(released->report.redacted_bytes_verified, seed.size());
 }
 
+// Peak resident memory of this process so far, in KiB (VmHWM).
+uint64_t PeakRssKib() {
+  std::ifstream f("/proc/self/status");
+  std::string line;
+  while (std::getline(f, line)) {
+    if (line.rfind("VmHWM:", 0) == 0) return std::stoull(line.substr(6));
+  }
+  return 0;
+}
+uint64_t RssKib() {
+  std::ifstream f("/proc/self/status");
+  std::string line;
+  while (std::getline(f, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stoull(line.substr(6));
+  }
+  return 0;
+}
+
+constexpr uint64_t kGiB = uint64_t{1} << 30;
+
+// Submits `path` to the fixed gate in a forked child and checks there that
+// the gate refused it with an error (exit 2 at the command line) whose
+// message holds `want`, and that the child's peak RSS grew by less than
+// 64 MiB while it did: the gate read headers, not the apparent size.
+void ExpectRefusedUnread(const Scanner* scanner, const std::string& path,
+                         const std::string& want) {
+  const auto r = RunInChild([&] {
+    TempDir out;
+    const uint64_t before = RssKib();
+    Gate gate(scanner, GateOptions{GateMode::kFixed, out.path()});
+    StatusOr<GateDecision> d = gate.Submit(path);
+    const uint64_t grown = PeakRssKib() - before;
+    if (d.ok()) {
+      std::fprintf(stderr, "judged, not an error: %s\n", d->reason.c_str());
+      return 3;
+    }
+    if (d.status().message().find(want) == std::string::npos) {
+      std::fprintf(stderr, "message: %s\n", d.status().message().c_str());
+      return 4;
+    }
+    if (grown > (uint64_t{64} << 10)) {
+      std::fprintf(stderr, "peak RSS grew by %llu KiB\n",
+                   static_cast<unsigned long long>(grown));
+      return 5;
+    }
+    return out.List().empty() ? 0 : 6;
+  });
+  EXPECT_TRUE(r.exited && r.exit_code == 0)
+      << "exit " << r.exit_code << " signal " << r.term_signal << ": "
+      << r.stderr_text;
+}
+
+// A sparse 1 GiB file is not a dump: refused from its first bytes, without
+// the gate holding a gigabyte.
+TEST_F(GateTest, SparseGigabyteFileIsRefusedUnread) {
+  TempDir work;
+  const std::string path = work.path() + "/sparse.core";
+  const int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0600);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(ftruncate(fd, static_cast<off_t>(kGiB)), 0);
+  close(fd);
+  ExpectRefusedUnread(scanner_, path, "not a sigrace dump");
+}
+
+// A real dump padded with a sparse gigabyte: as truncate -s 1G leaves it
+// (the trailer no longer at the end), and resealed over the padding (a
+// valid v2 seal): both refused from the headers, since the ELF headers
+// account for a few hundred KiB.
+TEST_F(GateTest, RealDumpPaddedSparseIsRefusedUnread) {
+  TempDir work;
+  const std::string bytes = testing::ReadWholeFile(CleanDump());
+  ASSERT_GT(bytes.size(), sizeof(SealTrailer));
+  const std::string padded = work.path() + "/padded.core";
+  CopyFile(CleanDump(), padded, SIZE_MAX);
+  ASSERT_EQ(truncate(padded.c_str(), static_cast<off_t>(kGiB)), 0);
+  ExpectRefusedUnread(scanner_, padded, "apparent size");
+
+  const size_t content = bytes.size() - sizeof(SealTrailer);
+  const std::string resealed = work.path() + "/resealed.core";
+  CopyFile(CleanDump(), resealed, content);
+  SealHasherV2 h;
+  h.Update(reinterpret_cast<const uint8_t*>(bytes.data()), content);
+  h.UpdateZeros(kGiB - sizeof(SealTrailer) - content);
+  SealTrailer t{};
+  std::memcpy(t.magic, kSealMagicV2, sizeof t.magic);
+  t.content_size = kGiB - sizeof(SealTrailer);
+  t.checksum = h.Finish();
+  const int fd = open(resealed.c_str(), O_WRONLY | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(
+      pwrite(fd, &t, sizeof t, static_cast<off_t>(kGiB - sizeof(SealTrailer))),
+      static_cast<ssize_t>(sizeof t));
+  close(fd);
+  // The seal itself holds: only the size gives it away.
+  auto sealed = CoreReader::Open(resealed, {.require_seal = true});
+  ASSERT_TRUE(sealed.ok()) << sealed.status().ToString();
+  sealed->reset();
+  ExpectRefusedUnread(scanner_, resealed, "apparent size");
+}
+
+// The seal trailer's flags and reserved words are covered by no checksum:
+// the gate refuses a real sealed dump with a bit flipped in either; the
+// unflipped dump is released (FixedReleasesRedactedDumpByteForByte).
+TEST_F(GateTest, TrailerFlagsOrReservedSetIsRefused) {
+  const std::string good = testing::ReadWholeFile(CleanDump());
+  ASSERT_GT(good.size(), sizeof(SealTrailer));
+  const size_t trailer = good.size() - sizeof(SealTrailer);
+  TempDir work, out;
+  Gate gate(scanner_, GateOptions{GateMode::kFixed, out.path()});
+  struct Flip {
+    size_t at;
+    const char* name;
+  };
+  for (const Flip& f : {Flip{offsetof(SealTrailer, flags), "flags"},
+                        Flip{offsetof(SealTrailer, reserved), "reserved"}}) {
+    std::string bytes = good;
+    bytes[trailer + f.at + 3] ^= 0x10;
+    const std::string path = work.path() + "/" + f.name + ".core";
+    std::ofstream(path, std::ios::binary) << bytes;
+    auto d = gate.Submit(path);
+    ASSERT_TRUE(d.ok()) << d.status().ToString();
+    EXPECT_FALSE(d->released) << f.name;
+    EXPECT_NE(d->reason.find(f.name), std::string::npos) << d->reason;
+  }
+  EXPECT_TRUE(out.List().empty());
+  auto clean = gate.Submit(CleanDump());
+  ASSERT_TRUE(clean.ok()) << clean.status().ToString();
+  EXPECT_TRUE(clean->released) << clean->reason;
+}
+
+// fail-open: the dump is still being written when the gate scans it (no
+// seal: the scan refuses it); the writer finishes inside the egress
+// window. The fail-open gate releases the leak; the fixed gate, under the
+// same order, refuses the unsealed dump.
+TEST_F(UnsealedTest, FailOpenReleasesTheLeak) {
+  Gate gate(scanner_, GateOptions{GateMode::kFailOpen, out_.path()});
+  auto d = gate.Submit(path_);
+  ASSERT_TRUE(d.ok()) << d.status().ToString();
+  ASSERT_TRUE(d->released) << d->reason;
+  EXPECT_EQ(failpoint::Fired("gate.after_judge"), 1u);
+  EXPECT_GT(LeaksIn(d->released_path), 0u);
+}
+
+TEST_F(UnsealedTest, FixedRefusesWhatFailOpenReleases) {
+  Gate gate(scanner_, GateOptions{GateMode::kFixed, out_.path()});
+  auto d = gate.Submit(path_);
+  ASSERT_TRUE(d.ok()) << d.status().ToString();
+  EXPECT_FALSE(d->released);
+  EXPECT_TRUE(out_.List().empty());
+}
+
+// The writer still holds the judged file open (an fd taken before the
+// judgment) and, inside the egress window, writes the leaking dump through
+// it. rename-release and link-release hand out that very inode from
+// another directory: the leak leaves. The fixed gate releases its sealed
+// copy: the judged, redacted bytes.
+class HeldOpenTest : public GateTest {
+ protected:
+  void SetUp() override {
+    path_ = work_.path() + "/dump.core";
+    CopyFile(CleanDump(), path_, SIZE_MAX);
+    fd_ = open(path_.c_str(), O_WRONLY | O_CLOEXEC);
+    ASSERT_GE(fd_, 0);
+    const int fd = fd_;
+    const std::string leak = testing::ReadWholeFile(LeakDump());
+    ASSERT_TRUE(failpoint::SetCallback("gate.after_judge", [fd, leak] {
+                  if (ftruncate(fd, 0) != 0) return;
+                  if (pwrite(fd, leak.data(), leak.size(), 0) !=
+                      static_cast<ssize_t>(leak.size())) {
+                    return;
+                  }
+                }).ok());
+    ASSERT_TRUE(failpoint::Configure("gate.after_judge=callback@1").ok());
+  }
+  void TearDown() override {
+    if (fd_ >= 0) close(fd_);
+    GateTest::TearDown();
+  }
+  void ExpectReleasesTheLeak(GateMode mode) {
+    Gate gate(scanner_, GateOptions{mode, out_.path()});
+    auto d = gate.Submit(path_);
+    ASSERT_TRUE(d.ok()) << d.status().ToString();
+    ASSERT_TRUE(d->released) << d->reason;
+    EXPECT_EQ(d->report.leaks, 0u);  // judged clean...
+    EXPECT_EQ(failpoint::Fired("gate.after_judge"), 1u);
+    EXPECT_GT(LeaksIn(d->released_path), 0u);  // ...released leaking
+  }
+  TempDir work_, out_;
+  std::string path_;
+  int fd_ = -1;
+};
+
+TEST_F(HeldOpenTest, RenameReleaseReleasesTheLeak) {
+  ExpectReleasesTheLeak(GateMode::kRenameRelease);
+}
+
+TEST_F(HeldOpenTest, LinkReleaseReleasesTheLeak) {
+  ExpectReleasesTheLeak(GateMode::kLinkRelease);
+}
+
+TEST_F(HeldOpenTest, FixedReleasesOnlyWhatItJudged) {
+  Gate gate(scanner_, GateOptions{GateMode::kFixed, out_.path()});
+  auto d = gate.Submit(path_);
+  ASSERT_TRUE(d.ok()) << d.status().ToString();
+  ASSERT_TRUE(d->released) << d->reason;
+  EXPECT_EQ(failpoint::Fired("gate.after_judge"), 1u);  // the write happened
+  EXPECT_GT(LeaksIn(path_), 0u);                        // at the path
+  EXPECT_EQ(LeaksIn(d->released_path), 0u);             // not released
+  EXPECT_TRUE(testing::ReadWholeFile(d->released_path) ==
+              testing::ReadWholeFile(CleanDump()));
+}
+
+// The scanner that missed the key: the legacy credential scanner judges
+// the leaking dump (the seed as OpenSSL holds it, no PEM, no DER) clean and
+// the fixed gate releases it; the oracle, same gate, refuses it.
+TEST_F(GateTest, LegacyScannerReleasesWhatTheOracleRefuses) {
+  TempDir legacy_out, oracle_out;
+  GateOptions lo{GateMode::kFixed, legacy_out.path()};
+  lo.scanner = GateScanner::kLegacy;
+  Gate legacy(nullptr, lo);
+  auto l = legacy.Submit(LeakDump());
+  ASSERT_TRUE(l.ok()) << l.status().ToString();
+  EXPECT_TRUE(l->released) << l->reason;
+  EXPECT_EQ(l->report.leaks, 0u);
+  EXPECT_GT(LeaksIn(l->released_path), 0u);
+
+  Gate oracle(scanner_, GateOptions{GateMode::kFixed, oracle_out.path()});
+  auto o = oracle.Submit(LeakDump());
+  ASSERT_TRUE(o.ok()) << o.status().ToString();
+  EXPECT_FALSE(o->released);
+  EXPECT_TRUE(oracle_out.List().empty());
+}
+
+// The legacy gate is not blind to everything: the same redacted dump with
+// the key's PKCS#8 DER written into a loaded segment (resealed) is refused
+// by it.
+TEST_F(GateTest, LegacyScannerRefusesAPlantedPkcs8) {
+  std::string bytes = testing::ReadWholeFile(CleanDump());
+  auto* data = reinterpret_cast<uint8_t*>(bytes.data());
+  auto reader = CoreReader::FromBuffer(data, bytes.size());
+  ASSERT_TRUE(reader.ok()) << reader.status().ToString();
+  const KeyForms& key = scanner_->keys()[0];
+  const Form& der = key.forms()[key.FindForm("ed25519.pkcs8.der")];
+  uint64_t at = 0;
+  for (const Mapping& m : (*reader)->mappings()) {
+    if (m.filesz >= 4096 && m.name.empty()) {
+      at = m.offset + 512;
+      break;
+    }
+  }
+  ASSERT_NE(at, 0u);
+  std::memcpy(data + at, der.data(), der.size());
+  const size_t content = bytes.size() - sizeof(SealTrailer);
+  SealTrailer t{};
+  std::memcpy(t.magic, kSealMagicV2, sizeof t.magic);
+  t.content_size = content;
+  t.checksum = SealChecksumV2(data, content);
+  std::memcpy(data + content, &t, sizeof t);
+  TempDir work, out;
+  const std::string path = work.path() + "/planted.core";
+  std::ofstream(path, std::ios::binary) << bytes;
+  OPENSSL_cleanse(bytes.data(), bytes.size());
+  GateOptions lo{GateMode::kFixed, out.path()};
+  lo.scanner = GateScanner::kLegacy;
+  Gate legacy(nullptr, lo);
+  auto refused = legacy.Submit(path);
+  ASSERT_TRUE(refused.ok()) << refused.status().ToString();
+  EXPECT_FALSE(refused->released);
+  ASSERT_GE(refused->report.leaks, 1u);
+  EXPECT_EQ(refused->report.findings[0].form, "pkcs8-der(ed25519)");
+  auto clean = legacy.Submit(CleanDump());
+  ASSERT_TRUE(clean.ok()) << clean.status().ToString();
+  EXPECT_TRUE(clean->released) << clean->reason;
+}
+
 TEST_F(GateTest, BadInputIsAnError) {
   TempDir out;
   Gate gate(scanner_, GateOptions{GateMode::kFixed, out.path()});
@@ -511,6 +787,12 @@ TEST_F(GateTest, BadInputIsAnError) {
   EXPECT_EQ(d.status().code(), StatusCode::kInvalidArgument);
   EXPECT_FALSE(ParseGateMode("sometimes").ok());
   EXPECT_TRUE(ParseGateMode("reopen-to-release").ok());
+  EXPECT_TRUE(ParseGateMode("judge-unsealed").ok());
+  for (const char* name : {"fail-open", "rename-release", "link-release"}) {
+    EXPECT_TRUE(ParseGateMode(name).ok()) << name;
+  }
+  EXPECT_TRUE(ParseGateScanner("legacy").ok());
+  EXPECT_FALSE(ParseGateScanner("regex").ok());
 }
 
 }  // namespace

@@ -229,38 +229,8 @@ class CoreReader::Parser {
     const uint64_t trailer_off = r_->size_ - kTrailerSize;
     SealTrailer t;
     std::memcpy(&t, at(trailer_off), sizeof(t));
-    if (std::memcmp(t.magic, kSealMagicV1, kSealMagicPrefixLen) != 0) {
-      seal.state = SealState::kUnsealed;
-      seal.reason = "unsealed (no sigrace trailer)";
-      return;
-    }
-    // The trailer magic claims the last bytes; the ELF content must not
-    // reach into them whatever the rest of the trailer says.
-    seal.content_size = trailer_off;
-    seal.checksum = t.checksum;
-    if (std::memcmp(t.magic, kSealMagicV2, sizeof(kSealMagicV2)) == 0) {
-      seal.version = 2;
-    } else if (std::memcmp(t.magic, kSealMagicV1, sizeof(kSealMagicV1)) == 0) {
-      seal.version = 1;
-    } else {
-      std::string v;
-      for (size_t i = kSealMagicPrefixLen;
-           i < sizeof(t.magic) && t.magic[i] != '\0'; ++i) {
-        const char c = t.magic[i];
-        v += (c >= '!' && c <= '~') ? c : '?';
-      }
-      seal.state = SealState::kCorrupt;
-      seal.reason = "corrupt (unknown seal version 'v" + v +
-                    "'; this reader knows v1 and v2)";
-      return;
-    }
-    if (t.content_size != trailer_off) {
-      seal.state = SealState::kCorrupt;
-      seal.reason =
-          "corrupt (trailer content_size " + std::to_string(t.content_size) +
-          " != " + std::to_string(trailer_off) + " bytes before the trailer)";
-      return;
-    }
+    seal = InspectSealTrailer(t, r_->size_);
+    if (seal.state != SealState::kSealed) return;
     if (options_.verify_checksum) {
       SealHasherV2 v2;
       uint64_t v1 = kSealChecksumInit;
@@ -847,6 +817,129 @@ StatusOr<std::unique_ptr<CoreReader>> CoreReader::Open(const std::string& path,
   Parser p(r.get(), options);
   SIGRACE_RETURN_IF_ERROR(p.Run());
   return r;
+}
+
+SealInfo InspectSealTrailer(const SealTrailer& t, uint64_t file_size) {
+  SealInfo seal;
+  seal.content_size = file_size;
+  if (file_size < kTrailerSize ||
+      std::memcmp(t.magic, kSealMagicV1, kSealMagicPrefixLen) != 0) {
+    seal.state = SealState::kUnsealed;
+    seal.reason = "unsealed (no sigrace trailer)";
+    return seal;
+  }
+  const uint64_t trailer_off = file_size - kTrailerSize;
+  // The trailer magic claims the last bytes; the ELF content must not
+  // reach into them whatever the rest of the trailer says.
+  seal.content_size = trailer_off;
+  seal.checksum = t.checksum;
+  if (std::memcmp(t.magic, kSealMagicV2, sizeof(kSealMagicV2)) == 0) {
+    seal.version = 2;
+  } else if (std::memcmp(t.magic, kSealMagicV1, sizeof(kSealMagicV1)) == 0) {
+    seal.version = 1;
+  } else {
+    std::string v;
+    for (size_t i = kSealMagicPrefixLen;
+         i < sizeof(t.magic) && t.magic[i] != '\0'; ++i) {
+      const char c = t.magic[i];
+      v += (c >= '!' && c <= '~') ? c : '?';
+    }
+    seal.state = SealState::kCorrupt;
+    seal.reason = "corrupt (unknown seal version 'v" + v +
+                  "'; this reader knows v1 and v2)";
+    return seal;
+  }
+  if (t.content_size != trailer_off) {
+    seal.state = SealState::kCorrupt;
+    seal.reason =
+        "corrupt (trailer content_size " + std::to_string(t.content_size) +
+        " != " + std::to_string(trailer_off) + " bytes before the trailer)";
+    return seal;
+  }
+  // No checksum covers these two words: a value other than zero is not
+  // the writer's, whatever the checksum says.
+  if (t.flags != 0 || t.reserved != 0) {
+    seal.state = SealState::kCorrupt;
+    seal.reason = std::string("corrupt (trailer ") +
+                  (t.flags != 0 ? "flags" : "reserved") + " not zero)";
+    return seal;
+  }
+  seal.state = SealState::kSealed;
+  return seal;
+}
+
+StatusOr<uint64_t> DeclaredContentEnd(int fd, uint64_t size) {
+  auto read_at = [fd](void* buf, size_t len, uint64_t off) -> Status {
+    size_t done = 0;
+    while (done < len) {
+      const ssize_t n = ::pread(fd, static_cast<char*>(buf) + done, len - done,
+                                static_cast<off_t>(off + done));
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) return ErrnoError("read", errno);
+      if (n == 0) return DataLossError("file shrank while read");
+      done += static_cast<size_t>(n);
+    }
+    return Status::Ok();
+  };
+  if (size < kEhdrSize) {
+    return DataLossError("not an ELF core: " + std::to_string(size) +
+                         " bytes, less than an ELF header");
+  }
+  Elf64_Ehdr eh;
+  SIGRACE_RETURN_IF_ERROR(read_at(&eh, sizeof(eh), 0));
+  if (std::memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0) {
+    return DataLossError("not an ELF file");
+  }
+  if (eh.e_ident[EI_CLASS] != ELFCLASS64 ||
+      eh.e_ident[EI_DATA] != ELFDATA2LSB || eh.e_type != ET_CORE) {
+    return DataLossError("not a 64-bit little-endian ELF core");
+  }
+  if (eh.e_phentsize != kPhdrSize) {
+    return DataLossError("bad e_phentsize " + std::to_string(eh.e_phentsize));
+  }
+  uint64_t end = kEhdrSize;
+  uint64_t phnum = eh.e_phnum;
+  if (phnum == PN_XNUM) {
+    uint64_t sh_end;
+    if (eh.e_shoff == 0 ||
+        !CheckedAdd(eh.e_shoff, sizeof(Elf64_Shdr), &sh_end) || sh_end > size) {
+      return DataLossError(
+          "e_phnum is PN_XNUM but section header 0 is "
+          "missing or out of range");
+    }
+    Elf64_Shdr sh;
+    SIGRACE_RETURN_IF_ERROR(read_at(&sh, sizeof(sh), eh.e_shoff));
+    phnum = sh.sh_info;
+    end = std::max(end, sh_end);
+  }
+  if (phnum == 0) return DataLossError("core file has no program headers");
+  // phnum < 2^32, so the product does not overflow.
+  uint64_t table_end;
+  if (!CheckedAdd(eh.e_phoff, phnum * kPhdrSize, &table_end) ||
+      table_end > size) {
+    return DataLossError("program header table extends beyond the file");
+  }
+  end = std::max(end, table_end);
+  // A bounded buffer, however many headers the file claims.
+  constexpr uint64_t kBatch = 1024;
+  std::vector<Elf64_Phdr> batch;
+  for (uint64_t i = 0; i < phnum; i += kBatch) {
+    const uint64_t n = std::min(kBatch, phnum - i);
+    batch.resize(static_cast<size_t>(n));
+    SIGRACE_RETURN_IF_ERROR(read_at(batch.data(),
+                                    static_cast<size_t>(n * kPhdrSize),
+                                    eh.e_phoff + i * kPhdrSize));
+    for (const Elf64_Phdr& ph : batch) {
+      if (ph.p_filesz == 0) continue;
+      uint64_t seg_end;
+      if (!CheckedAdd(ph.p_offset, ph.p_filesz, &seg_end)) {
+        return DataLossError("program header " + std::to_string(i) +
+                             ": file range wraps");
+      }
+      end = std::max(end, seg_end);
+    }
+  }
+  return end;
 }
 
 StatusOr<std::vector<FileExtent>> DataExtents(int fd, uint64_t size) {

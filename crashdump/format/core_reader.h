@@ -118,6 +118,25 @@ struct SealInfo {
   uint32_t version = 0;
 };
 
+// The trailer rule every reader of a seal applies (the reader, the gate):
+// magic of a known version, content_size equal to the bytes before the
+// trailer, and flags and reserved zero (no checksum covers them, so any
+// other value is not the writer's). `t` is the last sizeof(SealTrailer)
+// bytes of a file of `file_size` bytes. kSealed here means the trailer is
+// well formed; the checksum is not checked (checksum_verified false).
+SealInfo InspectSealTrailer(const SealTrailer& t, uint64_t file_size);
+
+// Reads only the ELF header and the program headers of the `size`-byte
+// file `fd` (pread, a bounded buffer) and returns the end of the furthest
+// byte they declare: the headers themselves, section header 0 under
+// PN_XNUM, and every segment's p_offset + p_filesz. A sigrace dump's
+// content ends there (the writer puts the trailer right after the last
+// segment), so a file far larger is not a dump of this format, whatever
+// else it holds; a caller can refuse it without reading its bytes.
+// kDataLoss when the file is not a 64-bit little-endian ELF core or a
+// header lies outside the file.
+StatusOr<uint64_t> DeclaredContentEnd(int fd, uint64_t size);
+
 // One ELF note, wherever it is. Offsets are file offsets.
 struct NoteInfo {
   std::string owner;    // "CORE", "LINUX", "SIGRACE", ...

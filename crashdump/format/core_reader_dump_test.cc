@@ -4,11 +4,13 @@
 // handler put in; these check what the reader gets out, including offset
 // mapping, marker placement and damage to a real file.
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <fstream>
@@ -148,6 +150,84 @@ TEST(CoreReaderRealDump, DamagedRealDumpIsCorruptOrRejected) {
     EXPECT_FALSE(r.ok()) << "cut at " << cut << " parsed";
     if (!r.ok()) EXPECT_EQ(r.status().code(), StatusCode::kDataLoss);
   }
+}
+
+// The trailer's flags and reserved words are covered by no checksum: the
+// reader requires them zero (seal v1 and v2). A bit flipped in either of a
+// real sealed dump makes it corrupt; the unflipped dump is sealed.
+TEST(CoreReaderRealDump, TrailerFlagsAndReservedMustBeZero) {
+  TempDir dir;
+  const RealDump d = MakeRealDump(dir);
+  ASSERT_FALSE(d.path.empty());
+  const std::vector<uint8_t> good = ReadBytes(d.path);
+  ASSERT_GT(good.size(), sizeof(SealTrailer));
+  const size_t trailer = good.size() - sizeof(SealTrailer);
+  auto ok =
+      CoreReader::FromBuffer(good.data(), good.size(), {.require_seal = true});
+  ASSERT_TRUE(ok.ok()) << ok.status().ToString();
+  EXPECT_EQ((*ok)->seal().state, SealState::kSealed);
+  EXPECT_EQ((*ok)->seal().version, 2u);
+  struct Flip {
+    size_t field;
+    const char* name;
+  };
+  for (const Flip& flip : {Flip{offsetof(SealTrailer, flags), "flags"},
+                           Flip{offsetof(SealTrailer, reserved), "reserved"}}) {
+    for (int bit : {0, 63}) {
+      std::vector<uint8_t> f = good;
+      f[trailer + flip.field + bit / 8] ^=
+          static_cast<uint8_t>(1u << (bit % 8));
+      auto r = CoreReader::FromBuffer(f.data(), f.size());
+      ASSERT_TRUE(r.ok()) << r.status().ToString();
+      EXPECT_EQ((*r)->seal().state, SealState::kCorrupt) << flip.name << bit;
+      EXPECT_NE((*r)->seal().reason.find(flip.name), std::string::npos)
+          << (*r)->seal().reason;
+      auto sealed =
+          CoreReader::FromBuffer(f.data(), f.size(), {.require_seal = true});
+      EXPECT_EQ(sealed.status().code(), StatusCode::kDataLoss) << flip.name;
+    }
+  }
+}
+
+// The same rule on a v1 trailer (still read), and in InspectSealTrailer,
+// the one function the reader and the gate share.
+TEST(CoreReaderRealDump, V1TrailerFlagsMustBeZeroToo) {
+  TempDir dir;
+  const RealDump d = MakeRealDump(dir);
+  ASSERT_FALSE(d.path.empty());
+  std::vector<uint8_t> f = ReadBytes(d.path);
+  const size_t content = f.size() - sizeof(SealTrailer);
+  SealTrailer t{};
+  std::memcpy(t.magic, kSealMagicV1, sizeof t.magic);
+  t.content_size = content;
+  t.checksum = SealChecksumUpdate(kSealChecksumInit, f.data(), content);
+  std::memcpy(f.data() + content, &t, sizeof t);
+  auto v1 = CoreReader::FromBuffer(f.data(), f.size(), {.require_seal = true});
+  ASSERT_TRUE(v1.ok()) << v1.status().ToString();
+  EXPECT_EQ((*v1)->seal().version, 1u);
+  EXPECT_EQ(InspectSealTrailer(t, f.size()).state, SealState::kSealed);
+  t.flags = 1;
+  EXPECT_EQ(InspectSealTrailer(t, f.size()).state, SealState::kCorrupt);
+  std::memcpy(f.data() + content, &t, sizeof t);
+  auto bad = CoreReader::FromBuffer(f.data(), f.size(), {.require_seal = true});
+  EXPECT_EQ(bad.status().code(), StatusCode::kDataLoss);
+}
+
+// DeclaredContentEnd on a real dump: the content ends exactly where its
+// headers say (the writer's layout), read from headers alone.
+TEST(CoreReaderRealDump, DeclaredContentEndIsTheContentSize) {
+  TempDir dir;
+  const RealDump d = MakeRealDump(dir);
+  ASSERT_FALSE(d.path.empty());
+  auto r = CoreReader::Open(d.path, {.require_seal = true});
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  const int fd = open(d.path.c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  StatusOr<uint64_t> end = DeclaredContentEnd(fd, (*r)->size());
+  close(fd);
+  ASSERT_TRUE(end.ok()) << end.status().ToString();
+  EXPECT_LE(*end, (*r)->seal().content_size);
+  EXPECT_LT((*r)->seal().content_size - *end, 4096u);
 }
 
 }  // namespace
