@@ -105,12 +105,13 @@ struct DumpResult {
   // signal (ThreadSanitizer's background thread; a sigwait() thread).
   uint32_t threads_blocking_freeze = 0;
   uint32_t freeze_passes = 0;
-  uint32_t mappings = 0;    // PT_LOAD count
-  uint32_t redactions = 0;  // records in the redaction note
-  uint64_t freeze_ns = 0;   // time to freeze every other thread
-  uint64_t maps_ns = 0;     // reading /proc/self/smaps, auxv, cmdline
-  uint64_t write_ns = 0;    // writing and sealing the core
-  uint64_t total_ns = 0;    // handler entry to sealed
+  uint32_t mappings = 0;         // PT_LOAD count
+  uint32_t redactions = 0;       // records in the redaction note
+  uint32_t preserved_words = 0;  // secret-stack words kept for unwinding
+  uint64_t freeze_ns = 0;        // time to freeze every other thread
+  uint64_t maps_ns = 0;          // reading /proc/self/smaps, auxv, cmdline
+  uint64_t write_ns = 0;         // writing and sealing the core
+  uint64_t total_ns = 0;         // handler entry to sealed
 };
 
 struct HandlerOptions {
