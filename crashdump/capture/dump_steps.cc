@@ -598,6 +598,7 @@ void BuildMetaNote(DumpContext* d) {
   meta.Str("freeze_passes=").UDec(fst.passes).Ch('\n');
   meta.Str("freeze_ns=").UDec(d->r->freeze_ns).Ch('\n');
   meta.Str("regions=").UDec(d->nviews).Ch('\n');
+  meta.Str("preserved_words=").UDec(d->npreserved).Ch('\n');
   meta.Str("mappings=").UDec(d->maps.count).Ch('\n');
   if (d->maps.truncated) meta.Str("mappings_truncated=1\n");
   if (d->maps.count + 1 > 65535) meta.Str("phnum_truncated=1\n");

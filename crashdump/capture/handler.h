@@ -16,10 +16,15 @@
 //      no new thread (the multi-pass method of google-coredumper).
 //   4. Registry snapshot (crashdump::SnapshotRegions), after the freeze.
 //   5. /proc/self/smaps and /proc/self/auxv are read with raw open/read.
-//   6. Backtrace of the crashing thread with libunwind from the ucontext.
+//   6. Every captured thread is unwound with libunwind from its ucontext:
+//      the backtrace note, and the slots inside secret stacks that the
+//      unwind read a return address or saved frame pointer from (kept,
+//      when they hold code or stack addresses, and listed in the
+//      redaction note).
 //   7. The ELF core is streamed to a temporary file (or a memfd), with
-//      registered ranges, secret stacks and handler state replaced by the
-//      marker; then the seal trailer, fsync and rename.
+//      registered ranges, secret stacks (but their kept slots) and handler
+//      state replaced by the marker; then the seal trailer, fsync and
+//      rename.
 //   8. Live: threads are released and the handler returns. Fatal: the
 //      previous disposition (SIG_DFL if none) is restored and the signal
 //      re-raised, so the process really dies by it (or the earlier handler

@@ -45,10 +45,10 @@ Built Build(const std::vector<std::pair<uint64_t, uint64_t>>& values,
             uint32_t version = kRedactionVersion) {
   SyntheticCore c;
   c.threads.push_back({77, 11, kCode + 0x10, kStack + 0x100, kStack + 0x200});
-  c.loads.push_back({kCode, std::vector<uint8_t>(0x1000, 0x90), 0,
-                     PF_R | PF_X, "/bin/code"});
-  c.loads.push_back({kHeap, std::vector<uint8_t>(0x1000, 0), 0, PF_R | PF_W,
-                     ""});
+  c.loads.push_back(
+      {kCode, std::vector<uint8_t>(0x1000, 0x90), 0, PF_R | PF_X, "/bin/code"});
+  c.loads.push_back(
+      {kHeap, std::vector<uint8_t>(0x1000, 0), 0, PF_R | PF_W, ""});
   std::vector<uint8_t> stack(0x2000, 0);
   for (uint64_t a = kRecBegin; a < kRecEnd; ++a) {
     stack[a - kStack] = MarkerByte(a % kRedactionMarkerLen);
@@ -85,8 +85,9 @@ uint64_t NotMarker(const Built& b, size_t i) {
 
 TEST(PreservedWords, CodeAndStackAddressesAreLeftOutOfTheClaim) {
   const uint64_t ret = kRecBegin + 0x08, fp = kRecBegin + 0x10;
-  Built b = Build({{ret - kStack, kCode + 0x123}, {fp - kStack, kStack + 0x280}},
-                  {Word(ret), Word(fp)});
+  Built b =
+      Build({{ret - kStack, kCode + 0x123}, {fp - kStack, kStack + 0x280}},
+            {Word(ret), Word(fp)});
   ASSERT_NE(b.reader, nullptr);
   ASSERT_EQ(b.reader->preserved().size(), 2u);
   for (const PreservedCheck& c : CheckPreservedWords(*b.reader)) {
@@ -106,25 +107,25 @@ TEST(PreservedWords, CodeAndStackAddressesAreLeftOutOfTheClaim) {
 // marker, so the check is what keeps them out, nothing else.
 TEST(PreservedWords, UnlistedWordsAreNotApplied) {
   const uint64_t ret = kRecBegin + 0x08, fp = kRecBegin + 0x10;
-  Built b = Build({{ret - kStack, kCode + 0x123}, {fp - kStack, kStack + 0x280}},
-                  {});
+  Built b =
+      Build({{ret - kStack, kCode + 0x123}, {fp - kStack, kStack + 0x280}}, {});
   ASSERT_NE(b.reader, nullptr);
   EXPECT_EQ(NotMarker(b, 0), 16u);
 }
 
 TEST(PreservedWords, EveryOtherWordStaysClaimed) {
-  const uint64_t data = kRecBegin + 0x20;     // not an address
-  const uint64_t heap = kRecBegin + 0x28;     // mapped, not code, not stack
+  const uint64_t data = kRecBegin + 0x20;  // not an address
+  const uint64_t heap = kRecBegin + 0x28;  // mapped, not code, not stack
   const uint64_t unaligned = kRecBegin + 0x31;
-  const uint64_t outside = kRecEnd + 0x10;    // beyond the record
+  const uint64_t outside = kRecEnd + 0x10;  // beyond the record
   const uint64_t twice = kRecBegin + 0x40;
-  const uint64_t edge = kRecEnd - 4;          // straddles the record's end
-  Built b = Build({{data - kStack, kNotAnAddress},
-                   {heap - kStack, kHeap + 8},
-                   {twice - kStack, kCode + 1}},
-                  {Word(data), Word(heap), Word(unaligned), Word(outside),
-                   Word(twice), Word(twice), Word(edge & ~7ULL),
-                   Word(kHeap, 1)});
+  const uint64_t edge = kRecEnd - 4;  // straddles the record's end
+  Built b =
+      Build({{data - kStack, kNotAnAddress},
+             {heap - kStack, kHeap + 8},
+             {twice - kStack, kCode + 1}},
+            {Word(data), Word(heap), Word(unaligned), Word(outside),
+             Word(twice), Word(twice), Word(edge & ~7ULL), Word(kHeap, 1)});
   ASSERT_NE(b.reader, nullptr);
   const std::vector<PreservedCheck> checks = CheckPreservedWords(*b.reader);
   ASSERT_EQ(checks.size(), 8u);
@@ -160,8 +161,7 @@ TEST(PreservedWords, HostileListsAreRejected) {
   std::vector<uint8_t> f = c.Build();
   auto r = CoreReader::FromBuffer(f.data(), f.size());
   ASSERT_FALSE(r.ok());
-  EXPECT_NE(r.status().message().find("names record 5 of 1"),
-            std::string::npos)
+  EXPECT_NE(r.status().message().find("names record 5 of 1"), std::string::npos)
       << r.status().message();
 }
 

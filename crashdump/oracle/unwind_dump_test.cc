@@ -158,7 +158,6 @@ bool BlockedInRead(pid_t tid) {
   ::_exit(0);
 }
 
-
 // ---- The parent. ----
 
 namespace {
@@ -229,8 +228,8 @@ DumpOutcome RunChild(const std::string& der, const std::string& mode,
     if (key_fd < 0) ::_exit(8);
     ::dup2(key_fd, kKeyFd);
     // The test's only thread sets the environment its child inherits.
-    ::setenv(kChildEnv, mode.c_str(), 1);        // NOLINT(concurrency-mt-unsafe)
-    ::setenv(kDirEnv, dir.path().c_str(), 1);    // NOLINT(concurrency-mt-unsafe)
+    ::setenv(kChildEnv, mode.c_str(), 1);      // NOLINT(concurrency-mt-unsafe)
+    ::setenv(kDirEnv, dir.path().c_str(), 1);  // NOLINT(concurrency-mt-unsafe)
     if (regression.empty()) {
       ::unsetenv("SIGRACE_TEST_REGRESSION");  // NOLINT(concurrency-mt-unsafe)
     } else {
@@ -548,10 +547,10 @@ void UnwindDump::CheckDump(const std::string& mode) {
   // eu-stack: exit 0, nothing on its error channel, both threads walked.
   if (testing::HaveTool("eu-stack")) {
     std::string out;
-    const int rc = testing::RunCommand("eu-stack --core '" + d.path +
-                                           "' --executable '" +
-                                           testing::SelfExe() + "' 2>&1",
-                                       &out);
+    const int rc =
+        testing::RunCommand("eu-stack --core '" + d.path + "' --executable '" +
+                                testing::SelfExe() + "' 2>&1",
+                            &out);
     EXPECT_EQ(rc, 0) << out;
     EXPECT_EQ(out.find("eu-stack:"), std::string::npos) << out;
     EXPECT_EQ(Count(out, "TID "), 2u) << out;
