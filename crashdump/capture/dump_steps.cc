@@ -232,6 +232,39 @@ void MaybePreserve(DumpContext* d, unw_cursor_t* cursor, int reg,
   w.frame = static_cast<uint16_t>(frame);
 }
 
+// Adds the words of frame [sp, cfa) (the frame's own stack, below its
+// caller's) inside the thread's secret stacks that hold cfa - 8: the entry
+// rsp that a DW_CFA_def_cfa_expression of the `deref` form reads to find
+// the CFA (OpenSSL's bignum assembly keeps it there). libunwind evaluates
+// such an expression without reporting the slot; a debugger needs it.
+// Such a word holds a stack address, nothing else.
+void PreserveSavedStackPointer(DumpContext* d, pid_t tid, uint64_t sp,
+                               uint64_t cfa, int frame) {
+  if (cfa <= sp || cfa - sp > (uint64_t{1} << 20) || sp % 8 != 0) return;
+  uint64_t chunk[64];
+  for (uint64_t a = sp; a < cfa; a += sizeof(chunk)) {
+    const uint64_t n = cfa - a < sizeof(chunk) ? cfa - a : sizeof(chunk);
+    struct iovec local = {chunk, static_cast<size_t>(n)};
+    struct iovec remote = {reinterpret_cast<void*>(a), static_cast<size_t>(n)};
+    if (RawSyscall6(
+            SYS_process_vm_readv, d->pid, reinterpret_cast<long>(&local), 1,
+            reinterpret_cast<long>(&remote), 1, 0) != static_cast<long>(n)) {
+      return;
+    }
+    for (uint64_t k = 0; k < n / 8; ++k) {
+      if (chunk[k] != cfa - 8) continue;
+      const uint64_t addr = a + k * 8;
+      const long rec = SecretStackRecordOf(d, tid, addr);
+      if (rec < 0 || d->npreserved >= kMaxPreserved) continue;
+      PreservedWord& w = g_scratch->preserved[d->npreserved++];
+      w.vaddr = addr;
+      w.record = static_cast<uint32_t>(rec);
+      w.slot = static_cast<uint16_t>(PreservedSlot::kSavedStackPointer);
+      w.frame = static_cast<uint16_t>(frame);
+    }
+  }
+}
+
 // TEST REGRESSION (preserve-every-word): every word of every secret stack
 // is listed as preserved, so the writer keeps the whole stack as it is.
 bool PreserveEveryWord() {
@@ -297,6 +330,8 @@ void UnwindOne(const ucontext_t* uc, ss::Text& t, DumpContext* d, pid_t tid) {
     t.Ch('#').UDec(static_cast<uint64_t>(i)).Ch(' ').Hex(ip).Ch(' ');
     t.Str(name);
     t.Ch('\n');
+    unw_word_t sp = 0;
+    unw_get_reg(&cursor, UNW_REG_SP, &sp);
     if (unw_step(&cursor) <= 0) break;
     // The cursor is now at frame i + 1: where its rip (the return address
     // into it) and its rbp were saved is what a debugger reads too.
@@ -305,6 +340,11 @@ void UnwindOne(const ucontext_t* uc, ss::Text& t, DumpContext* d, pid_t tid) {
                     tid, i + 1);
       MaybePreserve(d, &cursor, UNW_X86_64_RBP, PreservedSlot::kFramePointer,
                     tid, i + 1);
+      // Frame i's CFA is frame i + 1's stack pointer.
+      unw_word_t cfa = 0;
+      unw_get_reg(&cursor, UNW_REG_SP, &cfa);
+      PreserveSavedStackPointer(d, tid, static_cast<uint64_t>(sp),
+                                static_cast<uint64_t>(cfa), i);
     }
   }
 }

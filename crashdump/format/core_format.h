@@ -18,7 +18,8 @@
 //     PreservedWord[count]: the 8-byte words inside kSecretStack ranges
 //     that keep their value because unwinding reads them (a return
 //     address or a saved frame pointer that the handler's libunwind pass
-//     read, pointing into code or into that thread's stack). Every other
+//     read, or a saved stack pointer a frame's CFA is computed from;
+//     each pointing into code or into that thread's stack). Every other
 //     byte of the range is the marker. Version 1 (still read) has no
 //     preserved words.
 //   kNoteMeta: text, "key=value\n" lines (signal, si_code, pid, tid,
@@ -90,6 +91,11 @@ static_assert(sizeof(RedactionRecord) == 72);
 enum class PreservedSlot : uint16_t {
   kReturnAddress = 1,  // where a caller's rip was saved (a call's push)
   kFramePointer = 2,   // where a caller's rbp was saved
+  // A saved stack pointer a frame's CFA is computed from (hand-written
+  // assembly such as OpenSSL's bignum code keeps its entry rsp on the
+  // stack and says so with a DW_CFA_def_cfa_expression): the word inside
+  // the frame that holds the CFA minus 8.
+  kSavedStackPointer = 3,
 };
 
 // Version 2: follows the records.

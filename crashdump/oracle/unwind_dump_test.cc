@@ -2,10 +2,12 @@
 // binary) runs two threads, each inside a SecretScope a few frames deep:
 // the main thread reads an RSA key's PKCS#8 DER from a pipe into a buffer
 // on its secret stack and then faults (fatal dump) or asks for a live dump;
-// the worker blocks in read() inside its scope. The same child is dumped by
-// sigrace's handler and, with no handler and RLIMIT_CORE raised, by the
-// kernel (core_pattern must write a plain `core` into the cwd; the child
-// chdirs into a fresh directory).
+// the worker blocks in read() inside its scope. Between the main thread's
+// scope and its fault lies a frame whose CFA is read from a stack word
+// (DW_CFA_def_cfa_expression with a deref, as OpenSSL's assembly has). The same
+// child is dumped by sigrace's handler and, with no handler and RLIMIT_CORE
+// raised, by the kernel (core_pattern must write a plain `core` into the cwd;
+// the child chdirs into a fresh directory).
 //
 // On the sigrace dump:
 //   - gdb's `thread apply all bt` gives, for every thread, the frames the
@@ -105,8 +107,42 @@ int g_block_fd = -1;  // read end of a pipe nobody writes
   asm volatile("" : : "r"(der) : "memory");
 }
 
+bool g_live = false;
+
+extern "C" void UnwindTestMainInnerThunk() { MainInner(g_live); }
+
+}  // namespace sigrace::crashdump::unwind_test
+
+// A frame whose CFA only a stack word gives, as in OpenSSL's bignum
+// assembly: it realigns rsp, keeps its entry rsp at 40(%rsp) and says so
+// with DW_CFA_def_cfa_expression (DW_OP_breg7 40; DW_OP_deref;
+// DW_OP_plus_uconst 8). A debugger walks past it only if that word kept
+// its value; it calls the function in %rdi.
+extern "C" void UnwindTestCfaExprFrame(void (*fn)());
+asm(R"(
+  .text
+  .globl UnwindTestCfaExprFrame
+  .type UnwindTestCfaExprFrame,@function
+UnwindTestCfaExprFrame:
+  .cfi_startproc
+  movq %rsp, %rax
+  subq $96, %rsp
+  andq $-32, %rsp
+  movq %rax, 40(%rsp)
+  .cfi_escape 0x0f,0x05,0x77,0x28,0x06,0x23,0x08
+  call *%rdi
+  movq 40(%rsp), %rsp
+  .cfi_def_cfa %rsp, 8
+  ret
+  .cfi_endproc
+  .size UnwindTestCfaExprFrame, .-UnwindTestCfaExprFrame
+)");
+
+namespace sigrace::crashdump::unwind_test {
+
 [[gnu::noinline]] void MainMiddle(bool live) {
-  MainInner(live);
+  g_live = live;
+  UnwindTestCfaExprFrame(&UnwindTestMainInnerThunk);
   asm volatile("" ::: "memory");
 }
 
@@ -515,7 +551,8 @@ void UnwindDump::CheckDump(const std::string& mode) {
   const std::vector<std::string> mn = Names(*main_t), wn = Names(*worker_t);
   EXPECT_EQ(mn.back(), "main") << Join(mn);
   EXPECT_TRUE(Has(wn, "start_thread")) << Join(wn);
-  for (const char* fn : {"MainInner", "MainMiddle", "MainOuter"}) {
+  for (const char* fn :
+       {"MainInner", "UnwindTestCfaExprFrame", "MainMiddle", "MainOuter"}) {
     EXPECT_TRUE(Has(mn, fn)) << fn << "\n" << Join(mn);
   }
   for (const char* fn : {"WorkerInner", "WorkerMiddle", "WorkerOuter"}) {
