@@ -667,7 +667,14 @@ void UnwindThreads(DumpContext* d) {
     const ThreadCapture& c = sc.captures[i];
     if (c.uc == nullptr) continue;
     if (i > 0) t.Str("thread ").UDec(static_cast<uint64_t>(c.tid)).Ch('\n');
-    UnwindOne(c.uc, t, every ? nullptr : d, c.tid);
+    // Only a thread with a secret stack has slots to keep.
+    bool secret = false;
+    for (size_t k = 0; k < d->nred && !secret; ++k) {
+      const RedactionRecord& r = sc.redactions[k];
+      secret = r.tid == c.tid &&
+               r.kind == static_cast<uint32_t>(RedactionKind::kSecretStack);
+    }
+    UnwindOne(c.uc, t, every || !secret ? nullptr : d, c.tid);
   }
   if (every) PreserveWholeStacks(d);
   SortPreserved(d);
