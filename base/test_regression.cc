@@ -15,9 +15,12 @@ std::atomic<uint32_t> g_mask{0};
 namespace {
 
 constexpr std::array<const char*, static_cast<size_t>(TestRegression::kCount)>
-    kNames = {"parse-via-heap-copy", "record-skip-overwrite",
-              "register-record-skip-overwrite", "cover-narrowed-before-wipe",
-              "slot-published-after-filled"};
+    kNames = {"parse-via-heap-copy",
+              "record-skip-overwrite",
+              "register-record-skip-overwrite",
+              "cover-narrowed-before-wipe",
+              "slot-published-after-filled",
+              "preserve-every-word"};
 
 // Reads SIGRACE_TEST_REGRESSION before main(); an unknown name ends the
 // process (a typo must not pass as "the harness caught nothing").

@@ -28,6 +28,12 @@
 //   slot-published-after-filled (signer/signer.cc, Load): the staging slot
 //     is published after the unwrap fills it, with no failpoint between.
 //     Found by the registry's cover check (write.uncovered).
+//   preserve-every-word (crashdump/capture/dump_steps.cc, UnwindThreads):
+//     every word of every secret stack is listed as preserved for
+//     unwinding, so the writer keeps those stacks as they are. Found by the
+//     oracle's check of preserved words (crashdump/format/
+//     redaction_claims.h): the words that are not code or stack addresses
+//     are redactions not applied, their fragments leaks of that kind.
 //
 // An unknown name prints one line to stderr and exits 2. Without
 // SIGRACE_ABLATION every query is a constant false and the environment
@@ -56,12 +62,14 @@ enum class TestRegression : uint32_t {
   kRegisterRecordSkipOverwrite,
   kCoverNarrowedBeforeWipe,
   kSlotPublishedAfterFilled,
+  kPreserveEveryWord,
   kCount,
 };
 
 // "parse-via-heap-copy", "record-skip-overwrite",
 // "register-record-skip-overwrite", "cover-narrowed-before-wipe",
-// "slot-published-after-filled". Safe to call from a signal handler.
+// "slot-published-after-filled", "preserve-every-word". Safe to call from
+// a signal handler.
 const char* TestRegressionName(TestRegression r);
 
 namespace test_regression_internal {

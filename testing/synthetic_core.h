@@ -61,6 +61,9 @@ class SyntheticCore {
   std::vector<Thread> threads;
   std::vector<Load> loads;
   std::vector<RedactionRecord> redactions;
+  // Version 2 notes (the default) end with these; version 1 has none.
+  std::vector<PreservedWord> preserved;
+  uint32_t redaction_version = kRedactionVersion;
   std::string meta;       // "key=value\n" lines
   std::string backtrace;  // kNoteBacktrace text
   bool with_siginfo = true;
@@ -98,13 +101,26 @@ class SyntheticCore {
       notes.push_back({"CORE", NT_PRFPREG, std::vector<uint8_t>(512, 0)});
     }
     if (!redactions.empty()) {
-      std::vector<uint8_t> d(sizeof(RedactionHeader) +
-                             redactions.size() * sizeof(RedactionRecord));
-      RedactionHeader h{kRedactionVersion,
+      const size_t records = redactions.size() * sizeof(RedactionRecord);
+      const bool v1 = redaction_version == kRedactionVersion1;
+      std::vector<uint8_t> d(
+          sizeof(RedactionHeader) + records +
+          (v1 ? 0
+              : sizeof(PreservedHeader) +
+                    preserved.size() * sizeof(PreservedWord)));
+      RedactionHeader h{redaction_version,
                         static_cast<uint32_t>(redactions.size())};
       std::memcpy(d.data(), &h, sizeof(h));
-      std::memcpy(d.data() + sizeof(h), redactions.data(),
-                  redactions.size() * sizeof(RedactionRecord));
+      std::memcpy(d.data() + sizeof(h), redactions.data(), records);
+      if (!v1) {
+        PreservedHeader ph{static_cast<uint32_t>(preserved.size()), 0};
+        std::memcpy(d.data() + sizeof(h) + records, &ph, sizeof(ph));
+        if (!preserved.empty()) {
+          std::memcpy(d.data() + sizeof(h) + records + sizeof(ph),
+                      preserved.data(),
+                      preserved.size() * sizeof(PreservedWord));
+        }
+      }
       notes.push_back({kSigraceNoteOwner, kNoteRedactions, d});
     }
     if (!meta.empty()) {

@@ -180,6 +180,8 @@ class NoteBuf {
 };
 
 void ZeroUnusedXstate(char* d, size_t size);
+void ClearXstateBeyond(char* d, size_t carried);
+size_t XstateNoteSize();
 
 void FillRegs(const ThreadCapture& t, user_regs_struct* r) {
   const greg_t* g = t.uc->uc_mcontext.gregs;
@@ -347,17 +349,25 @@ void AddThreadNotes(NoteBuf& nb, const CoreInput& in, const ThreadCapture& t,
       xstate_size > 64 * 1024) {
     return;
   }
-  if (char* d = nb.Add("LINUX", NT_X86_XSTATE, xstate_size)) {
-    memcpy(d, fp, xstate_size);
+  // The note is as large as the kernel's: the XSAVE size of every feature
+  // XCR0 enables (CPUID 0xD.0 EBX). gdb and eu-stack size the layout from
+  // the XCR0 word at 464 and reject a shorter note. A signal frame may
+  // carry less (features the thread never used, e.g. AMX tile data): the
+  // rest stays in its initial state, zeros, its XSTATE_BV bits clear.
+  size_t note_size = XstateNoteSize();
+  if (note_size < xstate_size || note_size > 64 * 1024) note_size = xstate_size;
+  if (char* d = nb.Add("LINUX", NT_X86_XSTATE, note_size)) {
+    memcpy(d, fp, xstate_size);  // Add() zeroed the rest
     // The kernel's NT_X86_XSTATE carries XCR0 (the user feature mask) in
     // the first word of sw_reserved (gdb reads it at offset 464); a signal
     // frame carries _fpx_sw_bytes there instead. Rewrite as the kernel does.
     memset(d + kSwBytesOffset, 0, kFxsaveSize - kSwBytesOffset);
     memcpy(d + kSwBytesOffset, &xfeatures, 8);
-    ZeroUnusedXstate(d, xstate_size);
+    if (note_size > xstate_size) ClearXstateBeyond(d, xstate_size);
+    ZeroUnusedXstate(d, note_size);
     if ((t.redact_registers || t.redact_simd) && !SkipRegisterOverwrite()) {
       FillMarker(d + 32, 0, 416 - 32);
-      FillMarker(d + kXsaveHeaderEnd, 0, xstate_size - kXsaveHeaderEnd);
+      FillMarker(d + kXsaveHeaderEnd, 0, note_size - kXsaveHeaderEnd);
     }
   }
 }
@@ -412,10 +422,20 @@ struct XstateComponent {
 static_assert(std::atomic<uint32_t>::is_always_lock_free);
 static_assert(std::atomic<bool>::is_always_lock_free);
 XstateComponent g_xstate[64];
+// CPUID 0xD sub-leaf 0, EBX: the XSAVE area size for the features XCR0
+// enables, which is the size of the kernel's NT_X86_XSTATE note.
+std::atomic<uint32_t> g_xstate_note_size{0};
 std::atomic<bool> g_xstate_ready{false};
 
 void LoadXstateLayout() {
   if (g_xstate_ready.load(std::memory_order_acquire)) return;
+  {
+    unsigned a, b, c, dd;
+    __asm__ volatile("cpuid"
+                     : "=a"(a), "=b"(b), "=c"(c), "=d"(dd)
+                     : "a"(0xd), "c"(0));
+    g_xstate_note_size.store(b, std::memory_order_relaxed);
+  }
   for (unsigned i = 2; i < 64; ++i) {
     unsigned a, b, c, dd;
     __asm__ volatile("cpuid"
@@ -445,6 +465,26 @@ void ZeroUnusedXstate(char* d, size_t size) {
   }
 }
 
+size_t XstateNoteSize() {
+  LoadXstateLayout();
+  return g_xstate_note_size.load(std::memory_order_relaxed);
+}
+
+// Clears the XSTATE_BV bit of every component that does not lie wholly
+// inside the first `carried` bytes (what the signal frame held): those
+// bytes are zeros in the note, the component's initial state.
+void ClearXstateBeyond(char* d, size_t carried) {
+  uint64_t bv;
+  memcpy(&bv, d + kFxsaveSize, 8);
+  for (unsigned i = 2; i < 64; ++i) {
+    if ((bv & (1ull << i)) == 0) continue;
+    const uint32_t a = g_xstate[i].size.load(std::memory_order_relaxed);
+    const uint32_t b = g_xstate[i].offset.load(std::memory_order_relaxed);
+    if (b + a > carried) bv &= ~(1ull << i);
+  }
+  memcpy(d + kFxsaveSize, &bv, 8);
+}
+
 bool Overlaps(const CoreInput& in, uint64_t va, uint64_t n) {
   for (size_t i = 0; i < in.redaction_count; ++i) {
     const RedactionRecord& r = in.redactions[i];
@@ -452,6 +492,30 @@ bool Overlaps(const CoreInput& in, uint64_t va, uint64_t n) {
     if (r.vaddr < va + n && va < r.vaddr + r.len) return true;
   }
   return false;
+}
+
+// Fills [s, e) of a kSecretStack range with the marker, except the
+// preserved words (sorted) in it, which keep the bytes they hold in buf.
+void FillSecretStack(const CoreInput& in, char* buf, uint64_t va, uint64_t s,
+                     uint64_t e) {
+  // First preserved word that may reach past s.
+  size_t lo = 0, hi = in.preserved_count;
+  while (lo < hi) {
+    const size_t mid = lo + (hi - lo) / 2;
+    if (in.preserved[mid].vaddr + 8 <= s) {
+      lo = mid + 1;
+    } else {
+      hi = mid;
+    }
+  }
+  uint64_t from = s;
+  for (size_t i = lo; i < in.preserved_count && in.preserved[i].vaddr < e;
+       ++i) {
+    const uint64_t w = in.preserved[i].vaddr;
+    if (w > from) FillMarker(buf + (from - va), from, w - from);
+    if (w + 8 > from) from = w + 8 < e ? w + 8 : e;
+  }
+  if (from < e) FillMarker(buf + (from - va), from, e - from);
 }
 
 void ApplyRedactions(const CoreInput& in, char* buf, uint64_t va, size_t n) {
@@ -470,7 +534,11 @@ void ApplyRedactions(const CoreInput& in, char* buf, uint64_t va, size_t n) {
     if (re <= va || rs >= end) continue;
     const uint64_t s = rs > va ? rs : va;
     const uint64_t e = re < end ? re : end;
-    FillMarker(buf + (s - va), s, static_cast<size_t>(e - s));
+    if (r.kind == static_cast<uint32_t>(RedactionKind::kSecretStack)) {
+      FillSecretStack(in, buf, va, s, e);
+    } else {
+      FillMarker(buf + (s - va), s, static_cast<size_t>(e - s));
+    }
   }
 }
 
@@ -547,15 +615,19 @@ bool WriteCore(const CoreInput& in, int fd, CoreOutput* out) {
     AddThreadNotes(nb, in, in.threads[i], i == 0, mt.maps, nloads, mt.pool);
   }
   {
+    const size_t records = in.redaction_count * sizeof(RedactionRecord);
+    const size_t words = in.preserved_count * sizeof(PreservedWord);
     const size_t n =
-        sizeof(RedactionHeader) + in.redaction_count * sizeof(RedactionRecord);
+        sizeof(RedactionHeader) + records + sizeof(PreservedHeader) + words;
     if (char* d = nb.Add(kSigraceNoteOwner, kNoteRedactions, n)) {
       RedactionHeader h{kRedactionVersion,
                         static_cast<uint32_t>(in.redaction_count)};
       memcpy(d, &h, sizeof(h));
-      if (in.redaction_count > 0) {
-        memcpy(d + sizeof(h), in.redactions,
-               in.redaction_count * sizeof(RedactionRecord));
+      if (records > 0) memcpy(d + sizeof(h), in.redactions, records);
+      PreservedHeader ph{static_cast<uint32_t>(in.preserved_count), 0};
+      memcpy(d + sizeof(h) + records, &ph, sizeof(ph));
+      if (words > 0) {
+        memcpy(d + sizeof(h) + records + sizeof(ph), in.preserved, words);
       }
     }
   }

@@ -60,6 +60,11 @@ struct CoreInput {
   ProcMapTable* maps = nullptr;        // dump sizes are decided here
   const RedactionRecord* redactions = nullptr;
   size_t redaction_count = 0;
+  // Words of kSecretStack ranges that keep their value (unwinding reads
+  // them), ascending by vaddr, each 8-aligned and inside no record of
+  // another kind. Written to the redaction note (version 2).
+  const PreservedWord* preserved = nullptr;
+  size_t preserved_count = 0;
   const char* auxv = nullptr;
   size_t auxv_len = 0;
   const char* cmdline = nullptr;  // NUL-separated, as /proc/self/cmdline

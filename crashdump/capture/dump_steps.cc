@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <time.h>
 
 #define UNW_LOCAL_ONLY
@@ -20,6 +21,7 @@
 #include <cstring>
 
 #include "base/ablation.h"
+#include "base/test_regression.h"
 #include "crashdump/capture/core_writer.h"
 #include "crashdump/capture/handler_state.h"
 #include "crashdump/capture/signal_safe.h"
@@ -154,6 +156,200 @@ long OpenOutput(uint64_t seq, pid_t pid) {
                      0600);
 }
 
+// ---- UnwindThreads helpers. ----
+
+// The mapping holding `a` (maps ascend by start, as smaps lists them), or
+// null.
+const ProcMapping* MappingOf(const ProcMapTable& mt, uint64_t a) {
+  size_t lo = 0, hi = mt.count;
+  while (lo < hi) {
+    const size_t mid = lo + (hi - lo) / 2;
+    if (mt.maps[mid].end <= a) {
+      lo = mid + 1;
+    } else {
+      hi = mid;
+    }
+  }
+  if (lo < mt.count && mt.maps[lo].start <= a && a < mt.maps[lo].end) {
+    return &mt.maps[lo];
+  }
+  return nullptr;
+}
+
+// Reads 8 bytes of our own memory; false if they cannot be read.
+bool ReadWord(pid_t pid, uint64_t addr, uint64_t* value) {
+  struct iovec local = {value, 8};
+  struct iovec remote = {reinterpret_cast<void*>(addr), 8};
+  return RawSyscall6(SYS_process_vm_readv, pid, reinterpret_cast<long>(&local),
+                     1, reinterpret_cast<long>(&remote), 1, 0) == 8;
+}
+
+// The kSecretStack record of thread `tid` that holds [addr, addr + 8), or
+// -1; -1 too if any record of another kind overlaps the word (its bytes
+// are that record's marker).
+long SecretStackRecordOf(const DumpContext* d, pid_t tid, uint64_t addr) {
+  long found = -1;
+  for (size_t i = 0; i < d->nred; ++i) {
+    const RedactionRecord& r = g_scratch->redactions[i];
+    if (r.len == 0 ||
+        r.kind == static_cast<uint32_t>(RedactionKind::kRegisters)) {
+      continue;
+    }
+    if (!(r.vaddr < addr + 8 && addr < r.vaddr + r.len)) continue;
+    if (r.kind != static_cast<uint32_t>(RedactionKind::kSecretStack)) {
+      return -1;
+    }
+    if (r.tid == tid && addr >= r.vaddr && addr + 8 <= r.vaddr + r.len &&
+        found < 0) {
+      found = static_cast<long>(i);
+    }
+  }
+  return found;
+}
+
+// Adds the slot libunwind read `reg` from, if it is a word of one of the
+// thread's secret stacks holding code or a stack address (the same test
+// the oracle applies, crashdump/format/redaction_claims.h).
+void MaybePreserve(DumpContext* d, unw_cursor_t* cursor, int reg,
+                   PreservedSlot slot, pid_t tid, int frame) {
+  unw_save_loc_t loc;
+  if (unw_get_save_loc(cursor, reg, &loc) != 0 || loc.type != UNW_SLT_MEMORY) {
+    return;
+  }
+  const uint64_t addr = static_cast<uint64_t>(loc.u.addr);
+  if (addr % 8 != 0) return;
+  const long rec = SecretStackRecordOf(d, tid, addr);
+  if (rec < 0) return;
+  const ProcMapping* home = MappingOf(d->maps, addr);
+  uint64_t value = 0;
+  if (home == nullptr || !ReadWord(d->pid, addr, &value)) return;
+  const ProcMapping* target = MappingOf(d->maps, value);
+  if (target == nullptr || (target != home && !target->exec)) return;
+  if (d->npreserved >= kMaxPreserved) return;
+  PreservedWord& w = g_scratch->preserved[d->npreserved++];
+  w.vaddr = addr;
+  w.record = static_cast<uint32_t>(rec);
+  w.slot = static_cast<uint16_t>(slot);
+  w.frame = static_cast<uint16_t>(frame);
+}
+
+// Adds the words of frame [sp, cfa) (the frame's own stack, below its
+// caller's) inside the thread's secret stacks that hold cfa - 8: the entry
+// rsp that a DW_CFA_def_cfa_expression of the `deref` form reads to find
+// the CFA (OpenSSL's bignum assembly keeps it there). libunwind evaluates
+// such an expression without reporting the slot; a debugger needs it.
+// Such a word holds a stack address, nothing else.
+void PreserveSavedStackPointer(DumpContext* d, pid_t tid, uint64_t sp,
+                               uint64_t cfa, int frame) {
+  if (cfa <= sp || cfa - sp > (uint64_t{1} << 20) || sp % 8 != 0) return;
+  uint64_t chunk[64];
+  for (uint64_t a = sp; a < cfa; a += sizeof(chunk)) {
+    const uint64_t n = cfa - a < sizeof(chunk) ? cfa - a : sizeof(chunk);
+    struct iovec local = {chunk, static_cast<size_t>(n)};
+    struct iovec remote = {reinterpret_cast<void*>(a), static_cast<size_t>(n)};
+    if (RawSyscall6(
+            SYS_process_vm_readv, d->pid, reinterpret_cast<long>(&local), 1,
+            reinterpret_cast<long>(&remote), 1, 0) != static_cast<long>(n)) {
+      return;
+    }
+    for (uint64_t k = 0; k < n / 8; ++k) {
+      if (chunk[k] != cfa - 8) continue;
+      const uint64_t addr = a + k * 8;
+      const long rec = SecretStackRecordOf(d, tid, addr);
+      if (rec < 0 || d->npreserved >= kMaxPreserved) continue;
+      PreservedWord& w = g_scratch->preserved[d->npreserved++];
+      w.vaddr = addr;
+      w.record = static_cast<uint32_t>(rec);
+      w.slot = static_cast<uint16_t>(PreservedSlot::kSavedStackPointer);
+      w.frame = static_cast<uint16_t>(frame);
+    }
+  }
+}
+
+// TEST REGRESSION (preserve-every-word): every word of every secret stack
+// is listed as preserved, so the writer keeps the whole stack as it is.
+bool PreserveEveryWord() {
+  return TestRegressionOn(TestRegression::kPreserveEveryWord);
+}
+
+void PreserveWholeStacks(DumpContext* d) {
+  for (size_t i = 0; i < d->nred; ++i) {
+    const RedactionRecord& r = g_scratch->redactions[i];
+    if (r.kind != static_cast<uint32_t>(RedactionKind::kSecretStack)) continue;
+    for (uint64_t a = (r.vaddr + 7) / 8 * 8; a + 8 <= r.vaddr + r.len; a += 8) {
+      if (d->npreserved >= kMaxPreserved) return;
+      PreservedWord& w = g_scratch->preserved[d->npreserved++];
+      w.vaddr = a;
+      w.record = static_cast<uint32_t>(i);
+      w.slot = static_cast<uint16_t>(PreservedSlot::kReturnAddress);
+      w.frame = 0;
+    }
+  }
+}
+
+// Sorts the preserved words by address (insertion sort: a handful per
+// frame, nearly in order) and drops repeats (a frame that does not save
+// rbp leaves its caller's slot where the previous frame found it).
+void SortPreserved(DumpContext* d) {
+  PreservedWord* p = g_scratch->preserved;
+  for (size_t i = 1; i < d->npreserved; ++i) {
+    const PreservedWord w = p[i];
+    size_t j = i;
+    while (j > 0 && p[j - 1].vaddr > w.vaddr) {
+      p[j] = p[j - 1];
+      --j;
+    }
+    p[j] = w;
+  }
+  size_t n = 0;
+  for (size_t i = 0; i < d->npreserved; ++i) {
+    if (n > 0 && p[n - 1].vaddr == p[i].vaddr) continue;
+    p[n++] = p[i];
+  }
+  d->npreserved = n;
+}
+
+// One thread's frames as "#N 0xPC name+0xOFF" lines into t; with `d`
+// set, also the preserved words of its secret stacks.
+void UnwindOne(const ucontext_t* uc, ss::Text& t, DumpContext* d, pid_t tid) {
+  unw_cursor_t cursor;
+  unw_context_t* ctx =
+      const_cast<unw_context_t*>(reinterpret_cast<const unw_context_t*>(uc));
+  if (unw_init_local2(&cursor, ctx, UNW_INIT_SIGNAL_FRAME) != 0) {
+    t.Str("# libunwind could not start from the signal context\n");
+    return;
+  }
+  for (int i = 0; i < kMaxBacktraceFrames; ++i) {
+    unw_word_t ip = 0;
+    unw_get_reg(&cursor, UNW_REG_IP, &ip);
+    // unw_get_proc_name would read ELF images with malloc; the table built
+    // at install time is searched instead. Frames above the first hold
+    // return addresses, which may already lie past the caller's end.
+    char name[256];
+    Symbolize(static_cast<uint64_t>(ip), name, sizeof(name),
+              /*return_address=*/i > 0);
+    t.Ch('#').UDec(static_cast<uint64_t>(i)).Ch(' ').Hex(ip).Ch(' ');
+    t.Str(name);
+    t.Ch('\n');
+    unw_word_t sp = 0;
+    unw_get_reg(&cursor, UNW_REG_SP, &sp);
+    if (unw_step(&cursor) <= 0) break;
+    // The cursor is now at frame i + 1: where its rip (the return address
+    // into it) and its rbp were saved is what a debugger reads too.
+    if (d != nullptr) {
+      MaybePreserve(d, &cursor, UNW_X86_64_RIP, PreservedSlot::kReturnAddress,
+                    tid, i + 1);
+      MaybePreserve(d, &cursor, UNW_X86_64_RBP, PreservedSlot::kFramePointer,
+                    tid, i + 1);
+      // Frame i's CFA is frame i + 1's stack pointer.
+      unw_word_t cfa = 0;
+      unw_get_reg(&cursor, UNW_REG_SP, &cfa);
+      PreserveSavedStackPointer(d, tid, static_cast<uint64_t>(sp),
+                                static_cast<uint64_t>(cfa), i);
+    }
+  }
+}
+
 void FillCoreInput(DumpContext* d, CoreInput* in) {
   Scratch& sc = *g_scratch;
   in->threads = sc.captures;
@@ -163,6 +359,8 @@ void FillCoreInput(DumpContext* d, CoreInput* in) {
   in->maps = &d->maps;
   in->redactions = sc.redactions;
   in->redaction_count = d->nred;
+  in->preserved = sc.preserved;
+  in->preserved_count = d->npreserved;
   in->auxv = sc.auxv;
   in->auxv_len = d->auxv_len > 0 ? static_cast<size_t>(d->auxv_len) : 0;
   in->cmdline = sc.cmdline;
@@ -256,9 +454,8 @@ void RunSteps(DumpContext* d) {
   CaptureThreads(d);
   ListRedactions(d);
   ReadProcessFacts(d);
+  UnwindThreads(d);
   BuildMetaNote(d);
-  d->backtrace_len =
-      Backtrace(d->uc, g_scratch->backtrace, sizeof(g_scratch->backtrace));
   (void)SIGRACE_FAILPOINT(kFpBeforeWrite);
   if (!OpenDumpFile(d)) return;
   if (!WriteCoreFile(d)) return;
@@ -442,6 +639,7 @@ void BuildMetaNote(DumpContext* d) {
   meta.Str("freeze_passes=").UDec(fst.passes).Ch('\n');
   meta.Str("freeze_ns=").UDec(d->r->freeze_ns).Ch('\n');
   meta.Str("regions=").UDec(d->nviews).Ch('\n');
+  meta.Str("preserved_words=").UDec(d->npreserved).Ch('\n');
   meta.Str("mappings=").UDec(d->maps.count).Ch('\n');
   if (d->maps.truncated) meta.Str("mappings_truncated=1\n");
   if (d->maps.count + 1 > 65535) meta.Str("phnum_truncated=1\n");
@@ -455,28 +653,34 @@ void BuildMetaNote(DumpContext* d) {
 
 size_t Backtrace(const ucontext_t* uc, char* buf, size_t cap) {
   ss::Text t(buf, cap);
-  unw_cursor_t cursor;
-  unw_context_t* ctx =
-      const_cast<unw_context_t*>(reinterpret_cast<const unw_context_t*>(uc));
-  if (unw_init_local2(&cursor, ctx, UNW_INIT_SIGNAL_FRAME) != 0) {
-    t.Str("# libunwind could not start from the signal context\n");
-    return t.size();
-  }
-  for (int i = 0; i < kMaxBacktraceFrames; ++i) {
-    unw_word_t ip = 0;
-    unw_get_reg(&cursor, UNW_REG_IP, &ip);
-    // unw_get_proc_name would read ELF images with malloc; the table built
-    // at install time is searched instead. Frames above the first hold
-    // return addresses, which may already lie past the caller's end.
-    char name[256];
-    Symbolize(static_cast<uint64_t>(ip), name, sizeof(name),
-              /*return_address=*/i > 0);
-    t.Ch('#').UDec(static_cast<uint64_t>(i)).Ch(' ').Hex(ip).Ch(' ');
-    t.Str(name);
-    t.Ch('\n');
-    if (unw_step(&cursor) <= 0) break;
-  }
+  UnwindOne(uc, t, nullptr, 0);
   return t.size();
+}
+
+void UnwindThreads(DumpContext* d) {
+  Scratch& sc = *g_scratch;
+  d->npreserved = 0;
+  ss::Text t(sc.backtrace, sizeof(sc.backtrace));
+  // Protection `secret-stack` ablated: no secret-stack record, nothing to
+  // keep inside one.
+  const bool every = PreserveEveryWord();
+  for (size_t i = 0; i < d->nthreads; ++i) {
+    const ThreadCapture& c = sc.captures[i];
+    if (c.uc == nullptr) continue;
+    if (i > 0) t.Str("thread ").UDec(static_cast<uint64_t>(c.tid)).Ch('\n');
+    // Only a thread with a secret stack has slots to keep.
+    bool secret = false;
+    for (size_t k = 0; k < d->nred && !secret; ++k) {
+      const RedactionRecord& r = sc.redactions[k];
+      secret = r.tid == c.tid &&
+               r.kind == static_cast<uint32_t>(RedactionKind::kSecretStack);
+    }
+    UnwindOne(c.uc, t, every || !secret ? nullptr : d, c.tid);
+  }
+  if (every) PreserveWholeStacks(d);
+  SortPreserved(d);
+  d->backtrace_len = t.size();
+  d->r->preserved_words = static_cast<uint32_t>(d->npreserved);
 }
 
 bool OpenDumpFile(DumpContext* d) {

@@ -10,7 +10,9 @@
 //   ListRedactions      registry ranges, registers, handler state
 //   ReadProcessFacts    /proc/self/smaps, auxv, cmdline, comm
 //   BuildMetaNote       key=value lines (never key material)
-//   Backtrace           libunwind from the crashing thread's ucontext
+//   UnwindThreads       libunwind from every captured thread's ucontext:
+//                       the backtrace note, and the preserved words of the
+//                       secret stacks (the slots that unwinding reads)
 //   OpenDumpFile        a .tmp file in the directory, or a fresh memfd
 //   WriteCoreFile       the ELF core with the seal trailer (core_writer.h)
 //   SealDump            fsync and rename (directory), or hand out the memfd
@@ -68,7 +70,8 @@ struct DumpContext {
   long cmdline_len = 0;
   size_t meta_len = 0;
   size_t backtrace_len = 0;
-  long fd = -1;  // the open output
+  size_t npreserved = 0;  // words in g_scratch->preserved, by vaddr
+  long fd = -1;           // the open output
 };
 
 // The whole dump attempt; fills `r`. Owner only.
@@ -111,6 +114,18 @@ void BuildMetaNote(DumpContext* d);
 // Returns the length. Symbols come from the table built at install.
 // Safe to call from a signal handler.
 size_t Backtrace(const ucontext_t* uc, char* buf, size_t cap);
+
+// Unwinds every captured thread with libunwind: writes the backtrace note
+// (the crashing thread's frames, then "thread TID" and the frames of each
+// other thread) into g_scratch->backtrace, and lists in
+// g_scratch->preserved the words of kSecretStack ranges that the unwind
+// read as a saved return address or frame pointer, each 8-aligned, inside
+// that thread's secret-stack record and no record of another kind, its
+// value inside an executable mapping or the word's own mapping (the
+// thread's stack). Sorted by address, no word twice. Needs the maps
+// (ReadProcessFacts) and the redaction list (ListRedactions).
+// Safe to call from a signal handler.
+void UnwindThreads(DumpContext* d);
 
 // Opens the output; false (with the result's error and stage set) if it
 // cannot.

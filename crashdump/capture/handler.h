@@ -16,10 +16,15 @@
 //      no new thread (the multi-pass method of google-coredumper).
 //   4. Registry snapshot (crashdump::SnapshotRegions), after the freeze.
 //   5. /proc/self/smaps and /proc/self/auxv are read with raw open/read.
-//   6. Backtrace of the crashing thread with libunwind from the ucontext.
+//   6. Every captured thread is unwound with libunwind from its ucontext:
+//      the backtrace note, and the slots inside secret stacks that the
+//      unwind read a return address or saved frame pointer from (kept,
+//      when they hold code or stack addresses, and listed in the
+//      redaction note).
 //   7. The ELF core is streamed to a temporary file (or a memfd), with
-//      registered ranges, secret stacks and handler state replaced by the
-//      marker; then the seal trailer, fsync and rename.
+//      registered ranges, secret stacks (but their kept slots) and handler
+//      state replaced by the marker; then the seal trailer, fsync and
+//      rename.
 //   8. Live: threads are released and the handler returns. Fatal: the
 //      previous disposition (SIG_DFL if none) is restored and the signal
 //      re-raised, so the process really dies by it (or the earlier handler
@@ -105,12 +110,13 @@ struct DumpResult {
   // signal (ThreadSanitizer's background thread; a sigwait() thread).
   uint32_t threads_blocking_freeze = 0;
   uint32_t freeze_passes = 0;
-  uint32_t mappings = 0;    // PT_LOAD count
-  uint32_t redactions = 0;  // records in the redaction note
-  uint64_t freeze_ns = 0;   // time to freeze every other thread
-  uint64_t maps_ns = 0;     // reading /proc/self/smaps, auxv, cmdline
-  uint64_t write_ns = 0;    // writing and sealing the core
-  uint64_t total_ns = 0;    // handler entry to sealed
+  uint32_t mappings = 0;         // PT_LOAD count
+  uint32_t redactions = 0;       // records in the redaction note
+  uint32_t preserved_words = 0;  // secret-stack words kept for unwinding
+  uint64_t freeze_ns = 0;        // time to freeze every other thread
+  uint64_t maps_ns = 0;          // reading /proc/self/smaps, auxv, cmdline
+  uint64_t write_ns = 0;         // writing and sealing the core
+  uint64_t total_ns = 0;         // handler entry to sealed
 };
 
 struct HandlerOptions {

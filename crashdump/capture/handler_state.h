@@ -55,7 +55,12 @@ constexpr size_t kMaxRedactions = kMaxRegionViews + 3 * kMaxThreads + 8;
 constexpr size_t kAltStackSize = size_t{256} * 1024;
 constexpr size_t kTrialMetaCap = 4096;
 constexpr size_t kMetaCap = size_t{16} * 1024;
-constexpr size_t kBacktraceCap = size_t{16} * 1024;
+// Every captured thread's backtrace (64 frames of up to ~300 bytes for the
+// crashing thread; the rest share what is left, and are cut off beyond).
+constexpr size_t kBacktraceCap = size_t{256} * 1024;
+// Preserved words of the secret stacks (two per frame and thread at most,
+// unless the preserve-every-word test regression lists whole ranges).
+constexpr size_t kMaxPreserved = 32768;
 constexpr int kMaxFreezePasses = 64;
 // How long a silent thread gets before its signal mask is looked at.
 constexpr uint64_t kBlockedGraceNs = 20'000'000;
@@ -119,6 +124,7 @@ struct Scratch {
   char comm[64];
   char meta[kMetaCap];
   char backtrace[kBacktraceCap];
+  PreservedWord preserved[kMaxPreserved];
   char dirents[16384];
   uint64_t pagemap[8192];
   char copy_buf[1 << 20];

@@ -14,10 +14,20 @@
 //   kNoteRedactions: RedactionHeader then RedactionRecord[count]. Every
 //     range whose bytes the dump replaced with the marker, and every thread
 //     whose registers were replaced (kind kRegisters, vaddr = len = 0).
+//     Version 2 (written) goes on with PreservedHeader then
+//     PreservedWord[count]: the 8-byte words inside kSecretStack ranges
+//     that keep their value because unwinding reads them (a return
+//     address or a saved frame pointer that the handler's libunwind pass
+//     read, or a saved stack pointer a frame's CFA is computed from;
+//     each pointing into code or into that thread's stack). Every other
+//     byte of the range is the marker. Version 1 (still read) has no
+//     preserved words.
 //   kNoteMeta: text, "key=value\n" lines (signal, si_code, pid, tid,
 //     mode, variant, trial, seed, ...). Never key material.
 //   kNoteBacktrace: text, one "#N 0xPC symbol+0xOFF\n" line per frame of
-//     the crashing thread, symbolized with libunwind at dump time.
+//     the crashing thread, symbolized with libunwind at dump time; then,
+//     for every other captured thread, a "thread TID\n" line followed by
+//     that thread's frames in the same form.
 //
 // Redacted bytes are replaced by kRedactionMarker repeated, aligned so
 // that the byte at virtual address A is kRedactionMarker[A % 16].
@@ -57,7 +67,9 @@ enum class RedactionKind : uint32_t {
   kHandlerState = 5,  // the handler's own scratch / saved contexts
 };
 
-inline constexpr uint32_t kRedactionVersion = 1;
+// The version the writer writes; the reader also reads kRedactionVersion1.
+inline constexpr uint32_t kRedactionVersion = 2;
+inline constexpr uint32_t kRedactionVersion1 = 1;
 inline constexpr size_t kRedactionLabelLen = 48;
 
 struct RedactionHeader {
@@ -74,6 +86,39 @@ struct RedactionRecord {
 };
 static_assert(sizeof(RedactionHeader) == 8);
 static_assert(sizeof(RedactionRecord) == 72);
+
+// What a preserved word is to the unwinder.
+enum class PreservedSlot : uint16_t {
+  kReturnAddress = 1,  // where a caller's rip was saved (a call's push)
+  kFramePointer = 2,   // where a caller's rbp was saved
+  // A saved stack pointer a frame's CFA is computed from (hand-written
+  // assembly such as OpenSSL's bignum code keeps its entry rsp on the
+  // stack and says so with a DW_CFA_def_cfa_expression): the word inside
+  // the frame that holds the CFA minus 8.
+  kSavedStackPointer = 3,
+};
+
+// Version 2: follows the records.
+struct PreservedHeader {
+  uint32_t count;
+  uint32_t reserved;  // 0
+};
+
+// One 8-byte word of a kSecretStack range that holds its own value. The
+// oracle keeps none of it on trust: the word must lie, 8-aligned, inside
+// record `record` (a kSecretStack record), and its value must be an
+// address of the dump: inside an executable PT_LOAD, or inside the PT_LOAD
+// that holds the word itself (the thread's stack). Any other preserved
+// word is claimed as marker like the rest of the range
+// (crashdump/format/redaction_claims.h).
+struct PreservedWord {
+  uint64_t vaddr;   // 8-aligned
+  uint32_t record;  // index of its kSecretStack RedactionRecord
+  uint16_t slot;    // PreservedSlot
+  uint16_t frame;   // the unwinder's frame number on that thread
+};
+static_assert(sizeof(PreservedHeader) == 8);
+static_assert(sizeof(PreservedWord) == 16);
 
 // The seal trailer's magic names its version; the reader accepts both
 // versions below and rejects any other "SIGRACE-SEAL-v" with a clear error.

@@ -602,11 +602,13 @@ class CoreReader::Parser {
     }
     RedactionHeader h;
     std::memcpy(&h, d, sizeof(h));
-    if (h.version != kRedactionVersion) {
+    if (h.version != kRedactionVersion && h.version != kRedactionVersion1) {
       return DataLossError(where + ": redaction note version " +
                            std::to_string(h.version) + ", want " +
+                           std::to_string(kRedactionVersion1) + " or " +
                            std::to_string(kRedactionVersion));
     }
+    r_->redaction_version_ = h.version;
     if (h.count > (size - sizeof(h)) / sizeof(RedactionRecord)) {
       return DataLossError(where + ": redaction count " +
                            std::to_string(h.count) + " does not fit in " +
@@ -617,6 +619,7 @@ class CoreReader::Parser {
                            std::to_string(h.count) + ", limit " +
                            std::to_string(options_.max_records) + ")");
     }
+    const size_t first_record = r_->redactions_.size();
     for (uint32_t i = 0; i < h.count; ++i) {
       RedactionRecord rec;
       std::memcpy(&rec, d + sizeof(h) + uint64_t{i} * sizeof(rec), sizeof(rec));
@@ -633,6 +636,42 @@ class CoreReader::Parser {
       r.label = BoundedString(reinterpret_cast<const uint8_t*>(rec.label),
                               kRedactionLabelLen);
       r_->redactions_.push_back(std::move(r));
+    }
+    if (h.version == kRedactionVersion1) return Status::Ok();
+    // Version 2: the preserved words follow the records.
+    const uint64_t at = sizeof(h) + uint64_t{h.count} * sizeof(RedactionRecord);
+    if (size - at < sizeof(PreservedHeader)) {
+      return DataLossError(where +
+                           ": redaction note version 2 has no "
+                           "preserved-word header");
+    }
+    PreservedHeader ph;
+    std::memcpy(&ph, d + at, sizeof(ph));
+    const uint64_t words_at = at + sizeof(ph);
+    if (ph.count > (size - words_at) / sizeof(PreservedWord)) {
+      return DataLossError(where + ": preserved-word count " +
+                           std::to_string(ph.count) + " does not fit in " +
+                           std::to_string(size) + " bytes");
+    }
+    if (ph.count > options_.max_records - r_->preserved_.size()) {
+      return DataLossError(where + ": too many preserved words (" +
+                           std::to_string(ph.count) + ", limit " +
+                           std::to_string(options_.max_records) + ")");
+    }
+    for (uint32_t i = 0; i < ph.count; ++i) {
+      PreservedWord w;
+      std::memcpy(&w, d + words_at + uint64_t{i} * sizeof(w), sizeof(w));
+      if (w.record >= h.count) {
+        return DataLossError(where + ": preserved word " + std::to_string(i) +
+                             " names record " + std::to_string(w.record) +
+                             " of " + std::to_string(h.count));
+      }
+      Preserved p;
+      p.vaddr = w.vaddr;
+      p.record = static_cast<uint32_t>(first_record + w.record);
+      p.slot = static_cast<PreservedSlot>(w.slot);
+      p.frame = w.frame;
+      r_->preserved_.push_back(p);
     }
     return Status::Ok();
   }

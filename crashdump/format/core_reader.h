@@ -185,6 +185,16 @@ struct Redaction {
   std::string label;  // bytes up to the first NUL (at most 48)
 };
 
+// A word of a kSecretStack range the writer says it kept (redaction note
+// version 2; core_format.h PreservedWord). Unverified: RedactionClaims
+// checks each one.
+struct Preserved {
+  uint64_t vaddr = 0;
+  uint32_t record = 0;  // index into redactions(); checked < its size
+  PreservedSlot slot = PreservedSlot::kReturnAddress;  // may be unknown
+  uint16_t frame = 0;
+};
+
 // "range", "update-prev", "secret-stack", "registers", "handler-state" or
 // "unknown(N)".
 std::string RedactionKindName(RedactionKind kind);
@@ -250,6 +260,10 @@ class CoreReader {
   // PT_LOAD order (as in the file; real cores ascend by vaddr).
   const std::vector<Mapping>& mappings() const { return mappings_; }
   const std::vector<Redaction>& redactions() const { return redactions_; }
+  // Preserved words of the secret-stack ranges (version 2 notes).
+  const std::vector<Preserved>& preserved() const { return preserved_; }
+  // The redaction note's version (0 without one).
+  uint32_t redaction_version() const { return redaction_version_; }
   // kNoteMeta lines in file order.
   const std::vector<std::pair<std::string, std::string>>& meta() const {
     return meta_;
@@ -314,6 +328,8 @@ class CoreReader {
   std::vector<ThreadInfo> threads_;
   std::vector<Mapping> mappings_;
   std::vector<Redaction> redactions_;
+  std::vector<Preserved> preserved_;
+  uint32_t redaction_version_ = 0;
   std::vector<std::pair<std::string, std::string>> meta_;
   std::string backtrace_;
   std::optional<SigInfo> siginfo_;

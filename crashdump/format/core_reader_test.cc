@@ -742,13 +742,13 @@ void AppendPod(std::vector<uint8_t>* v, const T& x) {
 TEST(CoreReader, RejectsHostileRedactionNotes) {
   {
     std::vector<uint8_t> d;
-    AppendPod(&d, RedactionHeader{kRedactionVersion, 0x40000000u});
+    AppendPod(&d, RedactionHeader{kRedactionVersion1, 0x40000000u});
     ExpectCleanError(ParseWithNote(kSigraceNoteOwner, kNoteRedactions, d),
                      "redaction count 1073741824 does not fit in 8 bytes");
   }
   {
     std::vector<uint8_t> d;
-    AppendPod(&d, RedactionHeader{kRedactionVersion, 0xffffffffu});
+    AppendPod(&d, RedactionHeader{kRedactionVersion1, 0xffffffffu});
     RedactionRecord rec{};
     AppendPod(&d, rec);
     ExpectCleanError(ParseWithNote(kSigraceNoteOwner, kNoteRedactions, d),
@@ -767,7 +767,7 @@ TEST(CoreReader, RejectsHostileRedactionNotes) {
   }
   {
     std::vector<uint8_t> d;
-    AppendPod(&d, RedactionHeader{kRedactionVersion, 1});
+    AppendPod(&d, RedactionHeader{kRedactionVersion1, 1});
     RedactionRecord rec{};
     rec.vaddr = 0xfffffffffffffff0ULL;
     rec.len = 0x20;
@@ -779,7 +779,7 @@ TEST(CoreReader, RejectsHostileRedactionNotes) {
   {
     // A label with no NUL is cut at 48 bytes, not read beyond.
     std::vector<uint8_t> d;
-    AppendPod(&d, RedactionHeader{kRedactionVersion, 1});
+    AppendPod(&d, RedactionHeader{kRedactionVersion1, 1});
     RedactionRecord rec{};
     rec.kind = 77;  // unknown kinds are kept, and named as unknown
     rec.vaddr = 0x1000;

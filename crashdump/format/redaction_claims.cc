@@ -51,8 +51,85 @@ AddressIndex IndexMappings(const CoreReader& reader) {
   return ix;
 }
 
+// The mapping whose file bytes hold [va, va + n), or null.
+const Mapping* FileMappingOf(const CoreReader& reader, const AddressIndex& ix,
+                             uint64_t va, uint64_t n) {
+  const std::vector<Mapping>& maps = reader.mappings();
+  size_t k = static_cast<size_t>(
+      std::upper_bound(ix.max_end.begin(), ix.max_end.end(), va) -
+      ix.max_end.begin());
+  for (; k < ix.order.size() && maps[ix.order[k]].vaddr <= va; ++k) {
+    const Mapping& m = maps[ix.order[k]];
+    if (va >= m.vaddr && va - m.vaddr <= std::min(m.filesz, m.memsz) &&
+        std::min(m.filesz, m.memsz) - (va - m.vaddr) >= n) {
+      return &m;
+    }
+  }
+  return nullptr;
+}
+
+bool InMapping(const Mapping& m, uint64_t a) {
+  return a >= m.vaddr && a - m.vaddr < m.memsz;
+}
+
+// Is `value` code (inside a PF_X mapping) or inside `stack`?
+bool IsDumpAddress(const CoreReader& reader, const Mapping& stack,
+                   uint64_t value) {
+  if (InMapping(stack, value)) return true;
+  for (const Mapping& m : reader.mappings()) {
+    if ((m.flags & PF_X) != 0 && InMapping(m, value)) return true;
+  }
+  return false;
+}
+
+std::vector<PreservedCheck> CheckWords(const CoreReader& reader,
+                                       const AddressIndex& ix) {
+  const std::vector<Preserved>& words = reader.preserved();
+  std::vector<PreservedCheck> out(words.size());
+  // Listed twice: every listing of that address fails.
+  std::vector<size_t> by_addr(words.size());
+  for (size_t i = 0; i < words.size(); ++i) by_addr[i] = i;
+  std::sort(by_addr.begin(), by_addr.end(), [&](size_t a, size_t b) {
+    return words[a].vaddr < words[b].vaddr;
+  });
+  std::vector<bool> twice(words.size(), false);
+  for (size_t i = 1; i < by_addr.size(); ++i) {
+    if (words[by_addr[i]].vaddr == words[by_addr[i - 1]].vaddr) {
+      twice[by_addr[i]] = twice[by_addr[i - 1]] = true;
+    }
+  }
+  for (size_t i = 0; i < words.size(); ++i) {
+    const Preserved& w = words[i];
+    PreservedCheck& c = out[i];
+    c.word = i;
+    const Redaction& r = reader.redactions()[w.record];
+    if (w.vaddr % 8 != 0) {
+      c.why = "unaligned";
+    } else if (r.kind != RedactionKind::kSecretStack) {
+      c.why = "record is not a secret stack";
+    } else if (w.vaddr < r.vaddr || w.vaddr - r.vaddr > r.len ||
+               r.len - (w.vaddr - r.vaddr) < 8) {
+      c.why = "outside its record";
+    } else if (twice[i]) {
+      c.why = "listed twice";
+    } else if (const Mapping* m = FileMappingOf(reader, ix, w.vaddr, 8)) {
+      uint64_t value;
+      std::memcpy(&value, reader.data() + m->offset + (w.vaddr - m->vaddr), 8);
+      if (IsDumpAddress(reader, *m, value)) {
+        c.verified = true;
+      } else {
+        c.why = "not an address of the dump";
+      }
+    } else {
+      c.why = "not in the file";
+    }
+  }
+  return out;
+}
+
 void ClaimAddressRange(const CoreReader& reader, const AddressIndex& ix,
-                       const Redaction& r, RedactionClaim* claim) {
+                       const Redaction& r, const std::vector<uint64_t>& holes,
+                       RedactionClaim* claim) {
   const uint64_t begin = r.vaddr;
   const uint64_t end = r.vaddr + r.len;  // checked not to wrap at Open()
   const std::vector<Mapping>& maps = reader.mappings();
@@ -66,8 +143,23 @@ void ClaimAddressRange(const CoreReader& reader, const AddressIndex& ix,
     const uint64_t s = std::max(begin, m.vaddr);
     const uint64_t e = std::min(end, FileEnd(m));
     if (s >= e) continue;
-    claim->spans.push_back({m.offset + (s - m.vaddr), e - s,
-                            static_cast<uint32_t>(s % kRedactionMarkerLen)});
+    // Split around the verified preserved words (sorted vaddrs).
+    uint64_t from = s;
+    for (auto h =
+             std::lower_bound(holes.begin(), holes.end(), s > 7 ? s - 7 : 0);
+         h != holes.end() && *h < e; ++h) {
+      if (*h > from) {
+        claim->spans.push_back(
+            {m.offset + (from - m.vaddr), *h - from,
+             static_cast<uint32_t>(from % kRedactionMarkerLen)});
+      }
+      from = std::max(from, std::min(e, *h + 8));
+    }
+    if (from < e) {
+      claim->spans.push_back(
+          {m.offset + (from - m.vaddr), e - from,
+           static_cast<uint32_t>(from % kRedactionMarkerLen)});
+    }
     // Present bytes, counted once where mappings overlap.
     if (e > covered_to) {
       present += e - std::max(s, covered_to);
@@ -113,10 +205,24 @@ void ClaimRegisters(const CoreReader& reader, const Redaction& r,
 
 }  // namespace
 
+std::vector<PreservedCheck> CheckPreservedWords(const CoreReader& reader) {
+  return CheckWords(reader, IndexMappings(reader));
+}
+
 std::vector<RedactionClaim> RedactionClaims(const CoreReader& reader) {
   std::vector<RedactionClaim> claims;
   claims.reserve(reader.redactions().size());
   const AddressIndex ix = IndexMappings(reader);
+  // Verified preserved words, by address: left out of every kSecretStack
+  // claim (a word verified against one secret-stack record is a return
+  // address or frame pointer in any overlapping one too), never out of
+  // another kind's.
+  std::vector<uint64_t> holes;
+  for (const PreservedCheck& c : CheckWords(reader, ix)) {
+    if (c.verified) holes.push_back(reader.preserved()[c.word].vaddr);
+  }
+  std::sort(holes.begin(), holes.end());
+  const std::vector<uint64_t> no_holes;
   for (size_t i = 0; i < reader.redactions().size(); ++i) {
     const Redaction& r = reader.redactions()[i];
     RedactionClaim c;
@@ -124,7 +230,9 @@ std::vector<RedactionClaim> RedactionClaims(const CoreReader& reader) {
     if (r.kind == RedactionKind::kRegisters) {
       ClaimRegisters(reader, r, &c);
     } else {
-      ClaimAddressRange(reader, ix, r, &c);
+      ClaimAddressRange(
+          reader, ix, r,
+          r.kind == RedactionKind::kSecretStack ? holes : no_holes, &c);
     }
     claims.push_back(std::move(c));
   }

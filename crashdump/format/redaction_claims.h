@@ -8,6 +8,25 @@
 // Address-bearing records (every kind but kRegisters): the bytes of
 // [vaddr, vaddr + len) that lie in some mapping's file bytes; the byte at
 // virtual address A must be kRedactionMarker[A % 16] (core_format.h).
+// A kSecretStack record leaves out its verified preserved words (below),
+// and only those.
+//
+// Preserved words (redaction note version 2): the writer keeps the
+// return-address and saved-frame-pointer slots its unwinder read inside
+// a secret stack, so debuggers can walk it. None is taken on trust. A
+// preserved word is verified when
+//   - it is 8-aligned, lies wholly inside its record's range, and that
+//     record is a kSecretStack record;
+//   - its 8 bytes are in the file (inside one mapping's file bytes);
+//   - it is listed once;
+//   - its value is an address of this dump: inside a PT_LOAD with PF_X
+//     (code), or inside the PT_LOAD that holds the word (its stack).
+// A word that fails any of these stays claimed as marker, so whatever it
+// holds is a redaction not applied (and a fragment there is a leak of
+// that kind). A key fragment cannot hide in verified words: each is one
+// isolated 8-byte value constrained to a mapped address (its top 16 bits
+// are those of a user address, its rest inside a mapping), and the
+// scanner looks for fragments of at least 16 bytes everywhere anyway.
 //
 // kRegisters records (x86_64 only; the writer writes no other machine):
 // the register notes of every thread with the record's tid. The label
@@ -56,6 +75,19 @@ struct RedactionClaim {
   // layout of a machine other than x86_64. Nothing to verify there.
   uint64_t absent_bytes = 0;
 };
+
+// The check of one preserved word (reader.preserved()[word]).
+struct PreservedCheck {
+  size_t word = 0;
+  bool verified = false;
+  // When not verified: "unaligned", "outside its record", "record is not a
+  // secret stack", "not in the file", "listed twice", "not an address of
+  // the dump". Empty when verified.
+  const char* why = "";
+};
+
+// One check per entry of reader.preserved(), in the same order.
+std::vector<PreservedCheck> CheckPreservedWords(const CoreReader& reader);
 
 // One claim per record of reader.redactions(), in the same order.
 std::vector<RedactionClaim> RedactionClaims(const CoreReader& reader);

@@ -10,10 +10,18 @@
 //                          marker over bytes that are not the marker
 //                          (ScanReport::redactions_not_applied > 0): the
 //                          writer recorded a redaction and did not apply
-//                          it. The dump misdescribes itself, so it is not
-//                          clean either: the bytes left in the clear are
-//                          ones the signer called secret, and the key forms
-//                          need not cover every secret they held.
+//                          it. A word of a secret stack the writer lists
+//                          as kept for unwinding is excused only when
+//                          CheckPreservedWords verifies it (8-aligned,
+//                          listed once, inside its record, holding a code
+//                          or stack address of the dump's own PT_LOADs;
+//                          crashdump/format/redaction_claims.h); any other
+//                          kept word is claimed as marker and counts
+//                          here (a fragment in it: a leak of this kind). The
+//                          dump misdescribes itself, so it is not clean either:
+//                          the bytes left in the clear are ones the signer
+//                          called secret, and the key forms need not cover
+//                          every secret they held.
 //   clean                  neither.
 //
 // What each consumer does with a verdict that is not clean: `sigrace scan`
