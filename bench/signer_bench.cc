@@ -200,6 +200,19 @@ void BM_FlightRecorder(benchmark::State& state, Alg alg) {
       n > 0 ? static_cast<double>(events) / static_cast<double>(n) : 0;
 }
 
+// What the recorder adds to one registry transition: a SecretScope entered
+// and left (two events with the recorder on, none off), in ns per pair.
+// Beside BM_FlightRecorder's ratio, which the machine's noise blurs, this
+// bounds the cost per token: events_per_token / 2 pairs of it.
+void BM_ScopePair(benchmark::State& state, bool recorder) {
+  crashdump::SetFlightRecorder(recorder);
+  for (auto _ : state) {
+    crashdump::SecretScope scope;
+    benchmark::ClobberMemory();
+  }
+  crashdump::SetFlightRecorder(true);
+}
+
 // Key generation from OpenSSL's DRBG vs from a deterministic stream
 // (SignerOptions::TEST_key_seed, test builds only): each iteration a new
 // generation, so RSA's prime search varies as it does for random keys.
@@ -258,6 +271,8 @@ BENCHMARK_CAPTURE(BM_Interleaved, eddsa, Alg::kEdDsa)
     ->Threads(2)
     ->UseRealTime();
 
+BENCHMARK_CAPTURE(BM_ScopePair, recorder_on, true)->Threads(1);
+BENCHMARK_CAPTURE(BM_ScopePair, recorder_off, false)->Threads(1);
 BENCHMARK_CAPTURE(BM_FlightRecorder, rs256, Alg::kRs256)
     ->Threads(1)
     ->MinTime(5.0)

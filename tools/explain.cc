@@ -260,6 +260,13 @@ Placement Place(const Context& c, const Finding& f) {
   return p;
 }
 
+// A name cut for the screen (template-heavy C++ names run to hundreds of
+// characters; --json keeps them whole).
+std::string Shorten(const std::string& fn) {
+  constexpr size_t kMax = 120;
+  return fn.size() <= kMax ? fn : fn.substr(0, kMax - 3) + "...";
+}
+
 // The handler names a frame by its symbol table; a frame it could only
 // place in a file ("libc.so.6+0x8aeec") is named by addr2line instead.
 bool HandlerNamed(const tools::BacktraceFrame& f) {
@@ -550,8 +557,8 @@ int ExplainMain(int argc, char** argv) {
              ", in " + Who(c, c.crash_tid) + "\n";
     }
     if (verdict) {
-      out += "verdict:   " + std::string(DumpVerdictName(verdict->verdict)) +
-             ": " + verdict->reason + "\n";
+      // The reason starts with the verdict ("clean", "leak: 2 ...").
+      out += "verdict:   " + verdict->reason + "\n";
     } else {
       out += "verdict:   not judged (give --key KEY to scan for the key)\n";
     }
@@ -566,7 +573,7 @@ int ExplainMain(int argc, char** argv) {
       const bool named = HandlerNamed(f);
       std::string fn = named ? f.symbol : s.function;
       if (fn.empty()) fn = f.symbol.empty() ? "??" : f.symbol;
-      out += b + Printable(fn);
+      out += b + Printable(Shorten(fn));
       if (named || fn == f.symbol) out += "+" + Hex(f.offset);
       if (!s.source.empty()) out += "  at " + Printable(s.source);
       out += "\n";
