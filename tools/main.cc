@@ -38,8 +38,8 @@ constexpr Command kCommands[] = {
      "redactions",
      sigrace::crashdump::DumpInfoMain, true},
     {"explain",
-     "one screen: fault, backtrace, threads, redactions, the registry's "
-     "timeline; with --key each finding placed on it",
+     "one screen: fault, backtrace, threads, redactions, timeline; "
+     "--key places each finding on it",
      sigrace::crashdump::ExplainMain, true},
     {"gdb", "start gdb on a dump with the executable and libraries it names",
      sigrace::crashdump::GdbMain, false},
