@@ -1,5 +1,6 @@
-// Tokens per second: raw OpenSSL vs the model signer with `fixed`; and the
-// cost of deterministic key generation (test builds) against random.
+// Tokens per second: raw OpenSSL vs the model signer with `fixed`; the
+// cost of deterministic key generation (test builds) against random; and
+// the cost of the registry's flight recorder (on vs off, same run).
 //
 // Raw: EVP_MD_CTX_new + EVP_DigestSignInit + EVP_DigestSign over a signing
 // input of a token's size, with a key generated once and shared by every
@@ -23,6 +24,7 @@
 #include <memory>
 #include <string>
 
+#include "crashdump/registry/registry.h"
 #include "signer/deterministic_keygen.h"
 #include "signer/jws.h"
 #include "signer/key_heap.h"
@@ -152,6 +154,65 @@ void BM_Interleaved(benchmark::State& state, Alg alg) {
                          benchmark::Counter::kAvgThreads);
 }
 
+// The registry's flight recorder (crashdump/registry/registry.h): the
+// fixed signer with the recorder on and off in alternating batches on one
+// thread, each timed by the thread's CPU clock, as BM_Interleaved does.
+// Counters: on_per_s, off_per_s (tokens per CPU-second), ratio = on / off
+// (target: >= 0.99), events_per_token (recorder events one signature
+// makes). One thread: the switch is process-wide.
+void BM_FlightRecorder(benchmark::State& state, Alg alg) {
+  const int batch = alg == Alg::kRs256 ? 8 : 64;
+  Signer* s = ModelSigner();
+  Claims c;
+  double on_s = 0;
+  double off_s = 0;
+  int64_t n = 0;
+  uint64_t events = 0;
+  for (auto _ : state) {
+    for (int pass = 0; pass < 2; ++pass) {
+      // Alternate which half goes first, so neither always runs warm.
+      const bool on = (pass == 0) == (n / batch % 2 == 0);
+      crashdump::SetFlightRecorder(on);
+      const uint64_t e0 = crashdump::FlightRecorderNext();
+      const double t0 = ThreadCpuSeconds();
+      for (int i = 0; i < batch; ++i) {
+        auto tok = s->Sign(alg, c);
+        if (!tok.ok()) state.SkipWithError("fixed failed");
+        benchmark::DoNotOptimize(tok);
+      }
+      const double dt = ThreadCpuSeconds() - t0;
+      if (on) {
+        on_s += dt;
+        events += crashdump::FlightRecorderNext() - e0;
+      } else {
+        off_s += dt;
+      }
+    }
+    n += batch;
+  }
+  crashdump::SetFlightRecorder(true);
+  const double on_rate = on_s > 0 ? n / on_s : 0;
+  const double off_rate = off_s > 0 ? n / off_s : 0;
+  state.counters["on_per_s"] = on_rate;
+  state.counters["off_per_s"] = off_rate;
+  state.counters["ratio"] = off_rate > 0 ? on_rate / off_rate : 0;
+  state.counters["events_per_token"] =
+      n > 0 ? static_cast<double>(events) / static_cast<double>(n) : 0;
+}
+
+// What the recorder adds to one registry transition: a SecretScope entered
+// and left (two events with the recorder on, none off), in ns per pair.
+// Beside BM_FlightRecorder's ratio, which the machine's noise blurs, this
+// bounds the cost per token: events_per_token / 2 pairs of it.
+void BM_ScopePair(benchmark::State& state, bool recorder) {
+  crashdump::SetFlightRecorder(recorder);
+  for (auto _ : state) {
+    crashdump::SecretScope scope;
+    benchmark::ClobberMemory();
+  }
+  crashdump::SetFlightRecorder(true);
+}
+
 // Key generation from OpenSSL's DRBG vs from a deterministic stream
 // (SignerOptions::TEST_key_seed, test builds only): each iteration a new
 // generation, so RSA's prime search varies as it does for random keys.
@@ -208,6 +269,17 @@ BENCHMARK_CAPTURE(BM_Interleaved, rs256, Alg::kRs256)
 BENCHMARK_CAPTURE(BM_Interleaved, eddsa, Alg::kEdDsa)
     ->Threads(1)
     ->Threads(2)
+    ->UseRealTime();
+
+BENCHMARK_CAPTURE(BM_ScopePair, recorder_on, true)->Threads(1);
+BENCHMARK_CAPTURE(BM_ScopePair, recorder_off, false)->Threads(1);
+BENCHMARK_CAPTURE(BM_FlightRecorder, rs256, Alg::kRs256)
+    ->Threads(1)
+    ->MinTime(5.0)
+    ->UseRealTime();
+BENCHMARK_CAPTURE(BM_FlightRecorder, eddsa, Alg::kEdDsa)
+    ->Threads(1)
+    ->MinTime(5.0)
     ->UseRealTime();
 
 }  // namespace

@@ -15,6 +15,7 @@
 #include "base/status.h"
 #include "crashdump/format/core_reader.h"
 #include "tools/common.h"
+#include "tools/explain_symbols.h"
 
 namespace sigrace::crashdump {
 namespace {
@@ -118,13 +119,15 @@ std::string MachineName(uint16_t m) {
   }
 }
 
-// Backtrace text as lines, without empty ones.
+// Backtrace text as lines, without empty ones, symbols demangled.
 std::vector<std::string> Lines(std::string_view text) {
   std::vector<std::string> out;
   while (!text.empty()) {
     const size_t nl = text.find('\n');
     std::string_view line = text.substr(0, nl);
-    if (!line.empty()) out.push_back(Printable(line));
+    if (!line.empty()) {
+      out.push_back(Printable(tools::DemangleBacktraceLine(line)));
+    }
     if (nl == std::string_view::npos) break;
     text.remove_prefix(nl + 1);
   }

@@ -1,7 +1,8 @@
 // `sigrace dump-info DUMP [--json] [--require-seal]`: prints what the core
 // reader sees in a dump: seal state, process, signal, threads, mappings,
-// redaction records, trial metadata and the backtrace. It never prints
-// memory contents (no PT_LOAD byte, no register beyond pc/sp/bp).
+// redaction records, trial metadata and the backtrace (C++ names
+// demangled). It never prints memory contents (no PT_LOAD byte, no
+// register beyond pc/sp/bp).
 //
 // Strings that come from the dump (labels, names, meta, backtrace) are
 // printed with every byte outside printable ASCII escaped as \xNN
@@ -43,7 +44,8 @@
 //                     "label": s, "start": "0x...", "end": "0x...",
 //                     "len": n, "tid": n}],
 //     "meta": [{"key": s, "value": s}],   (file order; keys may repeat)
-//     "backtrace": [s, ...],               (one frame line each)
+//     "backtrace": [s, ...],               (one frame line each, C++
+//                                           symbols demangled)
 //     "has_sigrace_notes": bool
 //   }
 //

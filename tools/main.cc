@@ -13,7 +13,9 @@
 #include "tools/ablate.h"
 #include "tools/common.h"
 #include "tools/dump_info.h"
+#include "tools/explain.h"
 #include "tools/gate.h"
+#include "tools/gdb.h"
 #include "tools/scan.h"
 #include "tools/stress.h"
 #include "tools/stress_flags.h"
@@ -35,6 +37,12 @@ constexpr Command kCommands[] = {
      "print what a dump holds: seal, threads, mappings, "
      "redactions",
      sigrace::crashdump::DumpInfoMain, true},
+    {"explain",
+     "one screen: fault, backtrace, threads, redactions, timeline; "
+     "--key places each finding on it",
+     sigrace::crashdump::ExplainMain, true},
+    {"gdb", "start gdb on a dump with the executable and libraries it names",
+     sigrace::crashdump::GdbMain, false},
     {"token",
      "sign one JWS token (rs256|eddsa) and print it with the "
      "public JWK set",

@@ -13,6 +13,7 @@
 #include "base/ablation.h"
 #include "base/test_regression.h"
 #include "crashdump/capture/signal_safe.h"
+#include "crashdump/registry/registry.h"
 
 namespace sigrace::crashdump {
 namespace {
@@ -178,6 +179,44 @@ class NoteBuf {
   size_t len_ = 0;
   bool overflow_ = false;
 };
+
+// The registry's flight recorder (kNoteFlightRecorder), oldest event
+// first. Called with every other thread frozen, so the ring holds still;
+// a slot a frozen writer left half-written is a kFlightTorn record. Labels
+// are the registry's static strings, copied and cut to kFlightLabelLen.
+void AddFlightRecorderNote(NoteBuf& nb) {
+  const uint64_t next = FlightRecorderNext();
+  const uint64_t first = next > kFlightRingSize ? next - kFlightRingSize : 0;
+  const size_t count = static_cast<size_t>(next - first);
+  char* d = nb.Add(kSigraceNoteOwner, kNoteFlightRecorder,
+                   sizeof(FlightHeader) + count * sizeof(FlightRecord));
+  if (d == nullptr) return;
+  FlightHeader h{kFlightVersion, static_cast<uint32_t>(count),           next,
+                 ss::NowNs(),    static_cast<uint32_t>(kFlightRingSize), 0};
+  char* rec = d + sizeof(FlightHeader);
+  for (uint64_t i = first; i < next; ++i, rec += sizeof(FlightRecord)) {
+    FlightRecord r;
+    memset(&r, 0, sizeof(r));
+    r.index = i;
+    FlightEvent e;
+    if (ReadFlightEvent(i, &e)) {
+      r.time_ns = e.time_ns;
+      r.addr = e.addr;
+      r.len = e.len;
+      r.prev_addr = e.prev_addr;
+      r.prev_len = e.prev_len;
+      r.tid = e.tid;
+      r.kind = static_cast<uint32_t>(e.kind);
+      r.region = e.region;
+      if (e.label != nullptr) ss::CopyStr(r.label, sizeof(r.label), e.label);
+    } else {
+      r.kind = kFlightTorn;
+      ++h.torn;
+    }
+    memcpy(rec, &r, sizeof(r));
+  }
+  memcpy(d, &h, sizeof(h));
+}
 
 void ZeroUnusedXstate(char* d, size_t size);
 void ClearXstateBeyond(char* d, size_t carried);
@@ -633,6 +672,7 @@ bool WriteCore(const CoreInput& in, int fd, CoreOutput* out) {
   }
   nb.AddCopy(kSigraceNoteOwner, kNoteMeta, in.meta, in.meta_len);
   nb.AddCopy(kSigraceNoteOwner, kNoteBacktrace, in.backtrace, in.backtrace_len);
+  AddFlightRecorderNote(nb);
   if (nb.overflow()) {
     out->error = 105;  // ENOBUFS
     out->stage = "notes";

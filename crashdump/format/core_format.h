@@ -28,6 +28,11 @@
 //     the crashing thread, symbolized with libunwind at dump time; then,
 //     for every other captured thread, a "thread TID\n" line followed by
 //     that thread's frames in the same form.
+//   kNoteFlightRecorder: FlightHeader then FlightRecord[count]: the
+//     registry's last events (publish, update, unpublish, scope enter and
+//     exit), oldest first, read from its ring after every other thread was
+//     frozen. Addresses, lengths, thread ids, timestamps and label strings
+//     only; never the bytes of a range.
 //
 // Redacted bytes are replaced by kRedactionMarker repeated, aligned so
 // that the byte at virtual address A is kRedactionMarker[A % 16].
@@ -54,6 +59,7 @@ inline constexpr char kSigraceNoteOwner[] = "SIGRACE";  // namesz 8 with NUL
 inline constexpr uint32_t kNoteRedactions = 0x53520001;
 inline constexpr uint32_t kNoteMeta = 0x53520002;
 inline constexpr uint32_t kNoteBacktrace = 0x53520003;
+inline constexpr uint32_t kNoteFlightRecorder = 0x53520004;
 
 // Exactly 16 bytes, no NUL in the pattern.
 inline constexpr char kRedactionMarker[17] = "SIGRACE:REDACTED";
@@ -119,6 +125,42 @@ struct PreservedWord {
 };
 static_assert(sizeof(PreservedHeader) == 8);
 static_assert(sizeof(PreservedWord) == 16);
+inline constexpr uint32_t kFlightVersion = 1;
+inline constexpr size_t kFlightLabelLen = 48;
+
+// FlightRecord::kind: the registry's FlightEventKind, or kFlightTorn for a
+// slot the writer found being written or torn (its other fields are 0).
+inline constexpr uint32_t kFlightPublish = 1;
+inline constexpr uint32_t kFlightUpdate = 2;
+inline constexpr uint32_t kFlightUnpublish = 3;
+inline constexpr uint32_t kFlightScopeEnter = 4;
+inline constexpr uint32_t kFlightScopeExit = 5;
+inline constexpr uint32_t kFlightTorn = 0xffffffffu;
+
+struct FlightHeader {
+  uint32_t version;   // kFlightVersion
+  uint32_t count;     // records that follow
+  uint64_t next;      // the ring's next event index (events ever recorded)
+  uint64_t read_ns;   // CLOCK_MONOTONIC when the ring was read (frozen)
+  uint32_t capacity;  // the ring's size
+  uint32_t torn;      // records of kind kFlightTorn
+};
+
+struct FlightRecord {
+  uint64_t index;    // the event's number since the process started
+  uint64_t time_ns;  // CLOCK_MONOTONIC
+  uint64_t addr;     // the range after the event (update: the new range)
+  uint64_t len;
+  uint64_t prev_addr;  // update: the range before it; else 0
+  uint64_t prev_len;
+  int32_t tid;
+  uint32_t kind;    // kFlight* above
+  uint32_t region;  // the registry slot + 1 of a range; 0 for scopes
+  uint32_t reserved;
+  char label[kFlightLabelLen];  // NUL-terminated, truncated
+};
+static_assert(sizeof(FlightHeader) == 32);
+static_assert(sizeof(FlightRecord) == 112);
 
 // The seal trailer's magic names its version; the reader accepts both
 // versions below and rejects any other "SIGRACE-SEAL-v" with a clear error.

@@ -1,7 +1,9 @@
 #include "crashdump/registry/registry.h"
 
 #include <execinfo.h>
+#include <pthread.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -56,6 +58,8 @@ std::atomic<size_t> g_published{0};
 thread_local uint32_t t_hint = 0;
 thread_local int t_entry = -1;
 
+constexpr char kSecretStackLabel[] = "secret-stack";
+
 pid_t RawGettid() { return static_cast<pid_t>(syscall(SYS_gettid)); }
 
 Slot* Lookup(RegionHandle h) {
@@ -97,6 +101,100 @@ ThreadEntry* ClaimEntry() {
     }
   }
   return nullptr;
+}
+
+// ---- Flight recorder ----
+
+struct FlightSlot {
+  std::atomic<uint64_t> seq{0};  // 2*ticket+1 while written, 2*ticket+2 done
+  std::atomic<uint64_t> time_ns{0};
+  std::atomic<uint64_t> addr{0};
+  std::atomic<uint64_t> len{0};
+  std::atomic<uint64_t> prev_addr{0};
+  std::atomic<uint64_t> prev_len{0};
+  std::atomic<uint64_t> label{0};
+  std::atomic<uint64_t> info{0};   // tid | kind << 32 | region << 40
+  std::atomic<uint64_t> check{0};  // FlightCheck(ticket, fields)
+};
+
+FlightSlot g_ring[kFlightRingSize];
+std::atomic<uint64_t> g_flight_next{0};
+std::atomic<uint32_t> g_flight_on{1};
+
+// The thread's id, cached (a syscall per event would cost more than the
+// rest of the event). A forked child's only thread starts over.
+thread_local pid_t t_flight_tid = 0;
+void ResetFlightTidInChild() { t_flight_tid = 0; }
+
+pid_t FlightTid() {
+  if (t_flight_tid == 0) t_flight_tid = static_cast<pid_t>(syscall(SYS_gettid));
+  return t_flight_tid;
+}
+
+uint64_t MonotonicNs() {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull +
+         static_cast<uint64_t>(ts.tv_nsec);
+}
+
+uint64_t FlightCheck(uint64_t ticket, const uint64_t (&w)[7]) {
+  uint64_t h = ticket ^ 0x666c696768742d31ULL;
+  for (uint64_t v : w) {
+    h = (h ^ v) * 0x9e3779b97f4a7c15ULL;
+    h ^= h >> 29;
+  }
+  return h;
+}
+
+void StoreFlightSlot(FlightSlot& s, uint64_t ticket, const uint64_t (&w)[7]) {
+  s.seq.store(2 * ticket + 1, std::memory_order_relaxed);
+  std::atomic_thread_fence(std::memory_order_release);
+  s.time_ns.store(w[0], std::memory_order_relaxed);
+  s.addr.store(w[1], std::memory_order_relaxed);
+  s.len.store(w[2], std::memory_order_relaxed);
+  s.prev_addr.store(w[3], std::memory_order_relaxed);
+  s.prev_len.store(w[4], std::memory_order_relaxed);
+  s.label.store(w[5], std::memory_order_relaxed);
+  s.info.store(w[6], std::memory_order_relaxed);
+  s.check.store(FlightCheck(ticket, w), std::memory_order_relaxed);
+  s.seq.store(2 * ticket + 2, std::memory_order_release);
+}
+
+void EventWords(const FlightEvent& e, uint64_t (&w)[7]) {
+  w[0] = e.time_ns;
+  w[1] = e.addr;
+  w[2] = e.len;
+  w[3] = e.prev_addr;
+  w[4] = e.prev_len;
+  w[5] = reinterpret_cast<uintptr_t>(e.label);
+  w[6] = static_cast<uint32_t>(e.tid) |
+         (static_cast<uint64_t>(static_cast<uint32_t>(e.kind) & 0xff) << 32) |
+         (static_cast<uint64_t>(e.region & 0xffffff) << 40);
+}
+
+void Record(FlightEventKind kind, uintptr_t addr, size_t len,
+            uintptr_t prev_addr, size_t prev_len, const char* label,
+            uint32_t region) {
+  if (g_flight_on.load(std::memory_order_relaxed) == 0) return;
+  const uint64_t ticket = g_flight_next.fetch_add(1, std::memory_order_relaxed);
+  FlightEvent e;
+  e.time_ns = MonotonicNs();
+  e.addr = addr;
+  e.len = len;
+  e.prev_addr = prev_addr;
+  e.prev_len = prev_len;
+  e.label = label;
+  e.tid = FlightTid();
+  e.kind = kind;
+  e.region = region;
+  uint64_t w[7];
+  EventWords(e, w);
+  StoreFlightSlot(g_ring[ticket & (kFlightRingSize - 1)], ticket, w);
+}
+
+__attribute__((constructor)) void RegisterFlightFork() {
+  pthread_atfork(nullptr, nullptr, &ResetFlightTidInChild);
 }
 
 // ---- Cover check ----
@@ -286,6 +384,83 @@ CoverCheckMode Resolve() {
 }
 }  // namespace cover_internal
 
+const char* FlightEventKindName(FlightEventKind kind) {
+  switch (kind) {
+    case FlightEventKind::kPublish:
+      return "publish";
+    case FlightEventKind::kUpdate:
+      return "update";
+    case FlightEventKind::kUnpublish:
+      return "unpublish";
+    case FlightEventKind::kScopeEnter:
+      return "scope-enter";
+    case FlightEventKind::kScopeExit:
+      return "scope-exit";
+  }
+  return "?";
+}
+
+uint64_t FlightRecorderNext() {
+  return g_flight_next.load(std::memory_order_acquire);
+}
+
+bool ReadFlightEvent(uint64_t index, FlightEvent* out) {
+  const FlightSlot& s = g_ring[index & (kFlightRingSize - 1)];
+  const uint64_t want = 2 * index + 2;
+  if (s.seq.load(std::memory_order_acquire) != want) return false;
+  uint64_t w[7];
+  w[0] = s.time_ns.load(std::memory_order_relaxed);
+  w[1] = s.addr.load(std::memory_order_relaxed);
+  w[2] = s.len.load(std::memory_order_relaxed);
+  w[3] = s.prev_addr.load(std::memory_order_relaxed);
+  w[4] = s.prev_len.load(std::memory_order_relaxed);
+  w[5] = s.label.load(std::memory_order_relaxed);
+  w[6] = s.info.load(std::memory_order_relaxed);
+  const uint64_t check = s.check.load(std::memory_order_relaxed);
+  std::atomic_thread_fence(std::memory_order_acquire);
+  if (s.seq.load(std::memory_order_relaxed) != want) return false;
+  if (check != FlightCheck(index, w)) return false;
+  out->index = index;
+  out->time_ns = w[0];
+  out->addr = static_cast<uintptr_t>(w[1]);
+  out->len = static_cast<size_t>(w[2]);
+  out->prev_addr = static_cast<uintptr_t>(w[3]);
+  out->prev_len = static_cast<size_t>(w[4]);
+  out->label = reinterpret_cast<const char*>(static_cast<uintptr_t>(w[5]));
+  out->tid = static_cast<pid_t>(static_cast<uint32_t>(w[6]));
+  out->kind = static_cast<FlightEventKind>((w[6] >> 32) & 0xff);
+  out->region = static_cast<uint32_t>(w[6] >> 40);
+  return true;
+}
+
+void SetFlightRecorder(bool on) {
+  g_flight_on.store(on ? 1 : 0, std::memory_order_relaxed);
+}
+
+bool FlightRecorderOn() {
+  return g_flight_on.load(std::memory_order_relaxed) != 0;
+}
+
+void TEST_WriteTornFlightSlot(uint64_t index, const FlightEvent& e,
+                              const uint64_t* finish_as) {
+  FlightSlot& s = g_ring[index & (kFlightRingSize - 1)];
+  uint64_t w[7];
+  EventWords(e, w);
+  if (finish_as == nullptr) {
+    // A writer stopped between its first and last store.
+    s.seq.store(2 * index + 1, std::memory_order_relaxed);
+    std::atomic_thread_fence(std::memory_order_release);
+    s.time_ns.store(w[0], std::memory_order_relaxed);
+    s.addr.store(w[1], std::memory_order_relaxed);
+    return;
+  }
+  // A later lap's writer finished the slot; then the stalled writer of an
+  // earlier lap stores one more field: the sequence is whole, the fields
+  // are not.
+  StoreFlightSlot(s, *finish_as, w);
+  s.addr.store(w[1] ^ 0x1000, std::memory_order_relaxed);
+}
+
 void SetCoverCheck(CoverCheckMode mode) {
   cover_internal::g_mode.store(static_cast<uint32_t>(mode),
                                std::memory_order_release);
@@ -391,6 +566,8 @@ RegionHandle PublishRegion(const void* addr, size_t len, const char* label,
     s.state.store(kLive, std::memory_order_release);
     g_published.fetch_add(1, std::memory_order_relaxed);
     t_hint = i + 1;
+    Record(FlightEventKind::kPublish, reinterpret_cast<uintptr_t>(addr), len, 0,
+           0, label, i + 1);
     return RegionHandle{i + 1, gen};
   }
   return {};
@@ -417,11 +594,15 @@ void UnpublishRegion(RegionHandle handle) {
     return;
   }
   s->generation.store(handle.generation + 1, std::memory_order_relaxed);
+  const uintptr_t old_addr = s->cur_addr.load(std::memory_order_relaxed);
+  const size_t old_len = s->cur_len.load(std::memory_order_relaxed);
   s->cur_addr.store(0, std::memory_order_relaxed);
   s->cur_len.store(0, std::memory_order_relaxed);
   std::atomic_signal_fence(std::memory_order_release);
   s->state.store(kFree, std::memory_order_release);
   g_published.fetch_sub(1, std::memory_order_relaxed);
+  Record(FlightEventKind::kUnpublish, old_addr, old_len, 0, 0,
+         s->label.load(std::memory_order_relaxed), handle.slot);
 }
 
 void UpdateRegion(RegionHandle handle, const void* addr, size_t len) {
@@ -452,6 +633,10 @@ void UpdateRegion(RegionHandle handle, const void* addr, size_t len) {
   s->cur_len.store(len, std::memory_order_relaxed);
   std::atomic_signal_fence(std::memory_order_release);
   s->state.store(kLive, std::memory_order_release);
+  Record(FlightEventKind::kUpdate, reinterpret_cast<uintptr_t>(addr), len,
+         s->prev_addr.load(std::memory_order_relaxed),
+         s->prev_len.load(std::memory_order_relaxed),
+         s->label.load(std::memory_order_relaxed), handle.slot);
 }
 
 void TEST_UpdateRegionTorn(RegionHandle handle, const void* addr, size_t len,
@@ -468,7 +653,10 @@ void TEST_UpdateRegionTorn(RegionHandle handle, const void* addr, size_t len,
   }
   // WINDOW (torn-update): the address moves first and the length follows;
   // a snapshot in between covers the new address with the old length.
+  const uintptr_t old_addr = s->cur_addr.load(std::memory_order_relaxed);
   s->cur_addr.store(next, std::memory_order_relaxed);
+  Record(FlightEventKind::kUpdate, next, old_len, old_addr, old_len,
+         s->label.load(std::memory_order_relaxed), handle.slot);
   std::atomic_signal_fence(std::memory_order_seq_cst);
   if (between != nullptr) between();
   std::atomic_signal_fence(std::memory_order_seq_cst);
@@ -477,6 +665,8 @@ void TEST_UpdateRegionTorn(RegionHandle handle, const void* addr, size_t len,
               old_len, next, len);
   }
   s->cur_len.store(len, std::memory_order_relaxed);
+  Record(FlightEventKind::kUpdate, next, len, next, old_len,
+         s->label.load(std::memory_order_relaxed), handle.slot);
 }
 
 void EnterSecretScope(uintptr_t stack_hi, size_t stack_depth) {
@@ -489,13 +679,26 @@ void EnterSecretScope(uintptr_t stack_hi, size_t stack_depth) {
     std::atomic_signal_fence(std::memory_order_release);
   }
   e->nesting.store(n + 1, std::memory_order_release);
+  if (n == 0) {
+    const uintptr_t lo = stack_hi > stack_depth ? stack_hi - stack_depth : 0;
+    Record(FlightEventKind::kScopeEnter, lo, stack_hi - lo, 0, 0,
+           kSecretStackLabel, 0);
+  }
 }
 
 void ExitSecretScope() {
   if (t_entry < 0) return;
   ThreadEntry& e = g_threads[t_entry];
   const uint32_t n = e.nesting.load(std::memory_order_relaxed);
-  if (n > 0) e.nesting.store(n - 1, std::memory_order_release);
+  if (n == 0) return;
+  e.nesting.store(n - 1, std::memory_order_release);
+  if (n == 1) {
+    const uintptr_t hi = e.stack_hi.load(std::memory_order_relaxed);
+    const size_t depth = e.depth.load(std::memory_order_relaxed);
+    const uintptr_t lo = hi > depth ? hi - depth : 0;
+    Record(FlightEventKind::kScopeExit, lo, hi - lo, 0, 0, kSecretStackLabel,
+           0);
+  }
 }
 
 bool InSecretScope() {
@@ -544,7 +747,7 @@ size_t SnapshotRegions(RegionView* out, size_t cap) {
     const uintptr_t hi = e.stack_hi.load(std::memory_order_relaxed);
     const size_t depth = e.depth.load(std::memory_order_relaxed);
     const uintptr_t lo = hi > depth ? hi - depth : 0;
-    emit(lo, hi - lo, "secret-stack", RegionKind::kSecretStack, tid);
+    emit(lo, hi - lo, kSecretStackLabel, RegionKind::kSecretStack, tid);
   }
   return n;
 }

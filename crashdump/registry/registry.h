@@ -212,6 +212,75 @@ size_t SnapshotRegions(RegionView* out, size_t cap);
 // Number of ranges currently published (for tests and diagnostics).
 size_t TEST_PublishedCount();
 
+// ---- Flight recorder ----
+//
+// The registry keeps a ring of its last kFlightRingSize events: publish,
+// update, unpublish, and the outermost SecretScope's enter and exit, each
+// with the thread, the label (a static string), the range and a
+// CLOCK_MONOTONIC timestamp. The crash handler copies the ring into the
+// dump (kNoteFlightRecorder), so a dump says what the registry did just
+// before the fault. It holds addresses and label pointers only, never the
+// bytes of a range.
+//
+// Writers: one relaxed fetch_add claims a ticket (the event's index), the
+// slot is ticket % kFlightRingSize; the slot's sequence word goes odd, the
+// fields are stored relaxed, a check word over the ticket and the fields
+// is stored, and the sequence goes even (release). No lock, no allocation.
+// Readers (ReadFlightEvent) accept a slot only if its sequence is the
+// even value of the ticket they expect both before and after reading the
+// fields, and the check word matches: a slot being written, overwritten
+// by a later lap, or written by two laps at once (a writer stalled for a
+// whole lap) is reported torn, never returned mixed.
+
+inline constexpr size_t kFlightRingSize = 1024;  // a power of two
+static_assert((kFlightRingSize & (kFlightRingSize - 1)) == 0);
+
+enum class FlightEventKind : uint32_t {
+  kPublish = 1,     // addr/len: the range published
+  kUpdate = 2,      // addr/len: the new range; prev_*: the old one
+  kUnpublish = 3,   // addr/len: the range withdrawn
+  kScopeEnter = 4,  // addr/len: the secret stack the outermost scope covers
+  kScopeExit = 5,   // addr/len: the secret stack it covered
+};
+
+// "publish", "update", "unpublish", "scope-enter", "scope-exit", "?".
+const char* FlightEventKindName(FlightEventKind kind);
+
+struct FlightEvent {
+  uint64_t index = 0;    // ticket: 0 for the process's first event
+  uint64_t time_ns = 0;  // CLOCK_MONOTONIC
+  uintptr_t addr = 0;
+  size_t len = 0;
+  uintptr_t prev_addr = 0;  // kUpdate only
+  size_t prev_len = 0;
+  const char* label = nullptr;  // static string; "secret-stack" for scopes
+  pid_t tid = 0;
+  FlightEventKind kind = FlightEventKind::kPublish;
+  uint32_t region = 0;  // the range's slot + 1 (its handle's slot); 0 scope
+};
+
+// Index the next event will take (= events recorded since start).
+// Safe to call from a signal handler.
+uint64_t FlightRecorderNext();
+
+// Copies event `index` into *out if the ring still holds it whole. false
+// if it was overwritten, is being written, or is torn.
+// Safe to call from a signal handler.
+bool ReadFlightEvent(uint64_t index, FlightEvent* out);
+
+// On by default. Off, a writer pays one relaxed load and records nothing.
+// For the benchmark that measures the recorder's cost.
+// Safe to call from a signal handler.
+void SetFlightRecorder(bool on);
+bool FlightRecorderOn();
+
+// TEST-ONLY: writes the first half of event `index`'s slot (sequence odd,
+// fields of `e`) and stops, as a writer interrupted mid-event leaves it;
+// with `finish_as` set, then finishes the slot as ticket *finish_as (a
+// second writer of the same slot one lap later), leaving a mixture.
+void TEST_WriteTornFlightSlot(uint64_t index, const FlightEvent& e,
+                              const uint64_t* finish_as);
+
 // ---- Cover check ----
 
 enum class CoverCheckMode : uint32_t { kOff = 0, kCount = 1, kAbort = 2 };

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -463,6 +464,144 @@ TEST(CoverCheck, EnvironmentVariableSetsTheMode) {
     EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
         << "SIGRACE_COVER_CHECK=" << c.value << ": status " << status;
   }
+}
+
+// ---- Flight recorder ----
+
+std::vector<FlightEvent> EventsSince(uint64_t first) {
+  std::vector<FlightEvent> out;
+  for (uint64_t i = first; i < FlightRecorderNext(); ++i) {
+    FlightEvent e;
+    if (ReadFlightEvent(i, &e)) out.push_back(e);
+  }
+  return out;
+}
+
+TEST(FlightRecorder, RecordsEachTransitionInOrder) {
+  char a[32], b[64];
+  const pid_t tid = static_cast<pid_t>(syscall(SYS_gettid));
+  const uint64_t first = FlightRecorderNext();
+  {
+    SecretScope outer;
+    SecretScope inner;  // nested: no event of its own
+    RegionHandle h = PublishRegion(a, sizeof a, "flight.a");
+    UpdateRegion(h, b, sizeof b);
+    UnpublishRegion(h);
+  }
+  const std::vector<FlightEvent> ev = EventsSince(first);
+  ASSERT_EQ(ev.size(), 5u);
+  const FlightEventKind want[] = {
+      FlightEventKind::kScopeEnter, FlightEventKind::kPublish,
+      FlightEventKind::kUpdate, FlightEventKind::kUnpublish,
+      FlightEventKind::kScopeExit};
+  for (size_t i = 0; i < ev.size(); ++i) {
+    EXPECT_EQ(ev[i].kind, want[i]) << i;
+    EXPECT_EQ(ev[i].index, first + i);
+    EXPECT_EQ(ev[i].tid, tid);
+    if (i > 0) EXPECT_GE(ev[i].time_ns, ev[i - 1].time_ns);
+  }
+  EXPECT_STREQ(ev[0].label, "secret-stack");
+  EXPECT_EQ(ev[0].len, kDefaultSecretStackDepth);
+  EXPECT_EQ(ev[1].addr, reinterpret_cast<uintptr_t>(a));
+  EXPECT_EQ(ev[1].len, sizeof a);
+  EXPECT_STREQ(ev[1].label, "flight.a");
+  EXPECT_EQ(ev[2].addr, reinterpret_cast<uintptr_t>(b));
+  EXPECT_EQ(ev[2].len, sizeof b);
+  EXPECT_EQ(ev[2].prev_addr, reinterpret_cast<uintptr_t>(a));
+  EXPECT_EQ(ev[2].prev_len, sizeof a);
+  EXPECT_EQ(ev[3].addr, reinterpret_cast<uintptr_t>(b));  // what it withdrew
+  EXPECT_STREQ(ev[3].label, "flight.a");
+  EXPECT_EQ(ev[1].region, ev[3].region);
+  EXPECT_NE(ev[1].region, 0u);
+  EXPECT_EQ(ev[4].addr, ev[0].addr);
+}
+
+TEST(FlightRecorder, WrapsAroundKeepingTheLastLap) {
+  char buf[16];
+  const uint64_t first = FlightRecorderNext();
+  const size_t n = kFlightRingSize + kFlightRingSize / 2 + 3;  // odd count
+  for (size_t i = 0; i < n; ++i) {
+    RegionHandle h = PublishRegion(buf, 1 + i % sizeof buf, "flight.wrap");
+    UnpublishRegion(h);
+  }
+  const uint64_t next = FlightRecorderNext();
+  ASSERT_EQ(next - first, 2 * n);
+  // The lap before the last is gone (its slots hold the newer events).
+  FlightEvent e;
+  for (uint64_t i = first; i < next - kFlightRingSize; ++i) {
+    EXPECT_FALSE(ReadFlightEvent(i, &e)) << i;
+  }
+  // The last lap is whole and in order, whatever slot it starts at.
+  for (uint64_t i = next - kFlightRingSize; i < next; ++i) {
+    ASSERT_TRUE(ReadFlightEvent(i, &e)) << i;
+    EXPECT_EQ(e.index, i);
+    const uint64_t k = (i - first) / 2;  // the k-th publish/unpublish pair
+    EXPECT_EQ(e.kind, (i - first) % 2 == 0 ? FlightEventKind::kPublish
+                                           : FlightEventKind::kUnpublish);
+    EXPECT_EQ(e.len, 1 + k % sizeof buf);
+  }
+  // An index not yet written is not read either.
+  EXPECT_FALSE(ReadFlightEvent(next, &e));
+}
+
+TEST(FlightRecorder, TornSlotIsDetectedNeverReadMixed) {
+  char buf[16];
+  // Paired: the same slot written whole reads back.
+  const uint64_t first = FlightRecorderNext();
+  UnpublishRegion(PublishRegion(buf, sizeof buf, "flight.torn"));
+  FlightEvent whole;
+  ASSERT_TRUE(ReadFlightEvent(first, &whole));
+
+  // A writer stopped mid-event (sequence odd): not read.
+  FlightEvent e = whole;
+  e.addr ^= 0x40;
+  TEST_WriteTornFlightSlot(first, e, nullptr);
+  FlightEvent out;
+  EXPECT_FALSE(ReadFlightEvent(first, &out));
+
+  // A later lap finished the slot, then a writer of an earlier lap stored
+  // one more field: the sequence is whole and names the later ticket, the
+  // fields are a mixture. The check word catches it.
+  const uint64_t later = first + kFlightRingSize;
+  TEST_WriteTornFlightSlot(first, whole, &later);
+  EXPECT_FALSE(ReadFlightEvent(later, &out));
+  EXPECT_FALSE(ReadFlightEvent(first, &out));
+}
+
+TEST(FlightRecorder, ManyThreadsLeaveNoTornSlot) {
+  const uint64_t first = FlightRecorderNext();
+  constexpr int kThreads = 4, kEach = 200;
+  std::vector<std::thread> ts;
+  for (int t = 0; t < kThreads; ++t) {
+    ts.emplace_back([] {
+      char buf[8];
+      for (int i = 0; i < kEach; ++i) {
+        SecretScope scope;
+        UnpublishRegion(PublishRegion(buf, sizeof buf, "flight.mt"));
+      }
+    });
+  }
+  for (std::thread& t : ts) t.join();
+  const uint64_t next = FlightRecorderNext();
+  ASSERT_EQ(next - first, uint64_t{kThreads} * kEach * 4);
+  size_t read = 0;
+  FlightEvent e;
+  for (uint64_t i = next - kFlightRingSize; i < next; ++i) {
+    read += ReadFlightEvent(i, &e) ? 1 : 0;
+  }
+  EXPECT_EQ(read, kFlightRingSize);
+}
+
+TEST(FlightRecorder, SwitchedOffRecordsNothing) {
+  char buf[8];
+  SetFlightRecorder(false);
+  const uint64_t first = FlightRecorderNext();
+  UnpublishRegion(PublishRegion(buf, sizeof buf, "flight.off"));
+  { SecretScope scope; }
+  EXPECT_EQ(FlightRecorderNext(), first);
+  SetFlightRecorder(true);
+  UnpublishRegion(PublishRegion(buf, sizeof buf, "flight.on"));
+  EXPECT_EQ(FlightRecorderNext(), first + 2);
 }
 
 }  // namespace

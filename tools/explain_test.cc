@@ -1,0 +1,387 @@
+// The flight recorder, `sigrace explain`, `sigrace gdb` and dump-info's
+// demangling on real dumps. A forked child runs a real signer with a
+// deterministic test key, installs the crash handler, and takes a live
+// dump from inside a window's failpoint (the dump request is raised on the
+// faulting thread, so the dump freezes the process at that instant). The
+// parent derives the same key (signer/deterministic_keygen.h) into a key
+// file for the oracle. notsan: forks and signals, like handler_test.
+
+#include "tools/explain.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "base/failpoint.h"
+#include "crashdump/capture/handler.h"
+#include "crashdump/format/core_reader.h"
+#include "crashdump/format/flight_recorder.h"
+#include "crashdump/oracle/scanner.h"
+#include "signer/deterministic_keygen.h"
+#include "signer/signer.h"
+#include "testing/crash_test_util.h"
+#include "testing/real_dump.h"
+#include "tools/dump_info.h"
+#include "tools/explain_symbols.h"
+#include "tools/gdb.h"
+
+namespace sigrace::crashdump {
+namespace {
+
+using testing::RunInChild;
+using testing::TempDir;
+
+constexpr uint64_t kKeySeed = 0x5eed1e55;
+
+// The dump a child takes when `failpoint` fires in a signer of `variant`
+// (EdDSA) while `trigger` runs: "rotate" (the load path) or "sign".
+// Returns the dump's path, "" on failure (a test failure is recorded).
+std::string DumpAtFailpoint(const TempDir& dir, signer::Variant variant,
+                            const std::string& failpoint,
+                            const std::string& trigger, int hit) {
+  const std::string dump_dir = dir.path() + "/dumps";
+  mkdir(dump_dir.c_str(), 0700);
+  const testing::ChildResult res = RunInChild([&]() -> int {
+    signer::SignerOptions so;
+    so.variant = variant;
+    so.algs = {signer::Alg::kEdDsa};
+    so.TEST_key_seed = kKeySeed;
+    StatusOr<std::unique_ptr<signer::Signer>> s = signer::Signer::Create(so);
+    if (!s.ok()) return 10;
+    HandlerOptions ho;
+    ho.target = DumpTarget::Directory(dump_dir);
+    ho.fatal = false;
+    ho.meta = "variant=" + std::string(signer::VariantName(variant)) + "\n";
+    if (!InstallHandler(ho).ok()) return 11;
+    const std::string role = trigger == "rotate" ? "rotator" : "signer-0";
+    if (!SetTrialMeta("failpoint=" + failpoint + "@" + std::to_string(hit) +
+                      "#" + role + "\n")
+             .ok()) {
+      return 12;
+    }
+    if (!failpoint::SetCallback(failpoint, [] { (void)RequestLiveDump(); })
+             .ok() ||
+        !failpoint::Configure(failpoint + "=callback@" + std::to_string(hit))
+             .ok()) {
+      return 13;
+    }
+    if (trigger == "rotate") {
+      if (!(*s)->Rotate(signer::Alg::kEdDsa).ok()) return 14;
+    } else {
+      if (!(*s)->Sign(signer::Alg::kEdDsa, signer::Claims{}).ok()) return 14;
+    }
+    return DumpCount() == 1 ? 0 : 15;
+  });
+  EXPECT_TRUE(res.exited && res.exit_code == 0)
+      << "child: exit " << res.exit_code << " stderr: " << res.stderr_text;
+  std::string path;
+  if (DIR* d = opendir(dump_dir.c_str())) {
+    while (dirent* e = readdir(d)) {
+      const std::string n = e->d_name;
+      if (n.size() > 5 && n.substr(n.size() - 5) == ".core") {
+        path = dump_dir + "/" + n;
+      }
+    }
+    closedir(d);
+  }
+  EXPECT_FALSE(path.empty()) << "no dump in " << dump_dir;
+  return path;
+}
+
+// The key of `generation` (0: Create's, 1: the first rotation's) as a
+// PKCS#8 DER file, 0600, for the oracle.
+std::string WriteKeyFile(const TempDir& dir, uint64_t generation) {
+  const std::string path =
+      dir.path() + "/key" + std::to_string(generation) + ".der";
+  signer::KeyStreamId id;
+  id.key_seed = kKeySeed;
+  id.alg = signer::Alg::kEdDsa;
+  id.generation = generation;
+  Status st = signer::TEST_DeriveKey(id, [&](const uint8_t* der, size_t len) {
+    const int fd =
+        open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) return InternalError("cannot create the key file");
+    const bool ok = write(fd, der, len) == static_cast<ssize_t>(len);
+    close(fd);
+    return ok ? Status::Ok() : InternalError("short write");
+  });
+  EXPECT_TRUE(st.ok()) << st.ToString();
+  return path;
+}
+
+struct CmdRun {
+  int code = -1;
+  std::string out;
+};
+
+CmdRun Call(int (*main_fn)(int, char**), std::vector<std::string> args) {
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  ::testing::internal::CaptureStdout();
+  CmdRun r;
+  r.code = main_fn(static_cast<int>(args.size()), argv.data());
+  r.out = ::testing::internal::GetCapturedStdout();
+  return r;
+}
+
+// ---- The flight recorder note in a real dump ----
+
+TEST(FlightNote, WrittenAndReadBackFromALiveDumpInASigningWindow) {
+  TempDir dir;
+  // sign.before_digest: inside the signature's SecretScope, before
+  // OpenSSL signs.
+  const std::string path = DumpAtFailpoint(dir, signer::Variant::kFixed,
+                                           "sign.before_digest", "sign", 1);
+  ASSERT_FALSE(path.empty());
+  StatusOr<std::unique_ptr<CoreReader>> r = CoreReader::Open(path);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  StatusOr<std::optional<FlightLog>> log = ReadFlightRecorder(**r);
+  ASSERT_TRUE(log.ok()) << log.status().ToString();
+  ASSERT_TRUE(log->has_value());
+  const FlightLog& f = **log;
+  EXPECT_EQ(f.capacity, 1024u);
+  EXPECT_EQ(f.torn, 0u);
+  ASSERT_FALSE(f.events.empty());
+  EXPECT_EQ(f.events.back().index + 1, f.next);
+  // The signer's key load published its pages (Create's key, before the
+  // signature), and the crashing thread's last event is the signature's
+  // SecretScope entry, whose stack the dump redacts.
+  const int32_t tid = (*r)->threads()[0].tid;
+  bool published = false;
+  for (const FlightEntry& e : f.events) {
+    published |= e.kind == kFlightPublish && !e.label.empty();
+    EXPECT_LE(e.time_ns, f.read_ns);
+  }
+  EXPECT_TRUE(published);
+  const FlightEntry* last = nullptr;
+  for (const FlightEntry& e : f.events) {
+    if (e.tid == tid) last = &e;
+  }
+  ASSERT_NE(last, nullptr);
+  EXPECT_EQ(last->kind, kFlightScopeEnter);
+  EXPECT_EQ(last->label, "secret-stack");
+  bool redacted_stack = false;
+  for (const Redaction& red : (*r)->redactions()) {
+    redacted_stack |= red.kind == RedactionKind::kSecretStack &&
+                      red.tid == tid && red.vaddr == last->addr &&
+                      red.len == last->len;
+  }
+  EXPECT_TRUE(redacted_stack);
+
+  // The note holds addresses and labels only: no fragment of the key the
+  // signer holds (Create's, generation 0) in its bytes, while the oracle
+  // does find that key in the signer's own pages of the same file when it
+  // reads them raw (the pair: the search has teeth).
+  const std::string key = WriteKeyFile(dir, 0);
+  ScanOptions opt;
+  StatusOr<std::unique_ptr<Scanner>> sc = Scanner::FromKeyFiles({key}, opt);
+  ASSERT_TRUE(sc.ok()) << sc.status().ToString();
+  const NoteInfo* note = nullptr;
+  for (const NoteInfo& n : (*r)->notes()) {
+    if (n.type == kNoteFlightRecorder && n.owner == kSigraceNoteOwner) {
+      note = &n;
+    }
+  }
+  ASSERT_NE(note, nullptr);
+  size_t in_note = 0;
+  for (const Finding& fd :
+       (*sc)->Scan((*r)->NoteDesc(*note), note->desc_size)) {
+    in_note += IsLeak(fd.kind) ? 1 : 0;
+  }
+  EXPECT_EQ(in_note, 0u);
+  // The pair: the same scanner finds the key in the key file's bytes.
+  const std::string der = testing::ReadWholeFile(key);
+  size_t in_key_file = 0;
+  for (const Finding& fd :
+       (*sc)->Scan(reinterpret_cast<const uint8_t*>(der.data()), der.size())) {
+    in_key_file += IsLeak(fd.kind) ? 1 : 0;
+  }
+  EXPECT_GT(in_key_file, 0u);
+}
+
+// ---- explain on leaking dumps and their fixed pairs ----
+
+struct WindowCase {
+  signer::Variant variant;
+  const char* failpoint;
+  const char* event;  // what explain must name for the finding
+};
+
+class ExplainWindow : public ::testing::TestWithParam<WindowCase> {};
+
+TEST_P(ExplainWindow, LeakIsPlacedOnTheTimelineAndFixedNamesNoFinding) {
+  const WindowCase& wc = GetParam();
+  TempDir dir;
+  const std::string leaky =
+      DumpAtFailpoint(dir, wc.variant, wc.failpoint, "rotate", 1);
+  ASSERT_FALSE(leaky.empty());
+  const std::string key = WriteKeyFile(dir, 1);  // the rotation's key
+
+  CmdRun text = Call(ExplainMain, {"sigrace explain", leaky, "--key", key});
+  ASSERT_EQ(text.code, 0) << text.out;
+  EXPECT_NE(text.out.find("verdict:   leak"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("flight recorder ("), std::string::npos);
+  EXPECT_NE(text.out.find("in signer.working page 0x"), std::string::npos)
+      << text.out;
+  EXPECT_NE(text.out.find(wc.event), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("(the rotator, the crashing thread)"),
+            std::string::npos)
+      << text.out;
+  std::printf("%s", text.out.c_str());  // the screen, for the log
+
+  CmdRun js =
+      Call(ExplainMain, {"sigrace explain", leaky, "--key", key, "--json"});
+  ASSERT_EQ(js.code, 0);
+  const nlohmann::json j = nlohmann::json::parse(js.out);
+  EXPECT_EQ(j["verdict"]["verdict"], "leak");
+  ASSERT_FALSE(j["findings"].empty());
+  bool named = false;
+  for (const auto& f : j["findings"]) {
+    if (f["label"] == "signer.working" && !f["event"].is_null()) {
+      named |= f["explanation"].get<std::string>().find(wc.event) !=
+               std::string::npos;
+    }
+  }
+  EXPECT_TRUE(named) << js.out;
+  EXPECT_FALSE(j["flight_recorder"]["events"].empty());
+  EXPECT_EQ(j["fault"]["role"], "rotator");
+
+  // The same window's failpoint on `fixed`: no finding, nothing to place.
+  TempDir fdir;
+  const std::string clean =
+      DumpAtFailpoint(fdir, signer::Variant::kFixed, wc.failpoint, "rotate", 1);
+  ASSERT_FALSE(clean.empty());
+  const std::string fkey = WriteKeyFile(fdir, 1);
+  CmdRun ftext = Call(ExplainMain, {"sigrace explain", clean, "--key", fkey});
+  ASSERT_EQ(ftext.code, 0) << ftext.out;
+  EXPECT_NE(ftext.out.find("verdict:   clean"), std::string::npos) << ftext.out;
+  EXPECT_NE(ftext.out.find("findings (0):\n  none"), std::string::npos)
+      << ftext.out;
+  CmdRun fjs =
+      Call(ExplainMain, {"sigrace explain", clean, "--key", fkey, "--json"});
+  ASSERT_EQ(fjs.code, 0);
+  const nlohmann::json fj = nlohmann::json::parse(fjs.out);
+  EXPECT_EQ(fj["verdict"]["verdict"], "clean");
+  EXPECT_TRUE(fj["findings"].empty());
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Windows, ExplainWindow,
+    ::testing::Values(WindowCase{signer::Variant::kUnpublishEarly,
+                                 "window.unpublish_early",
+                                 "was unpublished by thread"},
+                      WindowCase{signer::Variant::kPublishLate,
+                                 "window.publish_late",
+                                 "unpublished by thread"}),
+    [](const ::testing::TestParamInfo<WindowCase>& i) {
+      std::string n = signer::VariantName(i.param.variant);
+      for (char& ch : n) {
+        if (ch == '-') ch = '_';
+      }
+      return n;
+    });
+
+TEST(Explain, WithoutKeyExplainsAndJudgesNothing) {
+  TempDir dir;
+  const testing::RealDump d = testing::MakeRealDump(dir);
+  ASSERT_FALSE(d.path.empty());
+  CmdRun text = Call(ExplainMain, {"sigrace explain", d.path});
+  ASSERT_EQ(text.code, 0);
+  EXPECT_NE(text.out.find("verdict:   not judged"), std::string::npos);
+  EXPECT_NE(text.out.find(testing::kRealDumpLabel), std::string::npos);
+  EXPECT_EQ(text.out.find("findings ("), std::string::npos);
+  CmdRun js = Call(ExplainMain, {"sigrace explain", d.path, "--json"});
+  ASSERT_EQ(js.code, 0);
+  const nlohmann::json j = nlohmann::json::parse(js.out);
+  EXPECT_TRUE(j["verdict"].is_null());
+  EXPECT_FALSE(j["backtrace"].empty());
+}
+
+TEST(Explain, BadInputIsOneLineAndExitTwo) {
+  TempDir dir;
+  const std::string junk = dir.path() + "/junk";
+  FILE* f = std::fopen(junk.c_str(), "w");
+  ASSERT_NE(f, nullptr);
+  std::fputs("not a core\n", f);
+  std::fclose(f);
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"sigrace explain", dir.path() + "/missing"},
+        std::vector<std::string>{"sigrace explain", junk},
+        std::vector<std::string>{"sigrace explain", junk, "--key", junk},
+        std::vector<std::string>{"sigrace explain", "--bogus"}}) {
+    ::testing::internal::CaptureStderr();
+    CmdRun r = Call(ExplainMain, args);
+    const std::string err = ::testing::internal::GetCapturedStderr();
+    EXPECT_EQ(r.code, 2) << args.back();
+    EXPECT_EQ(err.rfind("sigrace: explain: ", 0), 0u) << err;
+    EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << err;
+    EXPECT_TRUE(r.out.empty());
+  }
+}
+
+// ---- dump-info demangles; gdb --print ----
+
+TEST(DumpInfo, BacktraceIsDemangled) {
+  EXPECT_EQ(tools::DemangleBacktraceLine(
+                "#3 0x55d0c0de1234 "
+                "_ZN7sigrace6signer6Signer4Impl4LoadEPNS0_9KeyRecordE+0x206"),
+            "#3 0x55d0c0de1234 "
+            "sigrace::signer::Signer::Impl::Load(sigrace::signer::KeyRecord*)"
+            "+0x206");
+  EXPECT_EQ(tools::DemangleBacktraceLine("#4 0x7f00 start_thread+0x94"),
+            "#4 0x7f00 start_thread+0x94");
+  EXPECT_EQ(tools::DemangleBacktraceLine("#5 0x7f00 ??"), "#5 0x7f00 ??");
+  EXPECT_EQ(tools::DemangleBacktraceLine("#6 0x7f00 _Zbroken+0x1"),
+            "#6 0x7f00 _Zbroken+0x1");
+
+  TempDir dir;
+  const testing::RealDump d = testing::MakeRealDump(dir);
+  ASSERT_FALSE(d.path.empty());
+  CmdRun js = Call(DumpInfoMain, {"sigrace dump-info", d.path, "--json"});
+  ASSERT_EQ(js.code, 0);
+  const nlohmann::json j = nlohmann::json::parse(js.out);
+  bool cxx = false;
+  for (const auto& line : j["backtrace"]) {
+    const std::string s = line.get<std::string>();
+    EXPECT_EQ(s.find(" _Z"), std::string::npos) << s;
+    cxx |= s.find("sigrace::") != std::string::npos;
+  }
+  EXPECT_TRUE(cxx) << js.out;
+}
+
+TEST(Gdb, PrintNamesTheExecutableLibrariesAndDump) {
+  TempDir dir;
+  const testing::RealDump d = testing::MakeRealDump(dir);
+  ASSERT_FALSE(d.path.empty());
+  char self[4096];
+  const ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+  ASSERT_GT(n, 0);
+  self[n] = '\0';
+  CmdRun r = Call(GdbMain, {"sigrace gdb", d.path, "--print"});
+  ASSERT_EQ(r.code, 0);
+  EXPECT_EQ(r.out.rfind("'/usr/bin/gdb' '-q' '-iex' 'set sysroot /'", 0), 0u)
+      << r.out;
+  EXPECT_NE(r.out.find("'set solib-search-path "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("'" + std::string(self) + "' '" + d.path + "'\n"),
+            std::string::npos)
+      << r.out;
+  ::testing::internal::CaptureStderr();
+  CmdRun bad = Call(GdbMain, {"sigrace gdb", dir.path() + "/none", "--print"});
+  const std::string err = ::testing::internal::GetCapturedStderr();
+  EXPECT_EQ(bad.code, 2);
+  EXPECT_EQ(err.rfind("sigrace: gdb: ", 0), 0u) << err;
+}
+
+}  // namespace
+}  // namespace sigrace::crashdump
