@@ -47,12 +47,18 @@ struct VerdictLimits {
   bool tsan_present = false;
 };
 
+// The limits of shard options.shard_index of options.shard_count: each
+// minimum is the share of fixed's trials that shard runs (repro_plan.cc).
+VerdictLimits ShardLimits(const ReproOptions& options, bool tsan_present);
+
 struct ReproResult {
   uint64_t seed = 0;
   double budget_s = 0;
   double elapsed_s = 0;
   std::string tsan_binary;  // "" when absent
   std::string out_dir;
+  uint32_t shard_index = 0, shard_count = 1;  // fixed's rows' shard
+  std::string build_id;                       // stress::BuildId()
   std::vector<ReproRow> rows;
   int exit_code = 2;
   std::string verdict;  // one line, as printed
