@@ -35,7 +35,8 @@ def sigrace_commands(text):
     for part in re.split(r"[;&|]+", text):
         words = part.split()
         for i, w in enumerate(words):
-            if w.endswith("sigrace") and i + 1 < len(words):
+            if (w.endswith("sigrace") and i + 1 < len(words) and
+                    re.fullmatch(r"[a-z-]+", words[i + 1])):
                 out.append(words[i + 1:])
                 break
     return out
@@ -101,7 +102,7 @@ def check_workflow(d, binary):
         fail("workflow: the stress step does not pass --shard matrix/N")
     if jobs["merge"].get("needs") != "shard":
         fail("workflow: merge does not wait for the shards")
-    mruns = " ".join(s.get("run", "") for s in jobs["merge"]["steps"])
+    mruns = " ; ".join(s.get("run", "") for s in jobs["merge"]["steps"])
     want = ["shards/shard-%d.json" % i for i in range(n)]
     got = re.findall(r"shards/shard-\d+\.json", mruns)
     if got != want:

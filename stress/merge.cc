@@ -50,28 +50,30 @@ double D(const json& j, const char* key) {
              : 0;
 }
 
-Status CheckOne(const ShardReport& s) {
-  const json& r = s.report;
+// Non-const: a missing key reads as null (operator[] inserts it).
+Status CheckOne(ShardReport& s) {
+  json& r = s.report;
   if (!r.is_object() || r.value("schema", "") != "sigrace.stress.report/1") {
     return InvalidArgumentError(s.path +
                                 ": not a sigrace stress report (schema "
                                 "sigrace.stress.report/1)");
   }
-  for (const char* k : {"shard", "options", "build", "seed", "totals",
-                        "cells", "leaks", "harness_errors", "tsan"}) {
+  for (const char* k : {"shard", "options", "build", "seed", "totals", "cells",
+                        "leaks", "harness_errors", "tsan"}) {
     if (!r.contains(k)) {
       return InvalidArgumentError(s.path + ": report has no \"" +
                                   std::string(k) +
                                   "\" (written by an older sigrace?)");
     }
   }
-  const json& sh = r["shard"];
+  json& sh = r["shard"];
   if (!sh.is_object() || !sh["index"].is_number_unsigned() ||
       !sh["count"].is_number_unsigned() || sh["count"].get<uint64_t>() == 0 ||
       sh["index"].get<uint64_t>() >= sh["count"].get<uint64_t>()) {
     return InvalidArgumentError(
-        s.path + ": \"shard\" is not {index, count} (a merged report is not "
-                 "merged again)");
+        s.path +
+        ": \"shard\" is not {index, count} (a merged report is not "
+        "merged again)");
   }
   if (!r["cells"].is_array() || !r["leaks"].is_array() ||
       !r["harness_errors"].is_array() || !r["totals"].is_object()) {
@@ -80,10 +82,10 @@ Status CheckOne(const ShardReport& s) {
   return Status::Ok();
 }
 
-Status CheckSameRun(const std::vector<ShardReport>& shards) {
-  const ShardReport& first = shards[0];
+Status CheckSameRun(std::vector<ShardReport>& shards) {
+  ShardReport& first = shards[0];
   for (size_t i = 1; i < shards.size(); ++i) {
-    const ShardReport& s = shards[i];
+    ShardReport& s = shards[i];
     for (const char* k : {"build", "seed"}) {
       if (s.report[k] != first.report[k]) {
         return InvalidArgumentError(
@@ -95,8 +97,8 @@ Status CheckSameRun(const std::vector<ShardReport>& shards) {
     const std::string d =
         FirstDifference(first.report["options"], s.report["options"], "");
     if (!d.empty()) {
-      return InvalidArgumentError("different options: " + first.path +
-                                  " and " + s.path + " differ in " + d);
+      return InvalidArgumentError("different options: " + first.path + " and " +
+                                  s.path + " differ in " + d);
     }
     if (s.report["shard"]["count"] != first.report["shard"]["count"]) {
       return InvalidArgumentError(
@@ -111,9 +113,9 @@ Status CheckSameRun(const std::vector<ShardReport>& shards) {
     const uint64_t i = s.report["shard"]["index"].get<uint64_t>();
     auto [it, fresh] = seen.emplace(i, s.path);
     if (!fresh) {
-      return InvalidArgumentError("shard " + std::to_string(i) + "/" +
-                                  std::to_string(n) + " given twice: " +
-                                  it->second + " and " + s.path);
+      return InvalidArgumentError(
+          "shard " + std::to_string(i) + "/" + std::to_string(n) +
+          " given twice: " + it->second + " and " + s.path);
     }
   }
   std::string missing;
@@ -136,8 +138,8 @@ StressOptions FinishOptions(const json& o) {
   StressOptions so;
   so.variant = o.value("variant", "");
   so.algs = o.value("algs", std::vector<std::string>{});
-  so.expect = o.value("expect", "clean") == "leak" ? Expect::kLeak
-                                                  : Expect::kClean;
+  so.expect =
+      o.value("expect", "clean") == "leak" ? Expect::kLeak : Expect::kClean;
   if (o.contains("trial") && o["trial"].is_number_unsigned()) {
     so.trial = o["trial"].get<uint64_t>();
   }
@@ -155,20 +157,20 @@ json SortedByTrial(std::vector<json> v, size_t cap) {
 
 }  // namespace
 
-StatusOr<json> MergeReports(const std::vector<ShardReport>& shards,
+StatusOr<json> MergeReports(const std::vector<ShardReport>& input,
                             const std::string& command) {
-  if (shards.empty()) return InvalidArgumentError("no report to merge");
-  for (const ShardReport& s : shards) SIGRACE_RETURN_IF_ERROR(CheckOne(s));
+  if (input.empty()) return InvalidArgumentError("no report to merge");
+  std::vector<ShardReport> shards = input;
+  for (ShardReport& s : shards) SIGRACE_RETURN_IF_ERROR(CheckOne(s));
   SIGRACE_RETURN_IF_ERROR(CheckSameRun(shards));
 
-  std::vector<const ShardReport*> order;
-  for (const ShardReport& s : shards) order.push_back(&s);
-  std::sort(order.begin(), order.end(),
-            [](const ShardReport* a, const ShardReport* b) {
+  std::vector<ShardReport*> order;
+  for (ShardReport& s : shards) order.push_back(&s);
+  std::sort(order.begin(), order.end(), [](ShardReport* a, ShardReport* b) {
     return a->report["shard"]["index"].get<uint64_t>() <
            b->report["shard"]["index"].get<uint64_t>();
   });
-  const json& first = order[0]->report;
+  json& first = order[0]->report;
 
   json out = first;  // run-level fields: seed, variant, options, window, ...
   out["command"] = command;
@@ -187,8 +189,8 @@ StatusOr<json> MergeReports(const std::vector<ShardReport>& shards,
   // Cells keyed by variant/alg/mode, in first-seen order.
   std::vector<std::string> cell_order;
   std::map<std::string, json> cells;
-  for (const ShardReport* s : order) {
-    const json& r = s->report;
+  for (ShardReport* s : order) {
+    json& r = s->report;
     for (auto it = r["totals"].begin(); it != r["totals"].end(); ++it) {
       if (!it->is_number()) continue;
       if (it->is_number_unsigned()) {
@@ -208,9 +210,10 @@ StatusOr<json> MergeReports(const std::vector<ShardReport>& shards,
                           {"exit_code", r.value("exit_code", 2)}});
     for (const json& l : r["leaks"]) leaks.push_back(l);
     for (const json& e : r["harness_errors"]) errors.push_back(e);
-    const json& t = r["tsan"];
+    json& t = r["tsan"];
     if (t.is_object()) {
-      tsan["enabled"] = tsan["enabled"].get<bool>() || t.value("enabled", false);
+      tsan["enabled"] =
+          tsan["enabled"].get<bool>() || t.value("enabled", false);
       tsan["total"] = U(tsan, "total") + U(t, "total");
       if (t.contains("by_type") && t["by_type"].is_object()) {
         for (auto it = t["by_type"].begin(); it != t["by_type"].end(); ++it) {
@@ -224,7 +227,7 @@ StatusOr<json> MergeReports(const std::vector<ShardReport>& shards,
       visited += U(r["explore"], "instants_visited");
       seen = U(r["explore"], "instants_seen");
     }
-    for (const json& c : r["cells"]) {
+    for (json& c : r["cells"]) {
       const std::string key = c.value("variant", "") + "/" +
                               c.value("alg", "") + "/" + c.value("mode", "");
       auto it = cells.find(key);
@@ -279,30 +282,30 @@ StatusOr<json> MergeReports(const std::vector<ShardReport>& shards,
   json cells_out = json::array();
   for (const CellStats& cs : rr.cells) {
     const std::string key = cs.variant + "/" + cs.alg + "/" + cs.mode;
-    json c = cells.count(key) ? cells[key]
-                              : json{{"variant", cs.variant},
-                                     {"alg", cs.alg},
-                                     {"mode", cs.mode},
-                                     {"trials", 0},
-                                     {"clean", 0},
-                                     {"leaks", 0},
-                                     {"harness_errors", 0},
-                                     {"first_leak", nullptr}};
+    json c = cells.count(key) ? cells[key] : json{{"variant", cs.variant},
+                                                  {"alg", cs.alg},
+                                                  {"mode", cs.mode},
+                                                  {"trials", 0},
+                                                  {"clean", 0},
+                                                  {"leaks", 0},
+                                                  {"harness_errors", 0},
+                                                  {"first_leak", nullptr}};
     c["verdict"] = cs.verdict;
     cells_out.push_back(c);
   }
   out["cells"] = cells_out;
   out["exit_code"] = rr.exit_code;
-  out["verdict"] = rr.verdict + " (merged from " +
-                   std::to_string(order.size()) + " shards)";
+  out["verdict"] =
+      rr.verdict + " (merged from " + std::to_string(order.size()) + " shards)";
   return out;
 }
 
-std::vector<JUnitCase> MergedJUnitCases(const json& merged) {
+std::vector<JUnitCase> MergedJUnitCases(const json& merged_in) {
+  json merged = merged_in;  // a missing key reads as null
   std::vector<JUnitCase> out;
   const double elapsed = D(merged, "elapsed_s");
   const uint64_t trials = U(merged["totals"], "trials");
-  for (const json& c : merged["cells"]) {
+  for (json& c : merged["cells"]) {
     JUnitCase jc;
     const std::string variant = c.value("variant", "");
     jc.classname = "sigrace.stress." + variant;
@@ -311,16 +314,16 @@ std::vector<JUnitCase> MergedJUnitCases(const json& merged) {
                                  static_cast<double>(trials)
                            : 0;
     const std::string v = c.value("verdict", "error");
-    const std::string counts = std::to_string(U(c, "leaks")) +
-                               " leaking of " + std::to_string(U(c, "trials")) +
+    const std::string counts = std::to_string(U(c, "leaks")) + " leaking of " +
+                               std::to_string(U(c, "trials")) +
                                " trials, seed " +
                                std::to_string(U(merged, "seed"));
     if (v == "fail") {
       jc.failure = c["first_leak"].is_object()
                        ? "leak at trial " +
                              std::to_string(U(c["first_leak"], "trial")) +
-                             " (" + counts + "); replay: " +
-                             c["first_leak"].value("replay", "")
+                             " (" + counts +
+                             "); replay: " + c["first_leak"].value("replay", "")
                        : "no leak (" + counts + "), expected a leak";
     } else if (v == "error") {
       jc.error = std::to_string(U(c, "harness_errors")) +

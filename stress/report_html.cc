@@ -19,8 +19,7 @@ using nlohmann::json;
 struct Leak {
   uint64_t trial = 0;
   double elapsed_s = 0;
-  std::string alg, injector, failpoint, forms, regions, replay, sidecar,
-      dump;
+  std::string alg, injector, failpoint, forms, regions, replay, sidecar, dump;
 };
 
 struct Row {
@@ -47,9 +46,8 @@ uint64_t U(const json& j, const char* k) {
              : 0;
 }
 double D(const json& j, const char* k) {
-  return j.is_object() && j.contains(k) && j[k].is_number()
-             ? j[k].get<double>()
-             : 0;
+  return j.is_object() && j.contains(k) && j[k].is_number() ? j[k].get<double>()
+                                                            : 0;
 }
 std::string S(const json& j, const char* k) {
   return j.is_object() && j.contains(k) && j[k].is_string()
@@ -96,16 +94,15 @@ std::string VerdictClass(const std::string& v) {
   return "bad";
 }
 
-void AddStress(const HtmlInput& in, std::vector<Run>* runs,
-               std::vector<Row>* rows) {
-  const json& r = in.report;
+void AddStress(HtmlInput& in, std::vector<Run>* runs, std::vector<Row>* rows) {
+  json& r = in.report;  // non-const: a missing key reads as null
   Run run{.path = in.path,
           .schema = S(r, "schema"),
           .verdict = S(r, "verdict"),
           .exit_code = r.value("exit_code", 2),
           .seed = U(r, "seed")};
   if (r.contains("shard") && r["shard"].is_object()) {
-    const json& sh = r["shard"];
+    json& sh = r["shard"];
     if (sh["index"].is_null()) {
       run.shard = "merged from " + std::to_string(U(sh, "count")) + " shards";
     } else if (U(sh, "count") > 1) {
@@ -142,8 +139,7 @@ void AddStress(const HtmlInput& in, std::vector<Run>* runs,
   }
 }
 
-void AddRepro(const HtmlInput& in, std::vector<Run>* runs,
-              std::vector<Row>* rows) {
+void AddRepro(HtmlInput& in, std::vector<Run>* runs, std::vector<Row>* rows) {
   const json& r = in.report;
   runs->push_back({.path = in.path,
                    .schema = S(r, "schema"),
@@ -224,14 +220,12 @@ std::string Timeline(const std::vector<Row>& rows) {
                  "\" font-size=\"11\">" +
                  HtmlEscape(r.variant + " " + r.alg + " " + r.mode) +
                  "</text><line x1=\"" + std::to_string(left) + "\" x2=\"" +
-                 std::to_string(left + width) + "\" y1=\"" +
-                 std::to_string(y) + "\" y2=\"" + std::to_string(y) +
-                 "\" stroke=\"#d0d7de\"/>";
+                 std::to_string(left + width) + "\" y1=\"" + std::to_string(y) +
+                 "\" y2=\"" + std::to_string(y) + "\" stroke=\"#d0d7de\"/>";
     for (const Leak& l : r.leak_list) {
       const int x = left + static_cast<int>(l.elapsed_s / span * width);
       lanes_svg += "<circle cx=\"" + std::to_string(x) + "\" cy=\"" +
-                   std::to_string(y) +
-                   "\" r=\"4\" fill=\"#cf222e\"><title>" +
+                   std::to_string(y) + "\" r=\"4\" fill=\"#cf222e\"><title>" +
                    HtmlEscape("trial " + std::to_string(l.trial) + " at " +
                               Fmt("%.3f", l.elapsed_s) + " s: " + l.forms) +
                    "</title></circle>";
@@ -249,19 +243,20 @@ std::string Timeline(const std::vector<Row>& rows) {
   }
   return "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" +
          std::to_string(left + width + 30) + "\" height=\"" +
-         std::to_string(height) + "\" role=\"img\" aria-label=\"leaks over "
-         "time\">" + lanes_svg + axis + "</svg>";
+         std::to_string(height) +
+         "\" role=\"img\" aria-label=\"leaks over "
+         "time\">" +
+         lanes_svg + axis + "</svg>";
 }
 
 std::string DumpStrip(const json& sidecar) {
-  const double size = static_cast<double>(std::max<uint64_t>(
-      U(sidecar, "dump_size"), 1));
+  const double size =
+      static_cast<double>(std::max<uint64_t>(U(sidecar, "dump_size"), 1));
   const int width = 600;
   std::string marks;
   for (const json& f : sidecar.value("findings", json::array())) {
-    const int x =
-        static_cast<int>(static_cast<double>(U(f, "file_offset")) / size *
-                         width);
+    const int x = static_cast<int>(static_cast<double>(U(f, "file_offset")) /
+                                   size * width);
     marks += "<rect x=\"" + std::to_string(std::min(x, width - 2)) +
              "\" y=\"2\" width=\"2\" height=\"16\" fill=\"#cf222e\"><title>" +
              HtmlEscape(S(f, "form") + " at offset " +
@@ -272,8 +267,8 @@ std::string DumpStrip(const json& sidecar) {
   return "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" +
          std::to_string(width) +
          "\" height=\"20\"><rect x=\"0\" y=\"2\" width=\"" +
-         std::to_string(width) +
-         "\" height=\"16\" fill=\"#eaeef2\"/>" + marks + "</svg>";
+         std::to_string(width) + "\" height=\"16\" fill=\"#eaeef2\"/>" + marks +
+         "</svg>";
 }
 
 }  // namespace
@@ -283,12 +278,23 @@ std::string HtmlEscape(const std::string& s) {
   o.reserve(s.size());
   for (char c : s) {
     switch (c) {
-      case '&': o += "&amp;"; break;
-      case '<': o += "&lt;"; break;
-      case '>': o += "&gt;"; break;
-      case '"': o += "&quot;"; break;
-      case '\'': o += "&#39;"; break;
-      default: o += c;
+      case '&':
+        o += "&amp;";
+        break;
+      case '<':
+        o += "&lt;";
+        break;
+      case '>':
+        o += "&gt;";
+        break;
+      case '"':
+        o += "&quot;";
+        break;
+      case '\'':
+        o += "&#39;";
+        break;
+      default:
+        o += c;
     }
   }
   return o;
@@ -345,7 +351,10 @@ StatusOr<std::string> RenderHtml(std::vector<HtmlInput> inputs,
       "<style>" +
       std::string(kStyle) + "</style></head><body><h1>sigrace report</h1>";
   h += "<div id=\"verdict\" class=\"verdict " +
-       std::string(worst == 0 ? "ok" : worst == 1 ? "bad" : "err") + "\">" +
+       std::string(worst == 0   ? "ok"
+                   : worst == 1 ? "bad"
+                                : "err") +
+       "\">" +
        (worst == 0   ? "PASS"
         : worst == 1 ? "FAIL"
                      : "ERROR") +
@@ -367,19 +376,18 @@ StatusOr<std::string> RenderHtml(std::vector<HtmlInput> inputs,
        "(trial)</th><th>time to first leak</th><th>TSan reports</th>"
        "<th>verdict</th></tr>";
   for (const Row& r : rows) {
-    const double rate =
-        r.trials > 0 ? static_cast<double>(r.leaks) / static_cast<double>(r.trials)
-                     : 0;
+    const double rate = r.trials > 0 ? static_cast<double>(r.leaks) /
+                                           static_cast<double>(r.trials)
+                                     : 0;
     h += "<tr>" + Td(r.variant) + Td(r.alg) + Td(r.mode) +
          Td(std::to_string(r.trials), true) +
          Td(std::to_string(r.leaks), true) +
          Td(Fmt("%.2f%%", rate * 100), true) +
          Td(std::to_string(r.errors), true) +
          Td(r.first_leak ? std::to_string(r.first_leak->trial) : "-", true) +
-         Td(r.first_leak ? Fmt("%.3f s", r.first_leak->elapsed_s) : "-",
-            true) +
-         Td(r.tsan, true) + "<td class=\"" + VerdictClass(r.verdict) +
-         "\">" + HtmlEscape(r.verdict) + "</td></tr>";
+         Td(r.first_leak ? Fmt("%.3f s", r.first_leak->elapsed_s) : "-", true) +
+         Td(r.tsan, true) + "<td class=\"" + VerdictClass(r.verdict) + "\">" +
+         HtmlEscape(r.verdict) + "</td></tr>";
   }
   h += "</table>";
 
@@ -405,7 +413,8 @@ StatusOr<std::string> RenderHtml(std::vector<HtmlInput> inputs,
              " <span class=\"muted\">(sidecar not readable)</span></p>";
         continue;
       }
-      h += DumpStrip(*sc) + "<table class=\"findings\"><tr><th>region</th>"
+      h += DumpStrip(*sc) +
+           "<table class=\"findings\"><tr><th>region</th>"
            "<th>form</th><th>file offset</th><th>length</th><th>kind</th>"
            "</tr>";
       size_t n = 0;
@@ -432,8 +441,8 @@ StatusOr<std::string> RenderHtml(std::vector<HtmlInput> inputs,
   for (const Run& r : runs) {
     if (!r.tsan.is_object()) continue;
     std::string types;
-    for (auto it = r.tsan.value("by_type", json::object()).begin();
-         it != r.tsan.value("by_type", json::object()).end(); ++it) {
+    const json by_type = r.tsan.value("by_type", json::object());
+    for (auto it = by_type.begin(); it != by_type.end(); ++it) {
       types += (types.empty() ? "" : ", ") + it.key() + " " + it->dump();
     }
     h += "<tr>" + Td(r.path) +
@@ -441,7 +450,8 @@ StatusOr<std::string> RenderHtml(std::vector<HtmlInput> inputs,
          Td(std::to_string(U(r.tsan, "total")), true) + Td(types) + "</tr>";
   }
   for (const Row& r : rows) {
-    if (runs.empty() || r.tsan == "-" || r.tsan.find("run") != std::string::npos)
+    if (runs.empty() || r.tsan == "-" ||
+        r.tsan.find("run") != std::string::npos)
       continue;
     h += "<tr>" + Td(r.variant + " " + r.alg + " " + r.mode) + Td("yes") +
          Td(r.tsan, true) + Td("") + "</tr>";
@@ -455,15 +465,13 @@ StatusOr<std::string> RenderHtml(std::vector<HtmlInput> inputs,
     for (const json* a : ablations) {
       for (const json& x : a->value("rows", json::array())) {
         h += "<tr>" + Td(S(x, "protection")) + "<td class=\"" +
-             VerdictClass(S(x, "status")) + "\">" +
-             HtmlEscape(S(x, "status")) + "</td>" +
-             Td(std::to_string(U(x, "trials")), true) +
-             Td(x["trials_to_first_leak"].is_null()
+             VerdictClass(S(x, "status")) + "\">" + HtmlEscape(S(x, "status")) +
+             "</td>" + Td(std::to_string(U(x, "trials")), true) +
+             Td(x.value("trials_to_first_leak", json()).is_null()
                     ? "-"
                     : std::to_string(U(x, "trials_to_first_leak")),
                 true) +
-             Td(S(x, "alg")) + Td(S(x, "form")) + Td(S(x, "region")) +
-             "</tr>";
+             Td(S(x, "alg")) + Td(S(x, "form")) + Td(S(x, "region")) + "</tr>";
       }
     }
     h += "</table>";

@@ -33,8 +33,7 @@ Status CheckRange(const ShardSpec& s, const std::string& what) {
   }
   if (s.index >= s.count) {
     return InvalidArgumentError(what + ": shard index " +
-                                std::to_string(s.index) +
-                                " out of range 0.." +
+                                std::to_string(s.index) + " out of range 0.." +
                                 std::to_string(s.count - 1));
   }
   return Status::Ok();
@@ -89,10 +88,9 @@ StatusOr<std::optional<ShardSpec>> FromK8s(uint32_t count_flag,
   if (count_env != nullptr) {
     const std::optional<uint32_t> e = ParseCount(count_env);
     if (!e) {
-      return InvalidArgumentError("SIGRACE_SHARD_COUNT='" +
-                                  std::string(count_env) +
-                                  "' is not a count 1.." +
-                                  std::to_string(kMaxShards));
+      return InvalidArgumentError(
+          "SIGRACE_SHARD_COUNT='" + std::string(count_env) +
+          "' is not a count 1.." + std::to_string(kMaxShards));
     }
     if (count_flag != 0 && *e != count_flag) {
       return InvalidArgumentError(
@@ -197,10 +195,10 @@ StatusOr<ShardSpec> ResolveShard(const std::string& shard_flag,
   StatusOr<std::optional<ShardSpec>> k = FromK8s(shard_count_flag, env);
   if (!k.ok()) return k.status();
   if (*g && *k && ((*g)->index != (*k)->index || (*g)->count != (*k)->count)) {
-    return InvalidArgumentError(
-        "GTEST_SHARD_INDEX/GTEST_TOTAL_SHARDS (" + (*g)->ToString() +
-        ") conflict with JOB_COMPLETION_INDEX (" + (*k)->ToString() +
-        "); give --shard I/N");
+    return InvalidArgumentError("GTEST_SHARD_INDEX/GTEST_TOTAL_SHARDS (" +
+                                (*g)->ToString() +
+                                ") conflict with JOB_COMPLETION_INDEX (" +
+                                (*k)->ToString() + "); give --shard I/N");
   }
   if (*g) return **g;
   if (*k) return **k;

@@ -56,8 +56,8 @@ nlohmann::json ReadJson(const std::string& path) {
 int Exit(int st) { return WIFEXITED(st) ? WEXITSTATUS(st) : -1; }
 
 // `env` (VAR=value ..., may be empty) sigrace ARGS, output to `log`.
-int Run(const std::string& env, const std::string& args,
-        const std::string& log) {
+int RunSigrace(const std::string& env, const std::string& args,
+               const std::string& log) {
   const std::string cmd =
       "env -u GTEST_TOTAL_SHARDS -u GTEST_SHARD_INDEX -u "
       "GTEST_SHARD_STATUS_FILE -u JOB_COMPLETION_INDEX -u "
@@ -78,9 +78,10 @@ Sharded RunSharded(const TempDir& d, const std::string& name,
                    const std::string& args) {
   Sharded s;
   const std::string p = d.path() + "/" + name;
-  s.whole_rc = Run("", args + " --out " + p + "-whole-out --report-json " + p +
-                           "-whole.json",
-                   p + "-whole.log");
+  s.whole_rc = RunSigrace(
+      "",
+      args + " --out " + p + "-whole-out --report-json " + p + "-whole.json",
+      p + "-whole.log");
   // One shell, four background processes, each shard's index given its
   // own way.
   const std::string status = p + "-gtest-status";
@@ -94,25 +95,28 @@ Sharded RunSharded(const TempDir& d, const std::string& name,
   std::string script;
   for (size_t i = 0; i < how.size(); ++i) {
     const std::string sp = p + "-" + std::to_string(i);
-    script += "( env -u GTEST_TOTAL_SHARDS -u GTEST_SHARD_INDEX -u "
-              "GTEST_SHARD_STATUS_FILE -u JOB_COMPLETION_INDEX -u "
-              "SIGRACE_SHARD_COUNT " +
-              how[i].first + " '" + Bin() + "' " + args + " " + how[i].second +
-              " --out " + sp + "-out --report-json " + sp + ".json >" + sp +
-              ".log 2>&1; echo $? >" + sp + ".rc ) & ";
+    script +=
+        "( env -u GTEST_TOTAL_SHARDS -u GTEST_SHARD_INDEX -u "
+        "GTEST_SHARD_STATUS_FILE -u JOB_COMPLETION_INDEX -u "
+        "SIGRACE_SHARD_COUNT " +
+        how[i].first + " '" + Bin() + "' " + args + " " + how[i].second +
+        " --out " + sp + "-out --report-json " + sp + ".json >" + sp +
+        ".log 2>&1; echo $? >" + sp + ".rc ) & ";
   }
   script += "wait";
-  EXPECT_EQ(Exit(system(("sh -c '" + [&] {
-                          std::string q;
-                          for (char c : script) {
-                            if (c == '\'') {
-                              q += "'\\''";
-                            } else {
-                              q += c;
-                            }
-                          }
-                          return q;
-                        }() + "'")
+  EXPECT_EQ(Exit(system(("sh -c '" +
+                         [&] {
+                           std::string q;
+                           for (char c : script) {
+                             if (c == '\'') {
+                               q += "'\\''";
+                             } else {
+                               q += c;
+                             }
+                           }
+                           return q;
+                         }() +
+                         "'")
                             .c_str())),
             0);
   EXPECT_EQ(access(status.c_str(), F_OK), 0)
@@ -125,9 +129,11 @@ Sharded RunSharded(const TempDir& d, const std::string& name,
     EXPECT_TRUE(s.shards.back().is_object()) << ReadAll(sp + ".log");
     reports += " " + sp + ".json";
   }
-  s.merge_rc = Run("", "merge --quiet --json " + p + "-merged.json --junit " +
-                           p + "-merged.xml" + reports,
-                   p + "-merge.log");
+  s.merge_rc =
+      RunSigrace("",
+                 "merge --quiet --json " + p + "-merged.json --junit " + p +
+                     "-merged.xml" + reports,
+                 p + "-merge.log");
   s.whole = ReadJson(p + "-whole.json");
   s.merged = ReadJson(p + "-merged.json");
   EXPECT_TRUE(s.whole.is_object()) << ReadAll(p + "-whole.log");
@@ -228,17 +234,18 @@ TEST_F(ShardE2E, FourShardsOfARaceRunMergeToTheUnshardedRun) {
   // Shard 2 missing: merge names it and exits 2 with one line.
   const std::string p = dir_.path() + "/race";
   const std::string log = dir_.path() + "/missing.log";
-  EXPECT_EQ(Run("", "merge " + p + "-0.json " + p + "-1.json " + p + "-3.json",
-                log),
-            2);
+  EXPECT_EQ(
+      RunSigrace("", "merge " + p + "-0.json " + p + "-1.json " + p + "-3.json",
+                 log),
+      2);
   const std::string err = ReadAll(log);
   EXPECT_NE(err.find("missing shard(s) 2 of 4"), std::string::npos) << err;
   EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << err;
   // Shard 1 twice.
-  EXPECT_EQ(Run("",
-                "merge " + p + "-0.json " + p + "-1.json " + p + "-1.json " +
-                    p + "-2.json " + p + "-3.json",
-                log),
+  EXPECT_EQ(RunSigrace("",
+                       "merge " + p + "-0.json " + p + "-1.json " + p +
+                           "-1.json " + p + "-2.json " + p + "-3.json",
+                       log),
             2);
   EXPECT_NE(ReadAll(log).find("shard 1/4 given twice"), std::string::npos)
       << ReadAll(log);
@@ -246,10 +253,10 @@ TEST_F(ShardE2E, FourShardsOfARaceRunMergeToTheUnshardedRun) {
   nlohmann::json other = ReadJson(p + "-3.json");
   other["options"]["trials"] = 9;
   std::ofstream(dir_.path() + "/other-3.json") << other.dump();
-  EXPECT_EQ(Run("",
-                "merge " + p + "-0.json " + p + "-1.json " + p + "-2.json " +
-                    dir_.path() + "/other-3.json",
-                log),
+  EXPECT_EQ(RunSigrace("",
+                       "merge " + p + "-0.json " + p + "-1.json " + p +
+                           "-2.json " + dir_.path() + "/other-3.json",
+                       log),
             2);
   EXPECT_NE(ReadAll(log).find("differ in trials"), std::string::npos)
       << ReadAll(log);
@@ -272,8 +279,8 @@ TEST_F(ShardE2E, BadShardSettingsAreUsageErrors) {
        base},
   };
   for (const auto& [env, args] : cases) {
-    EXPECT_EQ(Run(env, args, log), 2) << env << " " << args << "\n"
-                                      << ReadAll(log);
+    EXPECT_EQ(RunSigrace(env, args, log), 2) << env << " " << args << "\n"
+                                             << ReadAll(log);
     const std::string out = ReadAll(log);
     EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 1) << out;
     EXPECT_EQ(out.rfind("sigrace: ", 0), 0u) << out;

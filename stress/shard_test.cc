@@ -48,7 +48,8 @@ TEST(Shard, FlagGtestAndKubernetes) {
   EXPECT_EQ(g->ToString(), "3/4");
   EXPECT_EQ(g->source, "gtest");
   StatusOr<ShardSpec> k = ResolveShard(
-      "", 0, Env({{"JOB_COMPLETION_INDEX", "1"}, {"SIGRACE_SHARD_COUNT", "8"}}));
+      "", 0,
+      Env({{"JOB_COMPLETION_INDEX", "1"}, {"SIGRACE_SHARD_COUNT", "8"}}));
   ASSERT_TRUE(k.ok());
   EXPECT_EQ(k->ToString(), "1/8");
   EXPECT_EQ(k->source, "k8s");
@@ -57,11 +58,10 @@ TEST(Shard, FlagGtestAndKubernetes) {
   ASSERT_TRUE(kf.ok());
   EXPECT_EQ(kf->ToString(), "5/6");
   // Both conventions, agreeing.
-  StatusOr<ShardSpec> both =
-      ResolveShard("", 4,
-                   Env({{"GTEST_TOTAL_SHARDS", "4"},
-                        {"GTEST_SHARD_INDEX", "2"},
-                        {"JOB_COMPLETION_INDEX", "2"}}));
+  StatusOr<ShardSpec> both = ResolveShard("", 4,
+                                          Env({{"GTEST_TOTAL_SHARDS", "4"},
+                                               {"GTEST_SHARD_INDEX", "2"},
+                                               {"JOB_COMPLETION_INDEX", "2"}}));
   ASSERT_TRUE(both.ok()) << both.status().message();
   EXPECT_EQ(both->ToString(), "2/4");
 }
@@ -78,9 +78,12 @@ TEST(Shard, ExplicitFlagWinsOverTheEnvironment) {
 
 TEST(Shard, MalformedConflictingOrOutOfRangeIsRefused) {
   const std::vector<std::pair<std::string, std::string>> flags = {
-      {"3", "no '/'"},         {"4/4", "I must be below N"},
-      {"a/4", "two numbers"},  {"1/0", "at least 1"},
-      {"-1/4", "two numbers"}, {"1/4/2", "two numbers"},
+      {"3", "no '/'"},
+      {"4/4", "I must be below N"},
+      {"a/4", "two numbers"},
+      {"1/0", "at least 1"},
+      {"-1/4", "two numbers"},
+      {"1/4/2", "two numbers"},
       {"0/1000001", "two numbers"}};
   for (const auto& [flag, why] : flags) {
     StatusOr<ShardSpec> s = ResolveShard(flag, 0, Env({}));
@@ -89,8 +92,7 @@ TEST(Shard, MalformedConflictingOrOutOfRangeIsRefused) {
         << flag << ": " << s.status().message();
     EXPECT_EQ(s.status().message().find('\n'), std::string::npos);
   }
-  const std::vector<std::pair<std::map<std::string, std::string>,
-                              std::string>>
+  const std::vector<std::pair<std::map<std::string, std::string>, std::string>>
       envs = {
           {{{"GTEST_TOTAL_SHARDS", "4"}}, "without GTEST_SHARD_INDEX"},
           {{{"GTEST_SHARD_INDEX", "1"}}, "without GTEST_TOTAL_SHARDS"},
@@ -177,8 +179,7 @@ TEST(Shard, BuildIdIsStable) {
 // A report of shard `index` of `count`, built by the JSON reporter: one
 // trial per shard index below `trials`, leaking where `leaks` says.
 nlohmann::json ShardReportJson(uint32_t index, uint32_t count, uint64_t trials,
-                               const std::set<uint64_t>& leaks,
-                               Expect expect) {
+                               const std::set<uint64_t>& leaks, Expect expect) {
   RunReport r;
   r.build_id = "b1";
   r.options.variant = "fixed";
@@ -301,8 +302,7 @@ TEST(Merge, RefusesDifferentBuildsSeedsOptionsOrCounts) {
     t[1].report["build"] = "b2";
     StatusOr<nlohmann::json> m = MergeReports(t, "m");
     ASSERT_FALSE(m.ok());
-    EXPECT_NE(m.status().message().find("different builds"),
-              std::string::npos);
+    EXPECT_NE(m.status().message().find("different builds"), std::string::npos);
   }
   {
     auto t = s;
@@ -316,8 +316,7 @@ TEST(Merge, RefusesDifferentBuildsSeedsOptionsOrCounts) {
     t[1].report["options"]["threads"] = 4;
     StatusOr<nlohmann::json> m = MergeReports(t, "m");
     ASSERT_FALSE(m.ok());
-    EXPECT_NE(m.status().message().find("differ in threads"),
-              std::string::npos)
+    EXPECT_NE(m.status().message().find("differ in threads"), std::string::npos)
         << m.status().message();
   }
   {

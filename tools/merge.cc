@@ -28,8 +28,7 @@ int Parse(CLI::App& app, int argc, char** argv, const char* name) {
       app.exit(e);
       return 0;
     }
-    return Usage(std::string(e.what()) + " (see sigrace " + name +
-                 " --help)");
+    return Usage(std::string(e.what()) + " (see sigrace " + name + " --help)");
   }
   return -1;
 }
@@ -43,8 +42,7 @@ StatusOr<nlohmann::json> ReadJson(const std::string& path) {
 }
 
 std::string Dump(const nlohmann::json& j) {
-  return j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) +
-         "\n";
+  return j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
 }
 
 }  // namespace
@@ -62,10 +60,10 @@ int MergeMain(int argc, char** argv) {
   std::vector<std::string> inputs;
   std::string json_out, junit_out;
   bool quiet = false;
-  app.add_option("reports", inputs, "REPORT.json of every shard")
-      ->required();
+  app.add_option("reports", inputs, "REPORT.json of every shard")->required();
   app.add_option("--json", json_out, "Write the merged JSON report here");
-  app.add_option("--junit", junit_out, "Write JUnit XML here (one case per "
+  app.add_option("--junit", junit_out,
+                 "Write JUnit XML here (one case per "
                  "variant x alg x mode)");
   app.add_flag("--quiet", quiet, "Print only the verdict line");
   if (const int rc = Parse(app, argc, argv, "merge"); rc >= 0) return rc;
@@ -77,21 +75,27 @@ int MergeMain(int argc, char** argv) {
   }
   std::string command = "sigrace merge";
   for (const std::string& p : inputs) command += " " + p;
-  StatusOr<nlohmann::json> merged = MergeReports(shards, command);
+  StatusOr<nlohmann::json> merged = InvalidArgumentError("");
+  try {
+    merged = MergeReports(shards, command);
+  } catch (const nlohmann::json::exception& e) {
+    // A field of the wrong type in a report.
+    return Usage("malformed report: " + std::string(e.what()));
+  }
   if (!merged.ok()) return Usage(merged.status().message());
   const nlohmann::json& m = *merged;
   if (!quiet) {
-    std::printf("%-16s %-6s %-6s %10s %8s %8s  %s\n", "variant", "alg",
-                "mode", "trials", "leaks", "errors", "verdict");
+    std::printf("%-16s %-6s %-6s %10s %8s %8s  %s\n", "variant", "alg", "mode",
+                "trials", "leaks", "errors", "verdict");
     for (const nlohmann::json& c : m["cells"]) {
-      std::printf("%-16s %-6s %-6s %10llu %8llu %8llu  %s\n",
-                  c.value("variant", "").c_str(), c.value("alg", "").c_str(),
-                  c.value("mode", "").c_str(),
-                  static_cast<unsigned long long>(c.value("trials", 0ull)),
-                  static_cast<unsigned long long>(c.value("leaks", 0ull)),
-                  static_cast<unsigned long long>(
-                      c.value("harness_errors", 0ull)),
-                  c.value("verdict", "").c_str());
+      std::printf(
+          "%-16s %-6s %-6s %10llu %8llu %8llu  %s\n",
+          c.value("variant", "").c_str(), c.value("alg", "").c_str(),
+          c.value("mode", "").c_str(),
+          static_cast<unsigned long long>(c.value("trials", 0ull)),
+          static_cast<unsigned long long>(c.value("leaks", 0ull)),
+          static_cast<unsigned long long>(c.value("harness_errors", 0ull)),
+          c.value("verdict", "").c_str());
     }
   }
   std::printf("%s\n", m.value("verdict", "").c_str());
@@ -100,8 +104,13 @@ int MergeMain(int argc, char** argv) {
     if (!st.ok()) return Usage(st.message());
   }
   if (!junit_out.empty()) {
-    Status st = WriteFileAtomic(
-        junit_out, JUnitXml("sigrace.stress", MergedJUnitCases(m)));
+    std::string xml;
+    try {
+      xml = JUnitXml("sigrace.stress", MergedJUnitCases(m));
+    } catch (const nlohmann::json::exception& e) {
+      return Usage("malformed report: " + std::string(e.what()));
+    }
+    Status st = WriteFileAtomic(junit_out, xml);
     if (!st.ok()) return Usage(st.message());
   }
   return m.value("exit_code", 2);
@@ -127,7 +136,12 @@ int ReportMain(int argc, char** argv) {
     if (!j.ok()) return Usage(j.status().message());
     in.push_back({p, std::move(*j), {}});
   }
-  StatusOr<std::string> page = RenderHtml(in, /*read_sidecars=*/true);
+  StatusOr<std::string> page = InvalidArgumentError("");
+  try {
+    page = RenderHtml(in, /*read_sidecars=*/true);
+  } catch (const nlohmann::json::exception& e) {
+    return Usage("malformed report: " + std::string(e.what()));
+  }
   if (!page.ok()) return Usage(page.status().message());
   Status st = WriteFileAtomic(html_out, *page);
   if (!st.ok()) return Usage(st.message());
