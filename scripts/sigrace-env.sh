@@ -21,6 +21,7 @@ PACKAGES=(
   libssl-dev openssl libgtest-dev libgmock-dev libbenchmark-dev
   libunwind-dev libcli11-dev nlohmann-json3-dev
   gdb elfutils binutils python3 python3-jwt
+  python3-jsonschema python3-yaml yamllint chromium
 )
 
 install_packages() {

@@ -103,12 +103,23 @@ struct StressOptions {
   uint64_t worker_serial = 0;
   bool progress = true;  // only when stderr is a terminal
   bool quiet = false;
+  // Shard `shard_index` of `shard_count` (stress/shard.h): this process
+  // runs the trials t < trials with t mod shard_count == shard_index.
+  uint32_t shard_index = 0;
+  uint32_t shard_count = 1;
+  std::string shard_source;  // "", "flag", "gtest", "k8s"
 
   // First trial number, how many trials to run at most, and the trial
   // number of the index-th run (every run of a replay is the same trial).
-  uint64_t FirstTrial() const { return trial ? *trial : 0; }
-  uint64_t TrialCount() const { return trial ? repeat : trials; }
-  uint64_t TrialAt(uint64_t index) const { return trial ? *trial : index; }
+  uint64_t FirstTrial() const { return TrialAt(0); }
+  uint64_t TrialCount() const {
+    if (trial) return repeat;
+    if (trials <= shard_index) return 0;
+    return (trials - shard_index + shard_count - 1) / shard_count;
+  }
+  uint64_t TrialAt(uint64_t index) const {
+    return trial ? *trial : shard_index + index * shard_count;
+  }
 };
 
 // The flags that stay text until FinishStressOptions reads them (their

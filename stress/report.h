@@ -13,7 +13,14 @@
 //     "schema": "sigrace.stress.report/1",
 //     "command": "sigrace stress ...",       // argv as given
 //     "run_id": "1a2b3c4d",   // in every kept dump's and sidecar's name
+//     "build": "<GNU build id hex>",         // stress/shard.h BuildId()
 //     "seed": 123, "first_trial": 0,
+//     "shard": {"index": 0, "count": 1, "source": "" | "flag" | "gtest" |
+//               "k8s"},                     // stress/shard.h
+//     "options": {...},                      // every option that shapes
+//                                            // the trials (OptionsJson);
+//                                            // equal across the shards
+//                                            // of one run
 //     "variant": "fixed", "mode": "live" | "fatal",
 //     "algs": ["rs256", "eddsa"], "injectors": ["failpoint", ...],
 //     "failpoint": "" | "sign.after_acquire",  // --failpoint
@@ -168,6 +175,7 @@ struct RunReport {
   std::string command;
   // Names this run's kept dumps and sidecars (base/files.h NewRunId).
   std::string run_id;
+  std::string build_id;  // stress::BuildId() of the driver, or ""
   StressOptions options;
   std::string window;
   double elapsed_s = 0;
@@ -210,6 +218,9 @@ struct RunReport {
 std::string TextSummary(const RunReport& report);
 // report_json.cc: the JSON report (schema above) and a leak's sidecar.
 nlohmann::json ReportJson(const RunReport& report);
+// The options that decide which trials run and how (not where output
+// goes, nor the shard): `sigrace merge` refuses shards whose differ.
+nlohmann::json OptionsJson(const StressOptions& o);
 nlohmann::json SidecarJson(const TrialResult& r, const StressOptions& o,
                            const std::string& window);
 

@@ -53,14 +53,52 @@ nlohmann::json ReproRowJson(const ReproRow& r) {
 
 }  // namespace
 
+nlohmann::json OptionsJson(const StressOptions& o) {
+  std::vector<std::string> inj;
+  for (Injector i : o.injectors) inj.push_back(InjectorName(i));
+  return {{"variant", o.variant},
+          {"algs", o.algs},
+          {"threads", o.threads},
+          {"rotate_every_ms", o.rotate_every_ms},
+          {"injectors", inj},
+          {"failpoint", o.failpoint},
+          {"mode", ModeName(o.mode)},
+          {"trials", o.trials},
+          {"duration_s", o.duration_s},
+          {"seed", o.seed},
+          {"trial", o.trial ? nlohmann::json(*o.trial) : nlohmann::json()},
+          {"repeat", o.repeat},
+          {"pin", o.pin_thread.empty()
+                      ? std::string()
+                      : o.pin_thread + ":" + std::to_string(o.pin_instant)},
+          {"expect", ExpectName(o.expect)},
+          {"keep_going", o.keep_going},
+          {"min_fragment", o.min_fragment},
+          {"trial_timeout_ms", o.trial_timeout_ms},
+          {"max_delay_us", o.max_delay_us},
+          {"rotation_share", o.rotation_share},
+          {"explore", ExploreName(o.explore)},
+          {"max_instants", o.max_instants},
+          {"widen_us", o.widen_us},
+          {"key_pool", o.key_pool},
+          {"cover_check", o.cover_check},
+          {"key_wait_ms", o.key_wait_ms},
+          {"derive_keys", o.derive_keys}};
+}
+
 nlohmann::json ReportJson(const RunReport& r) {
   const StressOptions& o = r.options;
   nlohmann::json j;
   j["schema"] = "sigrace.stress.report/1";
   j["command"] = r.command;
   j["run_id"] = r.run_id;
+  j["build"] = r.build_id;
   j["seed"] = o.seed;
   j["first_trial"] = o.FirstTrial();
+  j["shard"] = {{"index", o.shard_index},
+                {"count", o.shard_count},
+                {"source", o.shard_source}};
+  j["options"] = OptionsJson(o);
   // A replay (--trial N --repeat K): K runs of trial N; totals.leak of
   // them leaked.
   j["repeat"] = o.trial ? o.repeat : 0;
@@ -215,6 +253,8 @@ nlohmann::json ReproJson(const ReproResult& result) {
   j["tsan_binary"] = result.tsan_binary;
   j["run_id"] = result.run_id;
   j["logs_dir"] = result.logs_dir;
+  j["build"] = result.build_id;
+  j["shard"] = {{"index", result.shard_index}, {"count", result.shard_count}};
   nlohmann::json rows = nlohmann::json::array();
   for (const ReproRow& r : result.rows) rows.push_back(ReproRowJson(r));
   j["rows"] = rows;

@@ -11,6 +11,8 @@
 
 #include "base/files.h"
 #include "stress/catalogue.h"
+#include "stress/repro_verdict.h"
+#include "stress/shard.h"
 
 namespace sigrace::stress {
 namespace {
@@ -36,6 +38,10 @@ struct JobRequest {
   std::string binary;
   std::string seed;        // "": the run's seed
   std::string tag_suffix;  // tells a row's parts apart
+  // fixed's rows: run only this process's shard of their trials
+  // (ReproOptions::shard_count). Race rows stop at their first leak and
+  // run whole in every shard.
+  bool sharded = false;
 };
 
 class Planner {
@@ -81,6 +87,11 @@ int Planner::AddJob(JobRequest req) {
       "--report-json", j.report_path,
       "--quiet",       "--no-progress"};
   j.args.insert(j.args.end(), req.args.begin(), req.args.end());
+  if (req.sharded && o_.shard_count > 1) {
+    j.args.push_back("--shard");
+    j.args.push_back(std::to_string(o_.shard_index) + "/" +
+                     std::to_string(o_.shard_count));
+  }
   j.cap_s = req.cap_s;
   j.cap_is_rest = req.cap_is_rest;
   j.nice = req.nice;
@@ -142,7 +153,8 @@ void Planner::AddFixedRows(const VariantEntry& v,
          .args = {"--expect", "clean", "--trials", std::to_string(o_.min_fatal),
                   "--key-pool", "1", "--injectors", kFixedInjectors},
          .cap_s = std::max(20.0, o_.budget_s * 0.6),
-         .binary = self_});
+         .binary = self_,
+         .sharded = true});
     plan_.rows.push_back(r);
     r.job = -1;
     r.mode = "live";
@@ -192,6 +204,7 @@ void Planner::AddTsanJobs() {
           std::to_string(std::max(o_.tsan_fixed_max, o_.tsan_fixed_trials))};
       req.cap_is_rest = true;
       req.nice = kTsanFixedNice;
+      req.sharded = true;
     }
     req.args.insert(req.args.end(), common.begin(), common.end());
     r.tsan_job = AddJob(std::move(req));
@@ -235,7 +248,8 @@ void Planner::AddFixedLiveJobs(size_t row) {
                 .cap_is_rest = true,
                 .binary = self_,
                 .seed = std::to_string(o_.seed + part),
-                .tag_suffix = part == 0 ? "" : "-" + std::to_string(part + 1)});
+                .tag_suffix = part == 0 ? "" : "-" + std::to_string(part + 1),
+                .sharded = true});
     if (part == 0) {
       r.job = j;
     } else {
@@ -321,6 +335,20 @@ ReproPlan PlanRepro(const ReproOptions& options,
                     const std::string& self, const std::string& tsan,
                     const std::string& logs_dir) {
   return Planner(options, self, tsan, logs_dir).Plan(variants);
+}
+
+VerdictLimits ShardLimits(const ReproOptions& o, bool tsan_present) {
+  const auto share = [&](uint64_t n) {
+    return ShardTrialCount(n, o.shard_index, o.shard_count);
+  };
+  uint64_t live = 0;
+  for (uint64_t part = 0; part < kFixedLiveParts; ++part) {
+    live += share((o.min_live + kFixedLiveParts - 1 - part) / kFixedLiveParts);
+  }
+  return {.min_live = live,
+          .min_fatal = share(o.min_fatal),
+          .min_tsan_fixed = share(o.tsan_fixed_trials),
+          .tsan_present = tsan_present};
 }
 
 }  // namespace sigrace::stress

@@ -49,6 +49,10 @@ struct ReproOptions {
   std::string tsan_bin = "auto";      // auto, a path, or none
   std::vector<std::string> variants;  // empty: all
   std::vector<std::string> algs = {"rs256", "eddsa"};
+  // --shard I/N (stress/shard.h): fixed's rows run shard I of their
+  // trials; race rows run whole.
+  uint32_t shard_index = 0;
+  uint32_t shard_count = 1;
 };
 
 enum class JobKind { kRaceLive, kRaceFatal, kFixedFatal, kFixedLive, kTsan };

@@ -5,6 +5,8 @@
 // JSON report schema ("sigrace.repro.report/1", --report-json):
 //   {"schema", "seed", "budget_s", "elapsed_s", "tsan_binary" (or ""),
 //    "run_id", "logs_dir" (<out>/logs/<run_id>: this run's row reports),
+//    "build", "shard": {"index", "count"} (fixed's rows ran that shard
+//    of their trials; race rows run whole in every shard),
 //    "rows": [{"variant", "alg", "mode", "race": bool, "trials", "leaks",
 //              "harness_errors", "first_leak": null | {trial, seed,
 //              injector, failpoint, forms, regions, dump, replay, ...},

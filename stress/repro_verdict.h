@@ -47,6 +47,10 @@ struct VerdictLimits {
   bool tsan_present = false;
 };
 
+// The limits of shard options.shard_index of options.shard_count: each
+// minimum is the share of fixed's trials that shard runs (repro_plan.cc).
+VerdictLimits ShardLimits(const ReproOptions& options, bool tsan_present);
+
 struct ReproResult {
   uint64_t seed = 0;
   double budget_s = 0;
@@ -56,6 +60,8 @@ struct ReproResult {
   // This run's id and its own directory of row reports and logs
   // (<out>/logs/<run_id>): rows are judged only on what this run wrote.
   std::string run_id, logs_dir;
+  uint32_t shard_index = 0, shard_count = 1;  // fixed's rows' shard
+  std::string build_id;                       // stress::BuildId()
   std::vector<ReproRow> rows;
   int exit_code = 2;
   std::string verdict;  // one line, as printed

@@ -16,6 +16,7 @@
 #include "tools/explain.h"
 #include "tools/gate.h"
 #include "tools/gdb.h"
+#include "tools/merge.h"
 #include "tools/scan.h"
 #include "tools/stress.h"
 #include "tools/stress_flags.h"
@@ -59,6 +60,10 @@ constexpr Command kCommands[] = {
      sigrace::stress::StressMain, true},
     {"repro", "the main job: reproduce every race variant, confirm fixed",
      sigrace::stress::ReproMain, true},
+    {"merge", "combine the JSON reports of a sharded run into one verdict",
+     sigrace::stress::MergeMain, false},
+    {"report", "render JSON reports as one self-contained HTML page",
+     sigrace::stress::ReportMain, false},
     {"variants", "list the redaction-path variants and their windows",
      sigrace::stress::VariantsMain, false},
     {"ablate",

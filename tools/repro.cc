@@ -32,8 +32,10 @@
 #include "stress/repro_report.h"
 #include "stress/repro_schedule.h"
 #include "stress/repro_verdict.h"
+#include "stress/shard.h"
 #include "tools/common.h"
 #include "tools/stress.h"
+#include "tools/stress_flags.h"
 
 namespace sigrace::stress {
 namespace {
@@ -123,7 +125,9 @@ int Fail(const std::string& message) {
 int ParseReproFlags(int argc, char** argv, ReproOptions* o) {
   CLI::App app{kReproHelp, "sigrace repro"};
   std::string alg = "both";
+  ShardFlagText shard_text;
   AddReproFlags(app, o, &alg);
+  AddShardFlags(app, &shard_text);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -141,6 +145,15 @@ int ParseReproFlags(int argc, char** argv, ReproOptions* o) {
     return Fail("unknown --alg '" + alg + "' (rs256, eddsa, both)");
   }
   if (app.count("--seed") == 0) o->seed = RandomSeed();
+  // fixed's rows run this shard of their trials (every shard needs the
+  // same --seed); race rows run whole in every shard.
+  StatusOr<ShardSpec> shard = FinishShardFlags(shard_text);
+  if (!shard.ok()) return Fail(shard.status().message());
+  if (shard->sharded() && app.count("--seed") == 0) {
+    return Fail("a sharded repro needs --seed (the same in every shard)");
+  }
+  o->shard_index = shard->index;
+  o->shard_count = shard->count;
   return -1;
 }
 
@@ -214,16 +227,15 @@ int ReproMain(int argc, char** argv) {
   const std::vector<JobOutcome> outcomes =
       RunJobs(plan, {.budget_s = o.budget_s, .jobs = o.jobs}, on_done,
               &result.elapsed_s);
-  result.rows = JudgeRows(plan, outcomes,
-                          {.min_live = o.min_live,
-                           .min_fatal = o.min_fatal,
-                           .min_tsan_fixed = o.tsan_fixed_trials,
-                           .tsan_present = !tsan.empty()});
+  result.rows = JudgeRows(plan, outcomes, ShardLimits(o, !tsan.empty()));
   result.exit_code = RunExitCode(result.rows);
   result.verdict = RunVerdictLine(result.exit_code);
   result.seed = o.seed;
   result.budget_s = o.budget_s;
   result.tsan_binary = tsan;
+  result.shard_index = o.shard_index;
+  result.shard_count = o.shard_count;
+  result.build_id = BuildId();
   result.out_dir = o.out_dir;
   result.run_id = run_id;
   result.logs_dir = logs;

@@ -4,12 +4,14 @@
 #include <openssl/rsa.h>
 
 #include <CLI/CLI.hpp>
+#include <cctype>
 #include <cstdio>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
+#include "base/files.h"
 #include "base/hex.h"
 #include "crashdump/oracle/judgement.h"
 #include "crashdump/oracle/key_forms.h"
@@ -149,6 +151,111 @@ std::string UnappliedText(const UnappliedRedaction& u) {
          "\n";
 }
 
+// SARIF 2.1.0 (https://docs.oasis-open.org/sarif/sarif/v2.1.0/): one rule
+// per finding kind, one artifact per dump, one result per finding with
+// the dump as artifact and the finding's byte offset and length as
+// region. Like the other outputs it names forms, regions, offsets and
+// lengths, never key bytes.
+struct SarifRule {
+  const char* id;
+  const char* name;
+  const char* level;
+  const char* text;
+};
+constexpr SarifRule kSarifRules[] = {
+    {"sigrace/key-fragment", "KeyFragmentInDump", "error",
+     "A fragment of an in-memory form of a private key is in the dump, "
+     "outside every region the dump records as redacted."},
+    {"sigrace/redaction-not-applied", "RedactionNotApplied", "error",
+     "A fragment of a private key form sits where the dump records a "
+     "redaction: the record was written, the redaction not applied."},
+    {"sigrace/public-anchor", "PublicKeyAnchor", "note",
+     "Public key material (modulus, exponent, public key) of a scanned "
+     "key: never a leak, reported to show where the key's process was."},
+};
+
+size_t SarifRuleIndex(FindingKind kind) {
+  switch (kind) {
+    case FindingKind::kLeak:
+      return 0;
+    case FindingKind::kRedactionNotApplied:
+      return 1;
+    case FindingKind::kAnchor:
+      return 2;
+  }
+  return 0;
+}
+
+// A path as a URI reference: absolute paths as file:// URIs, relative ones
+// as relative references; every byte outside RFC 3986's unreserved set and
+// '/' percent-encoded.
+std::string PathUri(const std::string& path) {
+  static const char kHex[] = "0123456789ABCDEF";
+  std::string out = path.rfind('/', 0) == 0 ? "file://" : "";
+  for (unsigned char c : path) {
+    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~' ||
+        c == '/') {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    }
+  }
+  return out;
+}
+
+nlohmann::json SarifRulesJson() {
+  nlohmann::json rules = nlohmann::json::array();
+  for (const SarifRule& r : kSarifRules) {
+    rules.push_back({{"id", r.id},
+                     {"name", r.name},
+                     {"shortDescription", {{"text", r.name}}},
+                     {"fullDescription", {{"text", r.text}}},
+                     {"defaultConfiguration", {{"level", r.level}}},
+                     {"help",
+                      {{"text", std::string(r.text) +
+                                    " See `sigrace scan --list-forms` for "
+                                    "the forms."}}}});
+  }
+  return rules;
+}
+
+nlohmann::json SarifResult(const Finding& f, const std::string& uri,
+                           size_t artifact) {
+  const size_t rule = SarifRuleIndex(f.kind);
+  std::string text = std::string(FindingKindName(f.kind)) + ": " +
+                     std::to_string(f.length) + " bytes of form " + f.form +
+                     " (at form offset " + std::to_string(f.form_offset) +
+                     ") at file offset " + std::to_string(f.file_offset);
+  if (!f.region.empty()) text += " in region " + Printable(f.region);
+  nlohmann::json props = {{"form", f.form},
+                          {"formOffset", f.form_offset},
+                          {"secretBytes", f.secret_bytes},
+                          {"key", f.key_index},
+                          {"region", Printable(f.region)},
+                          {"tid", f.tid}};
+  if (!f.part.empty()) props["part"] = f.part;
+  if (f.has_address) props["address"] = Hex(f.address);
+  if (!f.redaction.empty()) props["redaction"] = Printable(f.redaction);
+  return {{"ruleId", kSarifRules[rule].id},
+          {"ruleIndex", rule},
+          // SARIF: a result whose kind is not "fail" has level "none".
+          {"level",
+           f.kind == FindingKind::kAnchor ? "none" : kSarifRules[rule].level},
+          {"kind", f.kind == FindingKind::kAnchor ? "informational" : "fail"},
+          {"message", {{"text", text}}},
+          {"locations",
+           {{{"physicalLocation",
+              {{"artifactLocation", {{"uri", uri}, {"index", artifact}}},
+               {"region",
+                {{"byteOffset", f.file_offset}, {"byteLength", f.length}}}}}}}},
+          {"partialFingerprints",
+           {{"sigraceFinding/v1", f.form + ":" + std::to_string(f.form_offset) +
+                                      ":" + std::to_string(f.length)}}},
+          {"properties", props}};
+}
+
 }  // namespace
 
 int ScanMain(int argc, char** argv) {
@@ -166,6 +273,7 @@ int ScanMain(int argc, char** argv) {
   bool list_forms = false;
   bool no_anchors = false;
   bool raw = false;
+  std::string sarif_path;
   app.add_option("--key", key_paths,
                  "private key file: PEM (PKCS#8, PKCS#1, SEC1) or DER; "
                  "repeat for several keys")
@@ -186,6 +294,10 @@ int ScanMain(int argc, char** argv) {
                "raw bytes; without it such a file is an error");
   app.add_flag("--list-forms", list_forms,
                "print the form table (names, descriptions, lengths) and exit");
+  app.add_option("--sarif", sarif_path,
+                 "also write the findings as SARIF 2.1.0 to this file (each "
+                 "finding a result: the dump as artifact, its byte offset "
+                 "and length as region)");
   app.add_option("DUMP", dumps, "files to scan");
   try {
     app.parse(argc, argv);
@@ -209,6 +321,9 @@ int ScanMain(int argc, char** argv) {
   if (!scanner.ok()) return Fail(scanner.status().message());
 
   nlohmann::json jdumps = nlohmann::json::array();
+  nlohmann::json sarif_artifacts = nlohmann::json::array();
+  nlohmann::json sarif_results = nlohmann::json::array();
+  nlohmann::json sarif_notes = nlohmann::json::array();
   size_t leaks = 0, unclean = 0, not_applied = 0, anchors = 0, errors = 0;
   std::string text;
   for (const std::string& path : dumps) {
@@ -219,6 +334,12 @@ int ScanMain(int argc, char** argv) {
       std::string msg = r.status().message();
       if (msg.rfind(path, 0) != 0) msg = path + ": " + msg;
       Fail(msg);
+      sarif_notes.push_back(
+          {{"level", "error"},
+           {"message", {{"text", Printable(OneLine(msg))}}},
+           {"locations",
+            {{{"physicalLocation",
+               {{"artifactLocation", {{"uri", PathUri(path)}}}}}}}}});
       if (json) {
         jdumps.push_back({{"path", Printable(path)},
                           {"status", "error"},
@@ -227,6 +348,13 @@ int ScanMain(int argc, char** argv) {
       continue;
     }
     const Judgement j = JudgeReport(*r);
+    const size_t artifact = sarif_artifacts.size();
+    sarif_artifacts.push_back({{"location", {{"uri", PathUri(path)}}},
+                               {"length", r->file_size},
+                               {"roles", {"analysisTarget"}}});
+    for (const Finding& f : r->findings) {
+      sarif_results.push_back(SarifResult(f, PathUri(path), artifact));
+    }
     leaks += r->leaks;
     unclean += j.clean() ? 0 : 1;
     not_applied += r->redactions_not_applied;
@@ -306,6 +434,29 @@ int ScanMain(int argc, char** argv) {
             std::to_string(min_fragment) + " (" +
             std::to_string(reach.shortest) + " to " +
             std::to_string(reach.longest) + " bytes)\n";
+  }
+  if (!sarif_path.empty()) {
+    nlohmann::json sarif = {
+        {"$schema", "https://json.schemastore.org/sarif-2.1.0.json"},
+        {"version", "2.1.0"},
+        {"runs",
+         {{{"tool",
+            {{"driver", {{"name", "sigrace"}, {"rules", SarifRulesJson()}}}}},
+           {"invocations",
+            {{{"executionSuccessful", errors == 0},
+              {"exitCode", code},
+              {"toolExecutionNotifications", sarif_notes}}}},
+           {"artifacts", sarif_artifacts},
+           {"results", sarif_results},
+           {"properties",
+            {{"minFragment", min_fragment},
+             {"leaks", leaks},
+             {"notClean", unclean}}}}}}};
+    Status st = WriteFileAtomic(
+        sarif_path,
+        sarif.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) +
+            "\n");
+    if (!st.ok()) return Fail(st.message());
   }
   if (!Write(text) || std::fflush(stdout) != 0) {
     return Fail("cannot write to stdout");

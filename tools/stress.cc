@@ -12,6 +12,7 @@
 #include "stress/driver.h"
 #include "stress/options.h"
 #include "stress/report.h"
+#include "stress/shard.h"
 #include "tools/stress_flags.h"
 
 namespace sigrace::stress {
@@ -52,7 +53,9 @@ int StressMain(int argc, char** argv) {
       "sigrace stress"};
   StressOptions opts;
   StressFlagText text;
+  ShardFlagText shard_text;
   AddStressFlags(app, &opts, &text);
+  AddShardFlags(app, &shard_text);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -80,6 +83,21 @@ int StressMain(int argc, char** argv) {
   // A shared --out without the sticky bit: anyone could swap the evidence.
   st = CheckOutputDir(opts.out_dir);
   if (!st.ok()) return Usage(st.message());
+  StatusOr<ShardSpec> shard = FinishShardFlags(shard_text);
+  if (!shard.ok()) return Usage(shard.status().message());
+  if (shard->sharded()) {
+    if (opts.trial) {
+      return Usage("--trial replays one trial and is not sharded (shard " +
+                   shard->ToString() + " from " + shard->source + ")");
+    }
+    if (opts.trials <= shard->index) {
+      return Usage("shard " + shard->ToString() + " of --trials " +
+                   std::to_string(opts.trials) + " has no trial");
+    }
+    opts.shard_index = shard->index;
+    opts.shard_count = shard->count;
+    opts.shard_source = shard->source;
+  }
   // Reject a bad --failpoint and friends before any process starts.
   StatusOr<PlanInputs> in = MakePlanInputs(opts, *variant);
   if (!in.ok()) return Usage(in.status().message());
@@ -92,6 +110,13 @@ int StressMain(int argc, char** argv) {
                  InjectorListString(opts.injectors).c_str(), opts.threads,
                  opts.rotate_every_ms,
                  static_cast<unsigned long long>(opts.seed));
+    if (opts.shard_count > 1) {
+      std::fprintf(stdout, "shard %u/%u (%s): %llu of %llu trials\n",
+                   opts.shard_index, opts.shard_count,
+                   opts.shard_source.c_str(),
+                   static_cast<unsigned long long>(opts.TrialCount()),
+                   static_cast<unsigned long long>(opts.trials));
+    }
     if (variant->race) {
       std::fprintf(stdout, "window: %s (failpoint %s)\n",
                    variant->window.c_str(), variant->failpoint.c_str());
@@ -101,6 +126,7 @@ int StressMain(int argc, char** argv) {
   StatusOr<RunReport> report =
       RunStress(opts, *variant, CommandLine(argc, argv));
   if (!report.ok()) return Usage("harness error: " + report.status().message());
+  report->build_id = BuildId();
   std::fputs(TextSummary(*report).c_str(), stdout);
   std::fflush(stdout);
   if (!opts.report_json.empty()) {

@@ -1,6 +1,7 @@
 #include "tools/stress_flags.h"
 
 #include <CLI/CLI.hpp>
+#include <cstdlib>
 #include <string>
 
 #include "stress/worker.h"
@@ -165,6 +166,28 @@ void AddStressFlags(CLI::App& app, StressOptions* o, StressFlagText* text) {
                "(by default a cover left unwiped, a publish over data or a "
                "key write outside the cover fails the trial when it "
                "happens)");
+}
+
+void AddShardFlags(CLI::App& app, ShardFlagText* text) {
+  app.add_option("--shard", text->shard,
+                 "I/N: run only shard I of N (0 <= I < N): the trials t "
+                 "with t mod N == I, so the N shards together are exactly "
+                 "the unsharded run (combine their reports with sigrace "
+                 "merge). Without it, GoogleTest's GTEST_SHARD_INDEX and "
+                 "GTEST_TOTAL_SHARDS, or Kubernetes' JOB_COMPLETION_INDEX "
+                 "with --shard-count or SIGRACE_SHARD_COUNT, shard the run");
+  app.add_option("--shard-count", text->count,
+                 "Total shards for JOB_COMPLETION_INDEX (Kubernetes Indexed "
+                 "Jobs); overrides nothing, must agree with --shard")
+      ->check(tools::UintIn(1, kMaxShards));
+}
+
+StatusOr<ShardSpec> FinishShardFlags(const ShardFlagText& text) {
+  const EnvLookup env = [](const char* name) { return std::getenv(name); };
+  StatusOr<ShardSpec> s = ResolveShard(text.shard, text.count, env);
+  if (!s.ok()) return s;
+  SIGRACE_RETURN_IF_ERROR(TouchShardStatusFile(env));
+  return s;
 }
 
 int StressChildMain(int argc, char** argv) {

@@ -1,0 +1,47 @@
+// `sigrace merge`: the JSON reports of the N shards of one stress run
+// (stress/shard.h) combined into one report of the same schema
+// ("sigrace.stress.report/1", stress/report.h) and one exit code, as if
+// the run had not been sharded: totals and cells summed, each cell's first
+// leak the lowest trial number among the shards, the leak and error lists
+// in trial order, and the verdict decided by the same rules
+// (RunReport::Finish).
+//
+// Refused, with one line naming the reports: reports of different builds,
+// seeds or options (OptionsJson), a shard missing or given twice, a report
+// that is not a stress report, or one that is already merged.
+//
+// Differences from an unsharded run's report: elapsed_s is the longest
+// shard's; trials_per_s is the shards' rates summed (their throughput
+// together); a leak's elapsed_s is within its shard; the merged report has
+// "shard": {"index": null, "count": N, "source": "merge"} and a "shards"
+// list (each shard's report path, command, elapsed_s, exit_code).
+//
+// Thread safety: pure functions. Not async-signal-safe.
+
+#ifndef SIGRACE_STRESS_MERGE_H_
+#define SIGRACE_STRESS_MERGE_H_
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "base/status.h"
+#include "stress/report.h"
+
+namespace sigrace::stress {
+
+struct ShardReport {
+  std::string path;  // for messages
+  nlohmann::json report;
+};
+
+// InvalidArgument (one line) when the reports cannot be merged.
+StatusOr<nlohmann::json> MergeReports(const std::vector<ShardReport>& shards,
+                                      const std::string& command);
+
+// One JUnit test case per cell of a (merged) stress report.
+std::vector<JUnitCase> MergedJUnitCases(const nlohmann::json& merged);
+
+}  // namespace sigrace::stress
+
+#endif  // SIGRACE_STRESS_MERGE_H_

@@ -1,0 +1,152 @@
+#include "tools/merge.h"
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "base/files.h"
+#include "stress/merge.h"
+#include "stress/report.h"
+#include "stress/report_html.h"
+
+namespace sigrace::stress {
+namespace {
+
+int Usage(const std::string& message) {
+  std::fprintf(stderr, "sigrace: %s\n", message.c_str());
+  return 2;
+}
+
+// Parses argv with `app`. Returns -1 to go on, else the exit code.
+int Parse(CLI::App& app, int argc, char** argv, const char* name) {
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == 0) {
+      app.exit(e);
+      return 0;
+    }
+    return Usage(std::string(e.what()) + " (see sigrace " + name + " --help)");
+  }
+  return -1;
+}
+
+StatusOr<nlohmann::json> ReadJson(const std::string& path) {
+  StatusOr<std::string> text = ReadFile(path);
+  if (!text.ok()) return text.status();
+  nlohmann::json j = nlohmann::json::parse(*text, nullptr, false);
+  if (j.is_discarded()) return InvalidArgumentError(path + ": not JSON");
+  return j;
+}
+
+std::string Dump(const nlohmann::json& j) {
+  return j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+}
+
+}  // namespace
+
+int MergeMain(int argc, char** argv) {
+  CLI::App app{
+      "Combines the JSON reports of the shards of one `sigrace stress "
+      "--shard I/N` run into one report (same schema) and one exit code, "
+      "as the unsharded run would have given. Refuses reports of different "
+      "builds, seeds or options and names any shard missing or given "
+      "twice.\n\n"
+      "Exit codes: the merged run's (0 expectation met, 1 not met); 2 "
+      "usage error, reports that cannot be merged, or a harness error.",
+      "sigrace merge"};
+  std::vector<std::string> inputs;
+  std::string json_out, junit_out;
+  bool quiet = false;
+  app.add_option("reports", inputs, "REPORT.json of every shard")->required();
+  app.add_option("--json", json_out, "Write the merged JSON report here");
+  app.add_option("--junit", junit_out,
+                 "Write JUnit XML here (one case per "
+                 "variant x alg x mode)");
+  app.add_flag("--quiet", quiet, "Print only the verdict line");
+  if (const int rc = Parse(app, argc, argv, "merge"); rc >= 0) return rc;
+  std::vector<ShardReport> shards;
+  for (const std::string& p : inputs) {
+    StatusOr<nlohmann::json> j = ReadJson(p);
+    if (!j.ok()) return Usage(j.status().message());
+    shards.push_back({p, std::move(*j)});
+  }
+  std::string command = "sigrace merge";
+  for (const std::string& p : inputs) command += " " + p;
+  StatusOr<nlohmann::json> merged = InvalidArgumentError("");
+  try {
+    merged = MergeReports(shards, command);
+  } catch (const nlohmann::json::exception& e) {
+    // A field of the wrong type in a report.
+    return Usage("malformed report: " + std::string(e.what()));
+  }
+  if (!merged.ok()) return Usage(merged.status().message());
+  const nlohmann::json& m = *merged;
+  if (!quiet) {
+    std::printf("%-16s %-6s %-6s %10s %8s %8s  %s\n", "variant", "alg", "mode",
+                "trials", "leaks", "errors", "verdict");
+    for (const nlohmann::json& c : m["cells"]) {
+      std::printf(
+          "%-16s %-6s %-6s %10llu %8llu %8llu  %s\n",
+          c.value("variant", "").c_str(), c.value("alg", "").c_str(),
+          c.value("mode", "").c_str(),
+          static_cast<unsigned long long>(c.value("trials", 0ull)),
+          static_cast<unsigned long long>(c.value("leaks", 0ull)),
+          static_cast<unsigned long long>(c.value("harness_errors", 0ull)),
+          c.value("verdict", "").c_str());
+    }
+  }
+  std::printf("%s\n", m.value("verdict", "").c_str());
+  if (!json_out.empty()) {
+    Status st = WriteFileAtomic(json_out, Dump(m));
+    if (!st.ok()) return Usage(st.message());
+  }
+  if (!junit_out.empty()) {
+    std::string xml;
+    try {
+      xml = JUnitXml("sigrace.stress", MergedJUnitCases(m));
+    } catch (const nlohmann::json::exception& e) {
+      return Usage("malformed report: " + std::string(e.what()));
+    }
+    Status st = WriteFileAtomic(junit_out, xml);
+    if (!st.ok()) return Usage(st.message());
+  }
+  return m.value("exit_code", 2);
+}
+
+int ReportMain(int argc, char** argv) {
+  CLI::App app{
+      "Renders stress, merged or repro JSON reports as one self-contained "
+      "HTML page (no network: inline CSS and SVG): the verdict, the "
+      "variant x algorithm x mode table with leak rate and time to first "
+      "leak, a timeline of leaks, where each finding sat in its dump, TSan "
+      "counts, the ablation table when present, and the replay command "
+      "of every leak.",
+      "sigrace report"};
+  std::vector<std::string> inputs;
+  std::string html_out;
+  app.add_option("reports", inputs, "REPORT.json files")->required();
+  app.add_option("--html", html_out, "Write the page here")->required();
+  if (const int rc = Parse(app, argc, argv, "report"); rc >= 0) return rc;
+  std::vector<HtmlInput> in;
+  for (const std::string& p : inputs) {
+    StatusOr<nlohmann::json> j = ReadJson(p);
+    if (!j.ok()) return Usage(j.status().message());
+    in.push_back({p, std::move(*j), {}});
+  }
+  StatusOr<std::string> page = InvalidArgumentError("");
+  try {
+    page = RenderHtml(in, /*read_sidecars=*/true);
+  } catch (const nlohmann::json::exception& e) {
+    return Usage("malformed report: " + std::string(e.what()));
+  }
+  if (!page.ok()) return Usage(page.status().message());
+  Status st = WriteFileAtomic(html_out, *page);
+  if (!st.ok()) return Usage(st.message());
+  std::printf("%s\n", html_out.c_str());
+  return 0;
+}
+
+}  // namespace sigrace::stress
