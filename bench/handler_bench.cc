@@ -277,6 +277,10 @@ std::string GcorePath() {
     x ^= x << 17;
     memcpy(heap + i, &x, 8);
   }
+  // Escapes, so that the compiler keeps the allocation and its stores.
+  static uint8_t* volatile g_heap;
+  g_heap = heap;
+  benchmark::DoNotOptimize(heap);
   if (method == kSigraceFatal || method == kSigraceLive) {
     HandlerOptions o;
     o.target = DumpTarget::Directory(dir);

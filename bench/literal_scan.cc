@@ -10,7 +10,8 @@
 //       windows of ASCII forms without a line feed (ripgrep's patterns are
 //       lines of UTF-8), fed to it through a pipe, never a file.
 //
-// Prints one JSON line: {"tool", "literals", "bytes", "seconds", "matches"}
+// Prints one JSON line: {"tool", "literals", "bytes", "seconds" (wall),
+// "cpu_s" (the scan's CPU time), "matches"}
 // (counts and times only; literals are key bytes and never leave this
 // process except through the pipe to ripgrep). Exit 2 on bad input.
 //
@@ -18,6 +19,7 @@
 
 #include <fcntl.h>
 #include <openssl/pem.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -44,6 +46,13 @@ using sigrace::crashdump::KeyForms;
 int Fail(const std::string& msg) {
   fprintf(stderr, "literal_scan: %s\n", msg.c_str());
   return 2;
+}
+
+// CPU seconds of this process (all threads).
+double CpuNow() {
+  timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + ts.tv_nsec * 1e-9;
 }
 
 double Now() {
@@ -116,6 +125,7 @@ int RunHyperscan(const Literals& lits, const std::string& path) {
   uint64_t matches = 0, bytes = 0;
   size_t carry = 0;
   const double t0 = Now();
+  const double c_0 = CpuNow();
   for (;;) {
     const ssize_t r = read(fd, buf.data() + carry, kChunk);
     if (r < 0) return Fail("read " + path);
@@ -128,13 +138,15 @@ int RunHyperscan(const Literals& lits, const std::string& path) {
     memmove(buf.data(), buf.data() + len - carry, carry);
   }
   const double secs = Now() - t0;
+  const double cpu = CpuNow() - c_0;
   close(fd);
   hs_free_scratch(scratch);
   hs_free_database(db);
   printf(
       "{\"tool\": \"hyperscan\", \"literals\": %zu, \"bytes\": %llu, "
-      "\"seconds\": %.6f, \"compile_s\": %.6f, \"matches\": %llu}\n",
-      lits.set.size(), static_cast<unsigned long long>(bytes), secs,
+      "\"seconds\": %.6f, \"cpu_s\": %.6f, \"compile_s\": %.6f, "
+      "\"matches\": %llu}\n",
+      lits.set.size(), static_cast<unsigned long long>(bytes), secs, cpu,
       compile_s, static_cast<unsigned long long>(matches));
   return 0;
 }
@@ -174,8 +186,12 @@ int RunRipgrep(const Literals& lits, const std::string& rg,
   (void)!read(out[0], count, sizeof(count) - 1);
   close(out[0]);
   int st = 0;
-  waitpid(pid, &st, 0);
+  struct rusage ru = {};
+  wait4(pid, &st, 0, &ru);
   const double secs = Now() - t0;
+  const double cpu =
+      static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+      (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1e-6;
   // rg exits 1 when nothing matched: that is the expected result here.
   if (!WIFEXITED(st) || WEXITSTATUS(st) > 1) return Fail("ripgrep failed");
   struct stat sb;
@@ -183,8 +199,8 @@ int RunRipgrep(const Literals& lits, const std::string& rg,
       stat(path.c_str(), &sb) == 0 ? static_cast<uint64_t>(sb.st_size) : 0;
   printf(
       "{\"tool\": \"ripgrep\", \"literals\": %zu, \"bytes\": %llu, "
-      "\"seconds\": %.6f, \"matches\": %lld}\n",
-      lits.set.size(), static_cast<unsigned long long>(bytes), secs,
+      "\"seconds\": %.6f, \"cpu_s\": %.6f, \"matches\": %lld}\n",
+      lits.set.size(), static_cast<unsigned long long>(bytes), secs, cpu,
       atoll(count));
   return 0;
 }
