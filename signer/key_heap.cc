@@ -256,7 +256,10 @@ void WipeFreedBlock(uint8_t* p, size_t bytes) {
   // ABLATION (key-heap-wipe): a freed block keeps its previous owner's
   // bytes until it is reused.
   if (Ablated(Protection::kKeyHeapWipe)) return;
-  OPENSSL_cleanse(p, bytes);
+  // explicit_bzero: a wipe the compiler may not drop, at memset's speed
+  // (OpenSSL's x86-64 cleanse stores 8 bytes at a time; every OpenSSL
+  // allocation inside a signature comes through here).
+  explicit_bzero(p, bytes);
 }
 
 // Usable bytes of a key-heap block.
