@@ -50,14 +50,20 @@ StatusOr<std::vector<std::string>> GdbCommandLine(const std::string& dump,
     return NotFoundError("the executable the dump names, " + exe +
                          ", is not readable here");
   }
-  // Every directory a mapped shared object came from, in address order.
+  // Every directory a mapped shared object came from, in address order,
+  // and each object's load bias (its mapping at file offset 0).
   std::vector<std::string> dirs;
+  std::vector<std::pair<std::string, uint64_t>> libs;
   std::set<std::string> seen;
   for (const Mapping& m : r.mappings()) {
     if (m.name.empty() || m.name[0] != '/' || m.name == exe) continue;
     if (m.name.find(".so") == std::string::npos) continue;
     const std::string dir = m.name.substr(0, m.name.rfind('/'));
     if (!dir.empty() && seen.insert(dir).second) dirs.push_back(dir);
+    if (m.name_offset == 0 && seen.insert(m.name).second &&
+        access(m.name.c_str(), R_OK) == 0) {
+      libs.push_back({m.name, m.vaddr});
+    }
   }
   std::string search;
   for (const std::string& d : dirs) search += (search.empty() ? "" : ":") + d;
@@ -68,6 +74,23 @@ StatusOr<std::vector<std::string>> GdbCommandLine(const std::string& dump,
   }
   argv.push_back(exe);
   argv.push_back(dump);
+  // gdb finds a core's libraries through the dynamic linker's list in the
+  // dumped memory; where it cannot read it ("No shared libraries loaded"),
+  // the files the dump names at the addresses it names still give every
+  // frame its symbols. add-symbol-file asks to confirm, hence confirm off.
+  if (!libs.empty()) {
+    argv.push_back("-ex");
+    argv.push_back("set confirm off");
+    for (const auto& [path, base] : libs) {
+      char off[32];
+      std::snprintf(off, sizeof off, "0x%llx",
+                    static_cast<unsigned long long>(base));
+      argv.push_back("-ex");
+      argv.push_back("add-symbol-file " + path + " -o " + off);
+    }
+    argv.push_back("-ex");
+    argv.push_back("set confirm on");
+  }
   return argv;
 }
 

@@ -1,7 +1,10 @@
 // `sigrace gdb DUMP [--print] [--gdb PATH]`: starts gdb on a dump with the
 // executable the dump names (its NT_FILE mapping at the lowest address),
 // the sysroot "/" and a solib-search-path of every directory the dump's
-// libraries come from, so gdb loads the same files the process had mapped.
+// libraries come from, so gdb loads the same files the process had mapped;
+// and each library the dump names, by add-symbol-file at the address the
+// dump maps it, for when gdb cannot read the dynamic linker's list from
+// the dumped memory.
 // Prints what to type next (to stderr), then replaces itself with gdb.
 // --print prints only the command line, shell-quoted on one line, and
 // exits 0 (for scripts and tests).

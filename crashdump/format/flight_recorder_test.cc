@@ -63,10 +63,10 @@ TEST(FlightRecorderNote, ParsesRecordsTornSlotsAndLongLabels) {
   FlightRecord full = Rec(76, kFlightUnpublish, "");
   memset(full.label, 'x', sizeof full.label);  // no NUL: cut at 48
   std::vector<uint8_t> file;
-  auto log = ReadWith({Note(kFlightVersion, 3,
-                            {Rec(74, kFlightPublish, "signer.working"),
-                             torn, full})},
-                      &file);
+  auto log =
+      ReadWith({Note(kFlightVersion, 3,
+                     {Rec(74, kFlightPublish, "signer.working"), torn, full})},
+               &file);
   ASSERT_TRUE(log.ok()) << log.status().ToString();
   ASSERT_TRUE(log->has_value());
   const FlightLog& f = **log;

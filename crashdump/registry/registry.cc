@@ -124,7 +124,25 @@ std::atomic<uint32_t> g_flight_on{1};
 // The thread's id, cached (a syscall per event would cost more than the
 // rest of the event). A forked child's only thread starts over.
 thread_local pid_t t_flight_tid = 0;
-void ResetFlightTidInChild() { t_flight_tid = 0; }
+
+// In a forked child (one thread, the forking one): the cached id is the
+// parent's, and so is the tid of this thread's scope entry, which would
+// make ThreadInSecretScope() miss the child's thread (its registers kept)
+// and name a thread of the parent in the secret-stack record. Entries of
+// the parent's other threads describe threads the child does not have.
+void AfterForkInChild() {
+  t_flight_tid = 0;
+  const pid_t self = static_cast<pid_t>(syscall(SYS_gettid));
+  for (size_t i = 0; i < kMaxScopeThreads; ++i) {
+    ThreadEntry& e = g_threads[i];
+    if (static_cast<int>(i) == t_entry) {
+      e.tid.store(self, std::memory_order_release);
+    } else if (e.tid.load(std::memory_order_relaxed) != 0) {
+      e.nesting.store(0, std::memory_order_release);
+      e.tid.store(0, std::memory_order_release);
+    }
+  }
+}
 
 pid_t FlightTid() {
   if (t_flight_tid == 0) t_flight_tid = static_cast<pid_t>(syscall(SYS_gettid));
@@ -194,7 +212,7 @@ void Record(FlightEventKind kind, uintptr_t addr, size_t len,
 }
 
 __attribute__((constructor)) void RegisterFlightFork() {
-  pthread_atfork(nullptr, nullptr, &ResetFlightTidInChild);
+  pthread_atfork(nullptr, nullptr, &AfterForkInChild);
 }
 
 // ---- Cover check ----

@@ -60,6 +60,10 @@
 // async-signal-safe and each range must be readable at its transitions.
 // Readers (SnapshotRegions, InSecretScope, ThreadInSecretScope) never check.
 // With the check off, a writer pays one relaxed atomic load.
+//
+// fork(): in the child, the forking thread's scope entry takes the child
+// thread's tid (a pthread_atfork handler), and the entries of the parent's
+// other threads are dropped: the child has none of those threads.
 
 #ifndef SIGRACE_CRASHDUMP_REGISTRY_REGISTRY_H_
 #define SIGRACE_CRASHDUMP_REGISTRY_REGISTRY_H_

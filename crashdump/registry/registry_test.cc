@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -464,6 +465,47 @@ TEST(CoverCheck, EnvironmentVariableSetsTheMode) {
     EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
         << "SIGRACE_COVER_CHECK=" << c.value << ": status " << status;
   }
+}
+
+// A thread inside a SecretScope that forks: in the child, its one thread
+// is inside the scope under its own tid (so the handler redacts its
+// registers), and the parent's other threads' scopes are gone.
+TEST(Registry, ForkedChildKeepsItsScopeUnderItsOwnTid) {
+  std::atomic<bool> entered{false}, stop{false};
+  std::thread other([&] {
+    SecretScope s;
+    entered = true;
+    while (!stop) std::this_thread::yield();
+  });
+  while (!entered) std::this_thread::yield();
+  SecretScope scope;
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    const pid_t self = static_cast<pid_t>(syscall(SYS_gettid));
+    if (!ThreadInSecretScope(self)) _exit(1);
+    size_t stacks = 0;
+    for (const RegionView& v : Snapshot()) {
+      if (v.kind != RegionKind::kSecretStack) continue;
+      ++stacks;
+      if (v.tid != self) _exit(2);
+    }
+    if (stacks != 1) _exit(3);
+    const uint64_t first = FlightRecorderNext();
+    { SecretScope inner; }  // nested: no event; then one of our own
+    UnpublishRegion(PublishRegion(&stacks, sizeof stacks, "fork.child"));
+    FlightEvent e;
+    if (!ReadFlightEvent(first, &e) || e.tid != self) _exit(4);
+    _exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  stop = true;
+  other.join();
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+      << "child status " << status;
+  // The parent is untouched: both threads' entries were its own.
+  EXPECT_TRUE(ThreadInSecretScope(static_cast<pid_t>(syscall(SYS_gettid))));
 }
 
 // ---- Flight recorder ----
