@@ -85,12 +85,15 @@ Leak LeakOf(const json& l) {
   return x;
 }
 
+// Stress cells say pass/fail/error, repro rows reproduced/clean (met) or
+// NOT REPRODUCED/LEAK/SHORT/ERROR, run lines "ok: ..." or "FAIL: ...",
+// ablation rows leaks/unobserved/error.
 std::string VerdictClass(const std::string& v) {
-  if (v == "pass" || v == "PASS" || v == "REPRODUCED" || v == "CLEAN" ||
-      v == "leaks" || v.rfind("ok", 0) == 0) {
+  if (v == "pass" || v == "reproduced" || v == "clean" || v == "leaks" ||
+      v.rfind("ok", 0) == 0) {
     return "ok";
   }
-  if (v == "error" || v.rfind("harness", 0) == 0 || v == "ERROR") return "err";
+  if (v == "error" || v == "ERROR" || v.rfind("harness", 0) == 0) return "err";
   return "bad";
 }
 

@@ -53,8 +53,8 @@ int Render(const std::string& page, const std::string& png,
   return Sh("HOME='" + home + "' timeout 180 " + Chromium() +
             " --headless --no-sandbox --disable-gpu --no-first-run "
             "--window-size=1400,2400 --screenshot='" +
-            png + "' --enable-logging=stderr --v=0 'file://" + page +
-            "' >'" + log + "' 2>&1");
+            png + "' --enable-logging=stderr --v=0 'file://" + page + "' >'" +
+            log + "' 2>&1");
 }
 
 std::vector<std::string> ConsoleLines(const std::string& log) {
@@ -88,8 +88,7 @@ TEST_F(ReportHtml, ReproReportRendersInChromiumWithoutConsoleErrors) {
       "' repro --variant fixed --variant heap-montgomery --alg rs256 "
       "--seed 5 --budget-s 120 --min-live-trials 6 --min-fatal-trials 2 "
       "--race-live-trials 4 --race-fatal-trials 2 --tsan-bin none --out '" +
-      out + "' --report-json '" + report + "' >'" + dir_ +
-      "/repro.log' 2>&1");
+      out + "' --report-json '" + report + "' >'" + dir_ + "/repro.log' 2>&1");
   EXPECT_EQ(rc, 0) << ReadAll(dir_ + "/repro.log");
   const nlohmann::json j =
       nlohmann::json::parse(ReadAll(report), nullptr, false);
@@ -112,10 +111,15 @@ TEST_F(ReportHtml, ReproReportRendersInChromiumWithoutConsoleErrors) {
   for (const auto& row : j["rows"]) {
     EXPECT_NE(html.find("<td>" + row["variant"].get<std::string>() + "</td>"),
               std::string::npos);
+    // A met row is shown as met.
+    const std::string v = row["verdict"];
+    EXPECT_NE(html.find("<td class=\"ok\">" + v + "</td>"), std::string::npos)
+        << v;
     if (row["first_leak"].is_object()) {
       const std::string replay = row["first_leak"]["replay"];
       std::string esc;
-      for (char c : replay) esc += c == '"' ? std::string("&quot;") : std::string(1, c);
+      for (char c : replay)
+        esc += c == '"' ? std::string("&quot;") : std::string(1, c);
       EXPECT_NE(html.find(esc), std::string::npos) << replay;
     }
   }
@@ -145,7 +149,7 @@ TEST_F(ReportHtml, ReproReportRendersInChromiumWithoutConsoleErrors) {
   for (const std::string& line : ConsoleLines(dir_ + "/chromium.log")) {
     ADD_FAILURE() << "console: " << line;
   }
-  struct stat st{};
+  struct stat st {};
   ASSERT_EQ(stat(png.c_str(), &st), 0) << "no screenshot";
   const std::string head = ReadAll(png).substr(0, 8);
   EXPECT_EQ(head, std::string("\x89PNG\r\n\x1a\n", 8));

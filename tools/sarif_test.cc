@@ -78,8 +78,8 @@ class SarifTest : public ::testing::Test {
     key_ = d_.path() + "/key.pem";
     FILE* f = fopen(key_.c_str(), "w");
     ASSERT_NE(f, nullptr);
-    ASSERT_EQ(
-        PEM_write_PrivateKey(f, k, nullptr, nullptr, 0, nullptr, nullptr), 1);
+    ASSERT_EQ(PEM_write_PrivateKey(f, k, nullptr, nullptr, 0, nullptr, nullptr),
+              1);
     fclose(f);
     size_t n = sizeof(seed_);
     ASSERT_EQ(EVP_PKEY_get_raw_private_key(k, seed_, &n), 1);
