@@ -278,7 +278,7 @@ std::string GcorePath() {
     memcpy(heap + i, &x, 8);
   }
   // Escapes, so that the compiler keeps the allocation and its stores.
-  static uint8_t* volatile g_heap;
+  [[maybe_unused]] static uint8_t* volatile g_heap;
   g_heap = heap;
   benchmark::DoNotOptimize(heap);
   if (method == kSigraceFatal || method == kSigraceLive) {
