@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstdint>
 #include <fstream>
 #include <functional>
@@ -89,8 +90,8 @@ void Wipe(std::string* bytes) {
 
 // Writes bytes[0, len) to `path` (created or truncated).
 bool WriteFile(const std::string& path, const std::string& bytes, size_t len) {
-  const int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-                      0600);
+  const int fd =
+      open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) return false;
   len = std::min(len, bytes.size());
   bool ok = true;
@@ -142,8 +143,8 @@ StatusOr<std::string> DumpChild(EVP_PKEY* pkey, const std::string& dir) {
       unsigned char sig[512];
       size_t sig_len = sizeof sig;
       if (ctx == nullptr ||
-          EVP_DigestSignInit(ctx, nullptr, ed ? nullptr : EVP_sha256(),
-                             nullptr, pkey) != 1 ||
+          EVP_DigestSignInit(ctx, nullptr, ed ? nullptr : EVP_sha256(), nullptr,
+                             pkey) != 1 ||
           EVP_DigestSign(ctx, sig, &sig_len, kMsg, sizeof kMsg - 1) != 1) {
         _exit(10);
       }
@@ -186,9 +187,9 @@ StatusOr<AlgDumps> MakeDumps(const std::string& alg, const std::string& dir) {
   StatusOr<std::string> clean = DumpChild(nullptr, dir + "/clean");
   if (!clean.ok()) return clean.status();
   out.clean = *clean;
-  EVP_PKEY* pkey = alg == "rs256"
-                       ? EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", size_t{2048})
-                       : EVP_PKEY_Q_keygen(nullptr, nullptr, "ED25519");
+  EVP_PKEY* pkey =
+      alg == "rs256" ? EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", size_t{2048})
+                     : EVP_PKEY_Q_keygen(nullptr, nullptr, "ED25519");
   if (pkey == nullptr) return InternalError("keygen " + alg + " failed");
   StatusOr<std::string> leak = DumpChild(pkey, dir + "/leak");
   if (!leak.ok()) {
@@ -224,9 +225,8 @@ Bytewise JudgeBytes(const Scanner& oracle, const std::string& path) {
   Bytewise b;
   std::string bytes = ReadAll(path, &b.read);
   std::set<std::string> forms;
-  for (const Finding& f :
-       oracle.Scan(reinterpret_cast<const uint8_t*>(bytes.data()),
-                   bytes.size())) {
+  for (const Finding& f : oracle.Scan(
+           reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size())) {
     if (f.kind != FindingKind::kLeak) continue;
     ++b.leaks;
     b.first_offset = std::min(b.first_offset, f.file_offset);
@@ -362,11 +362,11 @@ ReproRow GateRow(const EgressOptions& o, const EgressVariant& v,
   }
   r.leaks = released.leaks;
   const std::string what =
-      d->released ? "released " + std::to_string(d->released_size) +
-                        " bytes (judged " + std::to_string(d->judged_size) +
-                        "), the oracle finds " +
-                        std::to_string(released.leaks) + " leak(s) in them"
-                  : "refused: " + d->reason;
+      d->released
+          ? "released " + std::to_string(d->released_size) + " bytes (judged " +
+                std::to_string(d->judged_size) + "), the oracle finds " +
+                std::to_string(released.leaks) + " leak(s) in them"
+          : "refused: " + d->reason;
   r.note = std::string(GateModeNameOf(go.mode)) + " gate, writer " +
            (fired > 0 ? "ran" : "did not run") + " at " + kWindowFailpoint +
            "; " + what + "\n";
@@ -431,17 +431,16 @@ ReproRow LegacyRow(const EgressOptions& o, const EgressVariant& v,
     if (f.kind == FindingKind::kLeak) seen.insert(f.form);
   }
   r.leaks = released.leaks;
-  r.note = std::string("legacy gate: ") +
-           (l->released ? "released; the oracle finds " +
-                              std::to_string(released.leaks) +
-                              " leak(s) in it, forms " +
-                              JoinForms(released.forms)
-                        : "refused: " + l->reason) +
-           "\n  oracle gate: " +
-           (g->released ? "released" : "refused: " + g->reason) +
-           "; forms it found: " +
-           JoinForms(std::vector<std::string>(seen.begin(), seen.end())) +
-           "\n";
+  r.note =
+      std::string("legacy gate: ") +
+      (l->released
+           ? "released; the oracle finds " + std::to_string(released.leaks) +
+                 " leak(s) in it, forms " + JoinForms(released.forms)
+           : "refused: " + l->reason) +
+      "\n  oracle gate: " +
+      (g->released ? "released" : "refused: " + g->reason) +
+      "; forms it found: " +
+      JoinForms(std::vector<std::string>(seen.begin(), seen.end())) + "\n";
   if (released.leaks > 0) {
     r.first_leak = LeakJson(o, v.name, alg, "legacy-scanner", "", released,
                             l->released_path);
@@ -504,8 +503,8 @@ StatusOr<std::vector<ReproRow>> RunEgressRows(const EgressOptions& options) {
   }
   const auto wanted = [&options](const std::string& name) {
     return options.variants.empty() ||
-           std::find(options.variants.begin(), options.variants.end(),
-                     name) != options.variants.end();
+           std::find(options.variants.begin(), options.variants.end(), name) !=
+               options.variants.end();
   };
   std::vector<ReproRow> rows;
   for (const std::string& alg : options.algs) {
@@ -540,8 +539,13 @@ StatusOr<std::vector<ReproRow>> RunEgressRows(const EgressOptions& options) {
         rows.push_back(std::move(r));
         continue;
       }
-      rows.push_back(v.order.empty() ? LegacyRow(options, v, alg, *dumps, row_dir)
-                                     : GateRow(options, v, alg, *dumps, row_dir));
+      const auto start = std::chrono::steady_clock::now();
+      rows.push_back(v.order.empty()
+                         ? LegacyRow(options, v, alg, *dumps, row_dir)
+                         : GateRow(options, v, alg, *dumps, row_dir));
+      rows.back().seconds = std::chrono::duration<double>(
+                                std::chrono::steady_clock::now() - start)
+                                .count();
     }
   }
   return rows;

@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "stress/repro_report.h"
 #include "testing/crash_test_util.h"
 
 namespace sigrace::stress {
@@ -109,6 +110,16 @@ TEST(ReproEgressTest, FixedRowsFailWhenTheFixedGateReopens) {
     }
   }
   EXPECT_EQ(RunExitCode(rows), 1);
+  // The failure reaches the JUnit and the JSON report.
+  ReproResult result;
+  result.rows = rows;
+  int failures = 0;
+  for (const JUnitCase& c : ReproJUnitCases(result)) {
+    if (c.failure.find("LEAK") != std::string::npos) ++failures;
+  }
+  EXPECT_EQ(failures, 2);
+  const nlohmann::json j = ReproJson(result);
+  EXPECT_EQ(j["rows"][1].value("verdict", ""), "LEAK");
 }
 
 TEST(ReproEgressTest, BadInputIsAnError) {
@@ -132,7 +143,8 @@ TEST(ReproEgressTest, ReproCommandWithOnlyEgressRows) {
   TempDir dir;
   const std::string json = dir.path() + "/repro.json";
   const std::string junit = dir.path() + "/repro.xml";
-  const std::string cmd = std::string(bin) + " repro --egress only --budget-s " +
+  const std::string cmd = std::string(bin) +
+                          " repro --egress only --budget-s " +
                           "30 --tsan-bin none --seed 7 --out " + dir.path() +
                           "/out --report-json " + json + " --junit " + junit +
                           " > " + dir.path() + "/stdout 2>&1";
