@@ -351,7 +351,8 @@ ReproRow GateRow(const EgressOptions& o, const EgressVariant& v,
   go.release_dir = out;
   Gate gate(dumps.oracle.get(), go);
   StatusOr<GateDecision> d = gate.Submit(path);
-  const uint64_t fired = failpoint::Fired(kWindowFailpoint);
+  const std::string fired_at =
+      failpoint::Fired(kWindowFailpoint) > 0 ? kWindowFailpoint : "";
   failpoint::ClearAll();
   if (held_fd >= 0) close(held_fd);
   if (!d.ok()) return error("gate: " + d.status().message());
@@ -368,11 +369,11 @@ ReproRow GateRow(const EgressOptions& o, const EgressVariant& v,
                 std::to_string(released.leaks) + " leak(s) in them"
           : "refused: " + d->reason;
   r.note = std::string(GateModeNameOf(go.mode)) + " gate, writer " +
-           (fired > 0 ? "ran" : "did not run") + " at " + kWindowFailpoint +
-           "; " + what + "\n";
+           (fired_at.empty() ? "never ran" : "ran at " + fired_at) + "; " +
+           what + "\n";
   if (released.leaks > 0) {
-    r.first_leak = LeakJson(o, v.name, alg, "failpoint", kWindowFailpoint,
-                            released, d->released_path);
+    r.first_leak = LeakJson(o, v.name, alg, "failpoint", fired_at, released,
+                            d->released_path);
   }
   if (v.race) {
     r.ok = released.leaks > 0;
@@ -465,18 +466,24 @@ std::vector<EgressVariant> EgressCatalogue() {
   for (const crashdump::GateModeInfo& m : crashdump::ListGateModes()) {
     if (m.mode == GateMode::kFixed) continue;
     const std::string order = OrderFor(m.mode);
-    out.push_back({std::string("gate/") + m.name, m.mode, order,
-                   std::string(m.window) + "; forced: " + OrderWindow(order),
-                   true});
+    out.push_back(
+        {std::string("gate/") + m.name, m.mode, order, kWindowFailpoint,
+         std::string(m.window) + "; forced: " + OrderWindow(order), true});
   }
   for (const EgressOrder& ord : kOrders) {
-    out.push_back({"gate/fixed", GateMode::kFixed, ord.name,
-                   std::string("no window (judged and released from a sealed "
-                               "copy); forced: ") +
-                       ord.window,
-                   false});
+    const bool unsealed = std::string(ord.name) == "unsealed";
+    out.push_back(
+        {"gate/fixed", GateMode::kFixed, ord.name, kWindowFailpoint,
+         std::string("no window (judged and released from a sealed "
+                     "copy); forced: ") +
+             ord.window +
+             (unsealed ? " (this gate refuses the unsealed dump on its "
+                         "headers, before the failpoint: the writer never "
+                         "runs inside it)"
+                       : ""),
+         false});
   }
-  out.push_back({"gate/legacy", GateMode::kFixed, "",
+  out.push_back({"gate/legacy", GateMode::kFixed, "", "",
                  "scanner: the legacy credential scanner (PEM, PKCS#1/PKCS#8 "
                  "DER, private JWK) judges a dump that holds the key only in "
                  "OpenSSL's in-memory forms",

@@ -17,7 +17,9 @@
 //                     window): expects the leak RELEASED ("reproduced");
 //   gate/fixed        the fixed gate under each of the same orders
 //                     (unsealed, swap, held-open): expects nothing that
-//                     leaks released ("clean");
+//                     leaks released ("clean"). In the unsealed order it
+//                     refuses the dump on its headers, before the
+//                     failpoint, so the writer never runs inside it;
 //   gate/legacy       the leak dump through the fixed gate with the legacy
 //                     scanner (expects it released) and with the oracle
 //                     (expects it refused); the note names the forms.
@@ -50,8 +52,9 @@ struct EgressVariant {
   std::string name;  // "gate/judge-unsealed", ..., "gate/fixed",
                      // "gate/legacy"
   crashdump::GateMode mode = crashdump::GateMode::kFixed;
-  std::string order;   // the forced order ("" for gate/legacy)
-  std::string window;  // one line: what races, where the failpoint sits
+  std::string order;      // the forced order ("" for gate/legacy)
+  std::string failpoint;  // where the writer runs ("" for gate/legacy)
+  std::string window;     // one line: what races, where the failpoint sits
   bool race = false;
 };
 

@@ -50,6 +50,16 @@ TEST(ReproEgressTest, EveryRaceModeReproducesAndFixedStaysClean) {
     EXPECT_FALSE(r.error);
     EXPECT_TRUE(r.ok);
     EXPECT_FALSE(r.failed);
+    // The forced order happened: the writer ran inside the gate (the
+    // fixed gate refuses an unsealed dump on its headers, before the
+    // failpoint).
+    if (r.spec.variant == "gate/fixed" && r.spec.mode == "unsealed") {
+      EXPECT_NE(r.note.find("writer never ran; refused: not sealed"),
+                std::string::npos);
+    } else if (r.spec.variant != "gate/legacy") {
+      EXPECT_NE(r.note.find("writer ran at gate.after_judge"),
+                std::string::npos);
+    }
     if (r.spec.variant == "gate/fixed") {
       EXPECT_EQ(r.verdict, "clean");
       EXPECT_EQ(r.leaks, 0u);

@@ -188,7 +188,7 @@ int VariantsMain(int argc, char** argv) {
       g.push_back({{"name", v.name},
                    {"race", v.race},
                    {"order", v.order},
-                   {"failpoint", v.order.empty() ? "" : "gate.after_judge"},
+                   {"failpoint", v.failpoint},
                    {"window", v.window}});
     }
     nlohmann::json out = {{"variants", j}, {"gate_variants", g}};
@@ -208,12 +208,13 @@ int VariantsMain(int argc, char** argv) {
                 v.race ? v.window.c_str()
                        : "no window: the redaction path closes every one");
   }
-  std::printf("\n%-22s %-10s %-17s %s\n", "gate variant", "order", "failpoint",
+  std::printf("\n%-22s %-10s %-19s %s\n", "gate variant", "order", "failpoint",
               "window");
   for (const EgressVariant& v : EgressCatalogue()) {
-    std::printf("%-22s %-10s %-17s %s\n", v.name.c_str(),
+    std::printf("%-22s %-10s %-19s %s\n", v.name.c_str(),
                 v.order.empty() ? "-" : v.order.c_str(),
-                v.order.empty() ? "-" : "gate.after_judge", v.window.c_str());
+                v.failpoint.empty() ? "-" : v.failpoint.c_str(),
+                v.window.c_str());
   }
   if (failpoints) {
     std::printf("\nfailpoints:\n");
