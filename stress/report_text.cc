@@ -66,7 +66,7 @@ std::string FirstLeakText(const ReproRow& r) {
 
 std::string TableText(const std::vector<ReproRow>& rows) {
   std::string out =
-      Sprintf("\n%-16s %-6s %-5s %8s %6s  %-18s %-22s %s\n", "variant", "alg",
+      Sprintf("\n%-22s %-6s %-9s %8s %6s  %-18s %-22s %s\n", "variant", "alg",
               "mode", "trials", "leaks", "first leak", "tsan", "verdict");
   for (const ReproRow& r : rows) {
     std::string first = "-";
@@ -75,7 +75,7 @@ std::string TableText(const std::vector<ReproRow>& rows) {
                       r.first_leak.value("elapsed_s", 0.0));
     }
     out +=
-        Sprintf("%-16s %-6s %-5s %8llu %6llu  %-18s %-22s %s\n",
+        Sprintf("%-22s %-6s %-9s %8llu %6llu  %-18s %-22s %s\n",
                 r.spec.variant.c_str(), r.spec.alg.c_str(), r.spec.mode.c_str(),
                 static_cast<unsigned long long>(r.trials),
                 static_cast<unsigned long long>(r.leaks), first.c_str(),

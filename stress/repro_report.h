@@ -13,6 +13,12 @@
 //              "window", "tsan": null | {"total", "by_type", "trials",
 //              "leaks"}, "verdict", "note", "command"}],
 //    "exit_code", "verdict"}
+// Egress rows (stress/repro_egress.h) have the same shape: variant
+// "gate/<mode>", "gate/fixed" or "gate/legacy"; mode the forced order
+// ("unsealed", "swap", "held-open") or "memory"; trials 1; leaks the
+// oracle's count in the released bytes; first_leak's injector
+// "failpoint" (failpoint "gate.after_judge") or "legacy-scanner", dump
+// the released file; note what the gate did.
 //
 // No key byte is part of any of these (the rows carry what the stress
 // reports carry: offsets, form and region names).

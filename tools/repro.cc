@@ -11,6 +11,12 @@
 // well before the budget ends and both cores stay busy while a row waits
 // on a process start or a timeout.
 //
+// Before those jobs start, the egress rows run in this process
+// (stress/repro_egress.h): each gate race mode under its forced order, the
+// fixed gate under the same orders, and the legacy scanner against the
+// oracle, per algorithm, on real dumps of a child; the rest of the budget
+// goes to the jobs. --egress only|skip selects them.
+//
 // This file parses the flags and prints; the plan, the schedule, the
 // verdicts and the reports are stress/repro_*.h (JSON schema in
 // stress/repro_report.h).
@@ -18,7 +24,9 @@
 #include <sys/stat.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -28,6 +36,7 @@
 #include "base/process.h"
 #include "base/status.h"
 #include "stress/catalogue.h"
+#include "stress/repro_egress.h"
 #include "stress/repro_plan.h"
 #include "stress/repro_report.h"
 #include "stress/repro_schedule.h"
@@ -57,11 +66,21 @@ constexpr char kReproHelp[] =
     "table: "
     "variant x algorithm x mode, with trials, leaks, first leak, TSan "
     "reports and verdict.\n\n"
+    "Egress rows (gate/*, first, in this process, a few seconds): per "
+    "algorithm, real dumps of a child (one that never held the key, one "
+    "that holds it only as OpenSSL does after a signature) go through "
+    "each gate race mode under its forced order (the writer runs at the "
+    "failpoint gate.after_judge) and must release a leaking dump; through "
+    "the fixed gate under the same orders, which must release nothing "
+    "that leaks; and through the legacy scanner (must release it) and the "
+    "oracle (must refuse it), naming the forms. Released files are judged "
+    "by the oracle on their bytes. `sigrace variants` lists them.\n\n"
     "Exit codes: 0 every race variant reproduced and fixed stayed clean "
     "(no leak, no TSan report, enough trials); 1 otherwise; 2 usage or "
     "harness error.";
 
-void AddReproFlags(CLI::App& app, ReproOptions* o, std::string* alg) {
+void AddReproFlags(CLI::App& app, ReproOptions* o, std::string* alg,
+                   std::string* egress) {
   app.add_option("--budget-s", o->budget_s,
                  "Wall-clock budget; fixed's live runs get what the other "
                  "rows leave (they stop early at --min-live-trials)")
@@ -112,9 +131,22 @@ void AddReproFlags(CLI::App& app, ReproOptions* o, std::string* alg) {
                  "from this binary), a path, or none")
       ->capture_default_str();
   app.add_option("--variant", o->variants,
-                 "Only these variants (repeatable; default: all)");
+                 "Only these variants (repeatable; default: all); gate/* "
+                 "names select egress rows. Naming only signer variants "
+                 "skips the egress rows, naming only gate/* ones skips the "
+                 "others");
   app.add_option("--alg", *alg, "rs256, eddsa or both")->capture_default_str();
+  app.add_option("--egress", *egress,
+                 "with (egress rows and the others), only (egress rows "
+                 "alone), or skip (no egress rows)")
+      ->capture_default_str();
 }
+
+// Which rows run: the signer variants and the egress variants named.
+struct RowChoice {
+  bool signer = true, egress = true;
+  std::vector<std::string> gate_variants;  // empty: all
+};
 
 int Fail(const std::string& message) {
   std::fprintf(stderr, "sigrace: %s\n", message.c_str());
@@ -122,11 +154,11 @@ int Fail(const std::string& message) {
 }
 
 // Parses argv into *o. Returns -1 to go on, else the exit code.
-int ParseReproFlags(int argc, char** argv, ReproOptions* o) {
+int ParseReproFlags(int argc, char** argv, ReproOptions* o, RowChoice* rows) {
   CLI::App app{kReproHelp, "sigrace repro"};
-  std::string alg = "both";
+  std::string alg = "both", egress = "with";
   ShardFlagText shard_text;
-  AddReproFlags(app, o, &alg);
+  AddReproFlags(app, o, &alg, &egress);
   AddShardFlags(app, &shard_text);
   try {
     app.parse(argc, argv);
@@ -143,6 +175,35 @@ int ParseReproFlags(int argc, char** argv, ReproOptions* o) {
     o->algs = {alg};
   } else {
     return Fail("unknown --alg '" + alg + "' (rs256, eddsa, both)");
+  }
+  if (egress != "with" && egress != "only" && egress != "skip") {
+    return Fail("unknown --egress '" + egress + "' (with, only, skip)");
+  }
+  // --variant: gate/* names go to the egress rows, the rest to the jobs.
+  std::vector<std::string> signer_names;
+  for (const std::string& v : o->variants) {
+    (v.rfind("gate/", 0) == 0 ? rows->gate_variants : signer_names)
+        .push_back(v);
+  }
+  for (const std::string& v : rows->gate_variants) {
+    if (!IsEgressVariant(v)) return Fail("unknown variant '" + v + "'");
+  }
+  o->variants = signer_names;
+  if (!o->variants.empty() || !rows->gate_variants.empty()) {
+    rows->signer = !o->variants.empty();
+    rows->egress = !rows->gate_variants.empty();
+  }
+  if (egress == "only") {
+    if (!o->variants.empty()) {
+      return Fail("--egress only with signer variants named (see --help)");
+    }
+    rows->signer = false;
+    rows->egress = true;
+  } else if (egress == "skip") {
+    if (!rows->gate_variants.empty()) {
+      return Fail("--egress skip with gate/* variants named (see --help)");
+    }
+    rows->egress = false;
   }
   if (app.count("--seed") == 0) o->seed = RandomSeed();
   // fixed's rows run this shard of their trials (every shard needs the
@@ -181,7 +242,10 @@ int ReproMain(int argc, char** argv) {
   // own), then repro dies by the signal.
   InstallStopHandler();
   ReproOptions o;
-  if (const int rc = ParseReproFlags(argc, argv, &o); rc >= 0) return rc;
+  RowChoice choice;
+  if (const int rc = ParseReproFlags(argc, argv, &o, &choice); rc >= 0) {
+    return rc;
+  }
   StatusOr<std::vector<VariantEntry>> variants = SelectVariants(o.variants);
   if (!variants.ok()) return Fail(variants.status().message());
   const std::string self = SelfExe();
@@ -213,7 +277,33 @@ int ReproMain(int argc, char** argv) {
                run_id.c_str(), logs.c_str());
   std::fflush(stdout);
 
-  const ReproPlan plan = PlanRepro(o, *variants, self, tsan, logs);
+  ReproResult result;
+  // The egress rows first, in this process, before any child job runs
+  // (RunJobs reaps every child; these wait for their own).
+  double egress_s = 0;
+  if (choice.egress) {
+    const auto start = std::chrono::steady_clock::now();
+    EgressOptions eo;
+    eo.variants = choice.gate_variants;
+    eo.algs = o.algs;
+    eo.seed = o.seed;
+    eo.work_dir = logs + "/egress";
+    if (mkdir(eo.work_dir.c_str(), 0700) != 0) {
+      return Fail("mkdir " + eo.work_dir + ": " + ErrnoText(errno));
+    }
+    StatusOr<std::vector<ReproRow>> egress = RunEgressRows(eo);
+    if (!egress.ok()) return Fail(egress.status().message());
+    egress_s =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+            .count();
+    for (ReproRow& r : *egress) {
+      std::fprintf(stderr, "[egress] %s %s %s: %s\n", r.spec.variant.c_str(),
+                   r.spec.alg.c_str(), r.spec.mode.c_str(), r.verdict.c_str());
+      result.rows.push_back(std::move(r));
+    }
+  }
+  ReproPlan plan;
+  if (choice.signer) plan = PlanRepro(o, *variants, self, tsan, logs);
   auto on_done = [&plan](size_t job, size_t finished, const JobOutcome& out) {
     if (!out.spawn_error.empty()) {
       std::fprintf(stderr, "sigrace: %s\n", out.spawn_error.c_str());
@@ -223,11 +313,13 @@ int ReproMain(int argc, char** argv) {
         ReproJobLine(plan.jobs[job], finished, plan.jobs.size(), out).c_str(),
         stderr);
   };
-  ReproResult result;
-  const std::vector<JobOutcome> outcomes =
-      RunJobs(plan, {.budget_s = o.budget_s, .jobs = o.jobs}, on_done,
-              &result.elapsed_s);
-  result.rows = JudgeRows(plan, outcomes, ShardLimits(o, !tsan.empty()));
+  const std::vector<JobOutcome> outcomes = RunJobs(
+      plan, {.budget_s = std::max(o.budget_s - egress_s, 1.0), .jobs = o.jobs},
+      on_done, &result.elapsed_s);
+  result.elapsed_s += egress_s;
+  for (ReproRow& r : JudgeRows(plan, outcomes, ShardLimits(o, !tsan.empty()))) {
+    result.rows.push_back(std::move(r));
+  }
   result.exit_code = RunExitCode(result.rows);
   result.verdict = RunVerdictLine(result.exit_code);
   result.seed = o.seed;

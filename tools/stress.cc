@@ -12,6 +12,7 @@
 #include "stress/driver.h"
 #include "stress/options.h"
 #include "stress/report.h"
+#include "stress/repro_egress.h"
 #include "stress/shard.h"
 #include "tools/stress_flags.h"
 
@@ -151,7 +152,11 @@ int VariantsMain(int argc, char** argv) {
       "variant with the one-line description of its window, the "
       "failpoint inside it, and whether the window is also a data "
       "race that ThreadSanitizer reports (\"race\") or one only the "
-      "dump oracle can judge (\"no race\").",
+      "dump oracle can judge (\"no race\"); then the egress gate's "
+      "variants (gate/*, the rows `sigrace repro` runs on real dumps): "
+      "each race mode with the forced order that opens its window and the "
+      "failpoint the writer runs at, the fixed gate under each order, and "
+      "the legacy scanner.",
       "sigrace variants"};
   bool json = false, failpoints = false;
   app.add_flag("--json", json, "Print JSON instead of a table");
@@ -178,7 +183,15 @@ int VariantsMain(int argc, char** argv) {
            {"path", v.path},
            {"tsan", v.race ? (v.data_race ? "data race" : "no race") : "-"}});
     }
-    nlohmann::json out = {{"variants", j}};
+    nlohmann::json g = nlohmann::json::array();
+    for (const EgressVariant& v : EgressCatalogue()) {
+      g.push_back({{"name", v.name},
+                   {"race", v.race},
+                   {"order", v.order},
+                   {"failpoint", v.failpoint},
+                   {"window", v.window}});
+    }
+    nlohmann::json out = {{"variants", j}, {"gate_variants", g}};
     if (failpoints) out["failpoints"] = failpoint::ListNames();
     std::printf("%s\n", out.dump(2).c_str());
     return 0;
@@ -194,6 +207,14 @@ int VariantsMain(int argc, char** argv) {
                               : "no race",
                 v.race ? v.window.c_str()
                        : "no window: the redaction path closes every one");
+  }
+  std::printf("\n%-22s %-10s %-19s %s\n", "gate variant", "order", "failpoint",
+              "window");
+  for (const EgressVariant& v : EgressCatalogue()) {
+    std::printf("%-22s %-10s %-19s %s\n", v.name.c_str(),
+                v.order.empty() ? "-" : v.order.c_str(),
+                v.failpoint.empty() ? "-" : v.failpoint.c_str(),
+                v.window.c_str());
   }
   if (failpoints) {
     std::printf("\nfailpoints:\n");
