@@ -174,6 +174,43 @@ TEST_F(History, HalvedTrialsPerSecondOnTheLastNightIsFlagged) {
   EXPECT_EQ(rest.find("<script"), std::string::npos);
 }
 
+// The trend page rendered by headless Chromium (as report_html_test does
+// for the report page): no console message, a non-blank screenshot kept
+// under the test's directory while it runs.
+TEST_F(History, TrendPageRendersInChromium) {
+  std::string chromium;
+  for (const char* p : {"/usr/bin/chromium", "/usr/bin/chromium-browser"}) {
+    if (access(p, X_OK) == 0) chromium = p;
+  }
+  if (chromium.empty()) {
+    GTEST_SKIP() << "chromium is not installed: the page is checked by "
+                    "HalvedTrialsPerSecondOnTheLastNightIsFlagged, not "
+                    "rendered";
+  }
+  for (int k = 0; k < 6; ++k) WriteNight(k, 1, k >= 3 ? "other-build" : "");
+  WriteNight(6, 0.5);
+  ASSERT_EQ(Run("--html " + dir_ + "/h.html"), 1) << Out() << Err();
+  const std::string png = dir_ + "/h.png", log = dir_ + "/chromium.log";
+  ASSERT_EQ(Sh("HOME='" + dir_ + "' timeout 180 " + chromium +
+               " --headless --no-sandbox --disable-gpu --no-first-run "
+               "--window-size=900,1600 --screenshot='" +
+               png + "' --enable-logging=stderr --v=0 'file://" + dir_ +
+               "/h.html' >'" + log + "' 2>&1"),
+            0)
+      << ReadAll(log);
+  std::istringstream lines(ReadAll(log));
+  for (std::string line; std::getline(lines, line);) {
+    if (line.find(":CONSOLE") != std::string::npos) {
+      ADD_FAILURE() << "console: " << line;
+    }
+  }
+  const std::string image = ReadAll(png);
+  ASSERT_GE(image.size(), 8u) << "no screenshot";
+  EXPECT_EQ(image.substr(0, 8), std::string("\x89PNG\r\n\x1a\n", 8));
+  // A blank page compresses to a few KB; this one has a table and charts.
+  EXPECT_GT(image.size(), 20000u) << png;
+}
+
 TEST_F(History, TheSameNightsWithoutTheOutlierAreNotFlagged) {
   for (int k = 0; k < 7; ++k) WriteNight(k);
   EXPECT_EQ(Run("--json " + dir_ + "/h.json"), 0) << Out() << Err();
