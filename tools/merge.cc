@@ -124,7 +124,8 @@ int ReportMain(int argc, char** argv) {
       "variant x algorithm x mode table with leak rate and time to first "
       "leak, a timeline of leaks, where each finding sat in its dump, TSan "
       "counts, the ablation table when present, and the replay command "
-      "of every leak.",
+      "of every leak. With --history DIR: trends over nights from the "
+      "reports kept in DIR, outliers flagged (see --history).",
       "sigrace report"};
   std::vector<std::string> inputs;
   std::string html_out, history_dir, json_out;
