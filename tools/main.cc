@@ -62,7 +62,9 @@ constexpr Command kCommands[] = {
      sigrace::stress::ReproMain, true},
     {"merge", "combine the JSON reports of a sharded run into one verdict",
      sigrace::stress::MergeMain, false},
-    {"report", "render JSON reports as one self-contained HTML page",
+    {"report",
+     "render JSON reports as one HTML page, or trends over nights "
+     "(--history)",
      sigrace::stress::ReportMain, false},
     {"variants", "list the redaction-path variants and their windows",
      sigrace::stress::VariantsMain, false},

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "base/files.h"
+#include "stress/history.h"
 #include "stress/merge.h"
 #include "stress/report.h"
 #include "stress/report_html.h"
@@ -123,13 +124,49 @@ int ReportMain(int argc, char** argv) {
       "variant x algorithm x mode table with leak rate and time to first "
       "leak, a timeline of leaks, where each finding sat in its dump, TSan "
       "counts, the ablation table when present, and the replay command "
-      "of every leak.",
+      "of every leak. With --history DIR: trends over nights from the "
+      "reports kept in DIR, outliers flagged (see --history).",
       "sigrace report"};
   std::vector<std::string> inputs;
-  std::string html_out;
-  app.add_option("reports", inputs, "REPORT.json files")->required();
-  app.add_option("--html", html_out, "Write the page here")->required();
+  std::string html_out, history_dir, json_out;
+  app.add_option("reports", inputs, "REPORT.json files");
+  app.add_option("--html", html_out,
+                 "Write the page here (with --history: the trend page, one "
+                 "inline-SVG chart per figure)");
+  app.add_option(
+      "--history", history_dir,
+      "Trends over nights from the *.json reports in DIR (stress, merged "
+      "or repro; one per night). Nights are ordered by file mtime (these "
+      "reports carry no start time). Per night: trials, leaks, trials/s, "
+      "dumps/s, scan rate (dump bytes searched per second). A figure "
+      "outside median +- 3 x MAD of the previous nights (at least 5, else "
+      "\"too few nights\") is flagged; build or options changes are marked. "
+      "Exit 0 no flag, 1 a figure flagged, 2 bad input.");
+  app.add_option("--json", json_out, "With --history: write the trends here");
   if (const int rc = Parse(app, argc, argv, "report"); rc >= 0) return rc;
+  if (!history_dir.empty()) {
+    if (!inputs.empty()) {
+      return Usage("--history takes no REPORT.json arguments");
+    }
+    StatusOr<History> h = LoadHistory(history_dir);
+    if (!h.ok()) return Usage(h.status().message());
+    std::fputs(HistoryText(*h).c_str(), stdout);
+    if (!json_out.empty()) {
+      Status st = WriteFileAtomic(json_out, Dump(HistoryJson(*h)));
+      if (!st.ok()) return Usage(st.message());
+    }
+    if (!html_out.empty()) {
+      Status st = WriteFileAtomic(html_out, HistoryHtml(*h));
+      if (!st.ok()) return Usage(st.message());
+    }
+    return h->flags.empty() ? 0 : 1;
+  }
+  if (inputs.empty() || html_out.empty()) {
+    return Usage(
+        "give REPORT.json files and --html OUT, or --history DIR (see "
+        "sigrace report --help)");
+  }
+  if (!json_out.empty()) return Usage("--json needs --history");
   std::vector<HtmlInput> in;
   for (const std::string& p : inputs) {
     StatusOr<nlohmann::json> j = ReadJson(p);
