@@ -226,6 +226,14 @@ TEST_P(ExplainWindow, LeakIsPlacedOnTheTimelineAndFixedNamesNoFinding) {
   const std::string leaky =
       DumpAtFailpoint(dir, wc.variant, wc.failpoint, "rotate", 1);
   ASSERT_FALSE(leaky.empty());
+  // The same window's failpoint on `fixed`, dumped before this process
+  // touches the key: a child forked after the key file was derived, or
+  // after explain built the key's forms here, would carry their freed
+  // heap into its dump, a leak of the test, not of the signer.
+  TempDir fdir;
+  const std::string clean =
+      DumpAtFailpoint(fdir, signer::Variant::kFixed, wc.failpoint, "rotate", 1);
+  ASSERT_FALSE(clean.empty());
   const std::string key = WriteKeyFile(dir, 1);  // the rotation's key
 
   CmdRun text = Call(ExplainMain, {"sigrace explain", leaky, "--key", key});
@@ -257,11 +265,7 @@ TEST_P(ExplainWindow, LeakIsPlacedOnTheTimelineAndFixedNamesNoFinding) {
   EXPECT_FALSE(j["flight_recorder"]["events"].empty());
   EXPECT_EQ(j["fault"]["role"], "rotator");
 
-  // The same window's failpoint on `fixed`: no finding, nothing to place.
-  TempDir fdir;
-  const std::string clean =
-      DumpAtFailpoint(fdir, signer::Variant::kFixed, wc.failpoint, "rotate", 1);
-  ASSERT_FALSE(clean.empty());
+  // The fixed dump: no finding, nothing to place.
   const std::string fkey = WriteKeyFile(fdir, 1);
   CmdRun ftext = Call(ExplainMain, {"sigrace explain", clean, "--key", fkey});
   ASSERT_EQ(ftext.code, 0) << ftext.out;
