@@ -12,9 +12,11 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <memory>
@@ -103,19 +105,25 @@ std::string DumpAtFailpoint(const TempDir& dir, signer::Variant variant,
 std::string WriteKeyFile(const TempDir& dir, uint64_t generation) {
   const std::string path =
       dir.path() + "/key" + std::to_string(generation) + ".der";
-  signer::KeyStreamId id;
-  id.key_seed = kKeySeed;
-  id.alg = signer::Alg::kEdDsa;
-  id.generation = generation;
-  Status st = signer::TEST_DeriveKey(id, [&](const uint8_t* der, size_t len) {
-    const int fd =
-        open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0) return InternalError("cannot create the key file");
-    const bool ok = write(fd, der, len) == static_cast<ssize_t>(len);
-    close(fd);
-    return ok ? Status::Ok() : InternalError("short write");
+  // Derived in a child: the key never passes through this process, whose
+  // freed heap every later forked child (and its dump) would inherit.
+  const testing::ChildResult res = RunInChild([&]() -> int {
+    signer::KeyStreamId id;
+    id.key_seed = kKeySeed;
+    id.alg = signer::Alg::kEdDsa;
+    id.generation = generation;
+    Status st = signer::TEST_DeriveKey(id, [&](const uint8_t* der, size_t len) {
+      const int fd =
+          open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+      if (fd < 0) return InternalError("cannot create the key file");
+      const bool ok = write(fd, der, len) == static_cast<ssize_t>(len);
+      close(fd);
+      return ok ? Status::Ok() : InternalError("short write");
+    });
+    return st.ok() ? 0 : 1;
   });
-  EXPECT_TRUE(st.ok()) << st.ToString();
+  EXPECT_TRUE(res.exited && res.exit_code == 0)
+      << "key child: exit " << res.exit_code << " " << res.stderr_text;
   return path;
 }
 
@@ -124,14 +132,46 @@ struct CmdRun {
   std::string out;
 };
 
+// Runs the command in a child whose stdout is a pipe read here: with
+// --key it builds the key's forms, and a child forked by a later test must
+// not inherit their freed heap.
 CmdRun Call(int (*main_fn)(int, char**), std::vector<std::string> args) {
-  std::vector<char*> argv;
-  for (std::string& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  ::testing::internal::CaptureStdout();
   CmdRun r;
-  r.code = main_fn(static_cast<int>(args.size()), argv.data());
-  r.out = ::testing::internal::GetCapturedStdout();
+  int p[2];
+  if (pipe2(p, O_CLOEXEC) != 0) return r;
+  // Nothing of this process's own output may reach the child's pipe.
+  fflush(stdout);
+  fflush(stderr);
+  const pid_t pid = fork();
+  if (pid < 0) {
+    close(p[0]);
+    close(p[1]);
+    return r;
+  }
+  if (pid == 0) {
+    dup2(p[1], STDOUT_FILENO);
+    std::vector<char*> argv;
+    for (std::string& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    const int code = main_fn(static_cast<int>(args.size()), argv.data());
+    fflush(stdout);
+    _exit(code);
+  }
+  close(p[1]);
+  char buf[65536];
+  for (;;) {
+    const ssize_t n = read(p[0], buf, sizeof buf);
+    if (n > 0) {
+      r.out.append(buf, static_cast<size_t>(n));
+    } else if (n == 0 || errno != EINTR) {
+      break;
+    }
+  }
+  close(p[0]);
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   return r;
 }
 
