@@ -37,9 +37,8 @@ std::optional<double> Rate(std::optional<double> n,
 std::string Fmt(const std::optional<double>& v) {
   if (!v) return "-";
   char buf[64];
-  if (*v == std::floor(*v) && std::fabs(*v) < 1e15) {
-    std::snprintf(buf, sizeof(buf), "%.0f", *v);
-  } else if (std::fabs(*v) >= 1000) {
+  // Whole numbers and large ones without a fraction, the rest to 3 digits.
+  if ((*v == std::floor(*v) && std::fabs(*v) < 1e15) || std::fabs(*v) >= 1000) {
     std::snprintf(buf, sizeof(buf), "%.0f", *v);
   } else {
     std::snprintf(buf, sizeof(buf), "%.3g", *v);

@@ -66,6 +66,7 @@ int RunSigrace(const std::string& env, const std::string& args,
   return Exit(system(cmd.c_str()));
 }
 
+// NOLINTNEXTLINE(bugprone-exception-escape): json members; a test type.
 struct Sharded {
   nlohmann::json whole, merged;
   std::vector<nlohmann::json> shards;

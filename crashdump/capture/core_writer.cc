@@ -394,7 +394,8 @@ void AddThreadNotes(NoteBuf& nb, const CoreInput& in, const ThreadCapture& t,
   // carry less (features the thread never used, e.g. AMX tile data): the
   // rest stays in its initial state, zeros, its XSTATE_BV bits clear.
   size_t note_size = XstateNoteSize();
-  if (note_size < xstate_size || note_size > 64 * 1024) note_size = xstate_size;
+  if (note_size < xstate_size || note_size > size_t{64} * 1024)
+    note_size = xstate_size;
   if (char* d = nb.Add("LINUX", NT_X86_XSTATE, note_size)) {
     memcpy(d, fp, xstate_size);  // Add() zeroed the rest
     // The kernel's NT_X86_XSTATE carries XCR0 (the user feature mask) in
