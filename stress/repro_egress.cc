@@ -88,10 +88,15 @@ void Wipe(std::string* bytes) {
   bytes->clear();
 }
 
-// Writes bytes[0, len) to `path` (created or truncated).
-bool WriteFile(const std::string& path, const std::string& bytes, size_t len) {
-  const int fd =
-      open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+// Writes bytes[0, len) to `path`: a new file (created exclusively), or,
+// with `finish`, over the start of the file this row already wrote.
+// Never through a symlink.
+bool WriteFile(const std::string& path, const std::string& bytes, size_t len,
+               bool finish = false) {
+  const int flags = finish
+                        ? O_WRONLY | O_NOFOLLOW | O_CLOEXEC
+                        : O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
+  const int fd = open(path.c_str(), flags, 0600);
   if (fd < 0) return false;
   len = std::min(len, bytes.size());
   bool ok = true;
@@ -313,7 +318,7 @@ ReproRow GateRow(const EgressOptions& o, const EgressVariant& v,
     if (!WriteFile(path, *leak, dumps.first_leak_offset)) {
       return error("cannot write " + path);
     }
-    armed = ArmWriter([path, leak] { WriteFile(path, *leak, SIZE_MAX); });
+    armed = ArmWriter([path, leak] { WriteFile(path, *leak, SIZE_MAX, true); });
   } else if (v.order == "swap") {
     bool ok = false;
     std::string clean = ReadAll(dumps.clean, &ok);
