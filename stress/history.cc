@@ -3,13 +3,17 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdio>
+#include <ctime>
+#include <optional>
 #include <filesystem>
 #include <string>
 #include <vector>
 
 #include "base/files.h"
+#include "stress/report.h"
 #include "stress/report_html.h"
 
 namespace sigrace::stress {
@@ -66,7 +70,52 @@ bool Flagged(const History& h, size_t night, size_t figure) {
   return false;
 }
 
+// Where the nights' times come from, for the output.
+std::string OrderText(const History& h) {
+  if (h.by_mtime == 0) return "ordered by start time";
+  if (h.by_mtime == h.nights.size()) {
+    return "ordered by file mtime: no report carries a start time";
+  }
+  return "ordered by start time; " + std::to_string(h.by_mtime) +
+         " report(s) without one (older sigrace) placed by file mtime";
+}
+
+std::string WhenText(const Night& n) {
+  return Utc(n.When()) + (n.start ? "" : " (mtime)");
+}
+
 }  // namespace
+
+std::optional<double> ParseIsoUtc(const std::string& text) {
+  int y = 0, mo = 0, d = 0, h = 0, mi = 0, s = 0, used = 0;
+  if (std::sscanf(text.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h,
+                  &mi, &s, &used) != 6 ||
+      used != 19 || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 ||
+      mi > 59 || s > 60) {
+    return std::nullopt;
+  }
+  double frac = 0;
+  size_t i = 19;
+  if (i < text.size() && text[i] == '.') {
+    double scale = 0.1;
+    for (++i; i < text.size() && std::isdigit(static_cast<unsigned char>(
+                                     text[i])) != 0;
+         ++i) {
+      frac += (text[i] - '0') * scale;
+      scale /= 10;
+    }
+  }
+  const std::string zone = text.substr(i);
+  if (zone != "Z" && zone != "+00:00") return std::nullopt;
+  struct tm tm = {};
+  tm.tm_year = y - 1900;
+  tm.tm_mon = mo - 1;
+  tm.tm_mday = d;
+  tm.tm_hour = h;
+  tm.tm_min = mi;
+  tm.tm_sec = s;
+  return static_cast<double>(timegm(&tm)) + frac;
+}
 
 double Median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
@@ -86,6 +135,15 @@ StatusOr<Night> NightFromReport(const std::string& path, const json& r,
   Night n;
   n.path = path;
   n.mtime = mtime;
+  if (r.is_object() && r.contains("start_time") &&
+      !r["start_time"].is_null()) {
+    const json& t = r["start_time"];
+    n.start = t.is_string() ? ParseIsoUtc(t.get<std::string>()) : std::nullopt;
+    if (!n.start) {
+      return InvalidArgumentError(path + ": start_time " + t.dump() +
+                                  " is not a UTC ISO-8601 time");
+    }
+  }
   const std::string schema =
       r.is_object() && r.contains("schema") && r["schema"].is_string()
           ? r["schema"].get<std::string>()
@@ -138,7 +196,7 @@ StatusOr<History> AnalyzeHistory(std::vector<Night> nights) {
   if (nights.empty()) return InvalidArgumentError("no reports");
   std::stable_sort(nights.begin(), nights.end(),
                    [](const Night& a, const Night& b) {
-                     if (a.mtime != b.mtime) return a.mtime < b.mtime;
+                     if (a.When() != b.When()) return a.When() < b.When();
                      return a.path < b.path;
                    });
   const bool repro = nights[0].kind == "repro";
@@ -150,6 +208,7 @@ StatusOr<History> AnalyzeHistory(std::vector<Night> nights) {
     }
   }
   History h;
+  for (const Night& n : nights) h.by_mtime += n.start ? 0 : 1;
   for (size_t i = 1; i < nights.size(); ++i) {
     std::string c;
     if (nights[i].build != nights[i - 1].build) c = "build";
@@ -222,7 +281,7 @@ StatusOr<History> LoadHistory(const std::string& dir) {
 std::string HistoryText(const History& h) {
   std::string out;
   char buf[512];
-  std::snprintf(buf, sizeof(buf), "%-3s %-16s %-24s %-7s", "#", "mtime (UTC)",
+  std::snprintf(buf, sizeof(buf), "%-3s %-24s %-24s %-7s", "#", "start (UTC)",
                 "report", "kind");
   out += buf;
   for (const char* f : kFigures) {
@@ -232,8 +291,8 @@ std::string HistoryText(const History& h) {
   out += "  change\n";
   for (size_t i = 0; i < h.nights.size(); ++i) {
     const Night& n = h.nights[i];
-    std::snprintf(buf, sizeof(buf), "%-3zu %-16s %-24s %-7s", i + 1,
-                  Utc(n.mtime).c_str(), Base(n.path).c_str(), n.kind.c_str());
+    std::snprintf(buf, sizeof(buf), "%-3zu %-24s %-24s %-7s", i + 1,
+                  WhenText(n).c_str(), Base(n.path).c_str(), n.kind.c_str());
     out += buf;
     for (size_t f = 0; f < kFigureCount; ++f) {
       const std::string cell = Fmt(n.value[f]) + (Flagged(h, i, f) ? "!" : " ");
@@ -260,8 +319,8 @@ std::string HistoryText(const History& h) {
                   Fmt(fl.median).c_str(), Fmt(fl.mad).c_str());
     out += buf;
   }
-  std::snprintf(buf, sizeof(buf), "%zu nights, %zu flags\n", h.nights.size(),
-                h.flags.size());
+  std::snprintf(buf, sizeof(buf), "%zu nights, %zu flags (%s)\n",
+                h.nights.size(), h.flags.size(), OrderText(h).c_str());
   out += buf;
   return out;
 }
@@ -269,12 +328,17 @@ std::string HistoryText(const History& h) {
 json HistoryJson(const History& h) {
   json j;
   j["schema"] = "sigrace.history/1";
-  j["order"] = "mtime";
+  j["order"] = h.by_mtime == 0                ? "start_time"
+               : h.by_mtime == h.nights.size() ? "mtime"
+                                               : "start_time, mtime fallback";
+  j["nights_by_mtime"] = h.by_mtime;
   j["min_previous"] = kMinPrevious;
   json nights = json::array();
   for (const Night& n : h.nights) {
     json nj = {{"path", n.path},
                {"mtime", n.mtime},
+               {"start_time",
+                n.start ? json(IsoUtc(*n.start)) : json(nullptr)},
                {"kind", n.kind},
                {"build", n.build},
                {"change", n.change}};
@@ -314,20 +378,21 @@ std::string HistoryHtml(const History& h) {
       "<h1>sigrace history</h1>\n";
   char buf[512];
   std::snprintf(buf, sizeof(buf),
-                "<p id=\"summary\">%zu nights, %zu flags (ordered by file "
-                "mtime; flag: outside median &plusmn; 3 &times; MAD of the "
-                "previous nights, at least %zu of them)</p>\n",
-                h.nights.size(), h.flags.size(), kMinPrevious);
+                "<p id=\"summary\">%zu nights, %zu flags (%s; flag: outside "
+                "median &plusmn; 3 &times; MAD of the previous nights, at "
+                "least %zu of them)</p>\n",
+                h.nights.size(), h.flags.size(), OrderText(h).c_str(),
+                kMinPrevious);
   out += buf;
   out +=
-      "<table><tr><th>#</th><th>mtime (UTC)</th><th>report</th>"
+      "<table><tr><th>#</th><th>start (UTC)</th><th>report</th>"
       "<th>kind</th>";
   for (const char* f : kFigures) out += std::string("<th>") + f + "</th>";
   out += "<th>change</th></tr>\n";
   for (size_t i = 0; i < h.nights.size(); ++i) {
     const Night& n = h.nights[i];
     out += "<tr><td>" + std::to_string(i + 1) + "</td><td>" +
-           HtmlEscape(Utc(n.mtime)) + "</td><td>" + HtmlEscape(Base(n.path)) +
+           HtmlEscape(WhenText(n)) + "</td><td>" + HtmlEscape(Base(n.path)) +
            "</td><td>" + HtmlEscape(n.kind) + "</td>";
     for (size_t f = 0; f < kFigureCount; ++f) {
       const bool fl = Flagged(h, i, f);

@@ -2,8 +2,10 @@
 // kept in one directory (one report per night: stress, merged or repro
 // reports, stress/report.h and stress/repro_report.h).
 //
-// Nights are ordered by file mtime (none of these schemas carries a start
-// time), ties by file name. Per night, the figures the report carries:
+// Nights are ordered by the start time the report carries ("start_time",
+// UTC ISO-8601); a report without one (written by an older sigrace) is
+// placed by its file's mtime instead, and the output says how many were;
+// ties by file name. Per night, the figures the report carries:
 // trials, leaks, trials/s, dumps/s and scan rate (dump bytes searched per
 // second of the run). Repro reports carry no dump counts: their dumps/s and
 // scan rate are absent.
@@ -40,6 +42,10 @@ inline constexpr size_t kFigureCount = 5;
 struct Night {
   std::string path;
   double mtime = 0;  // seconds since the epoch
+  // The report's start_time in seconds since the epoch; none: an older
+  // report, placed by mtime.
+  std::optional<double> start;
+  double When() const { return start.value_or(mtime); }
   std::string kind;  // "stress", "merged" or "repro"
   std::string build;
   std::string options;  // canonical JSON of the options (seed excluded)
@@ -58,6 +64,8 @@ struct History {
   std::vector<HistoryFlag> flags;
   // Per figure: true when no night had kMinPrevious previous values.
   bool too_few[kFigureCount] = {};
+  // Nights without a start time, placed by file mtime.
+  size_t by_mtime = 0;
 };
 
 // The figures of one report. InvalidArgument (one line) when it is not a
@@ -72,6 +80,10 @@ StatusOr<History> AnalyzeHistory(std::vector<Night> nights);
 
 // Every *.json file of `dir` (other files are ignored).
 StatusOr<History> LoadHistory(const std::string& dir);
+
+// "2026-12-06T23:34:20.123Z" (fraction optional; "Z" or "+00:00") as
+// seconds since the epoch; none when it is not such a UTC time.
+std::optional<double> ParseIsoUtc(const std::string& text);
 
 // Median and median absolute deviation of `v` (not empty).
 double Median(std::vector<double> v);

@@ -1,7 +1,7 @@
 // The figures and the flag rule of `sigrace report --history`
 // (stress/history.h) on reports built in the test: median and MAD, the
 // boundary of the spread, a MAD of 0, "too few nights", the order by
-// mtime, changes of build and options, and the kinds of report refused.
+// start time (mtime for reports without one), changes of build and options, and the kinds of report refused.
 // tools/history_test runs the command on real stress reports.
 
 #include "stress/history.h"
@@ -11,6 +11,8 @@
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
+
+#include "stress/report.h"
 
 namespace sigrace::stress {
 namespace {
@@ -138,4 +140,26 @@ TEST(History, OtherKindsAndMixedKindsAreRefused) {
 }
 
 }  // namespace
+TEST(History, StartTimeRoundTripsAndOrdersBeforeMtime) {
+  EXPECT_EQ(IsoUtc(1700000000.25), "2023-11-14T22:13:20.250Z");
+  ASSERT_TRUE(ParseIsoUtc("2023-11-14T22:13:20.250Z").has_value());
+  EXPECT_DOUBLE_EQ(*ParseIsoUtc("2023-11-14T22:13:20.250Z"), 1700000000.25);
+  EXPECT_DOUBLE_EQ(*ParseIsoUtc("2023-11-14T22:13:20+00:00"), 1700000000);
+  EXPECT_FALSE(ParseIsoUtc("2023-11-14 22:13:20").has_value());
+  EXPECT_FALSE(ParseIsoUtc("2023-11-14T22:13:20+02:00").has_value());
+  EXPECT_FALSE(ParseIsoUtc("yesterday").has_value());
+  std::vector<nlohmann::json> r = {Stress(1), Stress(2)};
+  r[0]["start_time"] = "2023-11-15T00:00:00Z";  // the newer night
+  r[1]["start_time"] = "2023-11-14T00:00:00Z";
+  std::vector<Night> n = Nights(r);
+  n[0].mtime = 1;  // mtimes say the opposite
+  n[1].mtime = 2e9;
+  StatusOr<History> h = AnalyzeHistory(n);
+  ASSERT_TRUE(h.ok());
+  EXPECT_EQ(h->nights[0].path, "n1.json");
+  EXPECT_EQ(h->by_mtime, 0u);
+  r[0]["start_time"] = 12;
+  EXPECT_FALSE(NightFromReport("n", r[0], 0).ok());
+}
+
 }  // namespace sigrace::stress

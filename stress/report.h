@@ -27,6 +27,10 @@
 //     "threads": 2, "rotate_every_ms": 250, "min_fragment": 16,
 //     "expect": "clean" | "leak",
 //     "window": "..." | "",                  // the variant's window
+//     "start_time": "2026-12-06T23:34:20.123Z" | null,  // UTC, when the
+//                                            // command started (IsoUtc)
+//     "wall_s": 2.1,                         // its wall seconds, start to
+//                                            // report (setup included)
 //     "elapsed_s": 1.5, "trials_per_s": 120.0,
 //     "totals": {"trials": N, "clean": N, "leak": N, "harness_error": N,
 //                "dumps": N, "dump_bytes": N, "dump_bytes_searched": N,
@@ -179,6 +183,10 @@ struct RunReport {
   StressOptions options;
   std::string window;
   double elapsed_s = 0;
+  // When the command started (IsoUtc; "" unknown) and its wall seconds
+  // from then to the report: set by the tool, not the driver.
+  std::string start_time;
+  double wall_s = 0;
   uint64_t trials = 0, clean = 0, leaks = 0, harness_errors = 0;
   uint64_t dumps = 0, dump_bytes = 0, dump_bytes_searched = 0;
   // Sums of the trials' redaction counts (TrialResult).
@@ -217,6 +225,13 @@ struct RunReport {
 // stress`.
 std::string TextSummary(const RunReport& report);
 // report_json.cc: the JSON report (schema above) and a leak's sidecar.
+// `unix_s` (seconds since the epoch) as UTC ISO-8601 with milliseconds:
+// "2026-12-06T23:34:20.123Z". The start time of stress, repro and merged
+// reports.
+std::string IsoUtc(double unix_s);
+// The current time in seconds since the epoch (system clock).
+double UnixNow();
+
 nlohmann::json ReportJson(const RunReport& report);
 // The options that decide which trials run and how (not where output
 // goes, nor the shard): `sigrace merge` refuses shards whose differ.

@@ -1,6 +1,9 @@
 // The JSON reporter: the reports of `sigrace stress` and `sigrace repro`
 // and the sidecar kept next to each leaking dump.
 
+#include <chrono>
+#include <cmath>
+#include <ctime>
 #include <set>
 #include <string>
 #include <vector>
@@ -52,6 +55,29 @@ nlohmann::json ReproRowJson(const ReproRow& r) {
 }
 
 }  // namespace
+
+std::string IsoUtc(double unix_s) {
+  double whole = std::floor(unix_s);
+  int ms = static_cast<int>(std::lround((unix_s - whole) * 1000));
+  if (ms >= 1000) {
+    whole += 1;
+    ms -= 1000;
+  }
+  const time_t s = static_cast<time_t>(whole);
+  struct tm tm = {};
+  gmtime_r(&s, &tm);
+  char date[32];
+  std::strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%S", &tm);
+  char buf[48];
+  std::snprintf(buf, sizeof(buf), "%s.%03dZ", date, ms);
+  return buf;
+}
+
+double UnixNow() {
+  return std::chrono::duration<double>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
 
 nlohmann::json OptionsJson(const StressOptions& o) {
   std::vector<std::string> inj;
@@ -114,6 +140,9 @@ nlohmann::json ReportJson(const RunReport& r) {
   j["min_fragment"] = o.min_fragment;
   j["expect"] = ExpectName(o.expect);
   j["window"] = r.window;
+  j["start_time"] = r.start_time.empty() ? nlohmann::json(nullptr)
+                                         : nlohmann::json(r.start_time);
+  j["wall_s"] = r.wall_s;
   j["elapsed_s"] = r.elapsed_s;
   j["trials_per_s"] = r.TrialsPerSecond();
   j["totals"] = {{"trials", r.trials},
@@ -249,12 +278,17 @@ nlohmann::json ReproJson(const ReproResult& result) {
   j["schema"] = "sigrace.repro.report/1";
   j["seed"] = result.seed;
   j["budget_s"] = result.budget_s;
+  j["start_time"] = result.start_time.empty()
+                        ? nlohmann::json(nullptr)
+                        : nlohmann::json(result.start_time);
+  j["wall_s"] = result.wall_s;
   j["elapsed_s"] = result.elapsed_s;
   j["tsan_binary"] = result.tsan_binary;
   j["run_id"] = result.run_id;
   j["logs_dir"] = result.logs_dir;
   j["build"] = result.build_id;
   j["shard"] = {{"index", result.shard_index}, {"count", result.shard_count}};
+  if (!result.options.is_null()) j["options"] = result.options;
   nlohmann::json rows = nlohmann::json::array();
   for (const ReproRow& r : result.rows) rows.push_back(ReproRowJson(r));
   j["rows"] = rows;

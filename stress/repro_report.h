@@ -3,10 +3,14 @@
 // report_junit.cc.
 //
 // JSON report schema ("sigrace.repro.report/1", --report-json):
-//   {"schema", "seed", "budget_s", "elapsed_s", "tsan_binary" (or ""),
+//   {"schema", "seed", "budget_s", "start_time" (UTC ISO-8601 when the
+//    command started, or null), "wall_s" (its wall seconds), "elapsed_s"
+//    (the rows' time), "tsan_binary" (or ""),
 //    "run_id", "logs_dir" (<out>/logs/<run_id>: this run's row reports),
 //    "build", "shard": {"index", "count"} (fixed's rows ran that shard
-//    of their trials; race rows run whole in every shard),
+//    of their trials; race rows run whole in every shard), "options"
+//    (what shapes the rows: budgets, minimums, variants, algs, egress,
+//    threads, whether a TSan build ran; equal across shards),
 //    "rows": [{"variant", "alg", "mode", "race": bool, "trials", "leaks",
 //              "harness_errors", "first_leak": null | {trial, seed,
 //              injector, failpoint, forms, regions, dump, replay, ...},

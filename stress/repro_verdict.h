@@ -55,6 +55,12 @@ struct ReproResult {
   uint64_t seed = 0;
   double budget_s = 0;
   double elapsed_s = 0;
+  // When the command started (IsoUtc; "" unknown) and its wall seconds.
+  std::string start_time;
+  double wall_s = 0;
+  // The options that shape the rows (null: not recorded); equal across
+  // the shards of one run, compared by `sigrace merge`.
+  nlohmann::json options;
   std::string tsan_binary;  // "" when absent
   std::string out_dir;
   // This run's id and its own directory of row reports and logs

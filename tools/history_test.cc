@@ -1,6 +1,8 @@
 // `sigrace report --history DIR` on history dirs built from the reports of
 // real `sigrace stress` runs (tiny --trials), copied once per night with
-// figures set by the test and mtimes one day apart: the night whose
+// figures set by the test and start times one day apart (file mtimes in
+// the opposite order: the start time orders, mtime only for reports
+// without one, and the output says so): the night whose
 // trials/s was halved is flagged (exit 1), the same nights without it are
 // not (exit 0), fewer than 6 nights say "too few nights", a change of build
 // is marked, --json and --html carry the same, and bad input (empty dir,
@@ -14,6 +16,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <ctime>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -50,6 +53,23 @@ int Sigrace(const std::string& args, const std::string& out,
   return Sh(Env("SIGRACE_BIN") + " " + args + " >'" + out + "' 2>'" + err +
             "'");
 }
+
+std::string IsoUtc(time_t t) {
+  struct tm tm = {};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S.000Z", &tm);
+  return buf;
+}
+
+void SetMtime(const std::string& path, time_t t) {
+  struct timeval tv[2];
+  tv[0].tv_sec = tv[1].tv_sec = t;
+  tv[0].tv_usec = tv[1].tv_usec = 0;
+  EXPECT_EQ(utimes(path.c_str(), tv), 0);
+}
+
+constexpr time_t kDay0 = 1700000000;
 
 size_t Lines(const std::string& s) {
   size_t n = 0;
@@ -90,8 +110,9 @@ class History : public ::testing::Test {
   }
 
   // Night `k` (0-based): a copy of a real report with its figures set from
-  // kPattern (scaled by `rate_scale` for trials/s only), mtime one day
-  // after night k-1.
+  // kPattern (scaled by `rate_scale` for trials/s only), its start time
+  // one day after night k-1's and its file mtime one day before it (the
+  // opposite order).
   nlohmann::json WriteNight(int k, double rate_scale = 1,
                             const std::string& build = "") {
     nlohmann::json j = real_[k % real_.size()];
@@ -103,15 +124,12 @@ class History : public ::testing::Test {
     j["totals"]["dumps"] = p * 10;
     j["totals"]["dump_bytes_searched"] = p * 1e6;
     if (!build.empty()) j["build"] = build;
+    EXPECT_TRUE(j["start_time"].is_string()) << "the real report has none";
+    j["start_time"] = IsoUtc(kDay0 + k * 86400);
     const std::string path =
         dir_ + "/h/night" + std::to_string(k + 1) + ".json";
     WriteAll(path, j.dump(2));
-    // Mtimes out of name order would still sort by mtime: night 1 is the
-    // oldest.
-    struct timeval tv[2];
-    tv[0].tv_sec = tv[1].tv_sec = 1700000000 + k * 86400;
-    tv[0].tv_usec = tv[1].tv_usec = 0;
-    EXPECT_EQ(utimes(path.c_str(), tv), 0);
+    SetMtime(path, kDay0 + (20 - k) * 86400);
     return j;
   }
 
@@ -145,7 +163,9 @@ TEST_F(History, HalvedTrialsPerSecondOnTheLastNightIsFlagged) {
   EXPECT_EQ(out.find("too few nights"), std::string::npos) << out;
   const nlohmann::json j = nlohmann::json::parse(ReadAll(dir_ + "/h.json"));
   EXPECT_EQ(j["schema"], "sigrace.history/1");
-  EXPECT_EQ(j["order"], "mtime");
+  EXPECT_EQ(j["order"], "start_time");
+  EXPECT_EQ(j["nights_by_mtime"], 0);
+  EXPECT_NE(out.find("ordered by start time)"), std::string::npos) << out;
   ASSERT_EQ(j["nights"].size(), 7u);
   EXPECT_EQ(j["nights"][0]["path"], dir_ + "/h/night1.json");
   EXPECT_DOUBLE_EQ(j["nights"][6]["dumps_per_s"].get<double>(), 10.1);
@@ -249,7 +269,63 @@ TEST_F(History, AChangeOfBuildIsMarkedOnTheTimeline) {
             std::string::npos);
 }
 
-TEST_F(History, NightsAreOrderedByMtimeNotByName) {
+// Reports of an older sigrace carry no start time: they are placed by
+// file mtime, and the output says how many were.
+TEST_F(History, ReportsWithoutStartTimeAreOrderedByMtimeAndSaidSo) {
+  for (int k = 0; k < 7; ++k) {
+    const std::string path =
+        dir_ + "/h/night" + std::to_string(k + 1) + ".json";
+    nlohmann::json j = WriteNight(k, k == 0 ? 0.5 : 1);
+    j.erase("start_time");
+    WriteAll(path, j.dump());
+    // By mtime night 1 (the halved rate) is the newest.
+    SetMtime(path, kDay0 + (20 - k) * 86400);
+  }
+  EXPECT_EQ(Run("--json " + dir_ + "/h.json"), 1) << Out() << Err();
+  EXPECT_NE(Out().find("flag: night 7 (night1.json) trials_per_s 5 "),
+            std::string::npos)
+      << Out();
+  EXPECT_NE(Out().find("ordered by file mtime: no report carries a start "
+                       "time"),
+            std::string::npos)
+      << Out();
+  EXPECT_NE(Out().find("(mtime)"), std::string::npos) << Out();
+  const nlohmann::json j = nlohmann::json::parse(ReadAll(dir_ + "/h.json"));
+  EXPECT_EQ(j["order"], "mtime");
+  EXPECT_EQ(j["nights_by_mtime"], 7);
+  EXPECT_TRUE(j["nights"][0]["start_time"].is_null());
+}
+
+// With start times, the same files are ordered by them, not by mtime:
+// night 1 (the halved rate) is the oldest and nothing is flagged; one
+// old report among them is placed by its mtime and counted.
+TEST_F(History, StartTimeOrdersNightsWhoseMtimesRunBackwards) {
+  for (int k = 0; k < 7; ++k) WriteNight(k, k == 0 ? 0.5 : 1);
+  EXPECT_EQ(Run("--json " + dir_ + "/h.json"), 0) << Out() << Err();
+  EXPECT_NE(Out().find("7 nights, 0 flags (ordered by start time)"),
+            std::string::npos)
+      << Out();
+  nlohmann::json j = nlohmann::json::parse(ReadAll(dir_ + "/h.json"));
+  EXPECT_EQ(j["nights"][0]["path"], dir_ + "/h/night1.json");
+  EXPECT_EQ(j["nights"][6]["path"], dir_ + "/h/night7.json");
+  EXPECT_EQ(j["nights"][0]["start_time"], IsoUtc(kDay0));
+  // night8.json: an old report whose mtime falls between nights 3 and 4.
+  nlohmann::json old = real_[0];
+  old.erase("start_time");
+  const std::string p8 = dir_ + "/h/night8.json";
+  WriteAll(p8, old.dump());
+  SetMtime(p8, kDay0 + 2 * 86400 + 3600);
+  EXPECT_NE(Run("--json " + dir_ + "/h.json"), 2) << Out() << Err();
+  EXPECT_NE(Out().find("1 report(s) without one (older sigrace) placed by "
+                       "file mtime"),
+            std::string::npos)
+      << Out();
+  j = nlohmann::json::parse(ReadAll(dir_ + "/h.json"));
+  EXPECT_EQ(j["order"], "start_time, mtime fallback");
+  EXPECT_EQ(j["nights"][3]["path"], p8);
+}
+
+TEST_F(History, NightsAreOrderedByStartTimeNotByName) {
   for (int k = 0; k < 7; ++k) WriteNight(k);
   // night1.json becomes the newest night with a halved rate.
   nlohmann::json j = real_[0];
@@ -259,10 +335,8 @@ TEST_F(History, NightsAreOrderedByMtimeNotByName) {
   j["totals"]["leak"] = 0;
   j["totals"]["dumps"] = 101;
   j["totals"]["dump_bytes_searched"] = 1.01e7;
+  j["start_time"] = IsoUtc(kDay0 + 9 * 86400);
   WriteAll(dir_ + "/h/night1.json", j.dump());
-  struct timeval tv[2] = {{1700000000 + 9 * 86400, 0},
-                          {1700000000 + 9 * 86400, 0}};
-  ASSERT_EQ(utimes((dir_ + "/h/night1.json").c_str(), tv), 0);
   EXPECT_EQ(Run(), 1) << Out() << Err();
   EXPECT_NE(Out().find("flag: night 7 (night1.json) trials_per_s 5 "),
             std::string::npos)
@@ -299,6 +373,15 @@ TEST_F(History, BadInputIsOneLineAndExitTwo) {
   WriteAll(dir_ + "/h/broken.json", bad.dump());
   EXPECT_EQ(Run(), 2);
   EXPECT_NE(Err().find("broken.json: malformed report"), std::string::npos)
+      << Err();
+  EXPECT_EQ(Lines(Err()), 1u) << Err();
+  // A start time that is not one.
+  bad = real_[0];
+  bad["start_time"] = "yesterday";
+  WriteAll(dir_ + "/h/broken.json", bad.dump());
+  EXPECT_EQ(Run(), 2);
+  EXPECT_NE(Err().find("broken.json: start_time \"yesterday\" is not a UTC"),
+            std::string::npos)
       << Err();
   EXPECT_EQ(Lines(Err()), 1u) << Err();
   // A repro report among stress reports.

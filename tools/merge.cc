@@ -136,8 +136,9 @@ int ReportMain(int argc, char** argv) {
   app.add_option(
       "--history", history_dir,
       "Trends over nights from the *.json reports in DIR (stress, merged "
-      "or repro; one per night). Nights are ordered by file mtime (these "
-      "reports carry no start time). Per night: trials, leaks, trials/s, "
+      "or repro; one per night). Nights are ordered by the start time each "
+      "report carries (an older report without one is placed by its file "
+      "mtime, and the output says so). Per night: trials, leaks, trials/s, "
       "dumps/s, scan rate (dump bytes searched per second). A figure "
       "outside median +- 3 x MAD of the previous nights (at least 5, else "
       "\"too few nights\") is flagged; build or options changes are marked. "

@@ -218,6 +218,26 @@ int ParseReproFlags(int argc, char** argv, ReproOptions* o, RowChoice* rows) {
   return -1;
 }
 
+// What shapes the rows, compared across the shards of one run by `sigrace
+// merge`: not the seed (compared on its own), the output paths, --jobs
+// (scheduling only) or the TSan binary's path (only whether one ran).
+nlohmann::json ReproOptionsJson(const ReproOptions& o, const RowChoice& rows,
+                                bool tsan_present) {
+  return {{"budget_s", o.budget_s},
+          {"min_live_trials", o.min_live},
+          {"min_fatal_trials", o.min_fatal},
+          {"min_tsan_trials", o.tsan_fixed_trials},
+          {"race_live_trials", o.race_live_trials},
+          {"race_fatal_trials", o.race_fatal_trials},
+          {"threads", o.threads},
+          {"variants", o.variants},
+          {"gate_variants", rows.gate_variants},
+          {"algs", o.algs},
+          {"signer_rows", rows.signer},
+          {"egress_rows", rows.egress},
+          {"tsan", tsan_present}};
+}
+
 int WriteReports(const ReproOptions& o, const ReproResult& result) {
   if (!o.report_json.empty()) {
     Status st = WriteFileAtomic(
@@ -241,6 +261,7 @@ int ReproMain(int argc, char** argv) {
   // SIGINT, SIGTERM: every running row gets SIGTERM (each cleans up its
   // own), then repro dies by the signal.
   InstallStopHandler();
+  const double started = UnixNow();
   ReproOptions o;
   RowChoice choice;
   if (const int rc = ParseReproFlags(argc, argv, &o, &choice); rc >= 0) {
@@ -331,6 +352,9 @@ int ReproMain(int argc, char** argv) {
   result.out_dir = o.out_dir;
   result.run_id = run_id;
   result.logs_dir = logs;
+  result.options = ReproOptionsJson(o, choice, !tsan.empty());
+  result.start_time = IsoUtc(started);
+  result.wall_s = UnixNow() - started;
   std::fputs(ReproText(result).c_str(), stdout);
   std::fflush(stdout);
   return WriteReports(o, result);

@@ -168,6 +168,25 @@ TEST_F(SarifTest, CleanFileHasNoResultAndValidates) {
       << ReadAll(out);
 }
 
+// The vendored schema is the final published one (SARIF 2.1.0 Errata 01,
+// OASIS Standard), not a draft, and the log's $schema names it.
+TEST_F(SarifTest, SchemaIsTheFinalOneAndTheLogNamesIt) {
+  const nlohmann::json schema = nlohmann::json::parse(
+      ReadAll(Env("SIGRACE_SARIF_SCHEMA")), nullptr, false);
+  ASSERT_TRUE(schema.is_object());
+  const std::string id = schema.value("id", "");
+  EXPECT_EQ(id,
+            "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/"
+            "schemas/sarif-schema-2.1.0.json");
+  const std::string file = MakeFile("clean.bin", -1);
+  const std::string sarif = d_.path() + "/clean.sarif";
+  ASSERT_EQ(Scan(file, sarif), 0) << ReadAll(d_.path() + "/scan.log");
+  const nlohmann::json j =
+      nlohmann::json::parse(ReadAll(sarif), nullptr, false);
+  ASSERT_TRUE(j.is_object());
+  EXPECT_EQ(j.value("$schema", ""), id);
+}
+
 // The check above can fail: the same validator rejects a log whose region
 // has a negative offset and whose version is wrong.
 TEST_F(SarifTest, ValidatorRejectsABrokenLog) {

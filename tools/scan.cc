@@ -437,7 +437,9 @@ int ScanMain(int argc, char** argv) {
   }
   if (!sarif_path.empty()) {
     nlohmann::json sarif = {
-        {"$schema", "https://json.schemastore.org/sarif-2.1.0.json"},
+        {"$schema",
+         "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/"
+         "sarif-schema-2.1.0.json"},
         {"version", "2.1.0"},
         {"runs",
          {{{"tool",

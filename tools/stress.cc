@@ -39,6 +39,7 @@ int StressMain(int argc, char** argv) {
   // SIGINT, SIGTERM: stop the workers, remove temporary files and
   // directories, die by the signal.
   InstallStopHandler();
+  const double started = UnixNow();
   CLI::App app{
       "Runs signing threads, a rotation thread and fault injectors against "
       "the signer, one fault per trial. Every dump is scanned for every key "
@@ -128,6 +129,8 @@ int StressMain(int argc, char** argv) {
       RunStress(opts, *variant, CommandLine(argc, argv));
   if (!report.ok()) return Usage("harness error: " + report.status().message());
   report->build_id = BuildId();
+  report->start_time = IsoUtc(started);
+  report->wall_s = UnixNow() - started;
   std::fputs(TextSummary(*report).c_str(), stdout);
   std::fflush(stdout);
   if (!opts.report_json.empty()) {
