@@ -2,10 +2,12 @@
 
 #include <algorithm>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
 
+#include "stress/history.h"
 #include "stress/options.h"
 
 namespace sigrace::stress {
@@ -51,15 +53,15 @@ double D(const json& j, const char* key) {
 }
 
 // Non-const: a missing key reads as null (operator[] inserts it).
-Status CheckOne(ShardReport& s) {
+Status CheckOne(ShardReport& s, const std::string& schema,
+                const std::vector<const char*>& keys) {
   json& r = s.report;
-  if (!r.is_object() || r.value("schema", "") != "sigrace.stress.report/1") {
-    return InvalidArgumentError(s.path +
-                                ": not a sigrace stress report (schema "
-                                "sigrace.stress.report/1)");
+  if (!r.is_object() || r.value("schema", "") != schema) {
+    const std::string kind = schema == kStressSchema ? "stress" : "repro";
+    return InvalidArgumentError(s.path + ": not a sigrace " + kind +
+                                " report (schema " + schema + ")");
   }
-  for (const char* k : {"shard", "options", "build", "seed", "totals", "cells",
-                        "leaks", "harness_errors", "tsan"}) {
+  for (const char* k : keys) {
     if (!r.contains(k)) {
       return InvalidArgumentError(s.path + ": report has no \"" +
                                   std::string(k) +
@@ -75,14 +77,18 @@ Status CheckOne(ShardReport& s) {
         ": \"shard\" is not {index, count} (a merged report is not "
         "merged again)");
   }
-  if (!r["cells"].is_array() || !r["leaks"].is_array() ||
-      !r["harness_errors"].is_array() || !r["totals"].is_object()) {
-    return InvalidArgumentError(s.path + ": malformed report");
-  }
   return Status::Ok();
 }
 
-Status CheckSameRun(std::vector<ShardReport>& shards) {
+}  // namespace
+
+Status CheckShardSet(std::vector<ShardReport>& shards,
+                     const std::string& schema,
+                     const std::vector<const char*>& keys) {
+  if (shards.empty()) return InvalidArgumentError("no report to merge");
+  for (ShardReport& s : shards) {
+    SIGRACE_RETURN_IF_ERROR(CheckOne(s, schema, keys));
+  }
   ShardReport& first = shards[0];
   for (size_t i = 1; i < shards.size(); ++i) {
     ShardReport& s = shards[i];
@@ -133,6 +139,8 @@ Status CheckSameRun(std::vector<ShardReport>& shards) {
   return Status::Ok();
 }
 
+namespace {
+
 // The options RunReport::Finish reads.
 StressOptions FinishOptions(const json& o) {
   StressOptions so;
@@ -157,12 +165,36 @@ json SortedByTrial(std::vector<json> v, size_t cap) {
 
 }  // namespace
 
+void SetStartAndWall(const std::vector<ShardReport>& shards, json* out) {
+  std::optional<double> first, last;
+  for (const ShardReport& s : shards) {
+    const json& r = s.report;
+    if (!r.contains("start_time") || !r["start_time"].is_string()) continue;
+    const std::optional<double> t =
+        ParseIsoUtc(r["start_time"].get<std::string>());
+    if (!t) continue;
+    const double end = *t + D(r, "wall_s");
+    first = first ? std::min(*first, *t) : *t;
+    last = last ? std::max(*last, end) : end;
+  }
+  (*out)["start_time"] = first ? json(IsoUtc(*first)) : json(nullptr);
+  (*out)["wall_s"] = first ? *last - *first : 0.0;
+}
+
 StatusOr<json> MergeReports(const std::vector<ShardReport>& input,
                             const std::string& command) {
-  if (input.empty()) return InvalidArgumentError("no report to merge");
   std::vector<ShardReport> shards = input;
-  for (ShardReport& s : shards) SIGRACE_RETURN_IF_ERROR(CheckOne(s));
-  SIGRACE_RETURN_IF_ERROR(CheckSameRun(shards));
+  SIGRACE_RETURN_IF_ERROR(CheckShardSet(
+      shards, kStressSchema,
+      {"shard", "options", "build", "seed", "totals", "cells", "leaks",
+       "harness_errors", "tsan"}));
+  for (ShardReport& s : shards) {
+    json& r = s.report;
+    if (!r["cells"].is_array() || !r["leaks"].is_array() ||
+        !r["harness_errors"].is_array() || !r["totals"].is_object()) {
+      return InvalidArgumentError(s.path + ": malformed report");
+    }
+  }
 
   std::vector<ShardReport*> order;
   for (ShardReport& s : shards) order.push_back(&s);
@@ -178,6 +210,7 @@ StatusOr<json> MergeReports(const std::vector<ShardReport>& input,
                   {"count", first["shard"]["count"]},
                   {"source", "merge"}};
   out["first_trial"] = 0;
+  SetStartAndWall(shards, &out);
 
   // Totals: every count summed (derive_s too).
   json totals = json::object();

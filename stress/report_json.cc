@@ -51,7 +51,11 @@ nlohmann::json ReproRowJson(const ReproRow& r) {
           {"harness_errors", r.errors}, {"first_leak", r.first_leak},
           {"window", r.spec.window},    {"tsan", r.tsan},
           {"verdict", r.verdict},       {"note", r.note},
-          {"command", r.command}};
+          {"command", r.command},       {"tsan_text", r.tsan_text},
+          {"outcome", r.failed  ? "failed"
+                      : r.error ? "error"
+                                : "ok"},
+          {"seconds", r.seconds}};
 }
 
 }  // namespace

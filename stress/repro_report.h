@@ -15,7 +15,9 @@
 //              "harness_errors", "first_leak": null | {trial, seed,
 //              injector, failpoint, forms, regions, dump, replay, ...},
 //              "window", "tsan": null | {"total", "by_type", "trials",
-//              "leaks"}, "verdict", "note", "command"}],
+//              "leaks"}, "verdict", "note", "command", "tsan_text" (the
+//              table's TSan cell), "outcome": "ok" | "failed" | "error",
+//              "seconds"}],
 //    "exit_code", "verdict"}
 // Egress rows (stress/repro_egress.h) have the same shape: variant
 // "gate/<mode>", "gate/fixed" or "gate/legacy"; mode the forced order

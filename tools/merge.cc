@@ -9,7 +9,9 @@
 #include "base/files.h"
 #include "stress/history.h"
 #include "stress/merge.h"
+#include "stress/merge_repro.h"
 #include "stress/report.h"
+#include "stress/repro_report.h"
 #include "stress/report_html.h"
 
 namespace sigrace::stress {
@@ -46,15 +48,48 @@ std::string Dump(const nlohmann::json& j) {
   return j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
 }
 
+// Repro shards: the merged result printed, written and exited as repro
+// does (stress/merge_repro.h).
+int MergeRepro(const std::vector<ShardReport>& shards,
+               const std::string& command, const std::string& json_out,
+               const std::string& junit_out, bool quiet) {
+  StatusOr<MergedRepro> merged = InvalidArgumentError("");
+  try {
+    merged = MergeReproReports(shards);
+  } catch (const nlohmann::json::exception& e) {
+    return Usage("malformed report: " + std::string(e.what()));
+  }
+  if (!merged.ok()) return Usage(merged.status().message());
+  const ReproResult& r = merged->result;
+  std::fputs((quiet ? r.verdict + "\n" : ReproText(r)).c_str(), stdout);
+  if (!json_out.empty()) {
+    Status st = WriteFileAtomic(json_out, Dump(MergedReproJson(*merged,
+                                                               command)));
+    if (!st.ok()) return Usage(st.message());
+  }
+  if (!junit_out.empty()) {
+    Status st =
+        WriteFileAtomic(junit_out, JUnitXml("sigrace.repro", ReproJUnitCases(r)));
+    if (!st.ok()) return Usage(st.message());
+  }
+  return r.exit_code;
+}
+
 }  // namespace
 
 int MergeMain(int argc, char** argv) {
   CLI::App app{
       "Combines the JSON reports of the shards of one `sigrace stress "
-      "--shard I/N` run into one report (same schema) and one exit code, "
-      "as the unsharded run would have given. Refuses reports of different "
-      "builds, seeds or options and names any shard missing or given "
-      "twice.\n\n"
+      "--shard I/N` or `sigrace repro --shard I/N --seed S` run into one "
+      "report (same schema) and one exit code, as the unsharded run would "
+      "have given. Refuses reports of different builds, seeds or options "
+      "and names any shard missing or given twice.\n\n"
+      "Repro shards: fixed's rows ran a share of their trials each, so "
+      "their counts are summed and judged against the whole run's "
+      "minimums; race, gate/* and n/a rows ran whole in every shard, so "
+      "the merged row is the lowest shard's when every shard agrees, "
+      "else the worst one with every shard's verdict in its note. The "
+      "table, JSON and JUnit are repro's.\n\n"
       "Exit codes: the merged run's (0 expectation met, 1 not met); 2 "
       "usage error, reports that cannot be merged, or a harness error.",
       "sigrace merge"};
@@ -76,6 +111,10 @@ int MergeMain(int argc, char** argv) {
   }
   std::string command = "sigrace merge";
   for (const std::string& p : inputs) command += " " + p;
+  if (shards[0].report.is_object() &&
+      shards[0].report.value("schema", "") == kReproSchema) {
+    return MergeRepro(shards, command, json_out, junit_out, quiet);
+  }
   StatusOr<nlohmann::json> merged = InvalidArgumentError("");
   try {
     merged = MergeReports(shards, command);
