@@ -28,6 +28,7 @@ struct Row {
   uint64_t trials = 0, leaks = 0, errors = 0;
   std::optional<Leak> first_leak;
   std::string tsan = "-";
+  bool tsan_row = false;  // a repro row with its own TSan counts
   std::vector<Leak> leak_list;
   double run_s = 0;  // the run's length (the timeline's scale)
 };
@@ -38,7 +39,36 @@ struct Run {
   uint64_t seed = 0;
   std::string shard;  // "2/4", "merged 4", ""
   json tsan;          // {"enabled", "total", "by_type"} or null
+  std::string start_time;  // UTC ISO-8601, "" in older reports
+  double wall_s = 0;
+  std::string tsan_binary;  // repro: "" when it ran without the TSan build
 };
+
+// "shard 2/4", "merged from 4 shards" or "" (not sharded).
+std::string ShardText(const json& r) {
+  if (!r.is_object() || !r.contains("shard") || !r["shard"].is_object()) {
+    return "";
+  }
+  const json& sh = r["shard"];
+  const auto u = [&](const char* k) {
+    return sh.contains(k) && sh[k].is_number_unsigned() ? sh[k].get<uint64_t>()
+                                                        : 0;
+  };
+  if (sh.contains("index") && sh["index"].is_null()) {
+    return "merged from " + std::to_string(u("count")) + " shards";
+  }
+  if (u("count") > 1) {
+    return "shard " + std::to_string(u("index")) + "/" +
+           std::to_string(u("count"));
+  }
+  return "";
+}
+
+std::string FormatWall(double s) {
+  char buf[48];
+  std::snprintf(buf, sizeof(buf), "%.1f s wall", s);
+  return buf;
+}
 
 uint64_t U(const json& j, const char* k) {
   return j.is_object() && j.contains(k) && j[k].is_number_unsigned()
@@ -104,15 +134,9 @@ void AddStress(HtmlInput& in, std::vector<Run>* runs, std::vector<Row>* rows) {
           .verdict = S(r, "verdict"),
           .exit_code = r.value("exit_code", 2),
           .seed = U(r, "seed")};
-  if (r.contains("shard") && r["shard"].is_object()) {
-    json& sh = r["shard"];
-    if (sh["index"].is_null()) {
-      run.shard = "merged from " + std::to_string(U(sh, "count")) + " shards";
-    } else if (U(sh, "count") > 1) {
-      run.shard = "shard " + std::to_string(U(sh, "index")) + "/" +
-                  std::to_string(U(sh, "count"));
-    }
-  }
+  run.shard = ShardText(r);
+  run.start_time = S(r, "start_time");
+  run.wall_s = D(r, "wall_s");
   run.tsan = r.value("tsan", json());
   runs->push_back(run);
   const bool tsan_on = run.tsan.is_object() && run.tsan.value("enabled", false);
@@ -149,8 +173,11 @@ void AddRepro(HtmlInput& in, std::vector<Run>* runs, std::vector<Row>* rows) {
                    .verdict = S(r, "verdict"),
                    .exit_code = r.value("exit_code", 2),
                    .seed = U(r, "seed"),
-                   .shard = "",
-                   .tsan = json()});
+                   .shard = ShardText(r),
+                   .tsan = json(),
+                   .start_time = S(r, "start_time"),
+                   .wall_s = D(r, "wall_s"),
+                   .tsan_binary = S(r, "tsan_binary")});
   for (const json& x : r.value("rows", json::array())) {
     Row row;
     row.source = in.path;
@@ -169,7 +196,10 @@ void AddRepro(HtmlInput& in, std::vector<Run>* runs, std::vector<Row>* rows) {
     }
     if (x.contains("tsan") && x["tsan"].is_object()) {
       row.tsan = std::to_string(U(x["tsan"], "total"));
+      row.tsan_row = true;
     }
+    // The cell as repro printed it ("no build", "0 in 12 tr (no race)").
+    if (!S(x, "tsan_text").empty()) row.tsan = S(x, "tsan_text");
     rows->push_back(row);
   }
 }
@@ -367,7 +397,12 @@ StatusOr<std::string> RenderHtml(std::vector<HtmlInput> inputs,
          HtmlEscape(r.verdict) + "</span> <span class=\"muted\">" +
          HtmlEscape(r.path + " (" + r.schema + ", seed " +
                     std::to_string(r.seed) +
-                    (r.shard.empty() ? "" : ", " + r.shard) + ")") +
+                    (r.shard.empty() ? "" : ", " + r.shard) +
+                    (r.start_time.empty()
+                         ? ""
+                         : ", started " + r.start_time + ", " +
+                               FormatWall(r.wall_s)) +
+                    ")") +
          "</span></li>";
   }
   h += "</ul>";
@@ -438,9 +473,8 @@ StatusOr<std::string> RenderHtml(std::vector<HtmlInput> inputs,
   }
   if (shown == 0) h += "<p>No leak.</p>";
 
-  // TSan.
-  h += "<h2>ThreadSanitizer</h2><table><tr><th>report</th><th>enabled</th>"
-       "<th>total</th><th>by type</th></tr>";
+  // TSan: a table when some report has counts, else why it has none.
+  std::string tsan_rows;
   for (const Run& r : runs) {
     if (!r.tsan.is_object()) continue;
     std::string types;
@@ -448,18 +482,34 @@ StatusOr<std::string> RenderHtml(std::vector<HtmlInput> inputs,
     for (auto it = by_type.begin(); it != by_type.end(); ++it) {
       types += (types.empty() ? "" : ", ") + it.key() + " " + it->dump();
     }
-    h += "<tr>" + Td(r.path) +
-         Td(r.tsan.value("enabled", false) ? "yes" : "no") +
-         Td(std::to_string(U(r.tsan, "total")), true) + Td(types) + "</tr>";
+    tsan_rows += "<tr>" + Td(r.path) +
+                 Td(r.tsan.value("enabled", false) ? "yes" : "no") +
+                 Td(std::to_string(U(r.tsan, "total")), true) + Td(types) +
+                 "</tr>";
   }
   for (const Row& r : rows) {
-    if (runs.empty() || r.tsan == "-" ||
-        r.tsan.find("run") != std::string::npos)
-      continue;
-    h += "<tr>" + Td(r.variant + " " + r.alg + " " + r.mode) + Td("yes") +
-         Td(r.tsan, true) + Td("") + "</tr>";
+    if (!r.tsan_row) continue;
+    tsan_rows += "<tr>" + Td(r.variant + " " + r.alg + " " + r.mode) +
+                 Td("yes") + Td(r.tsan, true) + Td("") + "</tr>";
   }
-  h += "</table>";
+  h += "<h2>ThreadSanitizer</h2>";
+  if (!tsan_rows.empty()) {
+    h += "<table id=\"tsan\"><tr><th>report</th><th>enabled</th>"
+         "<th>total</th><th>by type</th></tr>" +
+         tsan_rows + "</table>";
+  } else {
+    bool repro_without = false;
+    for (const Run& r : runs) {
+      repro_without = repro_without || (r.schema == "sigrace.repro.report/1" &&
+                                        r.tsan_binary.empty());
+    }
+    h += std::string("<p id=\"tsan-none\" class=\"muted\">No TSan counts: ") +
+         (repro_without
+              ? "the repro ran without the TSan build (none found next to "
+                "its binary, or --tsan-bin none)."
+              : "these runs were not built with ThreadSanitizer.") +
+         "</p>";
+  }
 
   if (!ablations.empty()) {
     h += "<h2>Ablation</h2><table id=\"ablation\"><tr><th>protection</th>"

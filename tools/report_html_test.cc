@@ -123,6 +123,15 @@ TEST_F(ReportHtml, ReproReportRendersInChromiumWithoutConsoleErrors) {
       EXPECT_NE(html.find(esc), std::string::npos) << replay;
     }
   }
+  // The run's start time is shown; with no TSan build the section says
+  // why it has no counts rather than showing an empty table, and the
+  // TSan column shows repro's cell ("no build" on the live rows).
+  ASSERT_TRUE(j["start_time"].is_string());
+  EXPECT_NE(html.find("started " + j["start_time"].get<std::string>()),
+            std::string::npos);
+  EXPECT_NE(html.find("id=\"tsan-none\""), std::string::npos);
+  EXPECT_EQ(html.find("id=\"tsan\""), std::string::npos);
+  EXPECT_NE(html.find(">no build</td>"), std::string::npos);
   // Where the race's finding sat: read from its sidecar.
   EXPECT_NE(html.find("class=\"findings\""), std::string::npos);
   EXPECT_NE(html.find("rsa.p.le64"), std::string::npos);
