@@ -7,8 +7,8 @@
 #include <cmath>
 #include <cstdio>
 #include <ctime>
-#include <optional>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -90,16 +90,16 @@ std::optional<double> ParseIsoUtc(const std::string& text) {
   int y = 0, mo = 0, d = 0, h = 0, mi = 0, s = 0, used = 0;
   if (std::sscanf(text.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h,
                   &mi, &s, &used) != 6 ||
-      used != 19 || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 ||
-      mi > 59 || s > 60) {
+      used != 19 || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 ||
+      s > 60) {
     return std::nullopt;
   }
   double frac = 0;
   size_t i = 19;
   if (i < text.size() && text[i] == '.') {
     double scale = 0.1;
-    for (++i; i < text.size() && std::isdigit(static_cast<unsigned char>(
-                                     text[i])) != 0;
+    for (++i; i < text.size() &&
+              std::isdigit(static_cast<unsigned char>(text[i])) != 0;
          ++i) {
       frac += (text[i] - '0') * scale;
       scale /= 10;
@@ -135,8 +135,7 @@ StatusOr<Night> NightFromReport(const std::string& path, const json& r,
   Night n;
   n.path = path;
   n.mtime = mtime;
-  if (r.is_object() && r.contains("start_time") &&
-      !r["start_time"].is_null()) {
+  if (r.is_object() && r.contains("start_time") && !r["start_time"].is_null()) {
     const json& t = r["start_time"];
     n.start = t.is_string() ? ParseIsoUtc(t.get<std::string>()) : std::nullopt;
     if (!n.start) {
@@ -328,7 +327,7 @@ std::string HistoryText(const History& h) {
 json HistoryJson(const History& h) {
   json j;
   j["schema"] = "sigrace.history/1";
-  j["order"] = h.by_mtime == 0                ? "start_time"
+  j["order"] = h.by_mtime == 0                 ? "start_time"
                : h.by_mtime == h.nights.size() ? "mtime"
                                                : "start_time, mtime fallback";
   j["nights_by_mtime"] = h.by_mtime;
@@ -337,8 +336,7 @@ json HistoryJson(const History& h) {
   for (const Night& n : h.nights) {
     json nj = {{"path", n.path},
                {"mtime", n.mtime},
-               {"start_time",
-                n.start ? json(IsoUtc(*n.start)) : json(nullptr)},
+               {"start_time", n.start ? json(IsoUtc(*n.start)) : json(nullptr)},
                {"kind", n.kind},
                {"build", n.build},
                {"change", n.change}};

@@ -1,8 +1,9 @@
 // The figures and the flag rule of `sigrace report --history`
 // (stress/history.h) on reports built in the test: median and MAD, the
 // boundary of the spread, a MAD of 0, "too few nights", the order by
-// start time (mtime for reports without one), changes of build and options, and the kinds of report refused.
-// tools/history_test runs the command on real stress reports.
+// start time (mtime for reports without one), changes of build and options, and
+// the kinds of report refused. tools/history_test runs the command on real
+// stress reports.
 
 #include "stress/history.h"
 

@@ -184,10 +184,10 @@ void SetStartAndWall(const std::vector<ShardReport>& shards, json* out) {
 StatusOr<json> MergeReports(const std::vector<ShardReport>& input,
                             const std::string& command) {
   std::vector<ShardReport> shards = input;
-  SIGRACE_RETURN_IF_ERROR(CheckShardSet(
-      shards, kStressSchema,
-      {"shard", "options", "build", "seed", "totals", "cells", "leaks",
-       "harness_errors", "tsan"}));
+  SIGRACE_RETURN_IF_ERROR(
+      CheckShardSet(shards, kStressSchema,
+                    {"shard", "options", "build", "seed", "totals", "cells",
+                     "leaks", "harness_errors", "tsan"}));
   for (ShardReport& s : shards) {
     json& r = s.report;
     if (!r["cells"].is_array() || !r["leaks"].is_array() ||

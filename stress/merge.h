@@ -13,10 +13,10 @@
 //
 // Differences from an unsharded run's report: start_time is the earliest
 // shard's and wall_s runs from it to the last shard's end; elapsed_s is
-// the longest shard's; trials_per_s is the shards' rates summed (their throughput
-// together); a leak's elapsed_s is within its shard; the merged report has
-// "shard": {"index": null, "count": N, "source": "merge"} and a "shards"
-// list (each shard's report path, command, elapsed_s, exit_code).
+// the longest shard's; trials_per_s is the shards' rates summed (their
+// throughput together); a leak's elapsed_s is within its shard; the merged
+// report has "shard": {"index": null, "count": N, "source": "merge"} and a
+// "shards" list (each shard's report path, command, elapsed_s, exit_code).
 //
 // Thread safety: pure functions. Not async-signal-safe.
 

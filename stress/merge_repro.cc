@@ -86,8 +86,8 @@ ReproRow MergeWhole(const std::vector<ReproRow>& parts,
       who += (i ? ", " : "") + std::string("shard ") +
              std::to_string(index[i]) + " " + parts[i].verdict;
     }
-    r.note += "the shards disagree on this row (each ran it whole): " + who +
-              "\n";
+    r.note +=
+        "the shards disagree on this row (each ran it whole): " + who + "\n";
   }
   return r;
 }
@@ -256,19 +256,18 @@ StatusOr<MergedRepro> MergeReproReports(const std::vector<ShardReport>& input) {
     }
     const json& first_rows = shards[0].report["rows"];
     if (r["rows"].size() != first_rows.size()) {
-      return InvalidArgumentError(
-          "different rows: " + shards[0].path + " has " +
-          std::to_string(first_rows.size()) + ", " + s.path + " has " +
-          std::to_string(r["rows"].size()));
+      return InvalidArgumentError("different rows: " + shards[0].path +
+                                  " has " + std::to_string(first_rows.size()) +
+                                  ", " + s.path + " has " +
+                                  std::to_string(r["rows"].size()));
     }
     for (size_t k = 0; k < r["rows"].size(); ++k) {
       const json& row = r["rows"][k];
       if (!row.is_object() || RowKey(row) != RowKey(first_rows[k])) {
-        return InvalidArgumentError("different rows: row " +
-                                    std::to_string(k + 1) + " is " +
-                                    RowKey(first_rows[k]) + " in " +
-                                    shards[0].path + ", " + RowKey(row) +
-                                    " in " + s.path);
+        return InvalidArgumentError(
+            "different rows: row " + std::to_string(k + 1) + " is " +
+            RowKey(first_rows[k]) + " in " + shards[0].path + ", " +
+            RowKey(row) + " in " + s.path);
       }
       if (rows.size() <= k) rows.emplace_back();
       rows[k].push_back(RowFromJson(row));
@@ -325,9 +324,8 @@ StatusOr<MergedRepro> MergeReproReports(const std::vector<ShardReport>& input) {
 json MergedReproJson(const MergedRepro& m, const std::string& command) {
   json j = ReproJson(m.result);
   j["command"] = command;
-  j["shard"] = {{"index", nullptr},
-                {"count", m.result.shard_count},
-                {"source", "merge"}};
+  j["shard"] = {
+      {"index", nullptr}, {"count", m.result.shard_count}, {"source", "merge"}};
   j["shards"] = m.shards;
   return j;
 }

@@ -90,9 +90,8 @@ class MergeReproE2E : public ::testing::Test {
     std::string args;
     for (const std::string& r : reports) args += " '" + P(r) + "'";
     return Sh(std::string(kCleanEnv) + "'" + Bin() + "' merge" + args +
-              " --json '" + P(tag + ".json") + "' --junit '" +
-              P(tag + ".xml") + "' >'" + P(tag + ".out") + "' 2>'" +
-              P(tag + ".err") + "'");
+              " --json '" + P(tag + ".json") + "' --junit '" + P(tag + ".xml") +
+              "' >'" + P(tag + ".out") + "' 2>'" + P(tag + ".err") + "'");
   }
 
   static std::string dir_;
@@ -106,8 +105,7 @@ TEST_F(MergeReproE2E, FourShardsMergeToTheUnshardedVerdict) {
     const std::string s = "s" + std::to_string(i);
     ASSERT_EQ(Rc(s), 0) << ReadAll(P(s + ".log"));
   }
-  const int rc =
-      Merge({"s2.json", "s0.json", "s3.json", "s1.json"}, "merged");
+  const int rc = Merge({"s2.json", "s0.json", "s3.json", "s1.json"}, "merged");
   EXPECT_EQ(rc, Rc("whole")) << ReadAll(P("merged.err"));
   const nlohmann::json whole = ReadJson(P("whole.json"));
   const nlohmann::json merged = ReadJson(P("merged.json"));
@@ -145,8 +143,7 @@ TEST_F(MergeReproE2E, FourShardsMergeToTheUnshardedVerdict) {
       // Each shard ran a share; the shares add up to the unsharded count.
       uint64_t sum = 0;
       for (int i = 0; i < 4; ++i) {
-        const nlohmann::json s =
-            ReadJson(P("s" + std::to_string(i) + ".json"));
+        const nlohmann::json s = ReadJson(P("s" + std::to_string(i) + ".json"));
         const uint64_t t = s["rows"][k]["trials"].get<uint64_t>();
         EXPECT_LT(t, w["trials"].get<uint64_t>());
         sum += t;
@@ -183,9 +180,9 @@ TEST_F(MergeReproE2E, ADuplicatedShardFailsNamingBothReports) {
   EXPECT_EQ(
       Merge({"s0.json", "s1.json", "s2.json", "s3.json", "copy.json"}, "dup"),
       2);
-  EXPECT_EQ(ReadAll(P("dup.err")), "sigrace: shard 1/4 given twice: " +
-                                       P("s1.json") + " and " +
-                                       P("copy.json") + "\n");
+  EXPECT_EQ(ReadAll(P("dup.err")),
+            "sigrace: shard 1/4 given twice: " + P("s1.json") + " and " +
+                P("copy.json") + "\n");
 }
 
 // A repro report and a stress report are not one run.
@@ -193,10 +190,10 @@ TEST_F(MergeReproE2E, AStressReportAmongReproReportsIsRefused) {
   nlohmann::json j = ReadJson(P("s3.json"));
   j["schema"] = "sigrace.stress.report/1";
   std::ofstream(P("stress.json")) << j.dump();
-  EXPECT_EQ(Merge({"s0.json", "s1.json", "s2.json", "stress.json"}, "kind"),
-            2);
-  EXPECT_NE(ReadAll(P("kind.err")).find("stress.json: not a sigrace repro "
-                                        "report"),
+  EXPECT_EQ(Merge({"s0.json", "s1.json", "s2.json", "stress.json"}, "kind"), 2);
+  EXPECT_NE(ReadAll(P("kind.err"))
+                .find("stress.json: not a sigrace repro "
+                      "report"),
             std::string::npos)
       << ReadAll(P("kind.err"));
 }

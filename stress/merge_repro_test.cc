@@ -21,40 +21,42 @@ using nlohmann::json;
 json Row(const std::string& variant, const std::string& mode, bool race,
          uint64_t trials, uint64_t leaks, const std::string& verdict,
          const std::string& outcome, const json& first_leak = json()) {
-  return {{"variant", variant}, {"alg", "rs256"},         {"mode", mode},
-          {"race", race},       {"trials", trials},       {"leaks", leaks},
-          {"harness_errors", 0}, {"first_leak", first_leak}, {"window", ""},
-          {"tsan", nullptr},    {"verdict", verdict},     {"note", ""},
-          {"command", "c"},     {"tsan_text", "no build"}, {"outcome", outcome},
-          {"seconds", 1.0}};
+  return {
+      {"variant", variant},  {"alg", "rs256"},           {"mode", mode},
+      {"race", race},        {"trials", trials},         {"leaks", leaks},
+      {"harness_errors", 0}, {"first_leak", first_leak}, {"window", ""},
+      {"tsan", nullptr},     {"verdict", verdict},       {"note", ""},
+      {"command", "c"},      {"tsan_text", "no build"},  {"outcome", outcome},
+      {"seconds", 1.0}};
 }
 
 // Shard `index` of 4 of a run with min_live 8: fixed live ran 2 trials,
 // the race row reproduced at trial 0. Read back from its text, as merge
 // reads a report (counts are unsigned).
 json Shard(uint64_t index) {
-  const json j = {{"schema", "sigrace.repro.report/1"},
-          {"seed", 7},
-          {"budget_s", 60.0},
-          {"start_time", "2026-12-06T23:00:0" + std::to_string(index) + ".000Z"},
-          {"wall_s", 10.0},
-          {"elapsed_s", 9.0 + static_cast<double>(index)},
-          {"tsan_binary", ""},
-          {"run_id", "r" + std::to_string(index)},
-          {"logs_dir", "/o" + std::to_string(index) + "/logs/r"},
-          {"build", "b"},
-          {"shard", {{"index", index}, {"count", 4}}},
-          {"options",
-           {{"min_live_trials", 8},
-            {"min_fatal_trials", 4},
-            {"min_tsan_trials", 4},
-            {"tsan", false}}},
-          {"rows",
-           {Row("fixed", "live", false, 2, 0, "clean", "ok"),
-            Row("use-after-zero", "live", true, 1, 1, "reproduced", "ok",
-                {{"trial", 0}, {"replay", "r"}})}},
-          {"exit_code", 0},
-          {"verdict", "ok"}};
+  const json j = {
+      {"schema", "sigrace.repro.report/1"},
+      {"seed", 7},
+      {"budget_s", 60.0},
+      {"start_time", "2026-12-06T23:00:0" + std::to_string(index) + ".000Z"},
+      {"wall_s", 10.0},
+      {"elapsed_s", 9.0 + static_cast<double>(index)},
+      {"tsan_binary", ""},
+      {"run_id", "r" + std::to_string(index)},
+      {"logs_dir", "/o" + std::to_string(index) + "/logs/r"},
+      {"build", "b"},
+      {"shard", {{"index", index}, {"count", 4}}},
+      {"options",
+       {{"min_live_trials", 8},
+        {"min_fatal_trials", 4},
+        {"min_tsan_trials", 4},
+        {"tsan", false}}},
+      {"rows",
+       {Row("fixed", "live", false, 2, 0, "clean", "ok"),
+        Row("use-after-zero", "live", true, 1, 1, "reproduced", "ok",
+            {{"trial", 0}, {"replay", "r"}})}},
+      {"exit_code", 0},
+      {"verdict", "ok"}};
   return json::parse(j.dump());
 }
 
@@ -187,9 +189,9 @@ TEST(MergeRepro, OtherOptionsBuildsSeedsRowsAndKindsAreRefused) {
             "sigrace.repro.report/1)");
   s = Four();
   s[1].report.erase("options");
-  EXPECT_NE(MergeReproReports(s).status().message().find(
-                "report has no \"options\""),
-            std::string::npos);
+  EXPECT_NE(
+      MergeReproReports(s).status().message().find("report has no \"options\""),
+      std::string::npos);
 }
 
 }  // namespace

@@ -37,8 +37,8 @@ struct Run {
   std::string path, schema, verdict;
   int exit_code = 2;
   uint64_t seed = 0;
-  std::string shard;  // "2/4", "merged 4", ""
-  json tsan;          // {"enabled", "total", "by_type"} or null
+  std::string shard;       // "2/4", "merged 4", ""
+  json tsan;               // {"enabled", "total", "by_type"} or null
   std::string start_time;  // UTC ISO-8601, "" in older reports
   double wall_s = 0;
   std::string tsan_binary;  // repro: "" when it ran without the TSan build
@@ -395,14 +395,13 @@ StatusOr<std::string> RenderHtml(std::vector<HtmlInput> inputs,
   for (const Run& r : runs) {
     h += "<li><span class=\"" + VerdictClass(r.verdict) + "\">" +
          HtmlEscape(r.verdict) + "</span> <span class=\"muted\">" +
-         HtmlEscape(r.path + " (" + r.schema + ", seed " +
-                    std::to_string(r.seed) +
-                    (r.shard.empty() ? "" : ", " + r.shard) +
-                    (r.start_time.empty()
-                         ? ""
-                         : ", started " + r.start_time + ", " +
-                               FormatWall(r.wall_s)) +
-                    ")") +
+         HtmlEscape(
+             r.path + " (" + r.schema + ", seed " + std::to_string(r.seed) +
+             (r.shard.empty() ? "" : ", " + r.shard) +
+             (r.start_time.empty()
+                  ? ""
+                  : ", started " + r.start_time + ", " + FormatWall(r.wall_s)) +
+             ")") +
          "</span></li>";
   }
   h += "</ul>";

@@ -45,13 +45,20 @@ nlohmann::json LeakJson(const TrialResult& r, const StressOptions& o) {
 }
 
 nlohmann::json ReproRowJson(const ReproRow& r) {
-  return {{"variant", r.spec.variant},  {"alg", r.spec.alg},
-          {"mode", r.spec.mode},        {"race", r.spec.race},
-          {"trials", r.trials},         {"leaks", r.leaks},
-          {"harness_errors", r.errors}, {"first_leak", r.first_leak},
-          {"window", r.spec.window},    {"tsan", r.tsan},
-          {"verdict", r.verdict},       {"note", r.note},
-          {"command", r.command},       {"tsan_text", r.tsan_text},
+  return {{"variant", r.spec.variant},
+          {"alg", r.spec.alg},
+          {"mode", r.spec.mode},
+          {"race", r.spec.race},
+          {"trials", r.trials},
+          {"leaks", r.leaks},
+          {"harness_errors", r.errors},
+          {"first_leak", r.first_leak},
+          {"window", r.spec.window},
+          {"tsan", r.tsan},
+          {"verdict", r.verdict},
+          {"note", r.note},
+          {"command", r.command},
+          {"tsan_text", r.tsan_text},
           {"outcome", r.failed  ? "failed"
                       : r.error ? "error"
                                 : "ok"},

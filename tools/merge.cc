@@ -11,8 +11,8 @@
 #include "stress/merge.h"
 #include "stress/merge_repro.h"
 #include "stress/report.h"
-#include "stress/repro_report.h"
 #include "stress/report_html.h"
+#include "stress/repro_report.h"
 
 namespace sigrace::stress {
 namespace {
@@ -63,13 +63,13 @@ int MergeRepro(const std::vector<ShardReport>& shards,
   const ReproResult& r = merged->result;
   std::fputs((quiet ? r.verdict + "\n" : ReproText(r)).c_str(), stdout);
   if (!json_out.empty()) {
-    Status st = WriteFileAtomic(json_out, Dump(MergedReproJson(*merged,
-                                                               command)));
+    Status st =
+        WriteFileAtomic(json_out, Dump(MergedReproJson(*merged, command)));
     if (!st.ok()) return Usage(st.message());
   }
   if (!junit_out.empty()) {
-    Status st =
-        WriteFileAtomic(junit_out, JUnitXml("sigrace.repro", ReproJUnitCases(r)));
+    Status st = WriteFileAtomic(junit_out,
+                                JUnitXml("sigrace.repro", ReproJUnitCases(r)));
     if (!st.ok()) return Usage(st.message());
   }
   return r.exit_code;
