@@ -48,6 +48,7 @@
 
 namespace sigrace::stress {
 
+// NOLINTNEXTLINE(bugprone-exception-escape): json members; a plain value.
 struct MergedRepro {
   ReproResult result;     // shard_index 0, shard_count N
   nlohmann::json shards;  // per shard: index, report, run_id, elapsed_s,

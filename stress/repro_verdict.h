@@ -51,6 +51,7 @@ struct VerdictLimits {
 // minimum is the share of fixed's trials that shard runs (repro_plan.cc).
 VerdictLimits ShardLimits(const ReproOptions& options, bool tsan_present);
 
+// NOLINTNEXTLINE(bugprone-exception-escape): json members; a plain value.
 struct ReproResult {
   uint64_t seed = 0;
   double budget_s = 0;

@@ -70,6 +70,7 @@ void SetMtime(const std::string& path, time_t t) {
 }
 
 constexpr time_t kDay0 = 1700000000;
+constexpr time_t kDay = 86400;
 
 size_t Lines(const std::string& s) {
   size_t n = 0;
@@ -125,11 +126,11 @@ class History : public ::testing::Test {
     j["totals"]["dump_bytes_searched"] = p * 1e6;
     if (!build.empty()) j["build"] = build;
     EXPECT_TRUE(j["start_time"].is_string()) << "the real report has none";
-    j["start_time"] = IsoUtc(kDay0 + k * 86400);
+    j["start_time"] = IsoUtc(kDay0 + k * kDay);
     const std::string path =
         dir_ + "/h/night" + std::to_string(k + 1) + ".json";
     WriteAll(path, j.dump(2));
-    SetMtime(path, kDay0 + (20 - k) * 86400);
+    SetMtime(path, kDay0 + (20 - k) * kDay);
     return j;
   }
 
@@ -279,7 +280,7 @@ TEST_F(History, ReportsWithoutStartTimeAreOrderedByMtimeAndSaidSo) {
     j.erase("start_time");
     WriteAll(path, j.dump());
     // By mtime night 1 (the halved rate) is the newest.
-    SetMtime(path, kDay0 + (20 - k) * 86400);
+    SetMtime(path, kDay0 + (20 - k) * kDay);
   }
   EXPECT_EQ(Run("--json " + dir_ + "/h.json"), 1) << Out() << Err();
   EXPECT_NE(Out().find("flag: night 7 (night1.json) trials_per_s 5 "),
@@ -314,7 +315,7 @@ TEST_F(History, StartTimeOrdersNightsWhoseMtimesRunBackwards) {
   old.erase("start_time");
   const std::string p8 = dir_ + "/h/night8.json";
   WriteAll(p8, old.dump());
-  SetMtime(p8, kDay0 + 2 * 86400 + 3600);
+  SetMtime(p8, kDay0 + 2 * kDay + 3600);
   EXPECT_NE(Run("--json " + dir_ + "/h.json"), 2) << Out() << Err();
   EXPECT_NE(Out().find("1 report(s) without one (older sigrace) placed by "
                        "file mtime"),
@@ -335,7 +336,7 @@ TEST_F(History, NightsAreOrderedByStartTimeNotByName) {
   j["totals"]["leak"] = 0;
   j["totals"]["dumps"] = 101;
   j["totals"]["dump_bytes_searched"] = 1.01e7;
-  j["start_time"] = IsoUtc(kDay0 + 9 * 86400);
+  j["start_time"] = IsoUtc(kDay0 + 9 * kDay);
   WriteAll(dir_ + "/h/night1.json", j.dump());
   EXPECT_EQ(Run(), 1) << Out() << Err();
   EXPECT_NE(Out().find("flag: night 7 (night1.json) trials_per_s 5 "),
