@@ -529,6 +529,108 @@ TEST(ScannerPaths, EveryProbePathGivesTheSameFindings) {
   }
 }
 
+// Every form of every key, a fragment of F bytes starting at every address
+// mod 64 (each position the vector loop's 64-byte loads and permutes can
+// put it in), each one straddling a read border of ScanFile's sliding
+// buffer with 1 to F - 1 of its bytes before the border. Every probe
+// path finds all of them in memory (Scan, with work-item borders) and
+// through ScanFile with 4 KiB reads on 1 and 2 threads, exactly where they
+// were planted, and nothing else.
+TEST(ScannerPaths, EveryFormAtEveryAlignmentAcrossReadBorders) {
+  std::vector<KeyForms> keys = TestKeys();
+  ASSERT_EQ(keys.size(), 3u);
+  constexpr size_t kF = 16;
+  ScanOptions opt;
+  opt.min_fragment = kF;
+  opt.chunk_size = 1 << 16;
+  opt.read_size = 4096;
+  StatusOr<std::unique_ptr<Scanner>> probe = Scanner::Create(keys, opt);
+  ASSERT_TRUE(probe.ok()) << probe.status().ToString();
+  const size_t stride = (*probe)->probe_stride();
+  const size_t step = 4096 / stride * stride;  // read borders: k * step
+  // Every (form, alignment) pair gets a read border of its own; a border
+  // k * step sits at every residue mod 64 as k runs (step is odd).
+  ASSERT_EQ(step % 2, 1u);
+  size_t pairs = 0;
+  for (const KeyForms& k : keys) {
+    for (const Form& f : k.forms()) pairs += f.size() >= kF ? 64 : 0;
+  }
+  ASSERT_GT(pairs, 64u * 20);
+  Corpus corpus(keys, (pairs + 2) * step + 8192, /*seed=*/6464);
+  size_t border = 1;  // next unused border index
+  size_t expected = 0;
+  size_t eligible = 0;
+  for (uint32_t k = 0; k < keys.size(); ++k) {
+    for (uint32_t fi = 0; fi < keys[k].forms().size(); ++fi) {
+      const Form& f = keys[k].forms()[fi];
+      if (f.size() < kF) continue;
+      // 64 borders in a row: border * step takes every residue mod 64, so
+      // the fragments, `before` bytes ahead of them, start at every one.
+      const size_t before = 1 + eligible++ % (kF - 1);
+      uint64_t residues = 0;
+      for (size_t j = 0; j < 64; ++j, ++border) {
+        const size_t pos = border * step - before;
+        residues |= uint64_t{1} << (pos % 64);
+        const size_t off = corpus.rng()() % (f.size() - kF + 1);
+        corpus.PlantAt(pos, k, fi, off, kF);
+        bool reported = false;
+        Expect(f, off, kF, kF, &reported);
+        expected += reported ? 1 : 0;
+      }
+      ASSERT_EQ(residues, ~uint64_t{0}) << f.name();
+    }
+  }
+  ASSERT_LT(border * step + 64, corpus.data().size());
+  EXPECT_GT(expected, 64u * 20);
+  const std::string path = TempPath("scanner_alignments.bin");
+  FILE* fp = std::fopen(path.c_str(), "wb");
+  ASSERT_NE(fp, nullptr);
+  std::fwrite(corpus.data().data(), 1, corpus.data().size(), fp);
+  std::fclose(fp);
+  for (ProbePath p : Scanner::AvailableProbePaths()) {
+    SCOPED_TRACE(ProbePathName(p));
+    for (int threads : {1, 2}) {
+      SCOPED_TRACE("threads " + std::to_string(threads));
+      ScanOptions o = opt;
+      o.probe_path = p;
+      o.threads = threads;
+      StatusOr<std::unique_ptr<Scanner>> s = Scanner::Create(keys, o);
+      ASSERT_TRUE(s.ok()) << s.status().ToString();
+      const std::vector<Finding> mem =
+          (*s)->Scan(corpus.data().data(), corpus.data().size());
+      StatusOr<ScanReport> file = (*s)->ScanFile(path);
+      ASSERT_TRUE(file.ok()) << file.status().ToString();
+      const std::vector<Finding>* both[] = {&mem, &file->findings};
+      for (const std::vector<Finding>* fs : both) {
+        size_t found = 0;
+        for (const Plant& pl : corpus.plants()) {
+          const Form& f = keys[pl.key].forms()[pl.form];
+          bool reported = false;
+          const FindingKind kind =
+              Expect(f, pl.form_off, pl.len, kF, &reported);
+          if (!reported) continue;
+          const Finding* hit = FindAt(*fs, pl.pos, pl.len);
+          if (hit == nullptr) {
+            ADD_FAILURE() << f.name() << "+" << pl.form_off << " at " << pl.pos
+                          << " (mod 64: " << pl.pos % 64 << ") not found";
+            continue;
+          }
+          ++found;
+          // The same bytes may stand in another form too, where they can be
+          // secret: a leak then outranks the anchor. A leak stays a leak.
+          if (kind == FindingKind::kLeak) {
+            EXPECT_TRUE(IsLeak(hit->kind)) << f.name() << " at " << pl.pos;
+          }
+        }
+        EXPECT_EQ(found, expected);
+        EXPECT_TRUE(InsidePlants(*fs, corpus, keys));
+      }
+      EXPECT_TRUE(SameFindings(file->findings, mem));
+    }
+  }
+  std::remove(path.c_str());
+}
+
 TEST(Scanner, ModulusIsAnAnchorNeverALeak) {
   std::vector<KeyForms> keys = TestKeys();
   Corpus corpus(keys, 1 << 20, /*seed=*/5);
