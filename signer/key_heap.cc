@@ -70,18 +70,35 @@ struct Arena {
   uint8_t* bump = nullptr;  // owner thread only
   uint8_t* bump_end = nullptr;
   Arena* pool_next = nullptr;
+  // Live-block accounting without a shared read-modify-write on the hot
+  // path: the owner thread alone writes `allocs` and `local_frees` (a
+  // relaxed load and store, no lock prefix); frees from other threads add
+  // to `remote_frees`. GetKeyHeapStats sums every arena. (One process-wide
+  // counter cost two locked RMWs per allocation, on a cache line the
+  // signing threads shared.)
+  std::atomic<uint64_t> allocs{0};
+  std::atomic<uint64_t> local_frees{0};
+  std::atomic<uint64_t> remote_frees{0};
+  Arena* all_next = nullptr;  // every arena ever made; under g_pool_mu
 };
+
+// Adds one to a counter only its owner thread writes.
+void OwnerIncrement(std::atomic<uint64_t>* c) {
+  c->store(c->load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+}
 
 std::atomic<uintptr_t> g_base{0};
 std::atomic<size_t> g_next{0};  // bytes of the reservation carved so far
 std::atomic<bool> g_installed{false};
 std::atomic<uint64_t> g_chunks{0};
 std::atomic<uint64_t> g_mlock_failures{0};
-std::atomic<int64_t> g_live{0};
+// Live large runs (rare: keygen only); size-class blocks count per arena.
+std::atomic<int64_t> g_live_large{0};
 std::atomic<uint64_t> g_arenas{0};
 
 Mutex g_pool_mu;
 Arena* g_pool GUARDED_BY(g_pool_mu) = nullptr;
+Arena* g_all_arenas GUARDED_BY(g_pool_mu) = nullptr;
 
 Mutex g_large_mu;
 // Freed large runs, wiped, kept for reuse: (header address, bytes).
@@ -166,7 +183,12 @@ Arena* ThisArena() {
     }
   }
   t_arena = new (std::nothrow) Arena;
-  if (t_arena != nullptr) g_arenas.fetch_add(1, std::memory_order_relaxed);
+  if (t_arena != nullptr) {
+    g_arenas.fetch_add(1, std::memory_order_relaxed);
+    MutexLock l(&g_pool_mu);
+    t_arena->all_next = g_all_arenas;
+    g_all_arenas = t_arena;
+  }
   return t_arena;
 }
 
@@ -218,7 +240,7 @@ void* LargeAlloc(size_t n) {
   h->granted = 0;
   h->large_bytes = got;
   h->magic.store(kMagic, std::memory_order_release);
-  g_live.fetch_add(1, std::memory_order_relaxed);
+  g_live_large.fetch_add(1, std::memory_order_relaxed);
   return p + kHeaderBytes;
 }
 
@@ -254,7 +276,7 @@ void* HeapAlloc(size_t n) {
   h->granted = static_cast<uint16_t>(n);
   h->owner = a;
   h->magic.store(kMagic, std::memory_order_release);
-  g_live.fetch_add(1, std::memory_order_relaxed);
+  OwnerIncrement(&a->allocs);
   return p + kHeaderBytes;
 }
 
@@ -305,8 +327,8 @@ void HeapFree(void* ptr) {
   Header* h = reinterpret_cast<Header*>(p);
   if (h->magic.load(std::memory_order_acquire) != kMagic)
     abort();  // broken invariant: not our block
-  g_live.fetch_sub(1, std::memory_order_relaxed);
   if (h->cls == kLargeClass) {
+    g_live_large.fetch_sub(1, std::memory_order_relaxed);
     const size_t bytes = h->large_bytes;
     WipeFreedBlock(p, bytes);
     MutexLock l(&g_large_mu);
@@ -325,8 +347,10 @@ void HeapFree(void* ptr) {
   if (owner == t_arena) {
     b->next = owner->local[cls];
     owner->local[cls] = b;
+    OwnerIncrement(&owner->local_frees);
     return;
   }
+  owner->remote_frees.fetch_add(1, std::memory_order_relaxed);
   FreeBlock* head = owner->remote.load(std::memory_order_relaxed);
   do {
     b->next = head;
@@ -496,7 +520,16 @@ KeyHeapStats GetKeyHeapStats() {
   KeyHeapStats s;
   s.chunks = g_chunks.load(std::memory_order_relaxed);
   s.mlock_failures = g_mlock_failures.load(std::memory_order_relaxed);
-  const int64_t live = g_live.load(std::memory_order_relaxed);
+  int64_t live = g_live_large.load(std::memory_order_relaxed);
+  {
+    MutexLock l(&g_pool_mu);
+    for (const Arena* a = g_all_arenas; a != nullptr; a = a->all_next) {
+      live +=
+          static_cast<int64_t>(a->allocs.load(std::memory_order_relaxed) -
+                               a->local_frees.load(std::memory_order_relaxed) -
+                               a->remote_frees.load(std::memory_order_relaxed));
+    }
+  }
   s.live_blocks = live > 0 ? static_cast<uint64_t>(live) : 0;
   s.arenas = g_arenas.load(std::memory_order_relaxed);
   return s;
