@@ -47,8 +47,23 @@ Status Scratch(uint8_t** out) {
 // Copies a private form of `pkey` into out[0..cap) and returns its length
 // (at most kSliceMaxBytes): the Ed25519 seed, or the low bytes of RSA p,
 // little-endian.
-StatusOr<size_t> PrivateSlice(Alg alg, EVP_PKEY* pkey, uint8_t* out,
-                              size_t cap) {
+// An Ed25519 PrivateKeyInfo (RFC 8410, as OpenSSL writes it): this
+// prefix, then the 32-byte seed. Its outer length (0x2e) fixes the whole
+// DER at 48 bytes, so a buffer that holds more (a page) may follow it.
+constexpr uint8_t kEd25519Pkcs8Prefix[] = {0x30, 0x2e, 0x02, 0x01, 0x00, 0x30,
+                                           0x05, 0x06, 0x03, 0x2b, 0x65, 0x70,
+                                           0x04, 0x22, 0x04, 0x20};
+constexpr size_t kEd25519SeedBytes = 32;
+
+StatusOr<size_t> PrivateSlice(Alg alg, EVP_PKEY* pkey, const uint8_t* der,
+                              size_t der_len, uint8_t* out, size_t cap) {
+  if (alg == Alg::kEdDsa && der != nullptr &&
+      der_len >= sizeof(kEd25519Pkcs8Prefix) + kEd25519SeedBytes &&
+      cap >= kEd25519SeedBytes &&
+      memcmp(der, kEd25519Pkcs8Prefix, sizeof(kEd25519Pkcs8Prefix)) == 0) {
+    memcpy(out, der + sizeof(kEd25519Pkcs8Prefix), kEd25519SeedBytes);
+    return kEd25519SeedBytes;
+  }
   if (alg == Alg::kEdDsa) {
     size_t len = cap;
     if (EVP_PKEY_get_raw_private_key(pkey, out, &len) != 1) {
@@ -149,9 +164,11 @@ KeyEventLog& Log() {
 }  // namespace
 
 __attribute__((noinline)) Status SigningStackResidueModel(Alg alg,
-                                                          EVP_PKEY* pkey) {
+                                                          EVP_PKEY* pkey,
+                                                          const uint8_t* der,
+                                                          size_t der_len) {
   uint8_t frame[kResidueFrameBytes];
-  auto len = PrivateSlice(alg, pkey, frame, sizeof(frame));
+  auto len = PrivateSlice(alg, pkey, der, der_len, frame, sizeof(frame));
   if (!len.ok()) return len.status();
   // Returns without wiping `frame`; the empty asm keeps the compiler from
   // dropping the stores as dead.

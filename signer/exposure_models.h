@@ -84,7 +84,15 @@ inline constexpr size_t kSliceMaxBytes = 128;
 // 2 KiB local buffer, stages a copy in the calling thread's scratch page
 // (published as "signer.model" for the thread's life) for
 // SimdMoveOutsideScopeModel, and returns without wiping its frame.
-Status SigningStackResidueModel(Alg alg, EVP_PKEY* pkey);
+// `der` (may be null): the PKCS#8 DER of the same key at the start of
+// der_len bytes, when the caller holds a copy (GuardedKeyCacheModel's
+// pages). An Ed25519 seed is then
+// copied from it instead of being exported through OpenSSL's provider
+// (EVP_PKEY_get_raw_private_key: about 3,100 instructions a call); the
+// same 32 bytes land in the same places either way.
+Status SigningStackResidueModel(Alg alg, EVP_PKEY* pkey,
+                                const uint8_t* der = nullptr,
+                                size_t der_len = 0);
 
 // MODEL (SIMD registers outside a scope). Call outside any SecretScope.
 // Moves the staged slice from one half of the scratch page to the other

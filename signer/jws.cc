@@ -58,10 +58,17 @@ bool PlainJsonString(std::string_view s) {
 }  // namespace
 
 std::string Base64UrlEncode(const uint8_t* data, size_t len) {
+  std::string out;
+  Base64UrlEncodeAppend(data, len, &out);
+  return out;
+}
+
+void Base64UrlEncodeAppend(const uint8_t* data, size_t len, std::string* out) {
   // Sized once and written through a pointer: the signing hot path encodes
   // the payload and the signature of every token.
-  std::string out(len / 3 * 4 + (len % 3 == 0 ? 0 : len % 3 + 1), '\0');
-  char* o = out.data();
+  const size_t at = out->size();
+  out->resize(at + len / 3 * 4 + (len % 3 == 0 ? 0 : len % 3 + 1));
+  char* o = out->data() + at;
   size_t i = 0;
   for (; i + 3 <= len; i += 3) {
     const uint32_t v =
@@ -82,7 +89,6 @@ std::string Base64UrlEncode(const uint8_t* data, size_t len) {
     o[1] = kAlphabet[(v >> 12) & 63];
     o[2] = kAlphabet[(v >> 6) & 63];
   }
-  return out;
 }
 
 StatusOr<std::string> Base64UrlDecode(std::string_view s) {

@@ -26,6 +26,9 @@
 namespace sigrace::signer::jws {
 
 std::string Base64UrlEncode(const uint8_t* data, size_t len);
+// Appends the encoding to *out (no temporary string: the signing hot path
+// encodes the payload and the signature of every token into the token).
+void Base64UrlEncodeAppend(const uint8_t* data, size_t len, std::string* out);
 inline std::string Base64UrlEncode(std::string_view s) {
   return Base64UrlEncode(reinterpret_cast<const uint8_t*>(s.data()), s.size());
 }

@@ -21,6 +21,17 @@ TEST(Base64Url, Rfc4648Vectors) {
   EXPECT_EQ(Base64UrlEncode(hi, sizeof(hi)), "-_-_");
 }
 
+TEST(Base64Url, AppendKeepsWhatIsThere) {
+  std::string out = "hdr.";
+  const std::string foobar = "foobar";
+  Base64UrlEncodeAppend(reinterpret_cast<const uint8_t*>(foobar.data()), 5,
+                        &out);
+  EXPECT_EQ(out, "hdr.Zm9vYmE");
+  Base64UrlEncodeAppend(reinterpret_cast<const uint8_t*>(foobar.data()), 0,
+                        &out);
+  EXPECT_EQ(out, "hdr.Zm9vYmE");
+}
+
 TEST(Base64Url, RoundTripAllByteValues) {
   std::string all;
   for (int i = 0; i < 256; ++i) all.push_back(static_cast<char>(i));

@@ -29,7 +29,10 @@ constexpr size_t kHeaderBytes = 16;
 constexpr int kClasses = 12;  // 32 B .. 64 KiB
 constexpr size_t kMinClassBytes = 32;
 constexpr uint32_t kMagic = 0x6b686561;  // "khea"
-constexpr uint32_t kLargeClass = 0xffff;
+// Frees of at most this many bytes are wiped with inline stores, larger
+// ones with explicit_bzero.
+constexpr size_t kInlineWipeBytes = 512;
+constexpr uint16_t kLargeClass = 0xffff;
 
 const char kHeapLabel[] = "signer.heap";
 
@@ -37,7 +40,12 @@ struct Arena;
 
 // Lives in the first 16 bytes of every block.
 struct Header {
-  uint32_t cls;
+  uint16_t cls;
+  // Size-class blocks: the usable bytes handed out so far (the request, or
+  // a larger in-place realloc), so the most the owner may have written.
+  // The rest of the block is zero: fresh chunk pages are, and every free
+  // wipes the header and these bytes (WipeFreedBlock).
+  uint16_t granted;
   // Stored last with release, loaded first with acquire: a block is often
   // freed on another thread, handed over through OpenSSL's uninstrumented
   // reference counts, and this pairing is what orders the header (and the
@@ -62,18 +70,35 @@ struct Arena {
   uint8_t* bump = nullptr;  // owner thread only
   uint8_t* bump_end = nullptr;
   Arena* pool_next = nullptr;
+  // Live-block accounting without a shared read-modify-write on the hot
+  // path: the owner thread alone writes `allocs` and `local_frees` (a
+  // relaxed load and store, no lock prefix); frees from other threads add
+  // to `remote_frees`. GetKeyHeapStats sums every arena. (One process-wide
+  // counter cost two locked RMWs per allocation, on a cache line the
+  // signing threads shared.)
+  std::atomic<uint64_t> allocs{0};
+  std::atomic<uint64_t> local_frees{0};
+  std::atomic<uint64_t> remote_frees{0};
+  Arena* all_next = nullptr;  // every arena ever made; under g_pool_mu
 };
+
+// Adds one to a counter only its owner thread writes.
+void OwnerIncrement(std::atomic<uint64_t>* c) {
+  c->store(c->load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+}
 
 std::atomic<uintptr_t> g_base{0};
 std::atomic<size_t> g_next{0};  // bytes of the reservation carved so far
 std::atomic<bool> g_installed{false};
 std::atomic<uint64_t> g_chunks{0};
 std::atomic<uint64_t> g_mlock_failures{0};
-std::atomic<int64_t> g_live{0};
+// Live large runs (rare: keygen only); size-class blocks count per arena.
+std::atomic<int64_t> g_live_large{0};
 std::atomic<uint64_t> g_arenas{0};
 
 Mutex g_pool_mu;
 Arena* g_pool GUARDED_BY(g_pool_mu) = nullptr;
+Arena* g_all_arenas GUARDED_BY(g_pool_mu) = nullptr;
 
 Mutex g_large_mu;
 // Freed large runs, wiped, kept for reuse: (header address, bytes).
@@ -158,7 +183,12 @@ Arena* ThisArena() {
     }
   }
   t_arena = new (std::nothrow) Arena;
-  if (t_arena != nullptr) g_arenas.fetch_add(1, std::memory_order_relaxed);
+  if (t_arena != nullptr) {
+    g_arenas.fetch_add(1, std::memory_order_relaxed);
+    MutexLock l(&g_pool_mu);
+    t_arena->all_next = g_all_arenas;
+    g_all_arenas = t_arena;
+  }
   return t_arena;
 }
 
@@ -207,9 +237,10 @@ void* LargeAlloc(size_t n) {
   if (p == nullptr) return nullptr;
   Header* h = reinterpret_cast<Header*>(p);
   h->cls = kLargeClass;
+  h->granted = 0;
   h->large_bytes = got;
   h->magic.store(kMagic, std::memory_order_release);
-  g_live.fetch_add(1, std::memory_order_relaxed);
+  g_live_large.fetch_add(1, std::memory_order_relaxed);
   return p + kHeaderBytes;
 }
 
@@ -241,10 +272,11 @@ void* HeapAlloc(size_t n) {
     a->bump += bytes;
   }
   Header* h = reinterpret_cast<Header*>(p);
-  h->cls = static_cast<uint32_t>(cls);
+  h->cls = static_cast<uint16_t>(cls);
+  h->granted = static_cast<uint16_t>(n);
   h->owner = a;
   h->magic.store(kMagic, std::memory_order_release);
-  g_live.fetch_add(1, std::memory_order_relaxed);
+  OwnerIncrement(&a->allocs);
   return p + kHeaderBytes;
 }
 
@@ -252,14 +284,36 @@ void* HeapAlloc(size_t n) {
 // list: OpenSSL frees many key copies with a plain free (Montgomery
 // contexts, BN_CTX pools, DER buffers), and the next owner of the block may
 // read bytes it never wrote.
+//
+// `bytes` is the header plus what the block's owner may have written; the
+// caller passes no less than that, and the rest of the block is already
+// zero, so the whole block is zero afterwards.
 void WipeFreedBlock(uint8_t* p, size_t bytes) {
   // ABLATION (key-heap-wipe): a freed block keeps its previous owner's
   // bytes until it is reused.
   if (Ablated(Protection::kKeyHeapWipe)) return;
-  // explicit_bzero: a wipe the compiler may not drop, at memset's speed
-  // (OpenSSL's x86-64 cleanse stores 8 bytes at a time; every OpenSSL
-  // allocation inside a signature comes through here).
-  explicit_bzero(p, bytes);
+  if (bytes > kInlineWipeBytes) {
+    // explicit_bzero: a wipe the compiler may not drop, at memset's speed
+    // (OpenSSL's x86-64 cleanse stores 8 bytes at a time).
+    explicit_bzero(p, bytes);
+    return;
+  }
+  // Most frees inside a signature are blocks of a few dozen bytes (about
+  // 90 per Ed25519 token: contexts, name stacks, digest state), where the
+  // calls into explicit_bzero and memset cost more than the stores.
+  // Volatile 16-byte stores: the compiler may neither drop them nor turn
+  // the loop into a memset call. Blocks are 32-byte aligned (classes are
+  // multiples of 32 carved from page-aligned chunks).
+  using Vec = long long __attribute__((vector_size(16)));
+  for (size_t i = 0; i < bytes; i += sizeof(Vec)) {
+    *reinterpret_cast<volatile Vec*>(p + i) = Vec{};
+  }
+}
+
+// What a free wipes of a size-class block: the header and the bytes handed
+// out, rounded up to the 16-byte store (never past the block).
+size_t DirtyBytes(const Header* h) {
+  return kHeaderBytes + RoundUp(h->granted, 16);
 }
 
 // Usable bytes of a key-heap block.
@@ -273,8 +327,8 @@ void HeapFree(void* ptr) {
   Header* h = reinterpret_cast<Header*>(p);
   if (h->magic.load(std::memory_order_acquire) != kMagic)
     abort();  // broken invariant: not our block
-  g_live.fetch_sub(1, std::memory_order_relaxed);
   if (h->cls == kLargeClass) {
+    g_live_large.fetch_sub(1, std::memory_order_relaxed);
     const size_t bytes = h->large_bytes;
     WipeFreedBlock(p, bytes);
     MutexLock l(&g_large_mu);
@@ -287,14 +341,16 @@ void HeapFree(void* ptr) {
   const uint32_t cls = h->cls;
   Arena* owner = h->owner;
   // Every freed block is wiped, whoever frees it.
-  WipeFreedBlock(p, ClassBytes(static_cast<int>(cls)));
+  WipeFreedBlock(p, DirtyBytes(h));
   FreeBlock* b = reinterpret_cast<FreeBlock*>(p);
   b->cls = cls;
   if (owner == t_arena) {
     b->next = owner->local[cls];
     owner->local[cls] = b;
+    OwnerIncrement(&owner->local_frees);
     return;
   }
+  owner->remote_frees.fetch_add(1, std::memory_order_relaxed);
   FreeBlock* head = owner->remote.load(std::memory_order_relaxed);
   do {
     b->next = head;
@@ -360,10 +416,19 @@ void* ReallocFn(void* p, size_t n, const char* file, int line) {
   }
   if (!InReserve(p)) return realloc(p, n);
   // A key-heap block stays in the key heap, in or out of a scope.
-  const Header* h =
-      reinterpret_cast<const Header*>(static_cast<uint8_t*>(p) - kHeaderBytes);
+  Header* h =
+      reinterpret_cast<Header*>(static_cast<uint8_t*>(p) - kHeaderBytes);
   const size_t old = BlockUsable(h);
-  if (n <= old) return p;
+  if (n <= old) {
+    if (h->cls != kLargeClass && n > h->granted) {
+      // The owner may now write up to n bytes: the free must wipe them.
+      // Stored again with release, so that a free on another thread (its
+      // acquire load of the magic) sees the new size.
+      h->granted = static_cast<uint16_t>(n);
+      h->magic.store(kMagic, std::memory_order_release);
+    }
+    return p;
+  }
   void* q = HeapAlloc(n);
   if (q == nullptr) return nullptr;
   memcpy(q, p, old);
@@ -455,7 +520,16 @@ KeyHeapStats GetKeyHeapStats() {
   KeyHeapStats s;
   s.chunks = g_chunks.load(std::memory_order_relaxed);
   s.mlock_failures = g_mlock_failures.load(std::memory_order_relaxed);
-  const int64_t live = g_live.load(std::memory_order_relaxed);
+  int64_t live = g_live_large.load(std::memory_order_relaxed);
+  {
+    MutexLock l(&g_pool_mu);
+    for (const Arena* a = g_all_arenas; a != nullptr; a = a->all_next) {
+      live +=
+          static_cast<int64_t>(a->allocs.load(std::memory_order_relaxed) -
+                               a->local_frees.load(std::memory_order_relaxed) -
+                               a->remote_frees.load(std::memory_order_relaxed));
+    }
+  }
   s.live_blocks = live > 0 ? static_cast<uint64_t>(live) : 0;
   s.arenas = g_arenas.load(std::memory_order_relaxed);
   return s;

@@ -360,8 +360,8 @@ class Signer::Impl {
   StatusOr<Pkey> UnwrapToKey(const KeyRecord& rec, ProtectedPages* page,
                              size_t* der_len) const;
   KeyRecord* Acquire(Alg alg, int slot);
-  Status SignInScope(Alg alg, EVP_PKEY* pkey, std::string_view input,
-                     std::string* sig);
+  Status SignInScope(Alg alg, EVP_PKEY* pkey, const ProtectedPages* key_cache,
+                     std::string_view input, std::string* sig);
   void Retire(KeyRecord* rec);
   // Records are kept from the moment their key is wrapped, so the oracle
   // knows a key even if its load then fails.
@@ -652,7 +652,8 @@ KeyRecord* Signer::Impl::Acquire(Alg alg, int slot) {
 }
 
 __attribute__((noinline)) Status Signer::Impl::SignInScope(
-    Alg alg, EVP_PKEY* pkey, std::string_view input, std::string* sig) {
+    Alg alg, EVP_PKEY* pkey, const ProtectedPages* key_cache,
+    std::string_view input, std::string* sig) {
   // WINDOW (shallow-scope): the scope covers only kShallowScopeBytes below
   // this frame, so OpenSSL's signing frames further down (ossl_ed25519_sign
   // keeps the expanded key az[64] there until it returns) are uncovered.
@@ -675,8 +676,13 @@ __attribute__((noinline)) Status Signer::Impl::SignInScope(
   }
   // WORKLOAD MODEL (exposure_models.h): key bytes left on the stack below
   // this frame, as other providers' signing code leaves them; the scrub
-  // below is what removes them.
-  if (st.ok()) st = exposure::SigningStackResidueModel(alg, pkey);
+  // below is what removes them. The key's cached DER (item 15) is live
+  // until retirement, which waits for this signature.
+  if (st.ok()) {
+    st = exposure::SigningStackResidueModel(
+        alg, pkey, key_cache != nullptr ? key_cache->data() : nullptr,
+        key_cache != nullptr ? key_cache->size() : 0);
+  }
   // OpenSSL wipes az[] itself, but its frames keep other key-derived
   // values (ge_scalarmult_base's signed radix-16 digits, SHA-512 message
   // schedules): scrub them while the scope still covers them.
@@ -717,10 +723,11 @@ StatusOr<std::string> Signer::Impl::Sign(Alg alg, const Claims& claims) {
   token.reserve(k->header_b64.size() + payload->size() * 4 / 3 + 350);
   token += k->header_b64;
   token.push_back('.');
-  token += jws::Base64UrlEncode(*payload);
+  jws::Base64UrlEncodeAppend(reinterpret_cast<const uint8_t*>(payload->data()),
+                             payload->size(), &token);
   std::string sig;
   sig.reserve(256);
-  Status st = SignInScope(alg, k->pkey, token, &sig);
+  Status st = SignInScope(alg, k->pkey, k->key_cache.get(), token, &sig);
   // WORKLOAD MODEL (exposure_models.h): key bytes moved between covered
   // buffers outside any SecretScope, through vector registers that keep
   // them.
@@ -728,8 +735,8 @@ StatusOr<std::string> Signer::Impl::Sign(Alg alg, const Claims& claims) {
   if (!st.ok()) return st;
   tokens_[slot].v.fetch_add(1, std::memory_order_relaxed);
   token.push_back('.');
-  token += jws::Base64UrlEncode(reinterpret_cast<const uint8_t*>(sig.data()),
-                                sig.size());
+  jws::Base64UrlEncodeAppend(reinterpret_cast<const uint8_t*>(sig.data()),
+                             sig.size(), &token);
   return token;
 }
 
