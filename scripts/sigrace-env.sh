@@ -16,7 +16,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PACKAGES=(
-  clang-14 libclang-rt-14-dev clang-format-14 clang-tidy-14 cmake
+  clang-14 libclang-rt-14-dev lld-14 clang-format-14 clang-tidy-14 cmake
   ninja-build pkg-config
   libssl-dev openssl libgtest-dev libgmock-dev libbenchmark-dev
   libunwind-dev libcli11-dev nlohmann-json3-dev

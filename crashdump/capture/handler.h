@@ -172,6 +172,11 @@ void UninstallHandler();
 
 bool HandlerInstalled();
 
+// Changes the watchdog bound (HandlerOptions::watchdog_ms) for the dumps
+// that start after it; a dump in progress keeps the bound it armed.
+// Not async-signal-safe.
+Status SetWatchdogMs(int ms);
+
 // Gives the calling thread an alternate signal stack (idempotent). Every
 // thread the harness creates calls it first. The stack is MADV_DONTDUMP
 // (it holds copies of registers) and is freed when the thread exits.

@@ -361,6 +361,17 @@ void UninstallHandler() {
 
 bool HandlerInstalled() { return g_installed.load(); }
 
+Status SetWatchdogMs(int ms) {
+  if (ms <= 0) return InvalidArgumentError("watchdog must be positive");
+  if (!g_installed.load()) {
+    return FailedPreconditionError("no crash handler installed");
+  }
+  // Read when a dump arms its timer; a dump already running keeps the
+  // bound it armed.
+  __atomic_store_n(&g_watchdog_ms, ms, __ATOMIC_RELEASE);
+  return Status::Ok();
+}
+
 Status SetTrialMeta(std::string_view meta) {
   if (meta.size() > kTrialMetaCap) {
     return InvalidArgumentError("trial meta longer than 4 KiB");
