@@ -45,6 +45,11 @@ using crashdump::Scanner;
 // writer crashes after K-1 chunks) or error@K (simulated ENOSPC).
 SIGRACE_FAILPOINT_DEFINE(kFpWriterWrite, "egress.writer_write");
 
+// Test-only: the gate drops the event (a dump it never judges), and a new
+// gate skips what an earlier one left in staging.
+SIGRACE_FAILPOINT_DEFINE(kFpGateDropEvent, "egress.gate_drop_event");
+SIGRACE_FAILPOINT_DEFINE(kFpGateNoRescan, "egress.gate_no_rescan");
+
 constexpr char kAfterJudge[] = "gate.after_judge";
 constexpr char kScanError[] = "gate.scan_error";
 
@@ -250,6 +255,7 @@ void JudgeOne(const crashdump::Gate& gate, const std::string& name) {
   if (name.empty() || name[0] == '.' || !EndsWith(name, ".core")) return;
   const std::optional<uint64_t> trial = TrialOf(name);
   if (!trial) return;
+  if (SIGRACE_FAILPOINT(kFpGateDropEvent)) return;
   const std::string path = g.staging + "/" + name;
   struct stat before;
   if (lstat(path.c_str(), &before) != 0 || !S_ISREG(before.st_mode)) return;
@@ -302,6 +308,11 @@ void JudgeOne(const crashdump::Gate& gate, const std::string& name) {
   g.ch = &ch;
   g_gate = &g;
   failpoint::ClearAll();
+  if (!g.o->gate_failpoints.empty() &&
+      !failpoint::Configure(g.o->gate_failpoints).ok()) {
+    (void)ch.Send('E', "gate: bad failpoints " + g.o->gate_failpoints);
+    GateExit(2);
+  }
   if (Status st = MakeProcessUndumpable(); !st.ok()) {
     (void)ch.Send('E', "gate: " + st.message());
     GateExit(2);
@@ -326,7 +337,9 @@ void JudgeOne(const crashdump::Gate& gate, const std::string& name) {
   // After the watch is up: whatever an earlier gate left unjudged (it
   // crashed) is judged again, never released on its earlier judgment.
   std::deque<std::string> queue;
-  for (const std::string& n : ListDir(g.staging)) queue.push_back(n);
+  if (!SIGRACE_FAILPOINT(kFpGateNoRescan)) {
+    for (const std::string& n : ListDir(g.staging)) queue.push_back(n);
+  }
   if (!ch.Send('H', std::to_string(queue.size())).ok()) GateExit(0);
   alignas(inotify_event) char buf[64 * 1024];
   for (;;) {
@@ -1052,8 +1065,8 @@ std::string PipelineText(const PipelineReport& r) {
   if (!r.leak_list.empty()) {
     const EgressLeak& l = r.leak_list.front();
     std::snprintf(buf, sizeof buf,
-                  "first released leak: %s after %llu dumps, %.2f s\n",
-                  l.plan.c_str(),
+                  "first released leak (%s): %s after %llu judgments, %.2f s\n",
+                  l.key ? "key material" : "torn dump", l.plan.c_str(),
                   static_cast<unsigned long long>(l.dumps_before), l.elapsed_s);
     s += buf;
   }

@@ -108,6 +108,9 @@ struct PipelineOptions {
   bool stop_at_first_leak = false;
   uint32_t max_kept = 20;  // leaking released files kept in the outbox
   bool quiet = false;
+  // Failpoint specs armed in every gate process (tests:
+  // egress.gate_drop_event, egress.gate_no_rescan).
+  std::string gate_failpoints;
   // Whether a released leak is expected (default: under a race mode or
   // the legacy scanner).
   std::optional<bool> expect_leak;

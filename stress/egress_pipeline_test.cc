@@ -162,6 +162,47 @@ TEST(EgressPipelineTest, LegacyScannerReleasesWhatTheOracleHoldsBack) {
   EXPECT_EQ(legacy.leaks, 2u);
 }
 
+// The harness's own check has teeth: a dump the gate never judges is a
+// harness error (exit 2), never a clean trial.
+PipelineReport RunUnjudged(const TempDir& dir, const std::string& name,
+                           std::vector<EgressFault> faults,
+                           const std::string& gate_failpoints) {
+  PipelineOptions o;
+  o.out_dir = dir.path() + "/" + name;
+  o.faults = std::move(faults);
+  o.fault_share = 100;
+  o.trials = 2;
+  o.seed = 16;
+  o.algs = {"eddsa"};
+  o.inflight = 1;
+  o.quiet = true;
+  o.judge_timeout_ms = 300;
+  o.gate_failpoints = gate_failpoints;
+  StatusOr<PipelineReport> r = RunEgressPipeline(o);
+  EXPECT_TRUE(r.ok()) << r.status().ToString();
+  return r.ok() ? *r : PipelineReport{};
+}
+
+TEST(EgressPipelineTest, ADumpNeverJudgedIsAHarnessError) {
+  TempDir dir;
+  const PipelineReport r =
+      RunUnjudged(dir, "dropped", {}, "egress.gate_drop_event=error");
+  EXPECT_EQ(r.never_judged, 2u);
+  EXPECT_EQ(r.ExitCode(), 2);
+}
+
+// The restarted gate's rescan is what judges the dump its predecessor
+// died on: without it, that dump is never judged.
+TEST(EgressPipelineTest, WithoutTheRescanACrashedGatesDumpIsNeverJudged) {
+  TempDir dir;
+  const PipelineReport r =
+      RunUnjudged(dir, "no-rescan", {EgressFault::kGateCrash},
+                  "egress.gate_no_rescan=error");
+  EXPECT_EQ(r.gate_restarts, 2u);
+  EXPECT_EQ(r.never_judged, 2u);
+  EXPECT_EQ(r.ExitCode(), 2);
+}
+
 TEST(EgressPipelineTest, PlanReplaysFromSeedAndTrial) {
   PipelineOptions o;
   o.seed = 7;
