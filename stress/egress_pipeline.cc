@@ -294,7 +294,7 @@ void JudgeOne(const crashdump::Gate& gate, const std::string& name) {
         j["outcome"] = "quarantined";
       } else {
         j["outcome"] = "error";
-        j["reason"] = "quarantine: " + std::string(strerror(errno));
+        j["reason"] = ErrnoError("quarantine", errno).message();
       }
     } else {
       j["outcome"] = "superseded";
@@ -325,8 +325,8 @@ void JudgeOne(const crashdump::Gate& gate, const std::string& name) {
   const int in = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
   if (in < 0 || inotify_add_watch(in, g.staging.c_str(),
                                   IN_CLOSE_WRITE | IN_MOVED_TO) < 0) {
-    (void)ch.Send('E', "gate: inotify on " + g.staging + ": " +
-                           std::string(strerror(errno)));
+    (void)ch.Send('E',
+                  ErrnoError("gate: inotify on " + g.staging, errno).message());
     GateExit(2);
   }
   if (!failpoint::SetCallback(kAfterJudge, GateWindow).ok() ||
