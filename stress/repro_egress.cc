@@ -503,6 +503,10 @@ bool IsEgressVariant(const std::string& name) {
   return false;
 }
 
+StatusOr<std::string> LiveDumpOfChild(EVP_PKEY* pkey, const std::string& dir) {
+  return DumpChild(pkey, dir);
+}
+
 StatusOr<std::vector<ReproRow>> RunEgressRows(const EgressOptions& options) {
   for (const std::string& n : options.variants) {
     if (!IsEgressVariant(n)) {

@@ -33,6 +33,8 @@
 #ifndef SIGRACE_STRESS_REPRO_EGRESS_H_
 #define SIGRACE_STRESS_REPRO_EGRESS_H_
 
+#include <openssl/types.h>
+
 #include <string>
 #include <vector>
 
@@ -77,6 +79,13 @@ struct EgressOptions {
   // a race mode here to show that the rows catch a gate that leaks.
   crashdump::GateMode fixed_mode = crashdump::GateMode::kFixed;
 };
+
+// Forks a child that (with `pkey`) signs once, so OpenSSL holds the key in
+// its working forms, then writes one live dump into `dir` (which holds no
+// other *.core) through the crash handler, registering nothing. Without
+// `pkey` the child never holds a key. Returns the dump's path. The egress
+// pipeline (stress/egress_pipeline.h) stages these dumps too.
+StatusOr<std::string> LiveDumpOfChild(EVP_PKEY* pkey, const std::string& dir);
 
 // Runs the rows; a row's own failure is in the row (failed or error). An
 // error Status only for what stops every row (no work directory).

@@ -10,6 +10,7 @@
 #include "base/process.h"
 #include "stress/catalogue.h"
 #include "stress/driver.h"
+#include "stress/egress_pipeline.h"
 #include "stress/options.h"
 #include "stress/report.h"
 #include "stress/repro_egress.h"
@@ -31,6 +32,55 @@ std::string CommandLine(int argc, char** argv) {
 int Usage(const std::string& message) {
   std::fprintf(stderr, "sigrace: %s\n", message.c_str());
   return 2;
+}
+
+int EgressPipelineMain(const StressOptions& opts, const std::string& mode,
+                       const std::string& scanner, const std::string& faults,
+                       uint32_t inflight, uint32_t judge_timeout_ms) {
+  PipelineOptions p;
+  StatusOr<crashdump::GateMode> m = crashdump::ParseGateMode(mode);
+  if (!m.ok()) return Usage(m.status().message());
+  StatusOr<crashdump::GateScanner> sc = crashdump::ParseGateScanner(scanner);
+  if (!sc.ok()) return Usage(sc.status().message());
+  StatusOr<std::vector<EgressFault>> f = ParseEgressFaults(faults);
+  if (!f.ok()) return Usage(f.status().message());
+  Status st = CheckOutputDir(opts.out_dir);
+  if (!st.ok()) return Usage(st.message());
+  p.gate_mode = *m;
+  p.scanner = *sc;
+  p.faults = *f;
+  p.out_dir = opts.out_dir;
+  p.algs = opts.algs;
+  p.trials = opts.trials;
+  p.seed = opts.seed;
+  p.trial = opts.trial;
+  p.inflight = inflight;
+  p.judge_timeout_ms = judge_timeout_ms;
+  p.max_kept = opts.max_kept;
+  p.quiet = opts.quiet;
+  if (opts.expect_given) p.expect_leak = opts.expect == Expect::kLeak;
+  const bool expect_leak =
+      p.expect_leak.value_or(*m != crashdump::GateMode::kFixed ||
+                             *sc == crashdump::GateScanner::kLegacy);
+  p.stop_at_first_leak = expect_leak && !opts.keep_going;
+  if (!opts.quiet) {
+    std::printf(
+        "sigrace stress --egress-pipeline: gate %s, scanner %s, "
+        "faults %s, %llu trials, seed %llu, out %s\n",
+        mode.c_str(), scanner.c_str(), EgressFaultList(p.faults).c_str(),
+        static_cast<unsigned long long>(p.trials),
+        static_cast<unsigned long long>(p.seed), p.out_dir.c_str());
+    std::fflush(stdout);
+  }
+  StatusOr<PipelineReport> r = RunEgressPipeline(p);
+  if (!r.ok()) return Usage("harness error: " + r.status().message());
+  std::fputs(PipelineText(*r).c_str(), stdout);
+  std::fflush(stdout);
+  if (!opts.report_json.empty()) {
+    st = WriteFileAtomic(opts.report_json, PipelineJson(*r));
+    if (!st.ok()) return Usage(st.message());
+  }
+  return r->ExitCode();
 }
 
 }  // namespace
@@ -58,6 +108,43 @@ int StressMain(int argc, char** argv) {
   ShardFlagText shard_text;
   AddStressFlags(app, &opts, &text);
   AddShardFlags(app, &shard_text);
+  // The egress pipeline (stress/egress_pipeline.h).
+  bool egress_pipeline = false;
+  std::string gate_mode = "fixed", gate_scanner = "oracle",
+              egress_faults = "all";
+  uint32_t inflight = 4, judge_timeout_ms = 60000;
+  app.add_flag("--egress-pipeline", egress_pipeline,
+               "Run the egress pipeline instead of the signer trials: "
+               "writers stage real dumps (clean, or holding a key as OpenSSL "
+               "holds it) into OUT/staging while an undumpable gate process "
+               "watches it with inotify, judges each dump and releases it to "
+               "OUT/outbox or quarantines it in OUT/quarantine with a reason. "
+               "What reached the outbox is judged with the oracle: a key or a "
+               "torn dump there is a leak. Uses --trials, --seed, --trial, "
+               "--alg, --out, --expect, --keep-going, --max-kept, "
+               "--report-json, --quiet");
+  app.add_option("--gate-mode", gate_mode,
+                 "--egress-pipeline: the gate (fixed, judge-unsealed, "
+                 "reopen-to-release, fail-open, rename-release, "
+                 "link-release)")
+      ->capture_default_str();
+  app.add_option("--gate-scanner", gate_scanner,
+                 "--egress-pipeline: the gate's scanner (oracle, legacy)")
+      ->capture_default_str();
+  app.add_option("--egress-faults", egress_faults,
+                 "--egress-pipeline: faults each trial may draw (all, none, "
+                 "or a list of writer-crash, enospc, torn, gate-crash, "
+                 "scanner-error, unsealed, swap, held-open)")
+      ->capture_default_str();
+  app.add_option("--inflight", inflight,
+                 "--egress-pipeline: trials in flight at once")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 64));
+  app.add_option("--judge-timeout-ms", judge_timeout_ms,
+                 "--egress-pipeline: a staged dump not judged this long "
+                 "after its writer finished is a harness error")
+      ->capture_default_str()
+      ->check(CLI::Range(100, 600000));
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -82,6 +169,10 @@ int StressMain(int argc, char** argv) {
   }
   Status st = FinishStressOptions(text, variant->race, &opts);
   if (!st.ok()) return Usage(st.message());
+  if (egress_pipeline) {
+    return EgressPipelineMain(opts, gate_mode, gate_scanner, egress_faults,
+                              inflight, judge_timeout_ms);
+  }
   // A shared --out without the sticky bit: anyone could swap the evidence.
   st = CheckOutputDir(opts.out_dir);
   if (!st.ok()) return Usage(st.message());

@@ -22,6 +22,9 @@ namespace {
 SIGRACE_FAILPOINT_DEFINE(kFpAfterSnapshot, "gate.after_snapshot");
 // After the judgment, before the release: the egress window.
 SIGRACE_FAILPOINT_DEFINE(kFpAfterJudge, "gate.after_judge");
+// The scanner fails on this dump (an injected scanner error: the fixed
+// gate refuses the dump, fail-open releases it).
+SIGRACE_FAILPOINT_DEFINE(kFpScanError, "gate.scan_error");
 
 // How far a file may run past the end its ELF headers declare before it is
 // refused as not a dump. The writer ends the content at the last segment's
@@ -227,6 +230,9 @@ StatusOr<GateScanner> ParseGateScanner(std::string_view name) {
 }
 
 StatusOr<ScanReport> Gate::ScanPath(const std::string& path) const {
+  if (SIGRACE_FAILPOINT(kFpScanError)) {
+    return InternalError("gate: scanner error (failpoint gate.scan_error)");
+  }
   if (options_.scanner == GateScanner::kLegacy) return LegacyScanFile(path);
   return scanner_->ScanFile(path);
 }
