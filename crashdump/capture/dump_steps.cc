@@ -660,6 +660,7 @@ size_t Backtrace(const ucontext_t* uc, char* buf, size_t cap) {
 }
 
 void UnwindThreads(DumpContext* d) {
+  const uint64_t unwind_t0 = NowNs();
   Scratch& sc = *g_scratch;
   d->npreserved = 0;
   ss::Text t(sc.backtrace, sizeof(sc.backtrace));
@@ -683,6 +684,7 @@ void UnwindThreads(DumpContext* d) {
   SortPreserved(d);
   d->backtrace_len = t.size();
   d->r->preserved_words = static_cast<uint32_t>(d->npreserved);
+  d->r->unwind_ns = NowNs() - unwind_t0;
 }
 
 bool OpenDumpFile(DumpContext* d) {
