@@ -543,6 +543,14 @@ TEST(Explain, BadInputIsOneLineAndExitTwo) {
        {std::vector<std::string>{"sigrace explain", dir.path() + "/missing"},
         std::vector<std::string>{"sigrace explain", junk},
         std::vector<std::string>{"sigrace explain", junk, "--key", junk},
+        // Deriving: no sidecar beside the file; no algorithm; both a key
+        // file and a seed; an unknown algorithm.
+        std::vector<std::string>{"sigrace explain", junk, "--derive"},
+        std::vector<std::string>{"sigrace explain", junk, "--seed", "7"},
+        std::vector<std::string>{"sigrace explain", junk, "--seed", "7",
+                                 "--key", junk},
+        std::vector<std::string>{"sigrace explain", junk, "--seed", "7",
+                                 "--alg", "md5"},
         std::vector<std::string>{"sigrace explain", "--bogus"}}) {
     ::testing::internal::CaptureStderr();
     CmdRun r = Call(ExplainMain, args);
