@@ -15,6 +15,7 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "base/hex.h"
@@ -643,8 +644,19 @@ int ExplainMain(int argc, char** argv) {
 
   // Symbols: the backtrace's pcs (return addresses minus one) and every
   // thread's pc.
+  // The note holds the crashing thread's frames, then a "thread TID" line
+  // and the frames of each other thread: the backtrace shown is the first.
+  std::string_view crash_bt = r.backtrace();
+  for (size_t at = 0; at < crash_bt.size();) {
+    if (crash_bt.compare(at, 7, "thread ") == 0) {
+      crash_bt = crash_bt.substr(0, at);
+      break;
+    }
+    const size_t nl = crash_bt.find('\n', at);
+    at = nl == std::string_view::npos ? crash_bt.size() : nl + 1;
+  }
   const std::vector<tools::BacktraceFrame> frames =
-      tools::ParseBacktrace(r.backtrace());
+      tools::ParseBacktrace(crash_bt);
   std::vector<uint64_t> addrs;
   for (const tools::BacktraceFrame& f : frames) {
     addrs.push_back(f.number == 0 || f.pc == 0 ? f.pc : f.pc - 1);

@@ -435,6 +435,11 @@ TEST_P(ExplainVariant, FirstLeakIsPlacedRelativeToTheWindowsEvent) {
   }
   const int64_t fault_tid = j["fault"]["tid"].get<int64_t>();
   ASSERT_FALSE(j["findings"].empty());
+  // The backtrace is the crashing thread's alone: frames 0, 1, 2, ...
+  ASSERT_FALSE(j["backtrace"].empty());
+  for (size_t i = 0; i < j["backtrace"].size(); ++i) {
+    EXPECT_EQ(j["backtrace"][i]["frame"].get<size_t>(), i);
+  }
 
   const std::string want = WindowEvent(*v);
   const nlohmann::json& events = j["flight_recorder"]["events"];
