@@ -508,9 +508,12 @@ int ExplainMain(int argc, char** argv) {
   CLI::App app(
       "Explain a dump on one screen: the fault, the crashing thread's "
       "backtrace (demangled, file:line where debug info exists), each "
-      "thread's state, the redactions, the registry's flight recorder, and "
-      "with --key each finding placed on that timeline. Never prints key "
-      "bytes. Exit 0 explained, 2 error.",
+      "thread's state, the redactions, the registry's flight recorder "
+      "(times before the fault), and with a key each finding placed on that "
+      "timeline. The key: --key FILE, or for a kept `sigrace stress` dump, "
+      "whose keys are never on disk, --derive (the sidecar DUMP.json says "
+      "which) or --seed S --trial T --alg A. Never prints key bytes. Exit 0 "
+      "explained, 2 error.",
       "sigrace explain");
   std::string path;
   std::string key_path;
