@@ -103,7 +103,8 @@ void LiveDump(benchmark::State& state, bool to_file) {
     return;
   }
   Workers w(static_cast<int>(state.range(0)));
-  uint64_t bytes = 0, disk = 0, freeze_ns = 0, n = 0;
+  uint64_t bytes = 0, disk = 0, freeze_ns = 0, unwind_ns = 0, total_ns = 0,
+           n = 0;
   for (auto _ : state) {
     if (!RequestLiveDump().ok()) state.SkipWithError("request failed");
     const DumpResult r = LastDump();
@@ -113,6 +114,8 @@ void LiveDump(benchmark::State& state, bool to_file) {
     }
     bytes += r.size;
     freeze_ns += r.freeze_ns;
+    unwind_ns += r.unwind_ns;
+    total_ns += r.total_ns;
     ++n;
     struct stat st;
     if (to_file) {
@@ -131,6 +134,11 @@ void LiveDump(benchmark::State& state, bool to_file) {
   state.counters["dump_MB"] = static_cast<double>(bytes) / n / 1e6;
   state.counters["disk_MB"] = static_cast<double>(disk) / n / 1e6;
   state.counters["freeze_us"] = static_cast<double>(freeze_ns) / n / 1e3;
+  // The unwind pass (every thread walked with libunwind, the words that
+  // unwinding reads kept inside secret stacks) and its share of the dump.
+  state.counters["unwind_us"] = static_cast<double>(unwind_ns) / n / 1e3;
+  state.counters["unwind_share"] =
+      total_ns > 0 ? static_cast<double>(unwind_ns) / total_ns : 0;
   state.counters["threads"] = static_cast<double>(state.range(0) + 1);
 }
 

@@ -1,23 +1,33 @@
 #include "tools/explain.h"
 
 #include <signal.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cinttypes>
 #include <cstdio>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
+#include <sstream>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "base/hex.h"
+#include "base/secret_memory.h"
 #include "crashdump/format/core_reader.h"
 #include "crashdump/format/flight_recorder.h"
 #include "crashdump/oracle/judgement.h"
 #include "crashdump/oracle/scanner.h"
+#include "signer/deterministic_keygen.h"
+#include "signer/signer.h"
+#include "stress/key_oracle.h"
+#include "stress/trial.h"
 #include "tools/common.h"
 #include "tools/explain_symbols.h"
 
@@ -124,10 +134,34 @@ struct Context {
   std::map<int32_t, std::string> register_tids;
 };
 
+// The timeline's zero: the signal's entry into the handler (a version 2
+// note), else the instant the handler read the ring.
+uint64_t ZeroNs(const Context& c) {
+  if (!c.flight) return 0;
+  return c.flight->fault_ns != 0 ? c.flight->fault_ns : c.flight->read_ns;
+}
+
+// "the fault" (the signal's entry) or "the dump" (a note without it).
+const char* ZeroName(const Context& c) {
+  return c.flight && c.flight->fault_ns != 0 ? "the fault" : "the dump";
+}
+
+// Nanoseconds from `e` to the timeline's zero; 0 for an event after it.
 uint64_t BeforeDump(const Context& c, const FlightEntry& e) {
-  return c.flight && c.flight->read_ns > e.time_ns
-             ? c.flight->read_ns - e.time_ns
-             : 0;
+  const uint64_t zero = ZeroNs(c);
+  return zero > e.time_ns ? zero - e.time_ns : 0;
+}
+
+bool AfterZero(const Context& c, const FlightEntry& e) {
+  return !e.torn() && e.time_ns > ZeroNs(c);
+}
+
+// "3.2 us before the fault", "1.1 us after the fault".
+std::string When(const Context& c, const FlightEntry& e) {
+  if (AfterZero(c, e)) {
+    return Duration(e.time_ns - ZeroNs(c)) + " after " + ZeroName(c);
+  }
+  return Duration(BeforeDump(c, e)) + " before " + ZeroName(c);
 }
 
 std::string Who(const Context& c, int32_t tid) {
@@ -159,6 +193,60 @@ struct Placement {
   std::string explanation;
 };
 
+// A finding no range ever held, on a thread's live stack (between its sp
+// and the top of the stack's mapping): placed relative to that thread's
+// SecretScope, the cover a stack has. Nullopt when it is on no stack.
+std::optional<Placement> OnThreadStack(const Context& c, const Finding& f,
+                                       uint64_t page) {
+  const Mapping* map = nullptr;
+  for (const Mapping& m : c.r->mappings()) {
+    if (f.address >= m.vaddr && f.address - m.vaddr < m.memsz) map = &m;
+  }
+  if (map == nullptr) return std::nullopt;
+  for (const ThreadInfo& t : c.r->threads()) {
+    if (!t.regs_known || t.sp < map->vaddr || t.sp - map->vaddr >= map->memsz ||
+        f.address < t.sp) {
+      continue;
+    }
+    Placement p;
+    p.page = page;
+    p.label = "stack of thread " + std::to_string(t.tid);
+    const FlightEntry* scope = nullptr;  // its last scope event
+    for (const FlightEntry& e : c.flight->events) {
+      if (!e.torn() && e.tid == t.tid &&
+          (e.kind == kFlightScopeEnter || e.kind == kFlightScopeExit)) {
+        scope = &e;
+      }
+    }
+    const std::string depth =
+        std::to_string(f.address - t.sp) + " bytes above its sp";
+    if (scope == nullptr) {
+      p.explanation = "on the stack of " + Who(c, t.tid) + ", " + depth +
+                      "; the recorder holds no SecretScope of that thread: "
+                      "the frame that held it ran outside any scope";
+    } else if (scope->kind == kFlightScopeEnter) {
+      p.event = scope;
+      p.explanation =
+          "on the stack of " + Who(c, t.tid) + ", " + depth + ", " +
+          (f.address < scope->addr
+               ? std::to_string(scope->addr - f.address) +
+                     " bytes below the cover its SecretScope took"
+               : std::string("outside the cover its SecretScope took")) +
+          " (" + Range(scope->addr, scope->len) + ", entered " +
+          When(c, *scope) +
+          "): the frames called below the scope's cover hold it";
+    } else {
+      p.event = scope;
+      p.explanation = "on the stack of " + Who(c, t.tid) + ", " + depth +
+                      "; its SecretScope " + Range(scope->addr, scope->len) +
+                      " was left " + When(c, *scope) +
+                      " and the bytes stayed, not wiped";
+    }
+    return p;
+  }
+  return std::nullopt;
+}
+
 Placement Place(const Context& c, const Finding& f) {
   Placement p;
   p.page = f.address & ~(kPageSize - 1);
@@ -185,8 +273,7 @@ Placement Place(const Context& c, const Finding& f) {
     }
   }
   auto describe = [&](const FlightEntry& e) {
-    std::string s =
-        Who(c, e.tid) + ", " + Duration(BeforeDump(c, e)) + " before the dump";
+    std::string s = Who(c, e.tid) + ", " + When(c, e);
     if (e.tid == c.crash_tid && LastOfThread(c, e)) {
       s += " (its last registry event before the fault)";
     }
@@ -205,9 +292,8 @@ Placement Place(const Context& c, const Finding& f) {
                       "cover went, or they were written there after it";
     } else if (e.kind == kFlightScopeExit) {
       p.explanation = Who(c, e.tid) + " left its SecretScope (stack " +
-                      Range(e.addr, e.len) + ") " + Duration(BeforeDump(c, e)) +
-                      " before the dump; the bytes stayed on its stack, "
-                      "not wiped";
+                      Range(e.addr, e.len) + ") " + When(c, e) +
+                      "; the bytes stayed on its stack, not wiped";
     } else if (e.kind == kFlightUpdate && !(e.len != 0 && f.address >= e.addr &&
                                             f.address - e.addr < e.len)) {
       p.explanation = "the cover " + what + "moved away from it, from " +
@@ -220,12 +306,15 @@ Placement Place(const Context& c, const Finding& f) {
           (e.kind == kFlightUpdate       ? "moved over it"
            : e.kind == kFlightScopeEnter ? "entered as a secret stack"
                                          : "published") +
-          " by " + describe(e) +
-          " and still covered it at the dump, yet the dump "
+          " by " + describe(e) + " and still covered it at " + ZeroName(c) +
+          ", yet the dump "
           "holds the bytes in the clear: the redaction was "
           "not applied there";
     }
     return p;
+  }
+  if (const std::optional<Placement> st = OnThreadStack(c, f, p.page)) {
+    return *st;
   }
   if (page != nullptr) {
     const FlightEntry& e = *page;
@@ -254,8 +343,8 @@ Placement Place(const Context& c, const Finding& f) {
                   std::to_string(c.flight->events.size()) +
                   " events, the "
                   "oldest " +
-                  Duration(oldest) +
-                  " before the dump) touched this page: it was never "
+                  Duration(oldest) + " before " + ZeroName(c) +
+                  ") touched this page: it was never "
                   "published, or only before the recorder's window";
   return p;
 }
@@ -274,15 +363,20 @@ bool HandlerNamed(const tools::BacktraceFrame& f) {
 }
 
 json EventJson(const Context& c, const FlightEntry& e) {
-  return {{"index", e.index},
-          {"before_dump_ns", BeforeDump(c, e)},
-          {"kind", FlightKindName(e.kind)},
-          {"tid", e.tid},
-          {"label", Printable(e.label)},
-          {"start", Hex(e.addr)},
-          {"len", e.len},
-          {"prev_start", Hex(e.prev_addr)},
-          {"prev_len", e.prev_len}};
+  return {
+      {"index", e.index},
+      {"before_dump_ns", BeforeDump(c, e)},
+      {"before_fault_ns", c.flight && c.flight->fault_ns != 0 && !e.torn()
+                              ? json(static_cast<int64_t>(c.flight->fault_ns) -
+                                     static_cast<int64_t>(e.time_ns))
+                              : json(nullptr)},
+      {"kind", FlightKindName(e.kind)},
+      {"tid", e.tid},
+      {"label", Printable(e.label)},
+      {"start", Hex(e.addr)},
+      {"len", e.len},
+      {"prev_start", Hex(e.prev_addr)},
+      {"prev_len", e.prev_len}};
 }
 
 std::string EventLine(const Context& c, const FlightEntry& e, bool mark) {
@@ -296,10 +390,116 @@ std::string EventLine(const Context& c, const FlightEntry& e, bool mark) {
   if (e.kind == kFlightUpdate) {
     range = Range(e.prev_addr, e.prev_len) + " -> " + range;
   }
-  std::snprintf(b, sizeof b, "  %c #%-7" PRIu64 " t-%-10s tid %-7d %-11s ",
-                mark ? '*' : ' ', e.index, Duration(BeforeDump(c, e)).c_str(),
-                e.tid, FlightKindName(e.kind).c_str());
+  const std::string t =
+      (AfterZero(c, e) ? "t+" : "t-") +
+      Duration(AfterZero(c, e) ? e.time_ns - ZeroNs(c) : BeforeDump(c, e));
+  std::snprintf(b, sizeof b, "  %c #%-7" PRIu64 " %-12s tid %-7d %-11s ",
+                mark ? '*' : ' ', e.index, t.c_str(), e.tid,
+                FlightKindName(e.kind).c_str());
   return b + Printable(e.label) + " " + range + "\n";
+}
+
+// Which keys to derive for a dump of `sigrace stress` (its keys are made
+// from the run's seed and never written anywhere): the worker's key seed
+// comes from the run's seed and the worker's serial (stress/trial.h
+// WorkerKeySeed), each key from that, its algorithm and its generation
+// (signer/deterministic_keygen.h).
+struct DeriveSpec {
+  std::optional<uint64_t> seed;
+  std::optional<uint64_t> serial;  // the worker's first trial
+  std::vector<std::string> algs;   // "rs256", "eddsa"
+  uint64_t generations = 2;        // 0 .. generations-1 of each alg
+  std::string sidecar;             // where the spec came from, if anywhere
+};
+
+// The sidecar `sigrace stress` writes beside a kept dump (schema
+// sigrace.leak/1). Only which key to derive is read from it: seed, trial,
+// alg and the kids its findings name ("ALG-RUN-GENERATION"); the scan
+// judges the dump's bytes against the derived key, whatever it says.
+Status ReadSidecar(const std::string& path, DeriveSpec* spec) {
+  std::ifstream in(path);
+  if (!in) return NotFoundError("cannot read the sidecar " + path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  const json j = json::parse(ss.str(), nullptr, false);
+  if (!j.is_object() || j.value("schema", std::string()) != "sigrace.leak/1") {
+    return InvalidArgumentError(path + " is not a sigrace.leak/1 sidecar");
+  }
+  if (!spec->seed && j.contains("seed") && j["seed"].is_number_unsigned()) {
+    spec->seed = j["seed"].get<uint64_t>();
+  }
+  // A fatal trial's worker serves that trial only: its serial is the trial.
+  // A live worker's serial is the first trial it served (--trial).
+  if (!spec->serial && j.contains("trial") && j["trial"].is_number_unsigned() &&
+      j.value("mode", std::string()) == "fatal") {
+    spec->serial = j["trial"].get<uint64_t>();
+  }
+  if (spec->algs.empty() && j.contains("alg") && j["alg"].is_string()) {
+    spec->algs.push_back(j["alg"].get<std::string>());
+  }
+  if (j.contains("findings") && j["findings"].is_array()) {
+    for (const json& f : j["findings"]) {
+      if (!f.is_object() || !f.contains("key") || !f["key"].is_string()) {
+        continue;
+      }
+      const std::string kid = f["key"].get<std::string>();
+      const size_t dash = kid.find('-');
+      const size_t last = kid.rfind('-');
+      if (dash == std::string::npos || last + 1 >= kid.size()) continue;
+      const std::string alg = kid.substr(0, dash);
+      if (!signer::ParseAlg(alg).ok()) continue;
+      const std::string digits = kid.substr(last + 1);
+      if (digits.size() > 2 ||
+          digits.find_first_not_of("0123456789") != std::string::npos) {
+        continue;
+      }
+      const uint64_t gen = std::stoull(digits);
+      if (std::find(spec->algs.begin(), spec->algs.end(), alg) ==
+          spec->algs.end()) {
+        spec->algs.push_back(alg);
+      }
+      spec->generations = std::max(spec->generations, gen + 1);
+    }
+  }
+  spec->sidecar = path;
+  return Status::Ok();
+}
+
+// Derives the keys of `spec` into a KeyOracle (the stress driver's: each
+// key is made in this process's key heap, its DER in a locked, DONTDUMP
+// page wiped once its forms are built). This process is made undumpable
+// first.
+StatusOr<std::unique_ptr<stress::KeyOracle>> DeriveKeys(const DeriveSpec& spec,
+                                                        uint32_t min_fragment) {
+  if (!signer::kDeterministicKeygenBuild) {
+    return FailedPreconditionError(
+        "this build cannot derive keys (configure with SIGRACE_ABLATION)");
+  }
+  SIGRACE_RETURN_IF_ERROR(MakeProcessUndumpable());
+  auto oracle = std::make_unique<stress::KeyOracle>(
+      min_fragment, stress::WorkerKeySeed(*spec.seed, spec.serial.value_or(0)));
+  for (const std::string& alg : spec.algs) {
+    for (uint64_t g = 0; g < spec.generations; ++g) {
+      const json a = {{"kid", alg + "-derived-" + std::to_string(g)},
+                      {"alg", alg},
+                      {"generation", g},
+                      {"stream_generation", g},
+                      {"derivable", true}};
+      SIGRACE_RETURN_IF_ERROR(oracle->AddAnnouncement(a.dump()));
+    }
+  }
+  SIGRACE_RETURN_IF_ERROR(oracle->DeriveMissing());
+  return oracle;
+}
+
+std::string SpecText(const DeriveSpec& d) {
+  std::string algs;
+  for (const std::string& a : d.algs) algs += (algs.empty() ? "" : ",") + a;
+  return "derived from seed " + std::to_string(*d.seed) + ", worker " +
+         std::to_string(d.serial.value_or(0)) + ", " + algs +
+         " generations 0-" + std::to_string(d.generations - 1) +
+         (d.sidecar.empty() ? ""
+                            : " (which key: " + Printable(d.sidecar) + ")");
 }
 
 }  // namespace
@@ -308,9 +508,12 @@ int ExplainMain(int argc, char** argv) {
   CLI::App app(
       "Explain a dump on one screen: the fault, the crashing thread's "
       "backtrace (demangled, file:line where debug info exists), each "
-      "thread's state, the redactions, the registry's flight recorder, and "
-      "with --key each finding placed on that timeline. Never prints key "
-      "bytes. Exit 0 explained, 2 error.",
+      "thread's state, the redactions, the registry's flight recorder "
+      "(times before the fault), and with a key each finding placed on that "
+      "timeline. The key: --key FILE, or for a kept `sigrace stress` dump, "
+      "whose keys are never on disk, --derive (the sidecar DUMP.json says "
+      "which) or --seed S --trial T --alg A. Never prints key bytes. Exit 0 "
+      "explained, 2 error.",
       "sigrace explain");
   std::string path;
   std::string key_path;
@@ -326,12 +529,70 @@ int ExplainMain(int argc, char** argv) {
       ->check(tools::UintIn(8, 1048576));
   app.add_flag("--json", json_out,
                "one JSON object on stdout (schema in tools/explain.h)");
+  // Keys of `sigrace stress` dumps: never on disk, derived here.
+  DeriveSpec derive;
+  bool from_sidecar = false;
+  std::string sidecar;
+  uint64_t seed = 0;
+  uint64_t trial = 0;
+  std::string alg;
+  CLI::Option* seed_opt = app.add_option(
+      "--seed", seed,
+      "derive the keys of a `sigrace stress --seed S` worker instead of "
+      "reading a key file (test builds: the keys come from the run's seed; "
+      "the process is made undumpable and holds them in locked, DONTDUMP "
+      "memory)");
+  CLI::Option* trial_opt = app.add_option(
+      "--trial", trial,
+      "with --seed: the worker's first trial (a fatal dump's trial; the "
+      "sidecar gives it)");
+  CLI::Option* alg_opt = app.add_option(
+      "--alg", alg, "with --seed: the keys' algorithm (rs256|eddsa)");
+  app.add_option("--generations", derive.generations,
+                 "with --seed: derive generations 0..N-1 of each key "
+                 "(Create's key and the rotations after it)")
+      ->capture_default_str()
+      ->check(tools::UintIn(1, 64));
+  app.add_flag("--derive", from_sidecar,
+               "derive the keys the sidecar DUMP.json (or --sidecar) of a "
+               "kept stress dump names: its seed, trial, alg and the key "
+               "ids of its findings; it only says which key, the scan "
+               "judges the dump's bytes");
+  app.add_option("--sidecar", sidecar,
+                 "with --derive or --seed: the stress sidecar to read "
+                 "(default DUMP.json)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
     return Fail(std::string(e.what()) + " (see --help)");
+  }
+
+  const bool deriving = from_sidecar || seed_opt->count() > 0;
+  if (deriving && !key_path.empty()) {
+    return Fail("--key and --seed/--derive exclude each other");
+  }
+  if (!deriving &&
+      (trial_opt->count() > 0 || alg_opt->count() > 0 || !sidecar.empty())) {
+    return Fail("--trial, --alg and --sidecar go with --seed or --derive");
+  }
+  if (seed_opt->count() > 0) derive.seed = seed;
+  if (trial_opt->count() > 0) derive.serial = trial;
+  if (alg_opt->count() > 0) {
+    if (!signer::ParseAlg(alg).ok()) {
+      return Fail("--alg: unknown algorithm '" + alg + "' (rs256|eddsa)");
+    }
+    derive.algs.push_back(alg);
+  }
+  if (deriving) {
+    const std::string sc = sidecar.empty() ? path + ".json" : sidecar;
+    if (from_sidecar || !sidecar.empty() || access(sc.c_str(), R_OK) == 0) {
+      const Status st = ReadSidecar(sc, &derive);
+      if (!st.ok()) return Fail(st.message());
+    }
+    if (!derive.seed) return Fail("no seed: give --seed S");
+    if (derive.algs.empty()) return Fail("no algorithm: give --alg A");
   }
 
   StatusOr<std::unique_ptr<CoreReader>> reader = CoreReader::Open(path);
@@ -342,7 +603,20 @@ int ExplainMain(int argc, char** argv) {
 
   std::optional<ScanReport> scan;
   std::unique_ptr<Scanner> scanner;
-  if (!key_path.empty()) {
+  std::unique_ptr<stress::KeyOracle> derived;
+  std::string key_source = key_path.empty() ? "" : "file " + key_path;
+  if (deriving) {
+    StatusOr<std::unique_ptr<stress::KeyOracle>> o =
+        DeriveKeys(derive, static_cast<uint32_t>(min_fragment));
+    if (!o.ok()) return Fail("deriving the keys: " + o.status().message());
+    derived = std::move(o).value();
+    StatusOr<const Scanner*> sc = derived->scanner();
+    if (!sc.ok()) return Fail("deriving the keys: " + sc.status().message());
+    StatusOr<ScanReport> rep = (*sc)->ScanFile(path);
+    if (!rep.ok()) return Fail(path + ": " + rep.status().message());
+    scan = std::move(rep).value();
+    key_source = SpecText(derive);
+  } else if (!key_path.empty()) {
     ScanOptions opt;
     opt.min_fragment = min_fragment;
     StatusOr<std::unique_ptr<Scanner>> s =
@@ -373,8 +647,19 @@ int ExplainMain(int argc, char** argv) {
 
   // Symbols: the backtrace's pcs (return addresses minus one) and every
   // thread's pc.
+  // The note holds the crashing thread's frames, then a "thread TID" line
+  // and the frames of each other thread: the backtrace shown is the first.
+  std::string_view crash_bt = r.backtrace();
+  for (size_t at = 0; at < crash_bt.size();) {
+    if (crash_bt.compare(at, 7, "thread ") == 0) {
+      crash_bt = crash_bt.substr(0, at);
+      break;
+    }
+    const size_t nl = crash_bt.find('\n', at);
+    at = nl == std::string_view::npos ? crash_bt.size() : nl + 1;
+  }
   const std::vector<tools::BacktraceFrame> frames =
-      tools::ParseBacktrace(r.backtrace());
+      tools::ParseBacktrace(crash_bt);
   std::vector<uint64_t> addrs;
   for (const tools::BacktraceFrame& f : frames) {
     addrs.push_back(f.number == 0 || f.pc == 0 ? f.pc : f.pc - 1);
@@ -509,10 +794,14 @@ int ExplainMain(int argc, char** argv) {
                               {"recorded", c.flight->next},
                               {"in_dump", c.flight->events.size()},
                               {"torn", c.flight->torn},
+                              {"fault_ns", c.flight->fault_ns},
+                              {"read_ns", c.flight->read_ns},
                               {"events", ev}};
     } else {
       j["flight_recorder"] = nullptr;
     }
+    j["key_source"] =
+        key_source.empty() ? json(nullptr) : json(Printable(key_source));
     if (verdict) {
       j["verdict"] = {{"verdict", DumpVerdictName(verdict->verdict)},
                       {"reason", verdict->reason},
@@ -556,6 +845,8 @@ int ExplainMain(int argc, char** argv) {
              CodeLabel(si->signo, si->code) + ", addr " + Hex(si->addr) +
              ", in " + Who(c, c.crash_tid) + "\n";
     }
+    if (!key_source.empty())
+      out += "key:       " + Printable(key_source) + "\n";
     if (verdict) {
       // The reason starts with the verdict ("clean", "leak: 2 ...").
       out += "verdict:   " + verdict->reason + "\n";
@@ -631,12 +922,27 @@ int ExplainMain(int argc, char** argv) {
       const std::vector<FlightEntry>& ev = c.flight->events;
       out += "\nflight recorder (" + std::to_string(c.flight->next) +
              " events recorded, the last " + std::to_string(ev.size()) +
-             " in the dump, " + std::to_string(c.flight->torn) +
-             " torn; t-: before the handler read it, every other thread "
-             "frozen):\n";
+             " in the dump, " + std::to_string(c.flight->torn) + " torn; ";
+      if (c.flight->fault_ns != 0) {
+        out +=
+            "t-: before the fault, the signal's entry into the handler; "
+            "the handler read the ring " +
+            Duration(c.flight->read_ns > c.flight->fault_ns
+                         ? c.flight->read_ns - c.flight->fault_ns
+                         : 0) +
+            " after it, every other thread frozen):\n";
+      } else {
+        out +=
+            "t-: before the handler read it, every other thread "
+            "frozen; the note has no fault time):\n";
+      }
       const size_t from =
           ev.size() > kTimelineTail ? ev.size() - kTimelineTail : 0;
       bool gap = false;
+      bool fault_shown = c.flight->fault_ns == 0;
+      const std::string fault_line =
+          "  > the fault: " + (si ? SignalLabel(si->signo) : std::string("")) +
+          " in " + Who(c, c.crash_tid) + "\n";
       for (size_t i = 0; i < ev.size(); ++i) {
         const bool mark = marked.count(ev[i].index) != 0;
         if (i < from && !mark) {
@@ -647,8 +953,13 @@ int ExplainMain(int argc, char** argv) {
           out += "    ...\n";
           gap = false;
         }
+        if (!fault_shown && AfterZero(c, ev[i])) {
+          out += fault_line;
+          fault_shown = true;
+        }
         out += EventLine(c, ev[i], mark);
       }
+      if (!fault_shown) out += fault_line;
     } else {
       out += "\nflight recorder: none in this dump\n";
     }

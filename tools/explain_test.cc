@@ -18,6 +18,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -31,6 +32,7 @@
 #include "crashdump/oracle/scanner.h"
 #include "signer/deterministic_keygen.h"
 #include "signer/signer.h"
+#include "stress/catalogue.h"
 #include "testing/crash_test_util.h"
 #include "testing/real_dump.h"
 #include "tools/dump_info.h"
@@ -336,6 +338,189 @@ INSTANTIATE_TEST_SUITE_P(
       return n;
     });
 
+// ---- explain on each race variant's first leak of a stress run ----
+//
+// For every race variant of the catalogue (stress/catalogue.h), the built
+// `sigrace` (SIGRACE_BIN) runs a fatal stress trial whose failpoint fault
+// lands inside the window, and keeps its first leaking dump with its
+// sidecar; then `sigrace explain DUMP --derive --json` derives the key the
+// sidecar names (the stress keys are never on disk) in its own process and
+// places each finding on the flight recorder's timeline. This process
+// never touches a key: the dumps are made and explained by subprocesses.
+//
+// What explain must name comes from the catalogue: the window's path
+// ("load": the rotator's key load; "sign": a signature) and thread
+// (stress::WindowChoice), and which registry event opens the window
+// (WindowEvent below, from the window's failpoint).
+
+std::string SigraceBin() {
+  const char* b = std::getenv("SIGRACE_BIN");
+  return b != nullptr ? b : "";
+}
+
+// The registry event a window's finding is placed relative to, by the
+// window's failpoint; "" for a window the registry never sees (the key
+// material lands on the ordinary heap, which no range covers).
+std::string WindowEvent(const stress::VariantEntry& v) {
+  if (v.path == "sign") return "scope-enter";  // the scope covers too little
+  if (v.failpoint == "window.unpublish_early") return "unpublish";
+  if (v.failpoint == "window.torn_update") return "update";
+  if (v.failpoint == "window.publish_late") return "publish";
+  return "";
+}
+
+int Shell(const std::string& cmd) {
+  const int st = std::system(cmd.c_str());
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+nlohmann::json ReadJsonFile(const std::string& path) {
+  return nlohmann::json::parse(testing::ReadWholeFile(path), nullptr, false);
+}
+
+uint64_t HexValue(const nlohmann::json& v) {
+  return v.is_string()
+             ? std::strtoull(v.get<std::string>().c_str(), nullptr, 16)
+             : 0;
+}
+
+class ExplainVariant : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(ExplainVariant, FirstLeakIsPlacedRelativeToTheWindowsEvent) {
+  if (SigraceBin().empty()) GTEST_FAIL() << "SIGRACE_BIN not set";
+  StatusOr<stress::VariantEntry> v = stress::FindVariant(GetParam());
+  ASSERT_TRUE(v.ok()) << v.status().ToString();
+  ASSERT_TRUE(v->race);
+  const stress::FailpointChoice choice = stress::WindowChoice(*v);
+  // The cheaper algorithm where the window opens for both.
+  const std::string alg =
+      std::find(v->algs.begin(), v->algs.end(), "eddsa") != v->algs.end()
+          ? "eddsa"
+          : v->algs.front();
+  TempDir dir;
+  const std::string log = dir.path() + "/stress.log";
+  const int code = Shell(
+      "'" + SigraceBin() + "' stress --variant " + v->name + " --alg " + alg +
+      " --mode fatal --injectors failpoint --expect leak --seed 7 --trials 1 "
+      "--quiet --no-progress --out '" +
+      dir.path() + "/out' --report-json '" + dir.path() + "/r.json' >'" + log +
+      "' 2>&1");
+  ASSERT_EQ(code, 0) << testing::ReadWholeFile(log);
+  const nlohmann::json rep = ReadJsonFile(dir.path() + "/r.json");
+  ASSERT_TRUE(rep.is_object());
+  const nlohmann::json& first = rep["cells"][0]["first_leak"];
+  ASSERT_TRUE(first.is_object()) << rep.dump();
+  const std::string dump = first["dump"].get<std::string>();
+  ASSERT_EQ(access(dump.c_str(), R_OK), 0) << dump;
+  ASSERT_EQ(access((dump + ".json").c_str(), R_OK), 0) << "no sidecar";
+
+  // The key comes from the sidecar: no --seed, no --alg, no key file.
+  const std::string out = dir.path() + "/explain.json";
+  ASSERT_EQ(Shell("'" + SigraceBin() + "' explain '" + dump +
+                  "' --derive --json >'" + out + "' 2>'" + out + ".err'"),
+            0)
+      << testing::ReadWholeFile(out + ".err");
+  const nlohmann::json j = ReadJsonFile(out);
+  ASSERT_TRUE(j.is_object()) << testing::ReadWholeFile(out);
+  EXPECT_EQ(j["verdict"]["verdict"], "leak") << j["verdict"].dump();
+  ASSERT_TRUE(j["flight_recorder"].is_object());
+  // The fault time is in the note; every placement is relative to it.
+  ASSERT_NE(j["flight_recorder"]["fault_ns"].get<uint64_t>(), 0u);
+  // The window's thread: the rotator, or one of the signing threads.
+  const std::string role = j["fault"]["role"].get<std::string>();
+  if (choice.on_signer) {
+    EXPECT_EQ(role.rfind("signer-", 0), 0u) << role;
+  } else {
+    EXPECT_EQ(role, choice.thread);
+  }
+  const int64_t fault_tid = j["fault"]["tid"].get<int64_t>();
+  ASSERT_FALSE(j["findings"].empty());
+  // The backtrace is the crashing thread's alone: frames 0, 1, 2, ...
+  ASSERT_FALSE(j["backtrace"].empty());
+  for (size_t i = 0; i < j["backtrace"].size(); ++i) {
+    EXPECT_EQ(j["backtrace"][i]["frame"].get<size_t>(), i);
+  }
+
+  const std::string want = WindowEvent(*v);
+  const nlohmann::json& events = j["flight_recorder"]["events"];
+  bool placed = false;
+  std::string seen;
+  for (const auto& f : j["findings"]) {
+    const nlohmann::json& e = f["event"];
+    seen += f["label"].get<std::string>() + ": " +
+            f["explanation"].get<std::string>() + "\n";
+    if (want.empty()) {
+      // Heap windows: no range ever covered the finding's page, and the
+      // crashing thread's own registry events (its load) are on the
+      // timeline before the fault.
+      bool crasher_before = false;
+      for (const auto& ev : events) {
+        crasher_before |= ev["tid"].get<int64_t>() == fault_tid &&
+                          ev["before_fault_ns"].is_number() &&
+                          ev["before_fault_ns"].get<int64_t>() > 0;
+      }
+      placed |= e.is_null() && f["address"].is_string() && crasher_before;
+      continue;
+    }
+    // Placed on an event before the fault; by the crashing thread, except
+    // for publish-late, whose window has no event (the page is not yet
+    // published): the event is whichever last took a cover off it.
+    if (e.is_null() || !e["before_fault_ns"].is_number() ||
+        e["before_fault_ns"].get<int64_t>() <= 0 ||
+        (want != "publish" && e["tid"].get<int64_t>() != fault_tid)) {
+      continue;
+    }
+    const uint64_t a = HexValue(f["address"]);
+    const uint64_t lo = HexValue(e["start"]);
+    const uint64_t len = e["len"].get<uint64_t>();
+    const bool inside = a >= lo && a - lo < len;
+    if (want == "publish") {
+      // Publish late: at the fault no publish covered the finding; the
+      // last event holding its address (if any) took the cover away.
+      std::string last_kind;
+      for (const auto& ev : events) {
+        const uint64_t s = HexValue(ev["start"]);
+        if (ev["before_fault_ns"].is_number() &&
+            ev["before_fault_ns"].get<int64_t>() > 0 && a >= s &&
+            a - s < ev["len"].get<uint64_t>()) {
+          last_kind = ev["kind"].get<std::string>();
+        }
+      }
+      placed |= last_kind != "publish" && last_kind != "update";
+    } else if (want == "scope-enter") {
+      placed |= e["kind"] == want && a < lo;  // below the scope's cover
+    } else {
+      placed |= e["kind"] == want && (inside || want == "update");
+    }
+  }
+  EXPECT_TRUE(placed) << v->name << " (" << want << "):\n" << seen;
+
+  // The same screen as text, for the log: the fault line and the timeline.
+  const std::string text = dir.path() + "/explain.txt";
+  ASSERT_EQ(Shell("'" + SigraceBin() + "' explain '" + dump + "' --derive >'" +
+                  text + "' 2>&1"),
+            0);
+  std::printf("%s", testing::ReadWholeFile(text).c_str());
+}
+
+std::vector<std::string> RaceVariants() {
+  std::vector<std::string> out;
+  for (const stress::VariantEntry& e : stress::Catalogue()) {
+    if (e.race) out.push_back(e.name);
+  }
+  return out;
+}
+
+INSTANTIATE_TEST_SUITE_P(Catalogue, ExplainVariant,
+                         ::testing::ValuesIn(RaceVariants()),
+                         [](const ::testing::TestParamInfo<std::string>& i) {
+                           std::string n = i.param;
+                           for (char& ch : n) {
+                             if (ch == '-') ch = '_';
+                           }
+                           return n;
+                         });
+
 TEST(Explain, WithoutKeyExplainsAndJudgesNothing) {
   TempDir dir;
   const testing::RealDump d = testing::MakeRealDump(dir);
@@ -363,6 +548,14 @@ TEST(Explain, BadInputIsOneLineAndExitTwo) {
        {std::vector<std::string>{"sigrace explain", dir.path() + "/missing"},
         std::vector<std::string>{"sigrace explain", junk},
         std::vector<std::string>{"sigrace explain", junk, "--key", junk},
+        // Deriving: no sidecar beside the file; no algorithm; both a key
+        // file and a seed; an unknown algorithm.
+        std::vector<std::string>{"sigrace explain", junk, "--derive"},
+        std::vector<std::string>{"sigrace explain", junk, "--seed", "7"},
+        std::vector<std::string>{"sigrace explain", junk, "--seed", "7",
+                                 "--key", junk},
+        std::vector<std::string>{"sigrace explain", junk, "--seed", "7",
+                                 "--alg", "md5"},
         std::vector<std::string>{"sigrace explain", "--bogus"}}) {
     ::testing::internal::CaptureStderr();
     CmdRun r = Call(ExplainMain, args);

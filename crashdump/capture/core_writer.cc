@@ -184,16 +184,19 @@ class NoteBuf {
 // first. Called with every other thread frozen, so the ring holds still;
 // a slot a frozen writer left half-written is a kFlightTorn record. Labels
 // are the registry's static strings, copied and cut to kFlightLabelLen.
-void AddFlightRecorderNote(NoteBuf& nb) {
+void AddFlightRecorderNote(NoteBuf& nb, uint64_t fault_ns) {
   const uint64_t next = FlightRecorderNext();
   const uint64_t first = next > kFlightRingSize ? next - kFlightRingSize : 0;
   const size_t count = static_cast<size_t>(next - first);
+  const size_t head = sizeof(FlightHeader) + sizeof(FlightFault);
   char* d = nb.Add(kSigraceNoteOwner, kNoteFlightRecorder,
-                   sizeof(FlightHeader) + count * sizeof(FlightRecord));
+                   head + count * sizeof(FlightRecord));
   if (d == nullptr) return;
   FlightHeader h{kFlightVersion, static_cast<uint32_t>(count),           next,
                  ss::NowNs(),    static_cast<uint32_t>(kFlightRingSize), 0};
-  char* rec = d + sizeof(FlightHeader);
+  const FlightFault fault{fault_ns, 0};
+  memcpy(d + sizeof(FlightHeader), &fault, sizeof(fault));
+  char* rec = d + head;
   for (uint64_t i = first; i < next; ++i, rec += sizeof(FlightRecord)) {
     FlightRecord r;
     memset(&r, 0, sizeof(r));
@@ -673,7 +676,7 @@ bool WriteCore(const CoreInput& in, int fd, CoreOutput* out) {
   }
   nb.AddCopy(kSigraceNoteOwner, kNoteMeta, in.meta, in.meta_len);
   nb.AddCopy(kSigraceNoteOwner, kNoteBacktrace, in.backtrace, in.backtrace_len);
-  AddFlightRecorderNote(nb);
+  AddFlightRecorderNote(nb, in.fault_ns);
   if (nb.overflow()) {
     out->error = 105;  // ENOBUFS
     out->stage = "notes";

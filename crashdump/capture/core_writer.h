@@ -74,6 +74,9 @@ struct CoreInput {
   size_t meta_len = 0;
   const char* backtrace = nullptr;  // kNoteBacktrace text
   size_t backtrace_len = 0;
+  // CLOCK_MONOTONIC at the signal's entry into the handler: the flight
+  // recorder note's FlightFault (0: unknown).
+  uint64_t fault_ns = 0;
   // Scratch owned by the caller.
   char* note_buf = nullptr;
   size_t note_cap = 0;

@@ -371,6 +371,7 @@ void FillCoreInput(DumpContext* d, CoreInput* in) {
   in->meta_len = d->meta_len;
   in->backtrace = sc.backtrace;
   in->backtrace_len = d->backtrace_len;
+  in->fault_ns = d->entry_ns;
   in->note_buf = sc.note_buf;
   in->note_cap = sizeof(sc.note_buf);
   in->copy_buf = sc.copy_buf;
@@ -464,9 +465,10 @@ void RunSteps(DumpContext* d) {
 
 }  // namespace
 
-void RunDump(int sig, siginfo_t* info, ucontext_t* uc, bool live,
-             DumpResult* r) {
+void RunDump(int sig, siginfo_t* info, ucontext_t* uc, bool live, DumpResult* r,
+             uint64_t entry_ns) {
   DumpContext d;
+  d.entry_ns = entry_ns;
   d.sig = sig;
   d.info = info;
   d.uc = uc;
@@ -658,6 +660,7 @@ size_t Backtrace(const ucontext_t* uc, char* buf, size_t cap) {
 }
 
 void UnwindThreads(DumpContext* d) {
+  const uint64_t unwind_t0 = NowNs();
   Scratch& sc = *g_scratch;
   d->npreserved = 0;
   ss::Text t(sc.backtrace, sizeof(sc.backtrace));
@@ -681,6 +684,7 @@ void UnwindThreads(DumpContext* d) {
   SortPreserved(d);
   d->backtrace_len = t.size();
   d->r->preserved_words = static_cast<uint32_t>(d->npreserved);
+  d->r->unwind_ns = NowNs() - unwind_t0;
 }
 
 bool OpenDumpFile(DumpContext* d) {

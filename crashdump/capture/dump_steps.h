@@ -55,6 +55,7 @@ struct DumpContext {
   pid_t pid = 0;
   pid_t self = 0;
   uint64_t t0 = 0;            // handler entry, NowNs()
+  uint64_t entry_ns = 0;      // signal entry (before the owner CAS)
   uint32_t gen = 0;           // this attempt's sequence number
   uintptr_t entry_sp = 0;     // RunDump's frame: the owner's handler stack
   bool owner_on_alt = false;  // the owner runs on its alternate stack
@@ -74,10 +75,11 @@ struct DumpContext {
   long fd = -1;           // the open output
 };
 
-// The whole dump attempt; fills `r`. Owner only.
+// The whole dump attempt; fills `r`. Owner only. `entry_ns`: NowNs() at
+// the signal's entry into the handler, the dump's fault time.
 // Safe to call from a signal handler.
-void RunDump(int sig, siginfo_t* info, ucontext_t* uc, bool live,
-             DumpResult* r);
+void RunDump(int sig, siginfo_t* info, ucontext_t* uc, bool live, DumpResult* r,
+             uint64_t entry_ns);
 
 // Numbers the attempt and resets `d->r` and the per-dump globals.
 // Safe to call from a signal handler.

@@ -179,6 +179,9 @@ void OnSignal(int sig, siginfo_t* info, void* ucv) {
     errno = saved_errno;
     return;
   }
+  // The dump's fault time (kNoteFlightRecorder's FlightFault), before any
+  // wait for another thread's dump.
+  const uint64_t entry_ns = NowNs();
   const pid_t self = ss::Gettid();
   const bool request = sig == g_req_sig;
   // Returning from a kernel-raised fault re-runs the faulting instruction,
@@ -209,7 +212,7 @@ void OnSignal(int sig, siginfo_t* info, void* ucv) {
   }
 
   DumpResult result;
-  RunDump(sig, info, uc, live, &result);
+  RunDump(sig, info, uc, live, &result, entry_ns);
   if (g_on_dump != nullptr) g_on_dump(result);
   EndDump(sig, info, live, result);
   errno = saved_errno;

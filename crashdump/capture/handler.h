@@ -115,6 +115,7 @@ struct DumpResult {
   uint32_t preserved_words = 0;  // secret-stack words kept for unwinding
   uint64_t freeze_ns = 0;        // time to freeze every other thread
   uint64_t maps_ns = 0;          // reading /proc/self/smaps, auxv, cmdline
+  uint64_t unwind_ns = 0;        // the libunwind pass over every thread
   uint64_t write_ns = 0;         // writing and sealing the core
   uint64_t total_ns = 0;         // handler entry to sealed
 };

@@ -28,7 +28,8 @@
 //     the crashing thread, symbolized with libunwind at dump time; then,
 //     for every other captured thread, a "thread TID\n" line followed by
 //     that thread's frames in the same form.
-//   kNoteFlightRecorder: FlightHeader then FlightRecord[count]: the
+//   kNoteFlightRecorder: FlightHeader, FlightFault (the monotonic time
+//     of the signal's entry into the handler), then FlightRecord[count]: the
 //     registry's last events (publish, update, unpublish, scope enter and
 //     exit), oldest first, read from its ring after every other thread was
 //     frozen. Addresses, lengths, thread ids, timestamps and label strings
@@ -125,7 +126,10 @@ struct PreservedWord {
 };
 static_assert(sizeof(PreservedHeader) == 8);
 static_assert(sizeof(PreservedWord) == 16);
-inline constexpr uint32_t kFlightVersion = 1;
+// Version 2 (written): FlightHeader, FlightFault, then the records.
+// Version 1 (still read): FlightHeader, then the records; no fault time.
+inline constexpr uint32_t kFlightVersion = 2;
+inline constexpr uint32_t kFlightVersionNoFault = 1;
 inline constexpr size_t kFlightLabelLen = 48;
 
 // FlightRecord::kind: the registry's FlightEventKind, or kFlightTorn for a
@@ -159,7 +163,15 @@ struct FlightRecord {
   uint32_t reserved;
   char label[kFlightLabelLen];  // NUL-terminated, truncated
 };
+// Version 2: follows the header. The handler's entry on the crashing
+// thread, on the same clock as the records' time_ns, so a reader can say
+// how long before the fault each event happened.
+struct FlightFault {
+  uint64_t fault_ns;  // CLOCK_MONOTONIC at signal entry; 0: unknown
+  uint64_t reserved;
+};
 static_assert(sizeof(FlightHeader) == 32);
+static_assert(sizeof(FlightFault) == 16);
 static_assert(sizeof(FlightRecord) == 112);
 
 // The seal trailer's magic names its version; the reader accepts both

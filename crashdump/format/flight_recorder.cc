@@ -49,11 +49,20 @@ StatusOr<std::optional<FlightLog>> ReadFlightRecorder(const CoreReader& r) {
   }
   FlightHeader h;
   memcpy(&h, d, sizeof(h));
-  if (h.version != kFlightVersion) {
+  if (h.version != kFlightVersion && h.version != kFlightVersionNoFault) {
     return DataLossError("flight recorder: unknown version " +
                          std::to_string(h.version));
   }
-  if (h.count > (size - sizeof(FlightHeader)) / sizeof(FlightRecord)) {
+  uint64_t head = sizeof(FlightHeader);
+  FlightFault fault{0, 0};
+  if (h.version == kFlightVersion) {
+    if (size < head + sizeof(FlightFault)) {
+      return DataLossError("flight recorder: note shorter than its header");
+    }
+    memcpy(&fault, d + head, sizeof(fault));
+    head += sizeof(FlightFault);
+  }
+  if (h.count > (size - head) / sizeof(FlightRecord)) {
     return DataLossError("flight recorder: " + std::to_string(h.count) +
                          " records do not fit a " + std::to_string(size) +
                          "-byte note");
@@ -61,12 +70,12 @@ StatusOr<std::optional<FlightLog>> ReadFlightRecorder(const CoreReader& r) {
   FlightLog log;
   log.next = h.next;
   log.read_ns = h.read_ns;
+  log.fault_ns = fault.fault_ns;
   log.capacity = h.capacity;
   log.events.reserve(h.count);
   for (uint32_t i = 0; i < h.count; ++i) {
     FlightRecord rec;
-    memcpy(&rec, d + sizeof(FlightHeader) + i * sizeof(FlightRecord),
-           sizeof(rec));
+    memcpy(&rec, d + head + i * sizeof(FlightRecord), sizeof(rec));
     FlightEntry e;
     e.index = rec.index;
     e.kind = rec.kind;

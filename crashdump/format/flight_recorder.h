@@ -41,6 +41,9 @@ struct FlightEntry {
 struct FlightLog {
   uint64_t next = 0;     // events the process recorded in all
   uint64_t read_ns = 0;  // when the handler read the ring
+  // When the signal entered the handler on the crashing thread (version 2
+  // notes); 0 in a version 1 note. Same clock as FlightEntry::time_ns.
+  uint64_t fault_ns = 0;
   uint32_t capacity = 0;
   uint32_t torn = 0;
   std::vector<FlightEntry> events;  // oldest first

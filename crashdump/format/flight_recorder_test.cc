@@ -20,10 +20,17 @@ using testing::SyntheticCore;
 std::vector<uint8_t> Note(uint32_t version, uint32_t count,
                           const std::vector<FlightRecord>& recs) {
   FlightHeader h{version, count, 77, 5000, 1024, 0};
-  std::vector<uint8_t> d(sizeof h + recs.size() * sizeof(FlightRecord));
+  // Version 2 and later carry the fault time after the header.
+  const size_t head =
+      sizeof h + (version >= kFlightVersion ? sizeof(FlightFault) : 0);
+  std::vector<uint8_t> d(head + recs.size() * sizeof(FlightRecord));
   memcpy(d.data(), &h, sizeof h);
+  if (head > sizeof h) {
+    const FlightFault fault{4900, 0};
+    memcpy(d.data() + sizeof h, &fault, sizeof fault);
+  }
   if (!recs.empty()) {
-    memcpy(d.data() + sizeof h, recs.data(), recs.size() * sizeof recs[0]);
+    memcpy(d.data() + head, recs.data(), recs.size() * sizeof recs[0]);
   }
   return d;
 }
@@ -72,6 +79,7 @@ TEST(FlightRecorderNote, ParsesRecordsTornSlotsAndLongLabels) {
   const FlightLog& f = **log;
   EXPECT_EQ(f.next, 77u);
   EXPECT_EQ(f.read_ns, 5000u);
+  EXPECT_EQ(f.fault_ns, 4900u);
   EXPECT_EQ(f.capacity, 1024u);
   ASSERT_EQ(f.events.size(), 3u);
   EXPECT_EQ(f.events[0].label, "signer.working");
@@ -82,6 +90,18 @@ TEST(FlightRecorderNote, ParsesRecordsTornSlotsAndLongLabels) {
   EXPECT_FALSE(f.events[1].Holds(0));
   EXPECT_EQ(f.torn, 1u);
   EXPECT_EQ(f.events[2].label, std::string(kFlightLabelLen, 'x'));
+}
+
+TEST(FlightRecorderNote, VersionOneHasNoFaultTimeAndStillReads) {
+  std::vector<uint8_t> file;
+  auto log = ReadWith(
+      {Note(kFlightVersionNoFault, 1, {Rec(5, kFlightPublish, "v1")})}, &file);
+  ASSERT_TRUE(log.ok()) << log.status().ToString();
+  ASSERT_TRUE(log->has_value());
+  EXPECT_EQ((*log)->fault_ns, 0u);
+  ASSERT_EQ((*log)->events.size(), 1u);
+  EXPECT_EQ((*log)->events[0].label, "v1");
+  EXPECT_EQ((*log)->events[0].index, 5u);
 }
 
 TEST(FlightRecorderNote, AbsentIsNotAnError) {
@@ -96,8 +116,12 @@ TEST(FlightRecorderNote, MalformedNotesAreDataLoss) {
   const std::vector<uint8_t> good =
       Note(kFlightVersion, 1, {Rec(1, kFlightPublish, "a")});
   std::vector<uint8_t> short_header(good.begin(), good.begin() + 16);
+  // A version 2 header cut inside its fault time.
+  std::vector<uint8_t> short_fault(good.begin(),
+                                   good.begin() + sizeof(FlightHeader) + 8);
   const std::vector<std::vector<std::vector<uint8_t>>> bad = {
       {short_header},
+      {short_fault},
       {Note(kFlightVersion, 2, {Rec(1, kFlightPublish, "a")})},  // count
       {Note(kFlightVersion, 0xffffffffu, {})},
       {Note(kFlightVersion + 1, 1, {Rec(1, kFlightPublish, "a")})},
