@@ -18,6 +18,38 @@ function(sigrace_cc_library)
   add_library(sigrace::${ARG_NAME} ALIAS ${ARG_NAME})
 endfunction()
 
+# sigrace_test_executable(TARGET LABELS ...)
+# Records that tests with these labels run TARGET, so that the sanitizer
+# presets build only what their test presets run (sigrace_test_aggregates).
+# sigrace_cc_test calls it; an executable behind a hand-written add_test
+# must call it too (a test whose executable was not built fails loudly).
+function(sigrace_test_executable target)
+  set_property(GLOBAL APPEND PROPERTY SIGRACE_TEST_EXECUTABLES ${target})
+  set_property(TARGET ${target} PROPERTY SIGRACE_TEST_LABELS ${ARGN})
+endfunction()
+
+# Defines two targets, called once at the end of the top-level list file:
+#   unit_tests  every executable a `unit` test runs, and sigrace (the asan
+#               preset runs `-L unit`)
+#   tsan_tests  every executable a test without `notsan` runs, and sigrace
+#               (the tsan preset excludes `notsan`)
+function(sigrace_test_aggregates)
+  add_custom_target(unit_tests)
+  add_custom_target(tsan_tests)
+  add_dependencies(unit_tests sigrace)
+  add_dependencies(tsan_tests sigrace)
+  get_property(executables GLOBAL PROPERTY SIGRACE_TEST_EXECUTABLES)
+  foreach(t IN LISTS executables)
+    get_property(labels TARGET ${t} PROPERTY SIGRACE_TEST_LABELS)
+    if("unit" IN_LIST labels)
+      add_dependencies(unit_tests ${t})
+    endif()
+    if(NOT "notsan" IN_LIST labels)
+      add_dependencies(tsan_tests ${t})
+    endif()
+  endforeach()
+endfunction()
+
 # sigrace_cc_test(NAME name SRCS ... DEPS ... LABELS unit;notsan
 #                 [TIMEOUT s] [ENVIRONMENT K=V ...])
 # Every test gets at least one label; test presets select by label.
@@ -33,6 +65,7 @@ function(sigrace_cc_test)
   # One ctest entry per executable keeps ctest fast; gtest filters work as
   # usual through the executable.
   add_test(NAME ${ARG_NAME} COMMAND ${ARG_NAME})
+  sigrace_test_executable(${ARG_NAME} ${ARG_LABELS})
   if(NOT ARG_TIMEOUT)
     set(ARG_TIMEOUT 300)
   endif()
