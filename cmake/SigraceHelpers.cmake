@@ -21,8 +21,9 @@ endfunction()
 # sigrace_test_executable(TARGET LABELS ...)
 # Records that tests with these labels run TARGET, so that the sanitizer
 # presets build only what their test presets run (sigrace_test_aggregates).
-# sigrace_cc_test calls it; an executable behind a hand-written add_test
-# must call it too (a test whose executable was not built fails loudly).
+# sigrace_cc_test calls it; a target behind a hand-written add_test (an
+# executable, or objects a test reads) must be named here too: a test whose
+# target was not built fails loudly, never passes.
 function(sigrace_test_executable target)
   set_property(GLOBAL APPEND PROPERTY SIGRACE_TEST_EXECUTABLES ${target})
   set_property(TARGET ${target} PROPERTY SIGRACE_TEST_LABELS ${ARGN})
