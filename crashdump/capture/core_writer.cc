@@ -224,6 +224,7 @@ void AddFlightRecorderNote(NoteBuf& nb, uint64_t fault_ns) {
 void ZeroUnusedXstate(char* d, size_t size);
 void ClearXstateBeyond(char* d, size_t carried);
 size_t XstateNoteSize();
+void AddXsaveLayoutNote(NoteBuf& nb);
 
 void FillRegs(const ThreadCapture& t, user_regs_struct* r) {
   const greg_t* g = t.uc->uc_mcontext.gregs;
@@ -468,6 +469,9 @@ XstateComponent g_xstate[64];
 // CPUID 0xD sub-leaf 0, EBX: the XSAVE area size for the features XCR0
 // enables, which is the size of the kernel's NT_X86_XSTATE note.
 std::atomic<uint32_t> g_xstate_note_size{0};
+// XCR0 (xgetbv 0): the user features the kernel enabled; 0 without
+// OSXSAVE.
+std::atomic<uint64_t> g_xcr0{0};
 std::atomic<bool> g_xstate_ready{false};
 
 void LoadXstateLayout() {
@@ -478,6 +482,18 @@ void LoadXstateLayout() {
                      : "=a"(a), "=b"(b), "=c"(c), "=d"(dd)
                      : "a"(0xd), "c"(0));
     g_xstate_note_size.store(b, std::memory_order_relaxed);
+  }
+  {
+    unsigned a, b, c, dd;
+    __asm__ volatile("cpuid"
+                     : "=a"(a), "=b"(b), "=c"(c), "=d"(dd)
+                     : "a"(1), "c"(0));
+    if ((c & (1u << 27)) != 0) {  // OSXSAVE: xgetbv may run
+      unsigned lo, hi;
+      __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+      g_xcr0.store((static_cast<uint64_t>(hi) << 32) | lo,
+                   std::memory_order_relaxed);
+    }
   }
   for (unsigned i = 2; i < 64; ++i) {
     unsigned a, b, c, dd;
@@ -511,6 +527,37 @@ void ZeroUnusedXstate(char* d, size_t size) {
 size_t XstateNoteSize() {
   LoadXstateLayout();
   return g_xstate_note_size.load(std::memory_order_relaxed);
+}
+
+// NT_X86_XSAVE_LAYOUT, as the kernel writes it after every thread's notes
+// (Linux 6.9 and later): for each extended feature XCR0 enables, its type,
+// its size and its offset in the XSAVE area, and a flags word that is 0.
+// A debugger that reads it takes the layout from the dump instead of
+// assuming Intel's offsets, which this kind of AMD CPU does not use (gdb 13,
+// which does not read it, calls such a CPU's XSTATE note "too small").
+constexpr uint32_t kNtX86XsaveLayout = 0x205;
+
+void AddXsaveLayoutNote(NoteBuf& nb) {
+  LoadXstateLayout();
+  const uint64_t xcr0 = g_xcr0.load(std::memory_order_relaxed);
+  size_t n = 0;
+  for (unsigned i = 2; i < 64; ++i) {
+    if ((xcr0 & (1ull << i)) != 0 &&
+        g_xstate[i].size.load(std::memory_order_relaxed) != 0) {
+      ++n;
+    }
+  }
+  if (n == 0) return;
+  char* d = nb.Add("LINUX", kNtX86XsaveLayout, n * 16);
+  if (d == nullptr) return;
+  for (unsigned i = 2; i < 64; ++i) {
+    const uint32_t size = g_xstate[i].size.load(std::memory_order_relaxed);
+    if ((xcr0 & (1ull << i)) == 0 || size == 0) continue;
+    const uint32_t rec[4] = {
+        i, size, g_xstate[i].offset.load(std::memory_order_relaxed), 0};
+    memcpy(d, rec, sizeof(rec));
+    d += sizeof(rec);
+  }
 }
 
 // Clears the XSTATE_BV bit of every component that does not lie wholly
@@ -657,6 +704,7 @@ bool WriteCore(const CoreInput& in, int fd, CoreOutput* out) {
   for (size_t i = 0; i < in.thread_count; ++i) {
     AddThreadNotes(nb, in, in.threads[i], i == 0, mt.maps, nloads, mt.pool);
   }
+  AddXsaveLayoutNote(nb);
   {
     const size_t records = in.redaction_count * sizeof(RedactionRecord);
     const size_t words = in.preserved_count * sizeof(PreservedWord);

@@ -371,6 +371,17 @@ std::pair<uint64_t, uint64_t> XstateNote(const CoreReader& r) {
   return {0, 0};
 }
 
+// The bytes of the NT_X86_XSAVE_LAYOUT note (0x205), empty if none.
+std::string XsaveLayoutNote(const CoreReader& r) {
+  for (const NoteInfo& n : r.notes()) {
+    if (n.owner == "LINUX" && n.type == 0x205) {
+      return std::string(
+          reinterpret_cast<const char*>(r.data() + n.desc_offset), n.desc_size);
+    }
+  }
+  return "";
+}
+
 // The handler's backtrace note by thread: the crashing thread's frames,
 // then "thread TID" and each other thread's.
 std::map<long, std::vector<uint64_t>> HandlerBacktraces(const CoreReader& r) {
@@ -521,6 +532,12 @@ void UnwindDump::CheckDump(const std::string& mode) {
     ASSERT_TRUE(k.ok()) << k.status().ToString();
     EXPECT_EQ(XstateNote(r), XstateNote(**k));
     EXPECT_NE(XstateNote(r).first, 0u);
+    // The XSAVE layout note is the kernel's, byte for byte, where the
+    // kernel writes one (6.9 and later).
+    const std::string kernel_layout = XsaveLayoutNote(**k);
+    if (!kernel_layout.empty()) {
+      EXPECT_EQ(XsaveLayoutNote(r), kernel_layout);
+    }
   } else {
     EXPECT_TRUE(g.warnings.empty()) << g.out;
   }
