@@ -281,8 +281,8 @@ Status HashFile(const std::string& path, uint64_t* size, std::string* hex) {
 class Driver {
  public:
   Driver(const StressOptions& opts, const VariantEntry& variant,
-         const std::string& command)
-      : opts_(opts), variant_(variant) {
+         const std::string& command, DumpGate* gate)
+      : opts_(opts), variant_(variant), gate_(gate) {
     report_.command = command;
     report_.run_id = NewRunId();
     report_.options = opts;
@@ -306,11 +306,20 @@ class Driver {
   // from `path`), deletes a clean fatal dump.
   void Judge(KeyOracle& oracle, const std::string& path, int fd,
              TrialResult* r);
+  // Stages the dump in `fd` with the gate, awaits its decision and judges
+  // the trial on it: a released dump with the oracle in the outbox
+  // (Judge), a quarantined one counted as held back.
+  void JudgeThroughGate(KeyOracle& oracle, int fd, TrialResult* r);
   bool Done(uint64_t trial_index) const;
   void Record(TrialResult r);
 
   const StressOptions opts_;
   const VariantEntry variant_;
+  DumpGate* const gate_;  // --through-gate, else null
+  // The oracle and key count the gate process judges with: a new oracle
+  // or a new key restarts it.
+  const KeyOracle* gate_oracle_ = nullptr;
+  size_t gate_keys_ = 0;
   PlanInputs inputs_;
   RunReport report_;
   Clock::time_point start_;
@@ -574,6 +583,56 @@ void Driver::Judge(KeyOracle& oracle, const std::string& path, int fd,
   }
 }
 
+void Driver::JudgeThroughGate(KeyOracle& oracle, int fd, TrialResult* r) {
+  auto error = [r](const std::string& m) {
+    r->verdict = Verdict::kHarnessError;
+    r->message = "gate: " + m;
+  };
+  Status st = oracle.DeriveMissing();
+  if (!st.ok()) return error("deriving an announced key: " + st.message());
+  StatusOr<const crashdump::Scanner*> scanner = oracle.scanner();
+  if (!scanner.ok()) return error(scanner.status().message());
+  if (gate_oracle_ != &oracle || gate_keys_ != oracle.size()) {
+    // The gate process holds the keys known now (it is forked with them).
+    st = gate_->Start(*scanner);
+    if (!st.ok()) return error(st.message());
+    gate_oracle_ = &oracle;
+    gate_keys_ = oracle.size();
+  }
+  StatusOr<int> out = gate_->Stage(r->plan.trial, r->plan.alg);
+  if (!out.ok()) return error(out.status().message());
+  st = CopyFd(fd, *out, "staged dump");
+  if (close(*out) != 0 && st.ok()) st = ErrnoError("close staged dump", errno);
+  if (!st.ok()) return error(st.message());
+  StatusOr<GateOutcome> o = gate_->Await(r->plan.trial);
+  if (!o.ok()) return error(o.status().message());
+  if (o->released) {
+    r->gate_outcome = "released";
+    if (o->path.empty()) return error("released dump not in the outbox");
+    // The oracle on the bytes that left, never the gate's word.
+    Judge(oracle, o->path, -1, r);
+    unlink(o->path.c_str());  // a leak's dump was moved to --out by Judge
+    return;
+  }
+  r->gate_outcome = "quarantined";
+  r->gate_reason = o->reason;
+  if (!o->path.empty()) {
+    // Held back: a key in it was stopped, not leaked.
+    StatusOr<crashdump::ScanReport> scan = (*scanner)->ScanFile(o->path);
+    if (scan.ok()) {
+      r->dump_size = scan->file_size;
+      r->dump_searched = scan->bytes_searched;
+      for (const crashdump::Finding& f : scan->findings) {
+        if (crashdump::IsLeak(f.kind)) r->gate_stopped = true;
+      }
+    } else if (o->reason == "key-found") {
+      r->gate_stopped = true;
+    }
+    unlink(o->path.c_str());  // its reason file stays
+  }
+  r->verdict = Verdict::kClean;
+}
+
 // A cover-check violation the worker reported with this trial (stress/
 // cover_watch.h) fails it as a leak: the window opened, whether or not
 // the fault landed in it. The finding names the check and the cover's
@@ -622,6 +681,7 @@ StatusOr<RunReport> Driver::RunLive() {
     if (!w.ok()) return w.status();
     worker = std::move(*w);
     oracle = NewOracle(serial);
+    gate_oracle_ = nullptr;  // the gate judges with the new worker's keys
     worker_tsan = nlohmann::json();
     handover_ms = 0;
     Status st = AwaitHello(*worker, *oracle);
@@ -716,7 +776,12 @@ StatusOr<RunReport> Driver::RunLive() {
         r.message = "dump arrived without its memfd";
       } else {
         r.freeze = FreezeRecord(j);
-        Judge(*oracle, "/proc/self/fd/" + std::to_string(m->fd), m->fd, &r);
+        if (gate_ != nullptr) {
+          JudgeThroughGate(*oracle, m->fd, &r);
+        } else {
+          Judge(*oracle, "/proc/self/fd/" + std::to_string(m->fd), m->fd,
+                &r);
+        }
       }
       if (j.is_object())
         JudgeCoverReport(j.value("cover", nlohmann::json()), &r);
@@ -863,6 +928,15 @@ StatusOr<RunReport> Driver::RunFatal() {
     } else if (dumps.size() != 1) {
       r.message =
           "expected exactly one dump, found " + std::to_string(dumps.size());
+    } else if (gate_ != nullptr) {
+      StatusOr<int> in = OpenRegularFile(dumps[0]);
+      if (in.ok()) {
+        JudgeThroughGate(oracle, *in, &r);
+        close(*in);
+      } else {
+        r.message = "gate: " + in.status().message();
+      }
+      gate_oracle_ = nullptr;  // this trial's oracle is gone after it
     } else {
       Judge(oracle, dumps[0], -1, &r);
     }
@@ -911,6 +985,7 @@ StatusOr<RunReport> Driver::Run() {
   }
   report_.elapsed_s =
       std::chrono::duration<double>(Clock::now() - start_).count();
+  report_.through_gate = gate_ != nullptr;
   // The driver's own TSan reports count too (a TSan build of the driver).
   if (tsan::Enabled()) {
     const tsan::Counts c = tsan::Snapshot();
@@ -932,10 +1007,10 @@ StatusOr<RunReport> Driver::Run() {
 
 StatusOr<RunReport> RunStress(const StressOptions& opts,
                               const VariantEntry& variant,
-                              const std::string& command) {
+                              const std::string& command, DumpGate* gate) {
   InstallStopHandler();
   Stopping();
-  Driver d(opts, variant, command);
+  Driver d(opts, variant, command, gate);
   return d.Run();
 }
 

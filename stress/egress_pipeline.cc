@@ -372,6 +372,62 @@ void JudgeOne(const crashdump::Gate& gate, const std::string& name) {
   }
 }
 
+// Forks the gate process with `g` and waits for its hello: on success
+// `*pid` and `*channel` are the driver's handles on it. Shared by the
+// pipeline and GateService (the signer stress through the gate).
+Status StartGateProcess(GateProc g, pid_t* pid_out,
+                        std::unique_ptr<Channel>* channel) {
+  int mine = -1, theirs = -1;
+  SIGRACE_RETURN_IF_ERROR(MakeChannelPair(&mine, &theirs));
+  const pid_t pid = fork();
+  if (pid < 0) {
+    const int e = errno;
+    close(mine);
+    close(theirs);
+    return ErrnoError("fork the gate", e);
+  }
+  if (pid == 0) {
+    // The gate holds no descriptor of the driver's: a writer's descriptor
+    // held here would keep its IN_CLOSE_WRITE from ever firing.
+    const long max_fd = std::min<long>(sysconf(_SC_OPEN_MAX), 65536);
+    for (int fd = 3; fd < max_fd; ++fd) {
+      if (fd != theirs) close(fd);
+    }
+    GateMain(std::move(g), theirs);
+  }
+  close(theirs);
+  *pid_out = pid;
+  *channel = std::make_unique<Channel>(mine);
+  StatusOr<Message> m = (*channel)->Recv(60000);
+  if (!m.ok())
+    return InternalError("gate did not start: " + m.status().message());
+  if (m->type == 'E') return InternalError(m->payload);
+  if (m->type != 'H') return InternalError("gate: unexpected first message");
+  return Status::Ok();
+}
+
+// Asks the gate process to quit and waits for it.
+void StopGateProcess(pid_t* pid, std::unique_ptr<Channel>* channel) {
+  if (*pid <= 0) return;
+  if (*channel) (void)(*channel)->Send('Q', "");
+  channel->reset();
+  int ws = 0;
+  waitpid(*pid, &ws, 0);
+  *pid = -1;
+}
+
+// The three directories of a gate, fresh or emptied.
+Status MakeGateDirs(const std::string& out_dir, std::string* staging,
+                    std::string* outbox, std::string* quarantine) {
+  SIGRACE_RETURN_IF_ERROR(PrepareOutputDir(out_dir));
+  *staging = out_dir + "/staging";
+  *outbox = out_dir + "/outbox";
+  *quarantine = out_dir + "/quarantine";
+  SIGRACE_RETURN_IF_ERROR(EmptyDir(*staging));
+  SIGRACE_RETURN_IF_ERROR(EmptyDir(*outbox));
+  return EmptyDir(*quarantine);
+}
+
 // -------------------------------------------------------------- the driver
 
 struct Pending {
@@ -444,13 +500,8 @@ class Pipeline {
 };
 
 Status Pipeline::Setup() {
-  SIGRACE_RETURN_IF_ERROR(PrepareOutputDir(o_.out_dir));
-  staging_ = o_.out_dir + "/staging";
-  outbox_ = o_.out_dir + "/outbox";
-  quarantine_ = o_.out_dir + "/quarantine";
-  SIGRACE_RETURN_IF_ERROR(EmptyDir(staging_));
-  SIGRACE_RETURN_IF_ERROR(EmptyDir(outbox_));
-  SIGRACE_RETURN_IF_ERROR(EmptyDir(quarantine_));
+  SIGRACE_RETURN_IF_ERROR(
+      MakeGateDirs(o_.out_dir, &staging_, &outbox_, &quarantine_));
   StatusOr<int> sfd = OpenDir(staging_);
   if (!sfd.ok()) return sfd.status();
   staging_fd_ = *sfd;
@@ -542,8 +593,6 @@ Status Pipeline::Setup() {
 }
 
 Status Pipeline::StartGate() {
-  int mine = -1, theirs = -1;
-  SIGRACE_RETURN_IF_ERROR(MakeChannelPair(&mine, &theirs));
   GateProc g;
   g.o = &o_;
   g.scanner = oracle_.get();
@@ -551,41 +600,10 @@ Status Pipeline::StartGate() {
   g.staging = staging_;
   g.outbox = outbox_;
   g.quarantine = quarantine_;
-  const pid_t pid = fork();
-  if (pid < 0) {
-    const int e = errno;
-    close(mine);
-    close(theirs);
-    return ErrnoError("fork the gate", e);
-  }
-  if (pid == 0) {
-    // The gate holds no descriptor of the driver's: a writer's descriptor
-    // held here would keep its IN_CLOSE_WRITE from ever firing.
-    const long max_fd = std::min<long>(sysconf(_SC_OPEN_MAX), 65536);
-    for (int fd = 3; fd < max_fd; ++fd) {
-      if (fd != theirs) close(fd);
-    }
-    GateMain(std::move(g), theirs);
-  }
-  close(theirs);
-  gate_pid_ = pid;
-  gate_ = std::make_unique<Channel>(mine);
-  StatusOr<Message> m = gate_->Recv(60000);
-  if (!m.ok())
-    return InternalError("gate did not start: " + m.status().message());
-  if (m->type == 'E') return InternalError(m->payload);
-  if (m->type != 'H') return InternalError("gate: unexpected first message");
-  return Status::Ok();
+  return StartGateProcess(std::move(g), &gate_pid_, &gate_);
 }
 
-void Pipeline::StopGate() {
-  if (gate_pid_ <= 0) return;
-  if (gate_) (void)gate_->Send('Q', "");
-  gate_.reset();
-  int ws = 0;
-  waitpid(gate_pid_, &ws, 0);
-  gate_pid_ = -1;
-}
+void Pipeline::StopGate() { StopGateProcess(&gate_pid_, &gate_); }
 
 Status Pipeline::StartTrial(uint64_t trial) {
   Pending p;
@@ -919,6 +937,100 @@ StatusOr<PipelineReport> Pipeline::Run() {
 }
 
 }  // namespace
+
+GateService::GateService(const std::string& out_dir, crashdump::GateMode mode,
+                         crashdump::GateScanner scanner,
+                         uint32_t judge_timeout_ms)
+    : out_dir_(out_dir), judge_timeout_ms_(judge_timeout_ms) {
+  // No faults: every staged dump is judged as it is (PlanEgressTrial
+  // draws kNone), so the gate's failpoint window never waits for a writer.
+  o_.out_dir = out_dir;
+  o_.gate_mode = mode;
+  o_.scanner = scanner;
+  o_.faults.clear();
+}
+
+GateService::~GateService() {
+  StopGateProcess(&pid_, &channel_);
+  if (staging_fd_ >= 0) close(staging_fd_);
+}
+
+Status GateService::Start(const crashdump::Scanner* scanner) {
+  StopGateProcess(&pid_, &channel_);
+  if (staging_fd_ < 0) {
+    SIGRACE_RETURN_IF_ERROR(
+        MakeGateDirs(out_dir_, &staging_, &outbox_, &quarantine_));
+    StatusOr<int> sfd = OpenDir(staging_);
+    if (!sfd.ok()) return sfd.status();
+    staging_fd_ = *sfd;
+  }
+  GateProc g;
+  g.o = &o_;
+  g.scanner = scanner;
+  g.crashed = &crashed_;
+  g.staging = staging_;
+  g.outbox = outbox_;
+  g.quarantine = quarantine_;
+  return StartGateProcess(std::move(g), &pid_, &channel_);
+}
+
+StatusOr<int> GateService::Stage(uint64_t trial, const std::string& alg) {
+  if (staging_fd_ < 0 || !channel_) return InternalError("gate not started");
+  if (alg.empty() || alg.find('/') != std::string::npos || alg[0] == '.') {
+    return InvalidArgumentError("bad algorithm name for a staged dump");
+  }
+  return CreateExclusiveAt(staging_fd_, TrialPrefix(trial) + alg + ".core",
+                           0600);
+}
+
+StatusOr<GateOutcome> GateService::Await(uint64_t trial) {
+  if (!channel_) return InternalError("gate not started");
+  const auto deadline =
+      Clock::now() + std::chrono::milliseconds(judge_timeout_ms_);
+  for (;;) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          deadline - Clock::now())
+                          .count();
+    if (left <= 0) break;
+    StatusOr<Message> m = channel_->Recv(static_cast<int>(left));
+    if (!m.ok()) {
+      if (m.status().code() == StatusCode::kUnavailable) break;
+      int ws = 0;
+      waitpid(pid_, &ws, 0);
+      pid_ = -1;
+      channel_.reset();
+      return InternalError("gate died: " + WaitStatusText(ws));
+    }
+    if (m->fd >= 0) close(m->fd);
+    if (m->type == 'E') return InternalError(m->payload);
+    if (m->type != 'D') continue;
+    const nlohmann::json j = nlohmann::json::parse(m->payload, nullptr, false);
+    if (!j.is_object() || j.value("trial", uint64_t{0}) != trial) continue;
+    const std::string outcome = j.value("outcome", "");
+    const std::string prefix = TrialPrefix(trial);
+    GateOutcome o;
+    if (outcome == "released") {
+      o.released = true;
+      for (const std::string& n : ListDir(outbox_)) {
+        if (n.rfind(prefix, 0) == 0) o.path = outbox_ + "/" + n;
+      }
+      return o;
+    }
+    if (outcome == "quarantined") {
+      o.reason = j.value("class", "refused");
+      for (const std::string& n : ListDir(quarantine_)) {
+        if (n.rfind(prefix, 0) == 0 && !EndsWith(n, ".reason")) {
+          o.path = quarantine_ + "/" + n;
+        }
+      }
+      return o;
+    }
+    return InternalError("gate: " + outcome + ": " + j.value("reason", ""));
+  }
+  return InternalError(
+      "dump of trial " + std::to_string(trial) + " not judged within " +
+      std::to_string(judge_timeout_ms_) + " ms");
+}
 
 const char* EgressFaultName(EgressFault fault) {
   for (const FaultName& f : kFaultNames) {

@@ -57,14 +57,20 @@
 #ifndef SIGRACE_STRESS_EGRESS_PIPELINE_H_
 #define SIGRACE_STRESS_EGRESS_PIPELINE_H_
 
+#include <sys/types.h>
+
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "base/status.h"
 #include "crashdump/egress/gate.h"
+#include "stress/channel.h"
+#include "stress/driver.h"
 
 namespace sigrace::stress {
 
@@ -178,6 +184,35 @@ std::string PipelineJson(const PipelineReport& report);
 
 // The command that replays one trial of this run.
 std::string PipelineReplayCommand(const PipelineOptions& o, uint64_t trial);
+
+// The pipeline's gate process as a service of the signer stress
+// (`sigrace stress --through-gate`, stress/driver.h DumpGate): the same
+// undumpable inotify gate on <out_dir>/staging, releasing to
+// <out_dir>/outbox or quarantining in <out_dir>/quarantine, with no
+// injected faults. Start forks it with the keys of `scanner` (again on
+// each new key); Stage creates a trial's staging file exclusively; Await
+// waits at most judge_timeout_ms for its decision.
+class GateService : public DumpGate {
+ public:
+  GateService(const std::string& out_dir, crashdump::GateMode mode,
+              crashdump::GateScanner scanner, uint32_t judge_timeout_ms);
+  ~GateService() override;
+  GateService(const GateService&) = delete;
+  GateService& operator=(const GateService&) = delete;
+
+  Status Start(const crashdump::Scanner* scanner) override;
+  StatusOr<int> Stage(uint64_t trial, const std::string& alg) override;
+  StatusOr<GateOutcome> Await(uint64_t trial) override;
+
+ private:
+  PipelineOptions o_;
+  std::string out_dir_, staging_, outbox_, quarantine_;
+  uint32_t judge_timeout_ms_;
+  int staging_fd_ = -1;
+  std::set<uint64_t> crashed_;  // unused: no gate-crash fault here
+  pid_t pid_ = -1;
+  std::unique_ptr<Channel> channel_;
+};
 
 }  // namespace sigrace::stress
 

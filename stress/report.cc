@@ -52,6 +52,12 @@ void RunReport::Add(const TrialResult& r) {
     redacted_bytes_verified += r.redacted_bytes_verified;
     redactions_not_applied += r.redactions_not_applied;
   }
+  if (r.gate_outcome == "released") ++gate_released;
+  if (r.gate_outcome == "quarantined") {
+    ++gate_quarantined;
+    ++gate_quarantined_by_reason[r.gate_reason];
+    if (r.gate_stopped) ++gate_stopped;
+  }
   switch (r.verdict) {
     case Verdict::kClean:
       ++clean;

@@ -154,6 +154,12 @@ struct TrialResult {
   uint64_t keys_received = 0, keys_derived = 0, keys_unknown = 0;
   uint64_t keys_received_new = 0, keys_derived_new = 0;
   double derive_ms = 0;  // driver time spent deriving for this trial
+  // --through-gate: what the gate did with the dump ("released",
+  // "quarantined"; "" not through a gate), its reason for holding it
+  // back, and whether a held-back dump held key material ("stopped").
+  std::string gate_outcome;
+  std::string gate_reason;
+  bool gate_stopped = false;
 
   // Distinct form and region names of the leaking findings, sorted.
   std::vector<std::string> Forms() const;
@@ -201,6 +207,12 @@ struct RunReport {
   uint64_t keys_received = 0, keys_derived = 0, trials_with_derived_keys = 0,
            keys_unknown = 0;
   double derive_s = 0;
+  // --through-gate: dumps the gate released and held back (by reason),
+  // and of those held back, the ones holding key material (stopped).
+  bool through_gate = false;
+  std::string gate_mode, gate_scanner;
+  uint64_t gate_released = 0, gate_quarantined = 0, gate_stopped = 0;
+  std::map<std::string, uint64_t> gate_quarantined_by_reason;
   std::vector<CellStats> cells;
   std::vector<TrialResult> leak_list;   // first 100
   std::vector<TrialResult> error_list;  // first 20

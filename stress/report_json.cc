@@ -172,6 +172,16 @@ nlohmann::json ReportJson(const RunReport& r) {
                  {"trials_with_derived_keys", r.trials_with_derived_keys},
                  {"keys_unknown", r.keys_unknown},
                  {"derive_s", r.derive_s}};
+  // --through-gate: null when the dumps were judged directly.
+  j["gate"] = r.through_gate
+                  ? nlohmann::json{{"mode", r.gate_mode},
+                                   {"scanner", r.gate_scanner},
+                                   {"released", r.gate_released},
+                                   {"quarantined", r.gate_quarantined},
+                                   {"quarantined_by_reason",
+                                    r.gate_quarantined_by_reason},
+                                   {"stopped", r.gate_stopped}}
+                  : nlohmann::json(nullptr);
   nlohmann::json cells = nlohmann::json::array();
   for (const CellStats& c : r.cells) {
     nlohmann::json cj;

@@ -150,6 +150,19 @@ std::string TextSummary(const RunReport& r) {
     }
     s += " seen)\n";
   }
+  if (r.through_gate) {
+    // What left through the gate was judged; what it held back is counted.
+    s += "gate " + r.gate_mode + ", scanner " + r.gate_scanner + ": " +
+         std::to_string(r.gate_released) + " dump(s) released, " +
+         std::to_string(r.gate_quarantined) + " held back";
+    std::string by;
+    for (const auto& [reason, n] : r.gate_quarantined_by_reason) {
+      by += (by.empty() ? "" : ", ") + reason + " " + std::to_string(n);
+    }
+    if (!by.empty()) s += " (" + by + ")";
+    s += "; " + std::to_string(r.gate_stopped) +
+         " held back holding key material (stopped)\n";
+  }
   s += "keys: " + std::to_string(r.keys_received) + " received, " +
        std::to_string(r.keys_derived) + " derived (" +
        std::to_string(r.trials_with_derived_keys) + " trial(s), " +

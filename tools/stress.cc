@@ -2,6 +2,7 @@
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -109,7 +110,7 @@ int StressMain(int argc, char** argv) {
   AddStressFlags(app, &opts, &text);
   AddShardFlags(app, &shard_text);
   // The egress pipeline (stress/egress_pipeline.h).
-  bool egress_pipeline = false;
+  bool egress_pipeline = false, through_gate = false;
   std::string gate_mode = "fixed", gate_scanner = "oracle",
               egress_faults = "all";
   uint32_t inflight = 4, judge_timeout_ms = 60000;
@@ -123,13 +124,22 @@ int StressMain(int argc, char** argv) {
                "torn dump there is a leak. Uses --trials, --seed, --trial, "
                "--alg, --out, --expect, --keep-going, --max-kept, "
                "--report-json, --quiet");
+  app.add_flag("--through-gate", through_gate,
+               "Signer trials whose dumps leave only through the gate: each "
+               "trial's dump is staged into OUT/staging, the gate process "
+               "(as in --egress-pipeline, with --gate-mode, --gate-scanner, "
+               "--judge-timeout-ms) releases it to OUT/outbox or quarantines "
+               "it, and the trial leaks only if a released dump holds key "
+               "material; held-back dumps are counted by reason. --expect "
+               "defaults to clean");
   app.add_option("--gate-mode", gate_mode,
-                 "--egress-pipeline: the gate (fixed, judge-unsealed, "
+                 "--egress-pipeline, --through-gate: the gate (fixed, judge-unsealed, "
                  "reopen-to-release, fail-open, rename-release, "
                  "link-release)")
       ->capture_default_str();
   app.add_option("--gate-scanner", gate_scanner,
-                 "--egress-pipeline: the gate's scanner (oracle, legacy)")
+                 "--egress-pipeline, --through-gate: the gate's scanner "
+                 "(oracle, legacy)")
       ->capture_default_str();
   app.add_option("--egress-faults", egress_faults,
                  "--egress-pipeline: faults each trial may draw (all, none, "
@@ -141,7 +151,8 @@ int StressMain(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Range(1, 64));
   app.add_option("--judge-timeout-ms", judge_timeout_ms,
-                 "--egress-pipeline: a staged dump not judged this long "
+                 "--egress-pipeline, --through-gate: a staged dump not judged "
+                 "this long "
                  "after its writer finished is a harness error")
       ->capture_default_str()
       ->check(CLI::Range(100, 600000));
@@ -169,6 +180,10 @@ int StressMain(int argc, char** argv) {
   }
   Status st = FinishStressOptions(text, variant->race, &opts);
   if (!st.ok()) return Usage(st.message());
+  if (egress_pipeline && through_gate) {
+    return Usage("--through-gate runs the signer trials; --egress-pipeline "
+                 "replaces them: choose one");
+  }
   if (egress_pipeline) {
     return EgressPipelineMain(opts, gate_mode, gate_scanner, egress_faults,
                               inflight, judge_timeout_ms);
@@ -190,6 +205,19 @@ int StressMain(int argc, char** argv) {
     opts.shard_index = shard->index;
     opts.shard_count = shard->count;
     opts.shard_source = shard->source;
+  }
+  std::unique_ptr<GateService> gate;
+  if (through_gate) {
+    StatusOr<crashdump::GateMode> m = crashdump::ParseGateMode(gate_mode);
+    if (!m.ok()) return Usage(m.status().message());
+    StatusOr<crashdump::GateScanner> sc =
+        crashdump::ParseGateScanner(gate_scanner);
+    if (!sc.ok()) return Usage(sc.status().message());
+    // What left through the gate is judged: a released key is the leak,
+    // whatever the variant.
+    if (!opts.expect_given) opts.expect = Expect::kClean;
+    gate = std::make_unique<GateService>(opts.out_dir, *m, *sc,
+                                         judge_timeout_ms);
   }
   // Reject a bad --failpoint and friends before any process starts.
   StatusOr<PlanInputs> in = MakePlanInputs(opts, *variant);
@@ -217,8 +245,13 @@ int StressMain(int argc, char** argv) {
     std::fflush(stdout);
   }
   StatusOr<RunReport> report =
-      RunStress(opts, *variant, CommandLine(argc, argv));
+      RunStress(opts, *variant, CommandLine(argc, argv), gate.get());
+  gate.reset();  // the gate process is stopped before the report
   if (!report.ok()) return Usage("harness error: " + report.status().message());
+  if (report->through_gate) {
+    report->gate_mode = gate_mode;
+    report->gate_scanner = gate_scanner;
+  }
   report->build_id = BuildId();
   report->start_time = IsoUtc(started);
   report->wall_s = UnixNow() - started;
