@@ -588,6 +588,7 @@ void Driver::JudgeThroughGate(KeyOracle& oracle, int fd, TrialResult* r) {
     r->verdict = Verdict::kHarnessError;
     r->message = "gate: " + m;
   };
+  const size_t derived_before = oracle.derived();
   Status st = oracle.DeriveMissing();
   if (!st.ok()) return error("deriving an announced key: " + st.message());
   StatusOr<const crashdump::Scanner*> scanner = oracle.scanner();
@@ -616,6 +617,11 @@ void Driver::JudgeThroughGate(KeyOracle& oracle, int fd, TrialResult* r) {
   }
   r->gate_outcome = "quarantined";
   r->gate_reason = o->reason;
+  r->keys_received = oracle.received();
+  r->keys_derived = oracle.derived();
+  r->keys_unknown = oracle.unknown();
+  r->keys_received_new = oracle.TakeNewReceived();
+  r->keys_derived_new = oracle.derived() - derived_before;
   if (!o->path.empty()) {
     // Held back: a key in it was stopped, not leaked.
     StatusOr<crashdump::ScanReport> scan = (*scanner)->ScanFile(o->path);
@@ -779,8 +785,7 @@ StatusOr<RunReport> Driver::RunLive() {
         if (gate_ != nullptr) {
           JudgeThroughGate(*oracle, m->fd, &r);
         } else {
-          Judge(*oracle, "/proc/self/fd/" + std::to_string(m->fd), m->fd,
-                &r);
+          Judge(*oracle, "/proc/self/fd/" + std::to_string(m->fd), m->fd, &r);
         }
       }
       if (j.is_object())

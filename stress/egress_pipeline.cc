@@ -948,6 +948,20 @@ GateService::GateService(const std::string& out_dir, crashdump::GateMode mode,
   o_.gate_mode = mode;
   o_.scanner = scanner;
   o_.faults.clear();
+  // The gate's own test failpoints (egress.gate_*) from SIGRACE_FAILPOINTS
+  // are armed in the gate process (e.g. a dropped event: never judged).
+  if (const char* env = getenv("SIGRACE_FAILPOINTS")) {
+    const std::string all = env;
+    size_t at = 0;
+    while (at <= all.size()) {
+      const size_t end = std::min(all.find(';', at), all.size());
+      const std::string spec = all.substr(at, end - at);
+      if (spec.rfind("egress.gate_", 0) == 0) {
+        o_.gate_failpoints += (o_.gate_failpoints.empty() ? "" : ";") + spec;
+      }
+      at = end + 1;
+    }
+  }
 }
 
 GateService::~GateService() {
@@ -1027,9 +1041,15 @@ StatusOr<GateOutcome> GateService::Await(uint64_t trial) {
     }
     return InternalError("gate: " + outcome + ": " + j.value("reason", ""));
   }
-  return InternalError(
-      "dump of trial " + std::to_string(trial) + " not judged within " +
-      std::to_string(judge_timeout_ms_) + " ms");
+  // Never judged: it does not stay in staging for a later gate to judge.
+  for (const std::string& n : ListDir(staging_)) {
+    if (n.rfind(TrialPrefix(trial), 0) == 0) {
+      (void)unlinkat(staging_fd_, n.c_str(), 0);
+    }
+  }
+  return InternalError("dump of trial " + std::to_string(trial) +
+                       " not judged within " +
+                       std::to_string(judge_timeout_ms_) + " ms");
 }
 
 const char* EgressFaultName(EgressFault fault) {

@@ -132,10 +132,11 @@ int StressMain(int argc, char** argv) {
                "it, and the trial leaks only if a released dump holds key "
                "material; held-back dumps are counted by reason. --expect "
                "defaults to clean");
-  app.add_option("--gate-mode", gate_mode,
-                 "--egress-pipeline, --through-gate: the gate (fixed, judge-unsealed, "
-                 "reopen-to-release, fail-open, rename-release, "
-                 "link-release)")
+  app.add_option(
+         "--gate-mode", gate_mode,
+         "--egress-pipeline, --through-gate: the gate (fixed, judge-unsealed, "
+         "reopen-to-release, fail-open, rename-release, "
+         "link-release)")
       ->capture_default_str();
   app.add_option("--gate-scanner", gate_scanner,
                  "--egress-pipeline, --through-gate: the gate's scanner "
@@ -181,8 +182,9 @@ int StressMain(int argc, char** argv) {
   Status st = FinishStressOptions(text, variant->race, &opts);
   if (!st.ok()) return Usage(st.message());
   if (egress_pipeline && through_gate) {
-    return Usage("--through-gate runs the signer trials; --egress-pipeline "
-                 "replaces them: choose one");
+    return Usage(
+        "--through-gate runs the signer trials; --egress-pipeline "
+        "replaces them: choose one");
   }
   if (egress_pipeline) {
     return EgressPipelineMain(opts, gate_mode, gate_scanner, egress_faults,
@@ -216,8 +218,8 @@ int StressMain(int argc, char** argv) {
     // What left through the gate is judged: a released key is the leak,
     // whatever the variant.
     if (!opts.expect_given) opts.expect = Expect::kClean;
-    gate = std::make_unique<GateService>(opts.out_dir, *m, *sc,
-                                         judge_timeout_ms);
+    gate =
+        std::make_unique<GateService>(opts.out_dir, *m, *sc, judge_timeout_ms);
   }
   // Reject a bad --failpoint and friends before any process starts.
   StatusOr<PlanInputs> in = MakePlanInputs(opts, *variant);
