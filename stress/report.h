@@ -61,6 +61,10 @@
 //     "harness_errors": [ {"trial": N, "seed": S, "message": "..."} ],
 //     "evidence_lost": N,   // leaking dumps that could not be kept (exit 2)
 //     "tsan": {"enabled": bool, "total": N, "by_type": {"data-race": N}},
+//     "gate": null | {"mode": "fixed", "scanner": "oracle" | "legacy",
+//              "released": N, "quarantined": N,
+//              "quarantined_by_reason": {"key-found": N, ...},
+//              "stopped": N},   // --through-gate (stress/driver.h)
 //     "exit_code": 0 | 1 | 2,
 //     "verdict": "one line, as printed"
 //   }
