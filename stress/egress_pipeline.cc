@@ -473,6 +473,7 @@ class Pipeline {
   void StopGate();
   Status StartTrial(uint64_t trial);
   Status Pump(int timeout_ms);
+  void CountDecision(const std::string& payload);
   void Window(uint64_t trial);
   void Reap();
   void CheckDone();
@@ -728,6 +729,23 @@ void Pipeline::Window(uint64_t trial) {
   (void)gate_->Send('w', "");
 }
 
+// One gate decision ('D'): counted by outcome; an outcome the gate does
+// not define is a harness error, whenever it arrives.
+void Pipeline::CountDecision(const std::string& payload) {
+  const nlohmann::json j = nlohmann::json::parse(payload, nullptr, false);
+  report_.judgments++;
+  const std::string outcome = j.is_object() ? j.value("outcome", "") : "";
+  if (outcome == "quarantined") {
+    report_.quarantined++;
+    report_.quarantined_by_reason[j.value("class", "?")]++;
+  } else if (outcome == "superseded") {
+    report_.superseded++;
+  } else if (outcome != "released") {
+    report_.harness_errors.push_back(
+        "gate: " + (j.is_object() ? j.value("reason", "") : payload));
+  }
+}
+
 Status Pipeline::Pump(int timeout_ms) {
   StatusOr<Message> m = gate_->Recv(timeout_ms);
   if (m.ok()) {
@@ -737,19 +755,7 @@ Status Pipeline::Pump(int timeout_ms) {
     } else if (m->type == 'X') {
       crashed_.insert(std::strtoull(m->payload.c_str(), nullptr, 10));
     } else if (m->type == 'D') {
-      const nlohmann::json j =
-          nlohmann::json::parse(m->payload, nullptr, false);
-      report_.judgments++;
-      const std::string outcome = j.is_object() ? j.value("outcome", "") : "";
-      if (outcome == "quarantined") {
-        report_.quarantined++;
-        report_.quarantined_by_reason[j.value("class", "?")]++;
-      } else if (outcome == "superseded") {
-        report_.superseded++;
-      } else if (outcome != "released") {
-        report_.harness_errors.push_back(
-            "gate: " + (j.is_object() ? j.value("reason", "") : m->payload));
-      }
+      CountDecision(m->payload);
     } else if (m->type == 'E') {
       return InternalError(m->payload);
     }
@@ -917,18 +923,7 @@ StatusOr<PipelineReport> Pipeline::Run() {
     StatusOr<Message> m = gate_->Recv(30000);
     if (!m.ok()) break;
     if (m->fd >= 0) close(m->fd);
-    if (m->type == 'D') {
-      const nlohmann::json j =
-          nlohmann::json::parse(m->payload, nullptr, false);
-      report_.judgments++;
-      const std::string outcome = j.is_object() ? j.value("outcome", "") : "";
-      if (outcome == "quarantined") {
-        report_.quarantined++;
-        report_.quarantined_by_reason[j.value("class", "?")]++;
-      } else if (outcome == "superseded") {
-        report_.superseded++;
-      }
-    }
+    if (m->type == 'D') CountDecision(m->payload);
   }
   StopGate();
   report_.elapsed_s =

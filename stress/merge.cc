@@ -11,6 +11,19 @@
 #include "stress/options.h"
 
 namespace sigrace::stress {
+
+uint64_t JsonUint(const nlohmann::json& j, const char* key) {
+  return j.is_object() && j.contains(key) && j[key].is_number_unsigned()
+             ? j[key].get<uint64_t>()
+             : 0;
+}
+
+double JsonDouble(const nlohmann::json& j, const char* key) {
+  return j.is_object() && j.contains(key) && j[key].is_number()
+             ? j[key].get<double>()
+             : 0;
+}
+
 namespace {
 
 using nlohmann::json;
@@ -40,17 +53,8 @@ std::string Short(const json& v) {
   return s;
 }
 
-uint64_t U(const json& j, const char* key) {
-  return j.is_object() && j.contains(key) && j[key].is_number_unsigned()
-             ? j[key].get<uint64_t>()
-             : 0;
-}
-
-double D(const json& j, const char* key) {
-  return j.is_object() && j.contains(key) && j[key].is_number()
-             ? j[key].get<double>()
-             : 0;
-}
+uint64_t U(const json& j, const char* key) { return JsonUint(j, key); }
+double D(const json& j, const char* key) { return JsonDouble(j, key); }
 
 // Non-const: a missing key reads as null (operator[] inserts it).
 Status CheckOne(ShardReport& s, const std::string& schema,

@@ -40,6 +40,12 @@ struct ShardReport {
 inline constexpr char kStressSchema[] = "sigrace.stress.report/1";
 inline constexpr char kReproSchema[] = "sigrace.repro.report/1";
 
+// A report's field read leniently: 0 when `j` is not an object, the key
+// is missing or holds another type (the shard checks refuse such reports
+// before any figure is read).
+uint64_t JsonUint(const nlohmann::json& j, const char* key);
+double JsonDouble(const nlohmann::json& j, const char* key);
+
 // Checks that `shards` are reports of `schema` with every key of `keys`
 // and a "shard": {index, count}, of one run (same build, seed, options and
 // shard count) and together every shard once. InvalidArgument (one line)

@@ -13,17 +13,8 @@ namespace {
 
 using nlohmann::json;
 
-uint64_t U(const json& j, const char* key) {
-  return j.is_object() && j.contains(key) && j[key].is_number_unsigned()
-             ? j[key].get<uint64_t>()
-             : 0;
-}
-
-double D(const json& j, const char* key) {
-  return j.is_object() && j.contains(key) && j[key].is_number()
-             ? j[key].get<double>()
-             : 0;
-}
+uint64_t U(const json& j, const char* key) { return JsonUint(j, key); }
+double D(const json& j, const char* key) { return JsonDouble(j, key); }
 
 std::string S(const json& j, const char* key) {
   return j.is_object() && j.contains(key) && j[key].is_string()

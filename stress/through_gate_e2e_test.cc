@@ -17,6 +17,8 @@
 #include <sstream>
 #include <string>
 
+#include "testing/crash_test_util.h"
+
 namespace {
 
 std::string Bin() {
@@ -24,20 +26,7 @@ std::string Bin() {
   return b != nullptr ? b : "";
 }
 
-class TempDir {
- public:
-  TempDir() {
-    char t[] = "/tmp/sigrace-through-gate-test-XXXXXX";
-    path_ = mkdtemp(t) != nullptr ? t : "";
-  }
-  ~TempDir() {
-    if (!path_.empty()) (void)!system(("rm -rf '" + path_ + "'").c_str());
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using sigrace::crashdump::testing::TempDir;
 
 struct GateRun {
   int exit_code = -1;
