@@ -310,8 +310,12 @@ void SortPreserved(DumpContext* d) {
 }
 
 // One thread's frames as "#N 0xPC name+0xOFF" lines into t; with `d`
-// set, also the preserved words of its secret stacks.
-void UnwindOne(const ucontext_t* uc, ss::Text& t, DumpContext* d, pid_t tid) {
+// set, also the preserved words of its secret stacks. With `maps`, a pc
+// outside every executable mapping is not printed and ends the walk: an
+// unwind gone astray reads its "pcs" from stack words, which may be key
+// bytes, and the note is not redacted.
+void UnwindOne(const ucontext_t* uc, ss::Text& t, DumpContext* d, pid_t tid,
+               const ProcMapTable* maps) {
   unw_cursor_t cursor;
   unw_context_t* ctx =
       const_cast<unw_context_t*>(reinterpret_cast<const unw_context_t*>(uc));
@@ -322,6 +326,14 @@ void UnwindOne(const ucontext_t* uc, ss::Text& t, DumpContext* d, pid_t tid) {
   for (int i = 0; i < kMaxBacktraceFrames; ++i) {
     unw_word_t ip = 0;
     unw_get_reg(&cursor, UNW_REG_IP, &ip);
+    if (maps != nullptr) {
+      const ProcMapping* m = MappingOf(*maps, static_cast<uint64_t>(ip));
+      if (m == nullptr || !m->exec) {
+        t.Ch('#').UDec(static_cast<uint64_t>(i));
+        t.Str(" (pc outside code, not printed)\n");
+        break;
+      }
+    }
     // unw_get_proc_name would read ELF images with malloc; the table built
     // at install time is searched instead. Frames above the first hold
     // return addresses, which may already lie past the caller's end.
@@ -655,7 +667,7 @@ void BuildMetaNote(DumpContext* d) {
 
 size_t Backtrace(const ucontext_t* uc, char* buf, size_t cap) {
   ss::Text t(buf, cap);
-  UnwindOne(uc, t, nullptr, 0);
+  UnwindOne(uc, t, nullptr, 0, nullptr);
   return t.size();
 }
 
@@ -678,7 +690,7 @@ void UnwindThreads(DumpContext* d) {
       secret = r.tid == c.tid &&
                r.kind == static_cast<uint32_t>(RedactionKind::kSecretStack);
     }
-    UnwindOne(c.uc, t, every || !secret ? nullptr : d, c.tid);
+    UnwindOne(c.uc, t, every || !secret ? nullptr : d, c.tid, &d->maps);
   }
   if (every) PreserveWholeStacks(d);
   SortPreserved(d);
